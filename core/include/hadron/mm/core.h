@@ -1,0 +1,15 @@
+/* hadron-mm core: everything in one include. */
+#ifndef HADRON_MM_CORE_H
+#define HADRON_MM_CORE_H
+
+#include <hadron/mm/config.h>
+#include <hadron/mm/assert.h>
+#include <hadron/mm/frame_alloc.h>
+#include <hadron/mm/hooks.h>
+#include <hadron/mm/report.h>
+#include <hadron/mm/scoped.h>
+#include <hadron/mm/spinlock.h>
+#include <hadron/mm/status.h>
+#include <hadron/mm/types.h>
+
+#endif /* HADRON_MM_CORE_H */

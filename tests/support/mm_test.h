@@ -1,0 +1,58 @@
+/*
+ * Host test fixtures: recorded hook calls and simulated physical memory.
+ *
+ * Criterion runs every test in a fresh worker process, so the globals here
+ * start zeroed in each test.
+ */
+#ifndef MM_TEST_H
+#define MM_TEST_H
+
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hadron/mm/core.h>
+
+typedef struct test_hook_log {
+    int count;
+    mm_report_t last;
+} test_hook_log_t;
+
+extern test_hook_log_t test_panics; /* mm_hook_panic calls */
+extern test_hook_log_t test_warnings; /* mm_hook_warn calls */
+
+/* Where mm_hook_panic longjmps to while a TEST_CATCH_PANIC is active;
+ * without one it prints the report and aborts (the test then fails). */
+extern jmp_buf *volatile test_panic_target;
+
+/* Runs `stmt`; evaluates to true if it panicked through the hook. Locks the
+ * panicking code held stay held: use the instance no further. */
+#define TEST_CATCH_PANIC(stmt)                                                                     \
+    __extension__({                                                                                \
+        jmp_buf test_jb_;                                                                          \
+        volatile bool test_panicked_ = false;                                                      \
+        test_panic_target = &test_jb_;                                                             \
+        if (setjmp(test_jb_) == 0) {                                                               \
+            stmt;                                                                                  \
+        } else {                                                                                   \
+            test_panicked_ = true;                                                                 \
+        }                                                                                          \
+        test_panic_target = NULL;                                                                  \
+        test_panicked_;                                                                            \
+    })
+
+/* Interrupt-disable nesting of the calling thread: 0 whenever no hadron-mm
+ * lock is held, which tests assert after each call. */
+int test_irq_depth(void);
+
+/* Simulated physical memory: `bytes` of address space (lazily backed by the
+ * host kernel) whose first byte is physical address 0. Also sets the HHDM
+ * offset to the buffer, so hadron-mm reaches "physical" memory exactly as a
+ * kernel does. Aborts the test if the mapping fails. */
+void *sim_phys_create(uint64_t bytes);
+
+/* The simulated memory's base (NULL before sim_phys_create). */
+uint8_t *sim_phys_base(void);
+
+#endif /* MM_TEST_H */

@@ -1,0 +1,172 @@
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include <hadron/mm/layout.h>
+
+#define HHDM4 0xffff800000000000ull
+#define HHDM5 0xff00000000000000ull
+
+static layout_t compute_ok(const layout_params_t *p)
+{
+    layout_t l;
+    mm_status_t st = layout_compute(p, &l);
+    cr_assert_eq(st, MM_OK, "%s", mm_status_str(st));
+    return l;
+}
+
+/* Every property a layout must have, checked from first principles. */
+static void assert_sound(const layout_t *l)
+{
+    unsigned bits = l->paging_levels == 5 ? 57 : 48;
+    for (unsigned a = 0; a < LAYOUT_REGION_COUNT; a++) {
+        const layout_region_t *r = &l->regions[a];
+        uint64_t last;
+        cr_assert_gt(r->size, 0, "%s empty", layout_region_name(a));
+        cr_assert(mm_range_last(r->base, r->size, &last), "%s wraps", layout_region_name(a));
+        cr_assert(mm_is_canonical(r->base, bits) && mm_is_canonical(last, bits));
+        cr_assert(r->base >= l->upper_half_start, "%s not upper half", layout_region_name(a));
+        cr_assert(mm_is_aligned(r->base, MM_SIZE_2M));
+        for (unsigned b = a + 1; b < LAYOUT_REGION_COUNT; b++) {
+            const layout_region_t *s = &l->regions[b];
+            cr_assert_not(mm_ranges_overlap(r->base, last, s->base, s->base + s->size - 1),
+                          "%s overlaps %s", layout_region_name(a), layout_region_name(b));
+        }
+    }
+}
+
+Test(layout, default_4_level)
+{
+    layout_params_t p = {.hhdm_base = HHDM4, .phys_top = 0x240000000ull};
+    layout_t l = compute_ok(&p);
+    assert_sound(&l);
+    cr_assert_eq(l.paging_levels, 4);
+    cr_assert_eq(l.regions[LAYOUT_HHDM].base, HHDM4);
+    cr_assert_eq(l.regions[LAYOUT_HHDM].size, 9ull << 30, "HHDM rounds phys_top up to 1 GiB");
+    cr_assert_eq(l.regions[LAYOUT_HEAP].size, LAYOUT_DEFAULT_HEAP_SIZE);
+    cr_assert_eq(l.regions[LAYOUT_STACKS].size, LAYOUT_DEFAULT_STACKS_SIZE);
+    cr_assert_eq(l.regions[LAYOUT_MMIO].size, LAYOUT_DEFAULT_MMIO_SIZE);
+    cr_assert_eq(l.regions[LAYOUT_KERNEL_IMAGE].base, LAYOUT_DEFAULT_KERNEL_BASE);
+    cr_assert_geq(l.regions[LAYOUT_HEAP].base, HHDM4 + (9ull << 30) + LAYOUT_GUARD_GAP,
+                  "guard gap after the HHDM");
+}
+
+Test(layout, five_level_allows_a_larger_physical_space)
+{
+    layout_params_t p = {.hhdm_base = HHDM5, .phys_top = 1ull << 52, .paging_levels = 5};
+    layout_t l = compute_ok(&p);
+    assert_sound(&l);
+    cr_assert_eq(l.upper_half_start, HHDM5);
+    p.paging_levels = 4;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_NOT_CANONICAL, "5-level base in 4-level mode");
+}
+
+Test(layout, custom_sizes_and_randomised_base)
+{
+    layout_params_t p = {
+        .hhdm_base = HHDM4,
+        .phys_top = 1ull << 30,
+        .regions_base = 0xffffc12340000000ull,
+        .heap_size = 64ull << 30,
+        .stacks_size = 8ull << 30,
+        .mmio_size = 16ull << 30,
+    };
+    layout_t l = compute_ok(&p);
+    assert_sound(&l);
+    cr_assert_eq(l.regions[LAYOUT_HEAP].base, p.regions_base);
+    cr_assert_eq(l.regions[LAYOUT_HEAP].size, 64ull << 30);
+    cr_assert_eq(l.regions[LAYOUT_STACKS].size, 8ull << 30);
+    cr_assert_eq(l.regions[LAYOUT_MMIO].size, 16ull << 30);
+}
+
+Test(layout, hhdm_too_small_for_physical_space)
+{
+    /* 4-level: the HHDM at the start of the upper half reaches the kernel
+     * image at -2 GiB when phys_top nears 128 TiB. */
+    layout_params_t p = {.hhdm_base = HHDM4, .phys_top = 128ull << 40};
+    layout_t l;
+    memset(&l, 0xab, sizeof l);
+    layout_t before = l;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE);
+    cr_assert_eq(memcmp(&l, &before, sizeof l), 0, "out written on error");
+    /* A kernel image placed low: the HHDM for 8 GiB runs into it. */
+    p.phys_top = 8ull << 30;
+    p.kernel_base = HHDM4 + (4ull << 30);
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE);
+    /* Large enough that the regions after the HHDM wrap past 2^64. */
+    p.kernel_base = 0;
+    p.phys_top = 123ull << 40;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE);
+    cr_assert_eq(memcmp(&l, &before, sizeof l), 0, "out written on error");
+}
+
+Test(layout, base_that_wraps_is_rejected)
+{
+    layout_params_t p = {.hhdm_base = HHDM4, .phys_top = 1ull << 30,
+                         .regions_base = 0xffffffffc0000000ull};
+    layout_t l;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE);
+    p.hhdm_base = 0xffffffffc0000000ull;
+    p.regions_base = 0;
+    p.phys_top = 2ull << 30;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE, "HHDM wraps past 2^64");
+}
+
+Test(layout, base_overlapping_hhdm_or_kernel_is_rejected)
+{
+    layout_t l;
+    layout_params_t p = {.hhdm_base = HHDM4, .phys_top = 64ull << 30,
+                         .regions_base = HHDM4 + (32ull << 30)};
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_OVERLAP);
+    /* A kernel image inside the default heap region. */
+    p.regions_base = 0;
+    p.kernel_base = HHDM4 + (1ull << 40);
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_OVERLAP);
+    /* A randomised base whose MMIO region reaches the default image. */
+    p.kernel_base = 0;
+    p.regions_base = 0xfffffa0000000000ull;
+    p.mmio_size = 1533ull << 30;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_OVERLAP);
+}
+
+Test(layout, argument_errors)
+{
+    layout_t l;
+    layout_params_t good = {.hhdm_base = HHDM4, .phys_top = 1ull << 30};
+    layout_params_t p;
+    cr_assert_eq(layout_compute(NULL, &l), MM_ERR_INVALID);
+    cr_assert_eq(layout_compute(&good, NULL), MM_ERR_INVALID);
+    p = good; p.paging_levels = 3;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_INVALID);
+    p = good; p.phys_top = 0;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_INVALID);
+    p = good; p.heap_size = (1ull << 30) + 4096;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_INVALID);
+    p = good; p.kernel_size = 4096;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_INVALID);
+    p = good; p.hhdm_base = HHDM4 + 4096;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_ALIGN);
+    p = good; p.regions_base = 0xffffc00000001000ull;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_ALIGN);
+    p = good; p.kernel_base = 0xffffffff80001000ull;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_ALIGN);
+    p = good; p.hhdm_base = 0x0000400000000000ull;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_NOT_CANONICAL, "lower-half HHDM");
+    p = good; p.regions_base = 0x0000400000000000ull;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_NOT_CANONICAL);
+}
+
+Test(layout, find_classifies_addresses)
+{
+    layout_params_t p = {.hhdm_base = HHDM4, .phys_top = 8ull << 30};
+    layout_t l = compute_ok(&p);
+    for (unsigned id = 0; id < LAYOUT_REGION_COUNT; id++) {
+        const layout_region_t *r = &l.regions[id];
+        cr_assert_eq(layout_find(&l, r->base), id);
+        cr_assert_eq(layout_find(&l, r->base + r->size - 1), id);
+    }
+    cr_assert_eq(layout_find(&l, 0x1000), LAYOUT_NONE, "lower half");
+    cr_assert_eq(layout_find(&l, HHDM4 + (8ull << 30)), LAYOUT_NONE, "guard gap");
+    cr_assert_eq(layout_find(&l, l.regions[LAYOUT_HEAP].base - 1), LAYOUT_NONE);
+    cr_assert_str_eq(layout_region_name(LAYOUT_STACKS), "stacks");
+    cr_assert_str_eq(layout_region_name(LAYOUT_NONE), "none");
+}
