@@ -41,3 +41,26 @@ int test_irq_depth(void)
 {
     return irq_depth;
 }
+
+test_tlb_log_t test_tlb;
+
+void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count)
+{
+    test_tlb.page_calls++;
+    test_tlb.pages_flushed += count;
+    test_tlb.last_count = count;
+    for (size_t i = 0; i < count && i < MM_TLB_BATCH_MAX; i++)
+        test_tlb.last_pages[i] = pages[i];
+}
+
+void mm_hook_tlb_flush_all(bool include_global)
+{
+    test_tlb.all_calls++;
+    test_tlb.last_all_global = include_global;
+}
+
+void mm_hook_switch_root(mm_paddr_t root)
+{
+    test_tlb.switches++;
+    test_tlb.current_root = root;
+}

@@ -42,6 +42,19 @@ extern jmp_buf *volatile test_panic_target;
         test_panicked_;                                                                            \
     })
 
+/* Calls of the TLB and root-switch hooks. */
+typedef struct test_tlb_log {
+    int page_calls;        /* mm_hook_tlb_flush_pages calls */
+    uint64_t pages_flushed; /* pages passed over all those calls */
+    size_t last_count;
+    mm_vaddr_t last_pages[MM_TLB_BATCH_MAX];
+    int all_calls;         /* mm_hook_tlb_flush_all calls */
+    bool last_all_global;
+    int switches;          /* mm_hook_switch_root calls */
+    mm_paddr_t current_root;
+} test_tlb_log_t;
+extern test_tlb_log_t test_tlb;
+
 /* Interrupt-disable nesting of the calling thread: 0 whenever no hadron-mm
  * lock is held, which tests assert after each call. */
 int test_irq_depth(void);

@@ -10,9 +10,12 @@
 #ifndef HADRON_MM_HOOKS_H
 #define HADRON_MM_HOOKS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <hadron/mm/report.h>
+#include <hadron/mm/types.h>
 
 /* Interrupt state saved by mm_hook_irq_save(), opaque to hadron-mm. */
 typedef uintptr_t mm_irqflags_t;
@@ -33,5 +36,18 @@ void mm_hook_warn(const mm_report_t *report);
  * lock its own CPU holds. Nesting must work. */
 mm_irqflags_t mm_hook_irq_save(void);
 void mm_hook_irq_restore(mm_irqflags_t flags);
+
+/* Invalidate the TLB entries of `count` pages (each an address inside the
+ * page; large pages included) on this CPU, and on others where the kernel
+ * does shootdowns. Called once per flushed batch. */
+void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count);
+
+/* Invalidate every TLB entry; `include_global` also drops global entries
+ * (on x86_64 by toggling CR4.PGE rather than reloading CR3). */
+void mm_hook_tlb_flush_all(bool include_global);
+
+/* Make the page-table hierarchy rooted at physical address `root` current on
+ * this CPU (on x86_64: write CR3). Used by user address spaces. */
+void mm_hook_switch_root(mm_paddr_t root);
 
 #endif /* HADRON_MM_HOOKS_H */
