@@ -7,7 +7,7 @@ export HADRON_ROOT
 
 # Debian packages the build, the tests and the demo need.
 HADRON_PACKAGES=(meson ninja-build pkg-config python3 gcc libc6-dev clang lld llvm
-                 libcriterion-dev qemu-system-x86)
+                 libcriterion-dev qemu-system-x86 gcovr)
 
 # Installs missing packages when running as root (CI and fresh machines);
 # otherwise says what is missing and fails.

@@ -20,7 +20,7 @@ static void assert_sound(const layout_t *l)
     unsigned bits = l->paging_levels == 5 ? 57 : 48;
     for (unsigned a = 0; a < LAYOUT_REGION_COUNT; a++) {
         const layout_region_t *r = &l->regions[a];
-        uint64_t last;
+        uint64_t last = 0;
         cr_assert_gt(r->size, 0, "%s empty", layout_region_name(a));
         cr_assert(mm_range_last(r->base, r->size, &last), "%s wraps", layout_region_name(a));
         cr_assert(mm_is_canonical(r->base, bits) && mm_is_canonical(last, bits));
