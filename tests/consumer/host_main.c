@@ -1,3 +1,4 @@
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c11 */
 /* Host side of the consumer check: the kernel hooks, and a smoke run. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,0 +1,296 @@
+/*
+ * hadron-mm pmm: bitmap physical frame allocator.
+ *
+ * One bit per 4 KiB frame, stored in HHDM memory inside a usable range that
+ * the allocator then reserves for itself. Beside the free bitmap it keeps:
+ *
+ *  - a "usable" bitmap: which frames it manages at all, so freeing a frame
+ *    that was never RAM (a firmware hole, the bitmap itself, frame 0) is told
+ *    apart from a double free. It is interleaved with the free bitmap word
+ *    by word, so validating a free costs one cache line, not two;
+ *  - a summary tree over the free bitmap (bit i of level k says "word i of
+ *    level k-1 has a free frame"), so a single-frame allocation costs a few
+ *    count-trailing-zeros however full memory is;
+ *  - a second summary tree whose base has one bit per bitmap word that is
+ *    entirely free, so a contiguous request of 127+ frames (or 64+ aligned to
+ *    64) only ever looks at runs of whole free words and, when memory is
+ *    fragmented, fails after looking at a handful of words;
+ *  - per 4096-frame chunk an upper bound of its longest free run, raised in
+ *    O(1) on free and tightened when a search scans the chunk, so a small
+ *    contiguous request skips chunks that cannot hold it.
+ *
+ * Frame 0 is never handed out (a zero physical address reads as "none" too
+ * often). Every public function takes the instance lock with interrupts
+ * disabled (mm_spin_lock_irqsave), so one instance can be shared by every
+ * CPU and by interrupt handlers. Caller mistakes return a status and leave
+ * the allocator exactly as it was; broken internal invariants and poisoned
+ * frames that were written after free go to the panic hook.
+ *
+ * Poisoning (option pmm_poison, HADRON_MM_PMM_POISON): a freed frame is
+ * filled with 0xDEADDEAD and marked "poisoned" in a third bitmap; allocating
+ * a poisoned frame verifies all 1024 32-bit words, the first one included,
+ * and reports the first bad one through the panic hook (MM_REPORT_POISON:
+ * address = the frame, offset = byte offset of the bad 32-bit word, found =
+ * its value, expected = 0xDEADDEAD). Frames that were never freed since
+ * initialisation (or that came back through pmm_release) are not poisoned:
+ * nobody has used them through this allocator, so there is nothing to
+ * detect, and poisoning all free memory at boot would cost seconds on large
+ * machines. Tracking the state per frame, rather than guessing it from the
+ * first word, is what lets a write to word 0 be caught.
+ *
+ * Typical kernel use:
+ *
+ *     static pmm_t pmm;                        // zero-initialised (.bss)
+ *     pmm_init(&pmm, map, n);                  // after hhdm_init()
+ *     pmm_reserve(&pmm, kernel_phys, kernel_size);
+ *     mm_frame_allocator_t fa = pmm_frame_allocator(&pmm);
+ */
+#ifndef HADRON_MM_PMM_H
+#define HADRON_MM_PMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hadron/mm/config.h>
+#include <hadron/mm/frame_alloc.h>
+#include <hadron/mm/spinlock.h>
+#include <hadron/mm/status.h>
+#include <hadron/mm/types.h>
+
+/* Memory-map entry types. The numbering matches Limine's memory map so a
+ * kernel booted by Limine can copy the type field; other bootloaders map
+ * theirs (e820: 1 usable, 3 ACPI reclaimable, 4 ACPI NVS, 5 bad, others
+ * reserved). Everything but PMM_REGION_USABLE is reserved at
+ * initialisation; reclaimable ranges can be handed over later with
+ * pmm_release(). */
+typedef enum pmm_region_type {
+    PMM_REGION_USABLE = 0,
+    PMM_REGION_RESERVED = 1,
+    PMM_REGION_ACPI_RECLAIMABLE = 2,
+    PMM_REGION_ACPI_NVS = 3,
+    PMM_REGION_BAD_MEMORY = 4,
+    PMM_REGION_BOOTLOADER_RECLAIMABLE = 5,
+    PMM_REGION_KERNEL_AND_MODULES = 6,
+    PMM_REGION_FRAMEBUFFER = 7,
+    PMM_REGION_TYPE_COUNT
+} pmm_region_type_t;
+
+/* One bootloader memory-map entry: [base, base + length). Entries may come
+ * in any order, overlap, be unaligned or empty. */
+typedef struct pmm_region {
+    mm_paddr_t base;
+    uint64_t length;
+    pmm_region_type_t type;
+} pmm_region_t;
+
+/* What a frame is, as seen by pmm_frame_state(). */
+typedef enum pmm_frame_state {
+    PMM_FRAME_FREE,      /* managed and free */
+    PMM_FRAME_USED,      /* managed and allocated */
+    PMM_FRAME_RESERVED,  /* inside the bitmap's span but never handed out */
+    PMM_FRAME_OUTSIDE,   /* beyond the bitmap's span (or not frame aligned) */
+} pmm_frame_state_t;
+
+/* A consistent snapshot (taken under the lock). All counts are frames. */
+typedef struct pmm_stats {
+    uint64_t span_frames;     /* frames the bitmap covers: [0, span) */
+    uint64_t usable_frames;   /* managed frames: free + used */
+    uint64_t free_frames;
+    uint64_t used_frames;     /* usable - free */
+    uint64_t reserved_frames; /* span - usable: holes, firmware, frame 0,
+                                 the allocator's metadata, pmm_reserve() */
+    mm_paddr_t meta_base;     /* where the bitmaps live (physical) */
+    uint64_t meta_frames;     /* how many frames they take */
+    uint64_t meta_bytes;      /* bytes actually used in those frames */
+} pmm_stats_t;
+
+/* Deepest summary tree: 2^52 frames need 2^46 words, 9 levels of 64. */
+#define PMM_MAX_LEVELS 9
+
+/* A summary tree: lvl[0] is the base bitmap; bit i of lvl[k] (k > 0) is set
+ * exactly when word i of lvl[k-1] is non-zero; the top level is one word.
+ * Internal: exposed only so pmm_t has a known size. */
+typedef struct pmm_tree {
+    uint64_t *lvl[PMM_MAX_LEVELS];
+    uint64_t words[PMM_MAX_LEVELS];
+    uint32_t depth;
+    uint32_t shift0; /* word w of lvl[0] is lvl[0][w << shift0] */
+} pmm_tree_t;
+
+/* One allocator instance. Its fields are private: use the functions below.
+ * The struct is public so a kernel can place it in .bss without a heap. A
+ * zero-filled instance is "not initialised" (every call but pmm_init
+ * returns MM_ERR_STATE). */
+typedef struct pmm {
+    mm_spinlock_t lock;
+    uint32_t magic;
+    uint64_t span_frames;
+    uint64_t words;       /* bitmap words: ceil(span / 64) */
+    uint64_t chunks;      /* 4096-frame chunks: ceil(words / 64) */
+    uint64_t *bm;         /* word pairs: bm[2w] bit i set: frame 64w+i free;
+                             bm[2w+1] bit i set: it is managed (free or used) */
+    uint64_t *poison_bm;  /* bit set: free and filled with the pattern (poison builds) */
+    pmm_tree_t any;       /* summary of the free words (lvl[0] == bm, stride 2) */
+    pmm_tree_t full;      /* lvl[0] bit w: free word w is all free */
+    uint16_t *chunk_run;  /* per chunk: >= its longest free run */
+    uint64_t hint;        /* next single-frame search starts here */
+    uint64_t hot;         /* frame last freed by pmm_free, reused first */
+    uint64_t free_frames;
+    uint64_t usable_frames;
+    mm_paddr_t meta_base;
+    uint64_t meta_frames;
+    uint64_t meta_bytes;
+} pmm_t;
+
+/* ---------------------------------------------------------------------- */
+/* Initialisation                                                          */
+/* ---------------------------------------------------------------------- */
+
+/* Initialises `pmm` from a bootloader memory map of `count` entries.
+ *
+ * A frame is managed when a usable entry covers all of it and no other entry
+ * touches any byte of it (usable ranges shrink inward to whole frames,
+ * reserved ones grow outward; reserved wins). Frame 0 is never managed. The
+ * bitmap covers [0, end of the highest usable frame), so reserved entries
+ * far above RAM (PCI holes at 1 TiB) cost nothing. The metadata goes in the
+ * lowest usable run that fits, preferring runs at or above 16 MiB (ISA DMA
+ * memory is scarce), and is reserved. The map is not referenced afterwards.
+ *
+ * Requires hhdm_init() first: the metadata is written through the HHDM, and
+ * the whole span must lie inside the HHDM window.
+ *
+ * Errors (nothing written, `pmm` untouched): MM_ERR_INVALID (NULL pmm or map,
+ * count 0, unknown type, an entry wrapping past 2^64); MM_ERR_STATE (HHDM
+ * not set, or `pmm` already initialised); MM_ERR_NOMEM (no usable frame, or
+ * no usable run large enough for the metadata); MM_ERR_RANGE (usable memory
+ * beyond the HHDM window).
+ *
+ * Not thread-safe: call once, before sharing `pmm`. Complexity
+ * O(count^2 + span/64): the map is swept without sorting it (no memory to
+ * sort into yet; bootloader maps hold tens of entries), and the bitmaps are
+ * written a whole word (interior of ranges: a memset) at a time. */
+mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count);
+
+/* ---------------------------------------------------------------------- */
+/* Allocation                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* Allocates one frame; its physical address goes to *out. Contents are
+ * unspecified (in poison builds: verified pattern, if it was ever freed).
+ * The frame last given back by pmm_free comes back first while it is still
+ * free (it is likely cache-hot, and its bitmap word surely is); otherwise the
+ * summary tree is searched from a hint (just after the last allocation, or
+ * the lowest frame freed since): O(log64 span) whatever the fill.
+ * Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE (not initialised),
+ * MM_ERR_NOMEM (no free frame). Panics (MM_REPORT_POISON) when a poisoned
+ * frame was written after it was freed. Takes the lock. */
+mm_status_t pmm_alloc(pmm_t *pmm, mm_paddr_t *out);
+
+/* pmm_alloc, then zero the frame (outside the lock). Every build. */
+mm_status_t pmm_alloc_zeroed(pmm_t *pmm, mm_paddr_t *out);
+
+/* Allocates `count` physically contiguous frames whose first frame number is
+ * a multiple of `align_frames` (a power of two: 512 for 2 MiB) and whose
+ * last byte lies below `limit` (MM_PADDR_MAX: no limit; 4 GiB, 16 MiB for
+ * DMA). The lowest such run is taken, except that count 1, align 1 and a
+ * limit at or above the span behave exactly as pmm_alloc (the frame
+ * allocator interface's single-frame path).
+ *
+ * Runs of 127+ frames (64+ when aligned to 64) always contain a whole free
+ * bitmap word, so they are searched over the tree of whole free words only:
+ * one step per maximal run of whole free words, and O(log64 span) when there
+ * is none (fragmented memory: an impossible request fails in nanoseconds).
+ * Smaller runs are searched chunk by chunk, skipping any chunk whose longest
+ * free run is known to be too short: O(span/4096) plus the chunks actually
+ * scanned (64 words each). Marking the run costs O(count/64).
+ *
+ * Errors: MM_ERR_INVALID (NULL, count 0, align 0 or not a power of two),
+ * MM_ERR_STATE (not initialised), MM_ERR_NOMEM (no such run). Panics like
+ * pmm_alloc on poisoned frames. Takes the lock. */
+mm_status_t pmm_alloc_contig(pmm_t *pmm, size_t count, size_t align_frames, mm_paddr_t limit,
+                             mm_paddr_t *out);
+
+/* pmm_alloc_contig, then zero the run (outside the lock). */
+mm_status_t pmm_alloc_contig_zeroed(pmm_t *pmm, size_t count, size_t align_frames,
+                                    mm_paddr_t limit, mm_paddr_t *out);
+
+/* ---------------------------------------------------------------------- */
+/* Freeing                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* Frees the frame at physical address `frame`. Double-free detection is
+ * always on. Errors, each leaving the allocator unchanged and (except for
+ * MM_ERR_INVALID/MM_ERR_STATE) reported to mm_hook_warn after the lock is
+ * dropped: MM_ERR_ALIGN (not 4 KiB aligned), MM_ERR_RANGE (beyond the
+ * span), MM_ERR_NOT_USABLE (never managed: hole, firmware, frame 0, the
+ * metadata, a reserved range), MM_ERR_DOUBLE_FREE (already free). Also
+ * MM_ERR_INVALID (NULL), MM_ERR_STATE (not initialised). In poison builds
+ * the frame is filled with the pattern. O(1) (plus 4 KiB when poisoning).
+ * Takes the lock. */
+mm_status_t pmm_free(pmm_t *pmm, mm_paddr_t frame);
+
+/* Frees `count` frames from `base` (any sub-run of what pmm_alloc_contig
+ * returned, or single frames that happen to be adjacent). The whole run is
+ * validated before anything changes; errors as pmm_free, with MM_ERR_INVALID
+ * for count 0 and MM_ERR_RANGE when the run ends beyond the span. When both
+ * apply, MM_ERR_NOT_USABLE is reported rather than MM_ERR_DOUBLE_FREE.
+ * O(count/64). Takes the lock. */
+mm_status_t pmm_free_contig(pmm_t *pmm, mm_paddr_t base, size_t count);
+
+/* ---------------------------------------------------------------------- */
+/* Reserving and releasing ranges after initialisation                     */
+/* ---------------------------------------------------------------------- */
+
+/* Takes [base, base + length), rounded outward to whole frames, out of
+ * circulation for good (the kernel image and modules when the bootloader
+ * reported them as usable, a firmware table found later). Frames already
+ * reserved stay reserved. Errors (nothing changed): MM_ERR_INVALID (NULL,
+ * length 0, range wraps), MM_ERR_STATE (not initialised, or some frame in
+ * the range is allocated: it is in use and cannot be taken away),
+ * MM_ERR_RANGE (the range ends beyond the span). O(frames/64). Takes the
+ * lock. */
+mm_status_t pmm_reserve(pmm_t *pmm, mm_paddr_t base, uint64_t length);
+
+/* Hands [base, base + length), rounded inward to whole frames, to the
+ * allocator as free memory (ACPI or bootloader reclaimable ranges once
+ * their contents were consumed, a module no longer needed). The caller
+ * vouches that it is RAM. Errors (nothing changed): MM_ERR_INVALID (NULL,
+ * length 0, wraps, or no whole frame inside), MM_ERR_STATE (not
+ * initialised), MM_ERR_RANGE (ends beyond the span: the bitmap cannot
+ * grow), MM_ERR_OVERLAP (covers frame 0 or the allocator's metadata),
+ * MM_ERR_EXISTS (some frame is already managed, free or allocated).
+ * Released frames are not poisoned. O(frames/64). Takes the lock. */
+mm_status_t pmm_release(pmm_t *pmm, mm_paddr_t base, uint64_t length);
+
+/* ---------------------------------------------------------------------- */
+/* Inspection                                                              */
+/* ---------------------------------------------------------------------- */
+
+/* Fills *out with a consistent snapshot. Errors: MM_ERR_INVALID (NULL),
+ * MM_ERR_STATE (not initialised). O(1). Takes the lock. */
+mm_status_t pmm_get_stats(pmm_t *pmm, pmm_stats_t *out);
+
+/* State of the frame at physical address `frame` (PMM_FRAME_OUTSIDE also
+ * for an unaligned address, NULL or an uninitialised pmm). O(1). Takes the
+ * lock. */
+pmm_frame_state_t pmm_frame_state(pmm_t *pmm, mm_paddr_t frame);
+
+/* Verifies every invariant: free frames are managed, poisoned frames are
+ * free, free and managed counts equal the bitmaps' popcounts, no bit is set
+ * beyond the span, both summary trees match their base, chunk bounds are at
+ * least the real longest runs, frame 0 and the metadata are reserved, the
+ * hint is inside the span. Returns MM_OK, or MM_ERR_CORRUPT with a static
+ * description of the first broken invariant in *why (may be NULL);
+ * MM_ERR_INVALID (NULL pmm), MM_ERR_STATE (not initialised). Does not read
+ * frame contents. O(span/64). Takes the lock. */
+mm_status_t pmm_check(pmm_t *pmm, const char **why);
+
+/* Static name of a region type ("usable", "acpi-reclaimable", ...); never
+ * NULL. O(1). */
+const char *pmm_region_type_str(pmm_region_type_t type);
+
+/* The core frame-allocator interface backed by `pmm` (which must outlive
+ * it): alloc is pmm_alloc_contig, free is pmm_free_contig. O(1), no lock. */
+mm_frame_allocator_t pmm_frame_allocator(pmm_t *pmm);
+
+#endif /* HADRON_MM_PMM_H */

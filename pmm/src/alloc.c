@@ -1,0 +1,65 @@
+/*
+ * hadron-mm pmm: single-frame allocation.
+ */
+#include "pmm_internal.h"
+
+mm_status_t pmm_alloc_one_locked(pmm_t *p, uint64_t hi, uint64_t *frame)
+{
+    if (p->free_frames == 0)
+        return MM_ERR_NOMEM;
+    uint64_t f = p->hot;
+    if (hi >= p->span_frames && f != PMM_NONE && (PMM_FREE(p, f >> 6) & pmm_bit(f))) {
+        /* LIFO reuse of the frame freed last: no search, no second cache
+         * miss, and the hint stays where the address-ordered search left it. */
+        p->hot = PMM_NONE;
+    } else if (hi >= p->span_frames) {
+        /* Next fit from the hint, then wrap: the summary tree makes the
+         * distance to the next free frame cost log64 levels at worst. */
+        f = pmm_tree_find(&p->any, p->hint);
+        if (f == PMM_NONE)
+            f = pmm_tree_find(&p->any, 0);
+        MM_ASSERT(f != PMM_NONE && f < p->span_frames);
+        p->hint = f + 1 < p->span_frames ? f + 1 : 0;
+    } else {
+        /* Under a limit the lowest frame is the best bet. */
+        f = pmm_tree_find(&p->any, 0);
+        if (f == PMM_NONE || f >= hi)
+            return MM_ERR_NOMEM;
+    }
+    pmm_set_used_locked(p, f);
+    p->free_frames--;
+#if HADRON_MM_PMM_POISON
+    pmm_poison_verify_locked(p, f, f + 1);
+#endif
+    *frame = f;
+    return MM_OK;
+}
+
+mm_status_t pmm_alloc(pmm_t *pmm, mm_paddr_t *out)
+{
+    if (pmm == NULL || out == NULL)
+        return MM_ERR_INVALID;
+    if (!pmm_ready(pmm))
+        return MM_ERR_STATE;
+    uint64_t f;
+    mm_irqflags_t flags = mm_spin_lock_irqsave(&pmm->lock);
+    mm_status_t st = pmm_alloc_one_locked(pmm, PMM_NONE, &f);
+    mm_spin_unlock_irqrestore(&pmm->lock, flags);
+    if (st == MM_OK)
+        *out = f << MM_PAGE_SHIFT;
+    return st;
+}
+
+mm_status_t pmm_alloc_zeroed(pmm_t *pmm, mm_paddr_t *out)
+{
+    if (out == NULL)
+        return MM_ERR_INVALID;
+    mm_paddr_t pa;
+    mm_status_t st = pmm_alloc(pmm, &pa);
+    if (st != MM_OK)
+        return st;
+    /* The frame is ours now: zero it without holding the lock. */
+    __builtin_memset(hhdm_phys_to_virt(pa), 0, MM_PAGE_SIZE);
+    *out = pa;
+    return MM_OK;
+}

@@ -1,0 +1,302 @@
+/*
+ * hadron-mm pmm: private helpers shared by the pmm sources.
+ *
+ * Conventions: frame numbers are uint64_t (physical address >> 12); a "word"
+ * is one uint64_t of a bitmap; a "chunk" is the 64 words (4096 frames) one
+ * word of the next summary level describes. Functions named *_locked expect
+ * the instance lock held.
+ */
+#ifndef HADRON_MM_PMM_INTERNAL_H
+#define HADRON_MM_PMM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <hadron/mm/assert.h>
+#include <hadron/mm/config.h>
+#include <hadron/mm/hhdm.h>
+#include <hadron/mm/pmm.h>
+
+#define PMM_MAGIC 0x504d4d31u /* "PMM1" */
+#define PMM_CHUNK_SHIFT 12u   /* frames per chunk: 64 words of 64 */
+#define PMM_CHUNK_FRAMES (1ull << PMM_CHUNK_SHIFT)
+#define PMM_NONE UINT64_MAX
+#define PMM_ALL UINT64_MAX /* a word with every bit set */
+
+/* Physical address bits a frame number may use (x86_64 and AArch64 top
+ * out at 52). */
+#define PMM_MAX_FRAMES (1ull << (52 - MM_PAGE_SHIFT))
+
+/* Metadata placement prefers memory at or above 16 MiB, leaving the ISA DMA
+ * range to callers who need it. */
+#define PMM_META_PREFERRED_FRAME ((16ull * MM_MIB) >> MM_PAGE_SHIFT)
+
+#define PMM_POISON32 0xDEADDEADu
+#define PMM_POISON64 0xDEADDEADDEADDEADull
+
+/* The free and usable words of frames 64w..64w+63, interleaved so that
+ * validating a free touches one cache line and one TLB entry, not two: on
+ * large machines that second miss was half the cost of a random free. */
+#define PMM_FREE(p, w) ((p)->bm[(uint64_t)(w) << 1])
+#define PMM_USABLE(p, w) ((p)->bm[((uint64_t)(w) << 1) | 1])
+
+static inline bool pmm_ready(const pmm_t *p)
+{
+    return p->magic == PMM_MAGIC;
+}
+
+static inline uint64_t pmm_min(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static inline uint64_t pmm_max(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+static inline uint64_t pmm_bit(uint64_t i)
+{
+    return 1ull << (i & 63);
+}
+
+/* Bits [lo, hi) of a word, 0 <= lo < hi <= 64. */
+static inline uint64_t pmm_mask(unsigned lo, unsigned hi)
+{
+    uint64_t top = hi >= 64 ? PMM_ALL : (1ull << hi) - 1;
+    return top & (PMM_ALL << lo);
+}
+
+static inline unsigned pmm_ctz(uint64_t x)
+{
+    return (unsigned)__builtin_ctzll(x);
+}
+
+static inline unsigned pmm_clz(uint64_t x)
+{
+    return (unsigned)__builtin_clzll(x);
+}
+
+/* Free frames at the bottom (low_free) or top (high_free) of a word. */
+static inline unsigned pmm_low_free(uint64_t x)
+{
+    return x == PMM_ALL ? 64u : pmm_ctz(~x);
+}
+
+static inline unsigned pmm_high_free(uint64_t x)
+{
+    return x == PMM_ALL ? 64u : pmm_clz(~x);
+}
+
+/* ---- summary trees ------------------------------------------------------ */
+
+/* First set bit at or after `bit` in t->lvl[0], or PMM_NONE. Climbs only as
+ * far as it must: one word when the next set bit is close, log64 levels when
+ * it is far, so the cost does not grow with the fill. */
+static inline uint64_t pmm_tree_find(const pmm_tree_t *t, uint64_t bit)
+{
+    unsigned k = 0;
+    uint64_t idx = bit;
+    for (;;) {
+        uint64_t w = idx >> 6;
+        if (w < t->words[k]) {
+            uint64_t m = t->lvl[k][k == 0 ? w << t->shift0 : w] & (PMM_ALL << (idx & 63));
+            if (m != 0) {
+                idx = (w << 6) | pmm_ctz(m);
+                while (k > 0) {
+                    k--;
+                    uint64_t below = t->lvl[k][k == 0 ? idx << t->shift0 : idx];
+                    MM_ASSERT(below != 0);
+                    idx = (idx << 6) | pmm_ctz(below);
+                }
+                return idx;
+            }
+        }
+        if (k + 1 >= t->depth)
+            return PMM_NONE;
+        idx = w + 1;
+        k++;
+    }
+}
+
+/* Sets bit i of level k and, where a word turns non-zero, its parent bits.
+ * Level 0 only for trees with a plain base (shift0 == 0). */
+static inline void pmm_tree_set(pmm_tree_t *t, unsigned k, uint64_t i)
+{
+    MM_ASSERT(k > 0 || t->shift0 == 0);
+    for (; k < t->depth; k++) {
+        uint64_t *wp = &t->lvl[k][i >> 6];
+        uint64_t old = *wp;
+        *wp = old | pmm_bit(i);
+        if (old != 0)
+            return;
+        i >>= 6;
+    }
+}
+
+/* Clears bit i of level k and, where a word turns zero, its parent bits. */
+static inline void pmm_tree_clear(pmm_tree_t *t, unsigned k, uint64_t i)
+{
+    MM_ASSERT(k > 0 || t->shift0 == 0);
+    for (; k < t->depth; k++) {
+        uint64_t *wp = &t->lvl[k][i >> 6];
+        uint64_t nw = *wp & ~pmm_bit(i);
+        *wp = nw;
+        if (nw != 0)
+            return;
+        i >>= 6;
+    }
+}
+
+/* Words [w0, w1] of level k changed wholesale: recompute the levels above.
+ * k == 0 only for trees with a plain base. */
+void pmm_tree_refresh(pmm_tree_t *t, unsigned k, uint64_t w0, uint64_t w1);
+
+/* ---- chunk run bounds --------------------------------------------------- */
+
+/* Length of the free run through free frame f, clipped to f's chunk. O(1):
+ * whole free words are counted from the full-word tree, not read. */
+uint64_t pmm_chunk_run_through(const pmm_t *p, uint64_t f);
+
+/* Free frames at the start / end of chunk c. O(1). */
+uint64_t pmm_chunk_prefix(const pmm_t *p, uint64_t c);
+uint64_t pmm_chunk_suffix(const pmm_t *p, uint64_t c);
+
+/* Frames chunk c covers (4096 except perhaps the last). */
+static inline uint64_t pmm_chunk_frames(const pmm_t *p, uint64_t c)
+{
+    uint64_t w0 = c << 6;
+    return (pmm_min(w0 + 64, p->words) - w0) << 6;
+}
+
+/* A contiguous request: `n` frames, first frame a multiple of `align`, run
+ * ending at or below frame `hi`. */
+typedef struct pmm_req {
+    uint64_t n;
+    uint64_t align;
+    uint64_t hi;
+} pmm_req_t;
+
+/* True (and the aligned start in *out) when the free run [s, e) holds the
+ * request. */
+static inline bool pmm_fit(const pmm_req_t *rq, uint64_t s, uint64_t e, uint64_t *out)
+{
+    e = pmm_min(e, rq->hi);
+    uint64_t st = (s + rq->align - 1) & ~(rq->align - 1);
+    if (st >= e || e - st < rq->n)
+        return false;
+    *out = st;
+    return true;
+}
+
+/* Walks chunk c's free runs (clipped to it) in address order; returns true
+ * at the first that holds `rq`. Otherwise stores the longest run in
+ * *longest (so callers can tighten the chunk bound). O(64 + runs). */
+bool pmm_chunk_scan(const pmm_t *p, uint64_t c, const pmm_req_t *rq, uint64_t *out,
+                    uint64_t *longest);
+
+/* Raises chunk c's bound after frame f (in c) became free. O(1). */
+static inline void pmm_chunk_note_free(pmm_t *p, uint64_t f)
+{
+    uint64_t c = f >> PMM_CHUNK_SHIFT;
+    if (p->chunk_run[c] >= PMM_CHUNK_FRAMES)
+        return;
+    uint64_t r = pmm_chunk_run_through(p, f);
+    if (r > p->chunk_run[c])
+        p->chunk_run[c] = (uint16_t)r;
+}
+
+/* ---- single-frame state changes (lock held) ----------------------------- */
+
+/* Marks managed frame f free and keeps the summaries exact. */
+static inline void pmm_set_free_locked(pmm_t *p, uint64_t f)
+{
+    uint64_t w = f >> 6;
+    uint64_t old = PMM_FREE(p, w);
+    MM_ASSERT((old & pmm_bit(f)) == 0);
+    uint64_t nw = old | pmm_bit(f);
+    PMM_FREE(p, w) = nw;
+    if (old == 0 && p->any.depth > 1)
+        pmm_tree_set(&p->any, 1, w);
+    if (nw == PMM_ALL)
+        pmm_tree_set(&p->full, 0, w);
+    pmm_chunk_note_free(p, f);
+}
+
+/* Marks free frame f allocated. Chunk bounds stay valid upper bounds. */
+static inline void pmm_set_used_locked(pmm_t *p, uint64_t f)
+{
+    uint64_t w = f >> 6;
+    uint64_t old = PMM_FREE(p, w);
+    MM_ASSERT((old & pmm_bit(f)) != 0);
+    uint64_t nw = old & ~pmm_bit(f);
+    PMM_FREE(p, w) = nw;
+    if (nw == 0 && p->any.depth > 1)
+        pmm_tree_clear(&p->any, 1, w);
+    if (old == PMM_ALL)
+        pmm_tree_clear(&p->full, 0, w);
+}
+
+/* ---- range state changes (lock held) ------------------------------------ */
+
+/* Sets (free = true) or clears the free bits of frames [f0, f1) and keeps
+ * the summaries and chunk bounds valid. The caller has validated the range
+ * (all clear, resp. all set, where it matters). O((f1 - f0)/64). */
+void pmm_range_set_free_locked(pmm_t *p, uint64_t f0, uint64_t f1, bool free);
+
+/* A bitmap whose word w lives at w[w << shift]: shift 0 for plain arrays,
+ * 1 for the free or usable half of the interleaved pair array. */
+typedef struct pmm_bits {
+    uint64_t *w;
+    unsigned shift;
+} pmm_bits_t;
+
+static inline pmm_bits_t pmm_free_bits(const pmm_t *p)
+{
+    return (pmm_bits_t){p->bm, 1};
+}
+
+static inline pmm_bits_t pmm_usable_bits(const pmm_t *p)
+{
+    return (pmm_bits_t){p->bm + 1, 1};
+}
+
+static inline pmm_bits_t pmm_plain_bits(uint64_t *w)
+{
+    return (pmm_bits_t){w, 0};
+}
+
+/* Clears or sets bits [f0, f1) of a bitmap that carries no summary
+ * (usable, poison, summary levels being built). */
+void pmm_bits_assign(pmm_bits_t bm, uint64_t f0, uint64_t f1, bool value);
+
+/* Set bits of bm within [f0, f1). */
+uint64_t pmm_bits_count(pmm_bits_t bm, uint64_t f0, uint64_t f1);
+
+/* First bit of bm within [f0, f1) that is set (want = true) or clear
+ * (want = false), or PMM_NONE. */
+uint64_t pmm_bits_first(pmm_bits_t bm, uint64_t f0, uint64_t f1, bool want);
+
+/* ---- poisoning (lock held; no-ops unless HADRON_MM_PMM_POISON) ---------- */
+
+/* Fill frames [f0, f1) with the pattern and mark them poisoned. Called after
+ * validation, before the frames become free. */
+void pmm_poison_fill_locked(pmm_t *p, uint64_t f0, uint64_t f1);
+
+/* Verify and unmark the poisoned frames of [f0, f1), which were just
+ * allocated. Panics (MM_REPORT_POISON) at the first bad word. */
+void pmm_poison_verify_locked(pmm_t *p, uint64_t f0, uint64_t f1);
+
+/* ---- allocation (lock held) --------------------------------------------- */
+
+/* Takes one free frame below frame `hi` (>= span: anywhere, starting at the
+ * hint; otherwise the lowest). MM_ERR_NOMEM when there is none. */
+mm_status_t pmm_alloc_one_locked(pmm_t *p, uint64_t hi, uint64_t *frame);
+
+/* ---- contiguous search (lock held) -------------------------------------- */
+
+/* Lowest start of a free run holding rq, or PMM_NONE. Changes nothing but
+ * chunk bounds (tightened, never below the truth). */
+uint64_t pmm_find_run_locked(pmm_t *p, const pmm_req_t *rq);
+
+#endif /* HADRON_MM_PMM_INTERNAL_H */

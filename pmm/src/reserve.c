@@ -1,0 +1,84 @@
+/*
+ * hadron-mm pmm: reserving and releasing ranges after initialisation.
+ */
+#include "pmm_internal.h"
+
+/* First frame of [f0, f1) that is managed but allocated, or PMM_NONE. */
+static uint64_t first_allocated(const pmm_t *p, uint64_t f0, uint64_t f1)
+{
+    uint64_t w0 = f0 >> 6, w1 = (f1 - 1) >> 6;
+    for (uint64_t w = w0; w <= w1; w++) {
+        unsigned lo = w == w0 ? (unsigned)(f0 & 63) : 0;
+        unsigned hi = w == w1 ? (unsigned)((f1 - 1) & 63) + 1 : 64;
+        uint64_t x = PMM_USABLE(p, w) & ~PMM_FREE(p, w) & pmm_mask(lo, hi);
+        if (x != 0)
+            return (w << 6) | pmm_ctz(x);
+    }
+    return PMM_NONE;
+}
+
+mm_status_t pmm_reserve(pmm_t *pmm, mm_paddr_t base, uint64_t length)
+{
+    uint64_t last;
+    if (pmm == NULL || length == 0 || __builtin_add_overflow(base, length - 1, &last))
+        return MM_ERR_INVALID;
+    if (!pmm_ready(pmm))
+        return MM_ERR_STATE;
+    /* Outward: reserving a byte reserves its frame. */
+    uint64_t f0 = base >> MM_PAGE_SHIFT, f1 = (last >> MM_PAGE_SHIFT) + 1;
+
+    mm_status_t st = MM_OK;
+    mm_irqflags_t flags = mm_spin_lock_irqsave(&pmm->lock);
+    if (f1 > pmm->span_frames) {
+        st = MM_ERR_RANGE;
+    } else if (first_allocated(pmm, f0, f1) != PMM_NONE) {
+        st = MM_ERR_STATE;
+    } else {
+        uint64_t n = pmm_bits_count(pmm_usable_bits(pmm), f0, f1);
+        MM_ASSERT(n == pmm_bits_count(pmm_free_bits(pmm), f0, f1));
+        if (n != 0) {
+            pmm_range_set_free_locked(pmm, f0, f1, false);
+            pmm_bits_assign(pmm_usable_bits(pmm), f0, f1, false);
+#if HADRON_MM_PMM_POISON
+            pmm_bits_assign(pmm_plain_bits(pmm->poison_bm), f0, f1, false);
+#endif
+            pmm->usable_frames -= n;
+            pmm->free_frames -= n;
+        }
+    }
+    mm_spin_unlock_irqrestore(&pmm->lock, flags);
+    return st;
+}
+
+mm_status_t pmm_release(pmm_t *pmm, mm_paddr_t base, uint64_t length)
+{
+    uint64_t last;
+    if (pmm == NULL || length == 0 || __builtin_add_overflow(base, length - 1, &last))
+        return MM_ERR_INVALID;
+    /* Inward: only frames wholly inside the range are handed over. */
+    uint64_t f0 = (base >> MM_PAGE_SHIFT) + ((base & (MM_PAGE_SIZE - 1)) != 0);
+    uint64_t f1 = (last >> MM_PAGE_SHIFT) + ((last & (MM_PAGE_SIZE - 1)) == MM_PAGE_SIZE - 1);
+    if (f0 >= f1)
+        return MM_ERR_INVALID;
+    if (!pmm_ready(pmm))
+        return MM_ERR_STATE;
+
+    mm_status_t st = MM_OK;
+    mm_irqflags_t flags = mm_spin_lock_irqsave(&pmm->lock);
+    uint64_t m0 = pmm->meta_base >> MM_PAGE_SHIFT, m1 = m0 + pmm->meta_frames;
+    if (f1 > pmm->span_frames) {
+        st = MM_ERR_RANGE;
+    } else if (f0 == 0 || (f0 < m1 && m0 < f1)) {
+        st = MM_ERR_OVERLAP;
+    } else if (pmm_bits_first(pmm_usable_bits(pmm), f0, f1, true) != PMM_NONE) {
+        st = MM_ERR_EXISTS;
+    } else {
+        MM_ASSERT(pmm_bits_first(pmm_free_bits(pmm), f0, f1, true) == PMM_NONE);
+        pmm_bits_assign(pmm_usable_bits(pmm), f0, f1, true);
+        pmm_range_set_free_locked(pmm, f0, f1, true);
+        pmm->usable_frames += f1 - f0;
+        pmm->free_frames += f1 - f0;
+    }
+    mm_spin_unlock_irqrestore(&pmm->lock, flags);
+    return st;
+}
