@@ -1,0 +1,134 @@
+/*
+ * VMM test fixture: simulated physical memory, a backing frame allocator
+ * (the real PMM when it is built, else the shared test frame pool), a wrapper that
+ * fails the k-th allocation, and a mapper (the fake, or the real x86_64 one
+ * when it is built), with the VMM set up over a default layout.
+ *
+ * Criterion runs every test in a fresh process, so a fixture lives in static
+ * storage (the VMM keeps pointers into it).
+ */
+#ifndef VMM_FIXTURE_H
+#define VMM_FIXTURE_H
+
+#include <criterion/criterion.h>
+
+#include <hadron/mm/vmm.h>
+
+#include "fake_mapper.h"
+#include "mm_test.h"
+
+#if VMM_TEST_HAVE_PMM
+#include <hadron/mm/pmm.h>
+#else
+#include "frame_pool.h"
+#endif
+#if VMM_TEST_HAVE_X86PT
+#include <hadron/mm/x86pt.h>
+#endif
+
+#define FX_SIM_BYTES (64ull << 20)
+#define FX_HHDM_BASE 0xffff800000000000ull
+
+/* Fails the fail_at-th alloc call (1-based; 0 never), or every call from
+ * then on when sticky. Frees pass through. */
+typedef struct failing_fa {
+    mm_frame_allocator_t inner;
+    unsigned long calls;
+    unsigned long fail_at;
+    bool sticky;
+    unsigned long failures;
+} failing_fa_t;
+
+typedef enum fx_kind { FX_FAKE, FX_X86 } fx_kind_t;
+
+typedef struct fx_opts {
+    uint64_t stack_size;
+    vmm_range_t *stack_slots;
+    size_t stack_slot_count;
+    vmm_range_t *mmio_slots;
+    size_t mmio_slot_count;
+} fx_opts_t;
+
+typedef struct fx {
+    fx_kind_t kind;
+    layout_t layout;
+#if VMM_TEST_HAVE_PMM
+    pmm_t pmm;
+#else
+    frame_pool_t pool;
+#endif
+    mm_frame_allocator_t backing;
+    failing_fa_t fail;
+    mm_frame_allocator_t fa; /* the failing wrapper: what VMM and mapper use */
+    fake_pm_t *fake;
+#if VMM_TEST_HAVE_X86PT
+    x86pt_t x86;
+#endif
+    mm_page_mapper_t mapper;
+    mm_paddr_t kroot;
+    vmm_config_t cfg;
+    vmm_t vmm;
+} fx_t;
+
+/* Everything an all-or-nothing operation must leave as it found it. */
+typedef struct fx_snapshot {
+    uint64_t free_frames;
+    uint64_t kernel_digest;
+    vmm_region_bump_t heap;
+    vmm_region_freelist_t stacks, mmio;
+    vmm_range_t stack_slots[VMM_DEFAULT_RANGE_SLOTS], mmio_slots[VMM_DEFAULT_RANGE_SLOTS];
+    vmm_stats_t stats;
+} fx_snapshot_t;
+
+/* Sets up memory, allocator, mapper and kernel root; vmm_init too unless
+ * no_vmm. */
+void fx_setup(fx_t *fx, fx_kind_t kind, const fx_opts_t *opts, bool no_vmm);
+uint64_t fx_free_frames(fx_t *fx);
+void fx_fail_at(fx_t *fx, unsigned long k, bool sticky);
+/* Hash of every leaf and the table counts of `root`. */
+uint64_t fx_digest(fx_t *fx, mm_paddr_t root);
+void fx_snapshot(fx_t *fx, fx_snapshot_t *s);
+void fx_assert_unchanged(fx_t *fx, const fx_snapshot_t *s);
+/* vmm_check, the allocator's own check, no lock left held. */
+void fx_assert_sane(fx_t *fx);
+/* Translate through `root` with the fixture's mapper. */
+mm_status_t fx_translate(fx_t *fx, mm_paddr_t root, mm_vaddr_t va, mm_translation_t *out);
+/* Leaves mapped under root (user half only for user roots). */
+size_t fx_leaf_count(fx_t *fx, mm_paddr_t root);
+
+/* An operation under test for fx_fail_each_k. */
+typedef mm_status_t (*fx_op_fn)(fx_t *fx, void *arg);
+
+/* Runs `op` with the k-th frame-allocation call failing (only that call, or
+ * every call from it on when sticky), for k = 1, 2, ... until a run makes no
+ * failing call. Every run that hit a failure must return MM_ERR_NOMEM (or
+ * `alt`, if not MM_OK) and leave frames, page tables, regions and stats
+ * exactly as before. The last run succeeds and is kept. Returns how many
+ * runs failed. */
+unsigned long fx_fail_each_k(fx_t *fx, fx_op_fn op, void *arg, bool sticky);
+
+/* Defines a test body run against the fake mapper and, when built, the real
+ * x86_64 mapper: suites vmm_fake / vmm_x86 (Meson suite `vmm` either way). */
+#if VMM_TEST_HAVE_X86PT
+#define FX_TEST_X86(name)                                                                          \
+    Test(vmm_x86, name)                                                               \
+    {                                                                                              \
+        static fx_t fx;                                                                            \
+        fx_setup(&fx, FX_X86, NULL, false);                                                        \
+        name##_body(&fx);                                                                          \
+    }
+#else
+#define FX_TEST_X86(name)
+#endif
+#define FX_TEST(name)                                                                              \
+    static void name##_body(fx_t *fx);                                                             \
+    Test(vmm_fake, name)                                                                           \
+    {                                                                                              \
+        static fx_t fx;                                                                            \
+        fx_setup(&fx, FX_FAKE, NULL, false);                                                       \
+        name##_body(&fx);                                                                          \
+    }                                                                                              \
+    FX_TEST_X86(name)                                                                              \
+    static void name##_body(fx_t *fx)
+
+#endif

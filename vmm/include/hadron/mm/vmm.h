@@ -1,0 +1,364 @@
+/*
+ * hadron-mm vmm: the kernel virtual-memory manager and user address spaces.
+ *
+ * One vmm_t manages the kernel's heap, kernel-stack and MMIO regions of a
+ * layout_t, mapping through a page mapper (page_mapper.h) into the kernel
+ * root table and taking frames from a frame allocator (frame_alloc.h). It
+ * knows page tables and frames only through those interfaces.
+ *
+ * All-or-nothing: every operation that fails (out of frames, out of
+ * page-table memory, region exhausted, mapper refusal) leaves the frames,
+ * the page tables and the region exactly as before: what it mapped is
+ * unmapped, flushed, and its frames and virtual range are given back.
+ *
+ * Resource objects (vmm_stack_t, vmm_mmio_t, vmm_as_t) carry their own
+ * cleanup: *_release() runs it once and is a no-op afterwards, so they can be
+ * declared with MM_SCOPED(vmm_stack_release) etc. A failed create leaves the
+ * object in the released state, so a scoped release after a failure is safe.
+ *
+ * Locking and lock order
+ * ----------------------
+ *   kheap lock  ->  address-space lock  ->  VMM lock  ->  frame-allocator lock
+ *
+ * - The VMM lock (an IRQ-saving spinlock) serialises every change to the
+ *   kernel half of the page tables and to the three regions. The mapper
+ *   allocates table frames while it is held, so the frame allocator's own
+ *   lock nests inside it; the frame allocator must never call into the VMM.
+ * - Data frames (heap, stack, user) are allocated and zeroed before the VMM
+ *   lock is taken and freed after it is dropped, so the lock is held only for
+ *   page-table edits, never for memset or long allocator work.
+ * - TLB flushes (mm_tlb_batch_flush -> the kernel's TLB hooks, which may send
+ *   shootdown IPIs) are made only with no hadron-mm lock held, always before
+ *   unmapped frames are freed and before an unmapped virtual range is handed
+ *   out again, so no CPU can reach a reused frame through a stale entry.
+ * - A kernel heap that grows through vmm_heap_grow() may hold its own lock
+ *   while calling it; the VMM never allocates from the kernel heap, so the
+ *   order above cannot be reversed. No vmm_* function may be called from the
+ *   frame allocator or from a TLB hook.
+ * - vmm_classify_fault() takes no lock (a fault handler may run while its own
+ *   CPU holds the VMM lock).
+ *
+ * Every public function validates its arguments first; a caller mistake is
+ * an error status with no state changed. Internal corruption (for instance
+ * the mapper failing to unmap a page the VMM mapped) is an MM_ASSERT.
+ */
+#ifndef HADRON_MM_VMM_H
+#define HADRON_MM_VMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hadron/mm/frame_alloc.h>
+#include <hadron/mm/layout.h>
+#include <hadron/mm/page_mapper.h>
+#include <hadron/mm/spinlock.h>
+#include <hadron/mm/status.h>
+#include <hadron/mm/types.h>
+#include <hadron/mm/vmm_region.h>
+
+/* Tunables. */
+#define VMM_HEAP_MIN_GROWTH (64 * MM_KIB)   /* smallest heap growth */
+#define VMM_HEAP_INITIAL_SIZE (4 * MM_MIB)  /* vmm_heap_init() default */
+#define VMM_STACK_DEFAULT_SIZE (64 * MM_KIB) /* usable bytes per kernel stack */
+#define VMM_STACK_GUARD_SIZE MM_PAGE_SIZE   /* unmapped page below each stack */
+#define VMM_DEFAULT_RANGE_SLOTS 64u         /* built-in free-list capacity */
+
+typedef struct vmm_config {
+    const layout_t *layout;       /* regions; copied */
+    mm_paddr_t kernel_root;       /* physical address of the kernel's root table */
+    mm_page_mapper_t mapper;      /* copied; ops must stay valid */
+    mm_frame_allocator_t frames;  /* copied; the mapper should use the same one */
+    uint64_t stack_size;          /* 0: VMM_STACK_DEFAULT_SIZE; else a page multiple */
+    /* Free-list storage for the stack and MMIO regions. NULL: the
+     * VMM_DEFAULT_RANGE_SLOTS slots built into vmm_t. The array must outlive
+     * the vmm_t. One slot per hole between live ranges is needed. */
+    vmm_range_t *stack_slots;
+    size_t stack_slot_count;
+    vmm_range_t *mmio_slots;
+    size_t mmio_slot_count;
+} vmm_config_t;
+
+typedef struct vmm_stats {
+    uint64_t heap_bytes;     /* heap mapped so far (never shrinks) */
+    uint64_t stacks;         /* live kernel stacks */
+    uint64_t mmio_mappings;  /* live MMIO mappings */
+    uint64_t mmio_pages;     /* pages of MMIO address space they hold */
+    uint64_t data_frames;    /* frames owned by heap and stacks (not tables) */
+    uint64_t stranded_bytes; /* see vmm_stats() */
+} vmm_stats_t;
+
+typedef struct vmm {
+    mm_spinlock_t lock;
+    layout_t layout;
+    mm_paddr_t kernel_root;
+    mm_page_mapper_t mapper;
+    mm_frame_allocator_t frames;
+    uint64_t stack_size;
+    uint64_t stack_slot;         /* guard + stack: every stack range has this size */
+    vmm_region_bump_t heap;
+    vmm_region_freelist_t stacks;
+    vmm_region_freelist_t mmio;
+    vmm_stats_t stats;
+    bool ready;
+    vmm_range_t builtin_stack_slots[VMM_DEFAULT_RANGE_SLOTS];
+    vmm_range_t builtin_mmio_slots[VMM_DEFAULT_RANGE_SLOTS];
+} vmm_t;
+
+/* Sets up *vmm from cfg and pre-creates the top-level page-table entries
+ * over the whole span from the lowest to the highest of the heap, stack and
+ * MMIO regions (one prepopulate_top call, so all or nothing). Address spaces
+ * created later copy those entries and so share every kernel mapping the
+ * VMM makes afterwards.
+ * Errors (nothing changed, *vmm untouched):
+ *   MM_ERR_INVALID   vmm/cfg/layout NULL, a mapper op or frame-allocator
+ *                    function NULL, kernel_root 0, a region empty or not in
+ *                    the upper half, stack_size + guard not fitting the
+ *                    stack region
+ *   MM_ERR_ALIGN     kernel_root, a region or stack_size not page aligned
+ *   MM_ERR_RANGE     a region wraps past 2^64
+ *   MM_ERR_OVERLAP   two of the three regions overlap
+ *   MM_ERR_NOMEM / MM_ERR_NOT_CANONICAL   from prepopulate_top
+ * Not thread-safe (call once, before anything else uses *vmm). O(1) plus the
+ * mapper's prepopulate. */
+mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg);
+
+/* Current counters. stranded_bytes counts virtual space a failed operation
+ * could not give back because, in the window where the VMM lock is dropped
+ * for the TLB flush, concurrent operations filled the free list (or grew
+ * the heap past it). It stays allocated (never handed out twice) and is
+ * always 0 without concurrency. Takes the VMM lock; O(1). */
+void vmm_stats(vmm_t *vmm, vmm_stats_t *out);
+
+/* Runs the region checkers and the VMM's own accounting checks. MM_OK or
+ * MM_ERR_CORRUPT (MM_ERR_INVALID for NULL, MM_ERR_STATE before vmm_init).
+ * Takes the VMM lock; O(free-list slots). */
+mm_status_t vmm_check(vmm_t *vmm);
+
+/* ------------------------------------------------------------------------
+ * Heap growth
+ * ------------------------------------------------------------------------ */
+
+/* Maps at least `min_bytes` more heap: rounded up to whole pages and to at
+ * least VMM_HEAP_MIN_GROWTH, writable, no-execute, global, zeroed. Each
+ * growth starts where the previous one ended, so the heap is one contiguous
+ * range [heap base, heap base + heap_bytes). Returns the new range in *base
+ * and *size.
+ * Errors (nothing changed; *base and *size untouched): MM_ERR_INVALID (NULL
+ * argument), MM_ERR_STATE (vmm not initialised), MM_ERR_EXHAUSTED (heap
+ * region too small; includes min_bytes too large to round), MM_ERR_NOMEM
+ * (out of frames or page-table memory).
+ * Locking: takes the VMM lock (the frame allocator is called outside it);
+ * may be called with a kernel-heap lock held. O(pages). */
+mm_status_t vmm_heap_grow(vmm_t *vmm, size_t min_bytes, void **base, size_t *size);
+
+/* vmm_heap_grow with the VMM as an untyped context: the shape of a kernel
+ * heap's growth callback (ctx = the vmm_t). */
+mm_status_t vmm_heap_grow_callback(void *ctx, size_t min_bytes, void **base, size_t *size);
+
+/* Maps the initial heap: `bytes` (0: VMM_HEAP_INITIAL_SIZE), rounded like
+ * vmm_heap_grow. Errors as vmm_heap_grow, plus MM_ERR_STATE if the heap has
+ * already grown. Locking and complexity as vmm_heap_grow. */
+mm_status_t vmm_heap_init(vmm_t *vmm, size_t bytes, void **base, size_t *size);
+
+/* ------------------------------------------------------------------------
+ * Kernel stacks
+ * ------------------------------------------------------------------------ */
+
+typedef struct vmm_stack {
+    mm_vaddr_t bottom;  /* lowest usable address (just above the guard page) */
+    mm_vaddr_t top;     /* one past the highest: the initial stack pointer */
+    uint64_t size;      /* top - bottom */
+    /* cleanup state, private */
+    vmm_t *vmm;         /* NULL: released (or never created) */
+    mm_vaddr_t range;   /* guard page address: start of the VA range */
+    bool pages_freed;   /* unmapped and frames freed; only the range is left */
+} vmm_stack_t;
+
+#define VMM_STACK_INIT {0, 0, 0, NULL, 0, false}
+
+/* Allocates a kernel stack of the VMM's stack size: zeroed, writable,
+ * no-execute, global pages with one unmapped guard page below them.
+ * Errors (nothing changed; *out left released): MM_ERR_INVALID (NULL),
+ * MM_ERR_STATE (vmm not initialised), MM_ERR_EXHAUSTED (stack region full),
+ * MM_ERR_NOMEM (frames or page-table memory).
+ * Locking: VMM lock, frames allocated outside it. O(pages + free slots). */
+mm_status_t vmm_stack_create(vmm_t *vmm, vmm_stack_t *out);
+
+/* Unmaps the stack, flushes the TLB, frees its frames and gives back its
+ * range, once. A NULL or released stack is a no-op returning MM_OK. If the
+ * stack region's free list is full (MM_ERR_FULL) the pages are already gone
+ * but the range stays allocated and recorded in *stack: a later release
+ * retries just that. Must not be called on the stack in use.
+ * Locking: VMM lock, dropped for the flush and the frame frees. O(pages +
+ * free slots). */
+mm_status_t vmm_stack_release(vmm_stack_t *stack);
+
+/* ------------------------------------------------------------------------
+ * MMIO
+ * ------------------------------------------------------------------------ */
+
+typedef enum vmm_mmio_cache {
+    VMM_MMIO_UNCACHED,       /* device registers */
+    VMM_MMIO_WRITE_COMBINING, /* framebuffers */
+    VMM_MMIO_CACHE_COUNT
+} vmm_mmio_cache_t;
+
+typedef struct vmm_mmio {
+    volatile void *ptr; /* the virtual address of `phys` (in-page offset kept) */
+    mm_paddr_t phys;    /* as requested */
+    uint64_t size;      /* as requested */
+    /* cleanup state, private */
+    vmm_t *vmm;         /* NULL: released (or never created) */
+    mm_vaddr_t range;   /* page-aligned start of the VA range */
+    uint64_t pages;     /* pages mapped: every page [phys, phys + size) touches */
+    bool pages_unmapped;
+} vmm_mmio_t;
+
+#define VMM_MMIO_INIT {NULL, 0, 0, NULL, 0, 0, false}
+
+/* Maps the physical range [phys, phys + size) into the MMIO region:
+ * writable, no-execute, global, uncached or write-combining. Any phys and
+ * size are fine: every page the range touches is mapped and out->ptr points
+ * at phys itself, not at its page.
+ * Errors (nothing changed; *out left released): MM_ERR_INVALID (NULL, size
+ * 0, unknown cache mode), MM_ERR_STATE (vmm not initialised), MM_ERR_RANGE
+ * (phys + size wraps past 2^64, or the mapper rejects the physical address),
+ * MM_ERR_EXHAUSTED (MMIO region full), MM_ERR_NOMEM (page-table memory),
+ * MM_ERR_UNSUPPORTED (cache mode the CPU lacks).
+ * Locking: VMM lock. O(pages + free slots). */
+mm_status_t vmm_mmio_map(vmm_t *vmm, mm_paddr_t phys, uint64_t size, vmm_mmio_cache_t cache,
+                         vmm_mmio_t *out);
+
+/* Unmaps, flushes and gives back the range, once; NULL or released: no-op,
+ * MM_OK. MM_ERR_FULL as vmm_stack_release (retry later).
+ * Locking: VMM lock, dropped for the flush. O(pages + free slots). */
+mm_status_t vmm_mmio_release(vmm_mmio_t *mmio);
+
+/* ------------------------------------------------------------------------
+ * Page-fault classification
+ * ------------------------------------------------------------------------ */
+
+typedef enum vmm_fault_kind {
+    VMM_FAULT_NONE,         /* non-canonical, or a gap between regions */
+    VMM_FAULT_USER,         /* the user half */
+    VMM_FAULT_HHDM,
+    VMM_FAULT_HEAP,
+    VMM_FAULT_STACK,        /* a stack page (or an unused stack slot) */
+    VMM_FAULT_STACK_GUARD,  /* the guard page below a stack: a stack overflow */
+    VMM_FAULT_MMIO,
+    VMM_FAULT_KERNEL_IMAGE,
+    VMM_FAULT_KIND_COUNT
+} vmm_fault_kind_t;
+
+typedef struct vmm_fault_info {
+    vmm_fault_kind_t kind;
+    /* For VMM_FAULT_STACK and VMM_FAULT_STACK_GUARD: the bounds of the
+     * stack that slot holds (or would hold), as in vmm_stack_t. */
+    mm_vaddr_t stack_bottom;
+    mm_vaddr_t stack_top;
+} vmm_fault_info_t;
+
+/* What `va` is, for a page-fault handler. Stacks all have the VMM's stack
+ * size and the free list hands out whole slots, so every stack sits on a
+ * fixed grid of (guard + stack)-sized slots from the region base: the guard
+ * page is found by arithmetic, with no lock and no search. `info` may be
+ * NULL. Returns VMM_FAULT_NONE for a NULL or uninitialised vmm.
+ * Locking: none (reads only what vmm_init set). O(1). */
+vmm_fault_kind_t vmm_classify_fault(const vmm_t *vmm, mm_vaddr_t va, vmm_fault_info_t *info);
+
+/* Static name of a fault kind ("stack-guard", ...; "unknown" out of range).
+ * Never NULL; no lock; O(1). */
+const char *vmm_fault_kind_str(vmm_fault_kind_t kind);
+
+/* ------------------------------------------------------------------------
+ * User address spaces
+ * ------------------------------------------------------------------------ */
+
+typedef struct vmm_as {
+    mm_paddr_t root;    /* physical address of this space's root table */
+    /* private */
+    vmm_t *vmm;         /* NULL: released (or never created) */
+    mm_spinlock_t lock;
+    mm_leaf_fn leaf_fn; /* called for each user leaf at release */
+    void *leaf_arg;
+} vmm_as_t;
+
+#define VMM_AS_INIT {0, NULL, MM_SPINLOCK_INIT, NULL, NULL}
+
+/* A ready-made leaf callback for vmm_as_create: gives every user page's
+ * frames (512 for a 2 MiB page) back to the VMM's frame allocator. leaf_arg
+ * must be the vmm_t. Use it when every user page came from vmm_as_map_anon
+ * or from that allocator; pass your own callback for shared or device
+ * pages. A refused free is corruption (asserted). Runs under the address-
+ * space lock, takes the frame allocator's; O(1) calls. */
+void vmm_as_leaf_free_frames(void *vmm, mm_vaddr_t va, mm_paddr_t pa, mm_page_size_t size,
+                             mm_map_flags_t flags);
+
+/* Creates an address space: a new root table whose kernel half shares the
+ * kernel root's top-level entries (so every kernel mapping the VMM makes,
+ * now or later, is visible in it) and whose user half is empty. At release
+ * `leaf_fn` (may be NULL: frames are the caller's business) is called for
+ * every user page still mapped.
+ * Errors (*out left released): MM_ERR_INVALID (NULL), MM_ERR_STATE (vmm not
+ * initialised), MM_ERR_NOMEM (no frame for the root).
+ * Locking: VMM lock (the mapper reads the kernel root). O(top-level entries). */
+mm_status_t vmm_as_create(vmm_t *vmm, mm_leaf_fn leaf_fn, void *leaf_arg, vmm_as_t *out);
+
+/* Maps one user page of `size` at va -> pa. MM_MAP_USER is implied; flags
+ * may combine MM_MAP_WRITE, MM_MAP_EXEC and the cache flags.
+ * Errors (nothing changed): MM_ERR_INVALID (NULL, unknown page size,
+ * unknown flags, MM_MAP_GLOBAL: a global user page would survive address-
+ * space switches), MM_ERR_STATE (released), MM_ERR_RANGE (va in the kernel
+ * half), MM_ERR_NOT_CANONICAL (va in the non-canonical hole), MM_ERR_ALIGN
+ * (va or pa not aligned to size), and the mapper's errors (MM_ERR_EXISTS,
+ * MM_ERR_NOMEM, MM_ERR_RANGE, MM_ERR_UNSUPPORTED).
+ * Locking: the address-space lock. O(paging levels). */
+mm_status_t vmm_as_map(vmm_as_t *as, mm_vaddr_t va, mm_paddr_t pa, mm_page_size_t size,
+                       mm_map_flags_t flags);
+
+/* Maps `pages` zeroed 4 KiB pages from the VMM's frame allocator at va,
+ * all or nothing. Flags and errors as vmm_as_map (MM_ERR_INVALID also for
+ * pages 0, MM_ERR_RANGE also when the range runs into the kernel half or
+ * the hole). If any page in the range is already mapped, MM_ERR_EXISTS and
+ * nothing changed. Locking: the address-space lock, frames allocated and
+ * freed outside it. O(pages). */
+mm_status_t vmm_as_map_anon(vmm_as_t *as, mm_vaddr_t va, size_t pages, mm_map_flags_t flags);
+
+/* Unmaps the user page of `size` at va and returns its frame in *pa_out
+ * (may be NULL); the TLB is flushed before this returns, so the caller may
+ * free the frame at once. Errors (nothing changed): MM_ERR_INVALID,
+ * MM_ERR_STATE, MM_ERR_RANGE, MM_ERR_NOT_CANONICAL, MM_ERR_ALIGN as
+ * vmm_as_map; MM_ERR_NOT_MAPPED, MM_ERR_SIZE_MISMATCH from the mapper.
+ * Locking: the address-space lock, dropped before the flush. O(levels). */
+mm_status_t vmm_as_unmap(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size, mm_paddr_t *pa_out);
+
+/* Replaces the attributes of the user page of `size` at va (MM_MAP_USER
+ * implied), flushing before it returns. Errors as vmm_as_map for the flags
+ * and as vmm_as_unmap for the page. Locking: the address-space lock.
+ * O(levels). */
+mm_status_t vmm_as_protect(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size,
+                           mm_map_flags_t flags);
+
+/* Translates a user address. Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE,
+ * MM_ERR_RANGE (kernel half), MM_ERR_NOT_CANONICAL, MM_ERR_NOT_MAPPED.
+ * Locking: the address-space lock. O(levels). */
+mm_status_t vmm_as_translate(vmm_as_t *as, mm_vaddr_t va, mm_translation_t *out);
+
+/* Makes this address space current on this CPU through mm_hook_switch_root.
+ * Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE (released). No lock; O(1). */
+mm_status_t vmm_as_switch(vmm_as_t *as);
+
+/* Makes the kernel root current on this CPU (before releasing the address
+ * space that was current). Errors: MM_ERR_INVALID, MM_ERR_STATE. O(1). */
+mm_status_t vmm_switch_to_kernel(vmm_t *vmm);
+
+/* Destroys the address space once: calls the leaf callback for every user
+ * page, frees every user-half page-table page and the root. NULL or released:
+ * no-op. The caller must have switched every CPU away from it first (its
+ * user-half TLB entries then died with the switch). Always MM_OK.
+ * Locking: the address-space lock (the leaf callback runs under it and must
+ * not use this address space). O(mapped pages + tables). */
+mm_status_t vmm_as_release(vmm_as_t *as);
+
+#endif /* HADRON_MM_VMM_H */

@@ -1,0 +1,251 @@
+/*
+ * User address spaces: a root per process whose kernel half shares the
+ * kernel root's top-level entries (pre-created by vmm_init, so later kernel
+ * mappings appear in every space) and whose user half belongs to it alone.
+ * The per-space lock serialises edits of that user half; the kernel half is
+ * never edited through an address space.
+ */
+#include <hadron/mm/hooks.h>
+
+#include "vmm_internal.h"
+
+static void set_released(vmm_as_t *as)
+{
+    as->root = 0;
+    as->vmm = NULL;
+    mm_spin_init(&as->lock);
+    as->leaf_fn = NULL;
+    as->leaf_arg = NULL;
+}
+
+/* One past the highest user address: 2^47 (4-level) or 2^56 (5-level). */
+static uint64_t user_top(const vmm_t *vmm)
+{
+    return UINT64_C(1) << (vmm->layout.paging_levels == 5 ? 56 : 47);
+}
+
+/* [va, va + bytes) must lie in the user half. */
+static mm_status_t check_user_range(const vmm_t *vmm, mm_vaddr_t va, uint64_t bytes)
+{
+    if (va >= vmm->layout.upper_half_start)
+        return MM_ERR_RANGE;
+    uint64_t top = user_top(vmm);
+    if (va >= top)
+        return MM_ERR_NOT_CANONICAL;
+    if (bytes > top - va)
+        return MM_ERR_RANGE;
+    return MM_OK;
+}
+
+static bool page_size_valid(mm_page_size_t size)
+{
+    return size == MM_PAGE_4K || size == MM_PAGE_2M || size == MM_PAGE_1G;
+}
+
+static mm_status_t check_flags(mm_map_flags_t flags)
+{
+    /* A global user page would stay in the TLB across a switch to another
+     * address space, which would then see this one's page. */
+    if ((flags & ~(mm_map_flags_t)MM_MAP_FLAGS_ALL) != 0 || (flags & MM_MAP_GLOBAL) != 0)
+        return MM_ERR_INVALID;
+    return MM_OK;
+}
+
+/* The checks every single-page operation shares, in the documented order. */
+static mm_status_t check_page(const vmm_as_t *as, mm_page_size_t size)
+{
+    if (as->vmm == NULL)
+        return MM_ERR_STATE;
+    if (!page_size_valid(size))
+        return MM_ERR_INVALID;
+    return MM_OK;
+}
+
+static mm_status_t check_page_va(const vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size)
+{
+    mm_status_t st = check_user_range(as->vmm, va, mm_page_bytes(size));
+    if (st != MM_OK)
+        return st;
+    if (!mm_is_aligned(va, mm_page_bytes(size)))
+        return MM_ERR_ALIGN;
+    return MM_OK;
+}
+
+void vmm_as_leaf_free_frames(void *vmm, mm_vaddr_t va, mm_paddr_t pa, mm_page_size_t size,
+                             mm_map_flags_t flags)
+{
+    (void)va;
+    (void)flags;
+    const vmm_t *v = vmm;
+    mm_status_t st = v->frames.free(v->frames.ctx, pa, (size_t)(mm_page_bytes(size) / MM_FRAME_SIZE));
+    /* The callback's contract is that these frames came from this
+     * allocator; a refusal is corruption. */
+    MM_ASSERT(st == MM_OK);
+    (void)st;
+}
+
+mm_status_t vmm_as_create(vmm_t *vmm, mm_leaf_fn leaf_fn, void *leaf_arg, vmm_as_t *out)
+{
+    if (out == NULL)
+        return MM_ERR_INVALID;
+    set_released(out);
+    if (vmm == NULL)
+        return MM_ERR_INVALID;
+    if (!vmm->ready)
+        return MM_ERR_STATE;
+
+    mm_paddr_t root;
+    /* The mapper reads the kernel root's top level: serialise with kernel
+     * page-table edits. */
+    mm_irqflags_t irq = mm_spin_lock_irqsave(&vmm->lock);
+    mm_status_t st = vmm->mapper.ops->root_create(vmm->mapper.ctx, vmm->kernel_root, &root);
+    mm_spin_unlock_irqrestore(&vmm->lock, irq);
+    if (st != MM_OK)
+        return st;
+    out->root = root;
+    out->vmm = vmm;
+    out->leaf_fn = leaf_fn;
+    out->leaf_arg = leaf_arg;
+    return MM_OK;
+}
+
+mm_status_t vmm_as_map(vmm_as_t *as, mm_vaddr_t va, mm_paddr_t pa, mm_page_size_t size,
+                       mm_map_flags_t flags)
+{
+    if (as == NULL)
+        return MM_ERR_INVALID;
+    mm_status_t st = check_page(as, size);
+    if (st == MM_OK)
+        st = check_flags(flags);
+    if (st == MM_OK)
+        st = check_page_va(as, va, size);
+    if (st != MM_OK)
+        return st;
+    if (!mm_is_aligned(pa, mm_page_bytes(size)))
+        return MM_ERR_ALIGN;
+
+    vmm_t *vmm = as->vmm;
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
+    st = mm_pm_map(&vmm->mapper, as->root, va, pa, size, flags | MM_MAP_USER, &tlb);
+    mm_spin_unlock_irqrestore(&as->lock, irq);
+    mm_tlb_batch_flush(&tlb);
+    return st;
+}
+
+mm_status_t vmm_as_map_anon(vmm_as_t *as, mm_vaddr_t va, size_t pages, mm_map_flags_t flags)
+{
+    if (as == NULL || pages == 0)
+        return MM_ERR_INVALID;
+    if (as->vmm == NULL)
+        return MM_ERR_STATE;
+    mm_status_t st = check_flags(flags);
+    if (st != MM_OK)
+        return st;
+    vmm_t *vmm = as->vmm;
+    if (pages > user_top(vmm) / MM_PAGE_SIZE)
+        return MM_ERR_RANGE;
+    if ((st = check_user_range(vmm, va, (uint64_t)pages * MM_PAGE_SIZE)) != MM_OK)
+        return st;
+    if (!mm_is_aligned(va, MM_PAGE_SIZE))
+        return MM_ERR_ALIGN;
+
+    vmm_chain_t chain;
+    if ((st = vmm_chain_alloc(&vmm->frames, pages, &chain)) != MM_OK)
+        return st;
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    size_t done;
+    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
+    st = vmm_map_pages(&vmm->mapper, as->root, va, pages, &chain, 0, flags | MM_MAP_USER, &tlb,
+                       &done);
+    if (st != MM_OK)
+        vmm_unmap_pages(&vmm->mapper, as->root, va, done, &chain, &tlb);
+    mm_spin_unlock_irqrestore(&as->lock, irq);
+    mm_tlb_batch_flush(&tlb);
+    /* Empty on success; on failure every frame, mapped or not, is back on
+     * the chain and unreachable after the flush. */
+    vmm_chain_free(&vmm->frames, &chain);
+    return st;
+}
+
+mm_status_t vmm_as_unmap(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size, mm_paddr_t *pa_out)
+{
+    if (as == NULL)
+        return MM_ERR_INVALID;
+    mm_status_t st = check_page(as, size);
+    if (st == MM_OK)
+        st = check_page_va(as, va, size);
+    if (st != MM_OK)
+        return st;
+
+    vmm_t *vmm = as->vmm;
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    mm_paddr_t pa = 0;
+    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
+    st = mm_pm_unmap(&vmm->mapper, as->root, va, size, &pa, &tlb);
+    mm_spin_unlock_irqrestore(&as->lock, irq);
+    /* Before returning the frame: the caller may free it at once. */
+    mm_tlb_batch_flush(&tlb);
+    if (st == MM_OK && pa_out != NULL)
+        *pa_out = pa;
+    return st;
+}
+
+mm_status_t vmm_as_protect(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size,
+                           mm_map_flags_t flags)
+{
+    if (as == NULL)
+        return MM_ERR_INVALID;
+    mm_status_t st = check_page(as, size);
+    if (st == MM_OK)
+        st = check_flags(flags);
+    if (st == MM_OK)
+        st = check_page_va(as, va, size);
+    if (st != MM_OK)
+        return st;
+
+    vmm_t *vmm = as->vmm;
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
+    st = mm_pm_protect(&vmm->mapper, as->root, va, size, flags | MM_MAP_USER, &tlb);
+    mm_spin_unlock_irqrestore(&as->lock, irq);
+    mm_tlb_batch_flush(&tlb);
+    return st;
+}
+
+mm_status_t vmm_as_translate(vmm_as_t *as, mm_vaddr_t va, mm_translation_t *out)
+{
+    if (as == NULL || out == NULL)
+        return MM_ERR_INVALID;
+    if (as->vmm == NULL)
+        return MM_ERR_STATE;
+    mm_status_t st = check_user_range(as->vmm, va, 1);
+    if (st != MM_OK)
+        return st;
+    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
+    st = mm_pm_translate(&as->vmm->mapper, as->root, va, out);
+    mm_spin_unlock_irqrestore(&as->lock, irq);
+    return st;
+}
+
+mm_status_t vmm_as_switch(vmm_as_t *as)
+{
+    if (as == NULL)
+        return MM_ERR_INVALID;
+    if (as->vmm == NULL)
+        return MM_ERR_STATE;
+    mm_hook_switch_root(as->root);
+    return MM_OK;
+}
+
+mm_status_t vmm_as_release(vmm_as_t *as)
+{
+    if (as == NULL || as->vmm == NULL)
+        return MM_OK;
+    vmm_t *vmm = as->vmm;
+    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
+    vmm->mapper.ops->root_destroy(vmm->mapper.ctx, as->root, as->leaf_fn, as->leaf_arg);
+    mm_spin_unlock_irqrestore(&as->lock, irq);
+    set_released(as);
+    return MM_OK;
+}
