@@ -1,0 +1,264 @@
+/*
+ * Test kernel checks: the kernel heap (kmalloc family) growing through the
+ * VMM, and the debug build's red zones and free-fill poisoning.
+ */
+#include "kernel.h"
+#include "kmem.h"
+
+#if KTEST_HAVE_KHEAP
+
+#if KTEST_HAVE_PAGING
+#include "cpu.h"
+#endif
+
+/* Frees the heap must refuse, warn about and otherwise ignore. */
+static bool refused(kheap_t *h, void *p, mm_status_t want, mm_report_kind_t kind)
+{
+    kheap_stats_t a, b;
+    unsigned warns = hook_warn_count;
+    kheap_get_stats(h, &a);
+    mm_status_t st = kheap_free(h, p);
+    kheap_get_stats(h, &b);
+    return st == want && hook_warn_count == warns + 1 && hook_last_warn.kind == kind &&
+           hook_last_warn.address == (uint64_t)(uintptr_t)p && a.free_bytes == b.free_bytes &&
+           a.free_blocks == b.free_blocks;
+}
+
+static void check_bad_frees(kheap_t *h)
+{
+    static uint64_t not_heap;
+    /* A small block in a run that stays alive (its neighbour is live). */
+    void *s1 = kmalloc(48), *s2 = kmalloc(48);
+    kfree(s1);
+    bool small = refused(h, s1, MM_ERR_DOUBLE_FREE, MM_REPORT_DOUBLE_FREE);
+    kfree(s2);
+    /* A large block, merged with its free neighbours by the first free. */
+    void *big = kmalloc(5000);
+    kfree(big);
+    bool large = refused(h, big, MM_ERR_DOUBLE_FREE, MM_REPORT_DOUBLE_FREE);
+    bool foreign = refused(h, &not_heap, MM_ERR_BAD_POINTER, MM_REPORT_BAD_POINTER);
+    void *m = kmalloc(256);
+    bool middle = refused(h, (uint8_t *)m + 32, MM_ERR_BAD_POINTER, MM_REPORT_BAD_POINTER);
+    kfree(m);
+    mm_report_t rep;
+    mm_status_t st = kheap_check(h, &rep);
+    tap_check(small && large && foreign && middle && st == MM_OK,
+              "heap: double frees (small block %s, large block %s) and foreign / mid-block "
+              "pointers (%s, %s) are warned about and change nothing",
+              small ? "ok" : "MISSED", large ? "ok" : "MISSED", foreign ? "ok" : "MISSED",
+              middle ? "ok" : "MISSED");
+}
+
+static void check_basic(void)
+{
+    kheap_t *h = kheap_default();
+    kheap_stats_t s0;
+    kheap_get_stats(h, &s0);
+    static void *p[64];
+    bool ok = true;
+    for (unsigned i = 0; i < 64; i++) {
+        size_t size = 1u + i * 37u;
+        p[i] = kmalloc(size);
+        ok = ok && p[i] != NULL && ((uintptr_t)p[i] & (KHEAP_GRANULE - 1)) == 0 &&
+             ksize(p[i]) >= size;
+        if (p[i] != NULL)
+            for (size_t b = 0; b < size; b++)
+                ((volatile uint8_t *)p[i])[b] = (uint8_t)(i + b);
+    }
+    for (unsigned i = 0; i < 64 && ok; i++)
+        for (size_t b = 0; b < 1u + i * 37u; b++)
+            ok = ok && ((volatile uint8_t *)p[i])[b] == (uint8_t)(i + b);
+    for (unsigned i = 0; i < 64; i += 2)
+        kfree(p[i]);
+    for (unsigned i = 1; i < 64; i += 2)
+        kfree(p[i]);
+    mm_report_t rep;
+    mm_status_t st = kheap_check(h, &rep);
+    kheap_stats_t s1;
+    kheap_get_stats(h, &s1);
+    /* The heap may have grown meanwhile: compare what is in use. */
+    tap_check(ok && st == MM_OK &&
+                  s1.total_bytes - s1.free_bytes == s0.total_bytes - s0.free_bytes &&
+                  s1.free_blocks == s0.free_blocks,
+              "heap: 64 kmalloc of 1..2332 bytes, aligned, filled, freed; consistent, %zu bytes "
+              "in use as before, free space in %zu block(s) (heap %zu -> %zu KiB)",
+              s1.total_bytes - s1.free_bytes, s1.free_blocks, s0.total_bytes / 1024,
+              s1.total_bytes / 1024);
+
+    void *a = kmalloc_aligned(8192, 4096);
+    void *c = kcalloc(100, 40);
+    bool zero = c != NULL;
+    for (unsigned i = 0; zero && i < 4000; i++)
+        zero = ((uint8_t *)c)[i] == 0;
+    void *r = krealloc(c, 10000);
+    tap_check(a != NULL && ((uintptr_t)a & 4095) == 0 && zero && r != NULL,
+              "heap: kmalloc_aligned(8192, 4096) = %p, kcalloc zeroed, krealloc to 10000", a);
+    kfree(a);
+    kfree(r);
+
+    check_bad_frees(h);
+}
+
+static void check_growth(void)
+{
+    kheap_t *h = kheap_default();
+    kheap_stats_t s0, s1, s2;
+    kheap_get_stats(h, &s0);
+#if KTEST_HAVE_VMM
+    vmm_stats_t v0, v1;
+    vmm_stats(&kernel_vmm, &v0);
+#endif
+    /* 1.5 MiB in 24 KiB pieces: six times the initial 256 KiB. */
+    static void *p[64];
+    bool ok = true, in_heap = true;
+    for (unsigned i = 0; i < 64; i++) {
+        p[i] = kmalloc(24 * 1024);
+        ok = ok && p[i] != NULL;
+        if (p[i] != NULL) {
+            ((volatile uint64_t *)p[i])[0] = i;
+            ((volatile uint64_t *)p[i])[24 * 1024 / 8 - 1] = i;
+            in_heap = in_heap && layout_find(&kernel_layout, (uint64_t)(uintptr_t)p[i]) ==
+                                     LAYOUT_HEAP;
+        }
+    }
+    kheap_get_stats(h, &s1);
+    mm_report_t rep0;
+    mm_status_t st0 = kheap_check(h, &rep0);
+#if KTEST_HAVE_VMM
+    vmm_stats(&kernel_vmm, &v1);
+    bool vmm_grew = v1.heap_bytes > v0.heap_bytes;
+#else
+    bool vmm_grew = false;
+#endif
+    if (kernel_vmm_ready_for_heap()) {
+        tap_check(ok && in_heap && s1.grow_calls > s0.grow_calls && vmm_grew &&
+                      s1.total_bytes > kernel_heap_initial,
+                  "heap: grew past its initial %zu KiB to %zu KiB through the VMM (%lu growth "
+                  "calls), every block in the heap region",
+                  kernel_heap_initial / 1024, s1.total_bytes / 1024,
+                  (unsigned long)(s1.grow_calls - s0.grow_calls));
+    } else {
+        tap_skip("no VMM to grow through", "heap: growth past the initial region");
+    }
+    tap_check(st0 == MM_OK, "heap: consistent after growing (%s%s%s)", mm_status_str(st0),
+              st0 == MM_OK ? "" : ": ", st0 == MM_OK ? "" : rep0.message);
+    /* Free in an order that merges on both sides: evens, then odds. */
+    for (unsigned i = 0; i < 64; i += 2)
+        kfree(p[i]);
+    for (unsigned i = 1; i < 64; i += 2)
+        kfree(p[i]);
+    mm_report_t rep;
+    mm_status_t st = kheap_check(h, &rep);
+    kheap_get_stats(h, &s2);
+    tap_check(st == MM_OK && s2.free_blocks == s2.regions && s2.regions >= 1,
+              "heap: after freeing everything, %zu region(s) of %zu KiB are %zu free block(s); "
+              "check %s%s%s",
+              s2.regions, s2.total_bytes / 1024, s2.free_blocks, mm_status_str(st),
+              st == MM_OK ? "" : ": ", st == MM_OK ? "" : rep.message);
+
+#if KTEST_HAVE_PAGING
+    /* Heap memory is data: writable, never executable. */
+    void *x = kmalloc(64);
+    mm_translation_t t = {0};
+    mm_status_t ts = x86pt_translate(&kernel_pt, kernel_root, (uint64_t)(uintptr_t)x, &t);
+    ((volatile uint8_t *)x)[0] = 0xc3;
+    fault_record_t rec;
+    bool hit = kernel_pt.nx && fault_probe_exec((uint64_t)(uintptr_t)x, &rec);
+    tap_check(ts == MM_OK && (t.flags & MM_MAP_WRITE) && (!kernel_pt.nx || (hit && (rec.error &
+                                                                                    PF_ERR_FETCH))),
+              "heap: blocks are writable and no-execute (jumping into one faults)");
+    kfree(x);
+#endif
+#if HADRON_MM_ALLOC_TRACKING
+    kheap_stats_t s3;
+    kheap_get_stats(h, &s3);
+    tap_check(s3.tracking && s3.live_count == s0.live_count && s3.peak_live_bytes >= 64 * 24 * 1024 &&
+                  s3.allocs > s0.allocs,
+              "heap: tracking: %zu live, peak %zu KiB, %lu allocations, %lu frees",
+              s3.live_count, s3.peak_live_bytes / 1024, (unsigned long)s3.allocs,
+              (unsigned long)s3.frees);
+#endif
+}
+
+#if HADRON_MM_HEAP_REDZONES
+/* Red zones and free fill on a private heap: after a panic the instance may
+ * be left inconsistent, so it must not be the kernel's. */
+static kheap_t scratch_heap;
+static uint8_t scratch_area[64 * 1024] __attribute__((aligned(16)));
+
+typedef struct rz_case {
+    uint8_t *p;
+    size_t size;
+} rz_case_t;
+
+static void rz_free(void *arg)
+{
+    rz_case_t *c = arg;
+    kheap_free(&scratch_heap, c->p);
+}
+
+static void rz_alloc(void *arg)
+{
+    rz_case_t *c = arg;
+    c->p = kheap_alloc(&scratch_heap, c->size, 0);
+}
+
+static void check_redzones(void)
+{
+    mm_report_t rep = {0};
+    scratch_heap = (kheap_t){0};
+    kheap_init(&scratch_heap, scratch_area, sizeof scratch_area);
+    rz_case_t c = {kheap_alloc(&scratch_heap, 24, 0), 24};
+    c.p[24 + 3] = 0x41; /* 4 bytes past the end: inside the trailing red zone */
+    bool caught = panic_expect(rz_free, &c, &rep);
+    tap_check(caught && rep.kind == MM_REPORT_REDZONE && rep.address == (uint64_t)(uintptr_t)c.p &&
+                  rep.offset == 27,
+              "heap: overflow 3 bytes past a 24-byte block caught on kfree (%s at +%ld: %s)",
+              mm_report_kind_str(rep.kind), (long)rep.offset, rep.message);
+
+    scratch_heap = (kheap_t){0};
+    kheap_init(&scratch_heap, scratch_area, sizeof scratch_area);
+    c = (rz_case_t){kheap_alloc(&scratch_heap, 40, 0), 40};
+    c.p[-1] = 0x42; /* underflow */
+    rep = (mm_report_t){0};
+    caught = panic_expect(rz_free, &c, &rep);
+    tap_check(caught && rep.kind == MM_REPORT_REDZONE && (int64_t)rep.offset == -1,
+              "heap: underflow 1 byte before a block caught on kfree (%s at %ld)",
+              mm_report_kind_str(rep.kind), (long)(int64_t)rep.offset);
+
+    scratch_heap = (kheap_t){0};
+    kheap_init(&scratch_heap, scratch_area, sizeof scratch_area);
+    uint8_t *q = kheap_alloc(&scratch_heap, 200, 0);
+    kheap_free(&scratch_heap, q);
+    q[100] = 0x43; /* use after free */
+    c = (rz_case_t){NULL, 200};
+    rep = (mm_report_t){0};
+    caught = panic_expect(rz_alloc, &c, &rep);
+    tap_check(caught && rep.kind == MM_REPORT_POISON &&
+                  rep.address + rep.offset == (uint64_t)(uintptr_t)(q + 100),
+              "heap: a write to freed memory is caught when it is handed out again (%s)",
+              mm_report_kind_str(rep.kind));
+}
+#endif
+
+void checks_heap(void)
+{
+    if (!tap_check(kernel_heap_ready, "heap: default heap of %zu KiB%s (%s)",
+                   kernel_heap_initial / 1024,
+                   kernel_vmm_ready_for_heap() ? " from the VMM, growing through it" : "",
+                   mm_status_str(kernel_heap_status)))
+        return;
+    check_basic();
+    check_growth();
+#if HADRON_MM_HEAP_REDZONES
+    check_redzones();
+#else
+    tap_skip("built without heap_redzones", "heap: red-zone overflow detected");
+#endif
+}
+
+#else
+void checks_heap(void)
+{
+}
+#endif

@@ -1,0 +1,434 @@
+/*
+ * Test kernel checks: the VMM on the real MMU: guard-page stacks (and a real
+ * overflow into the guard), MMIO with the right memory types, user address
+ * spaces switched into CR3.
+ */
+#include <hadron/mm/hhdm.h>
+
+#include "cpu.h"
+#include "kernel.h"
+#include "kmem.h"
+
+#if KTEST_HAVE_VMM && KTEST_HAVE_PAGING
+
+static bool frames_free(uint64_t *out)
+{
+    return kernel_frames_free_count(out);
+}
+
+/* ---- stacks ------------------------------------------------------------ */
+
+static volatile uint64_t recursion_limit = UINT64_MAX;
+static volatile uint64_t deepest;
+
+static uint64_t recurse(uint64_t depth)
+{
+    volatile uint8_t frame[512];
+    frame[0] = (uint8_t)depth;
+    deepest = depth;
+    if (depth >= recursion_limit)
+        return frame[0];
+    return recurse(depth + 1) + frame[0];
+}
+
+typedef struct overflow_arg {
+    uint64_t top;
+} overflow_arg_t;
+
+static void overflow_entry(void *arg)
+{
+    (void)arg;
+    recurse(0);
+}
+
+static void run_overflow(void *arg)
+{
+    overflow_arg_t *o = arg;
+    call_on_stack(overflow_entry, NULL, (void *)(uintptr_t)o->top);
+}
+
+static void check_stacks(void)
+{
+    uint64_t free0 = 0, free1 = 0;
+    bool counted = frames_free(&free0);
+    vmm_stack_t stack = VMM_STACK_INIT;
+    mm_status_t st = vmm_stack_create(&kernel_vmm, &stack);
+    if (!tap_check(st == MM_OK && stack.top - stack.bottom == stack.size &&
+                       layout_find(&kernel_layout, stack.bottom) == LAYOUT_STACKS,
+                   "vmm: kernel stack [%#lx, %#lx) (%lu KiB) in the stacks region (%s)",
+                   stack.bottom, stack.top, stack.size / MM_KIB, mm_status_str(st)))
+        return;
+
+    /* Every byte usable, zeroed. */
+    bool zero = true;
+    for (uint64_t a = stack.bottom; a < stack.top; a += 8) {
+        zero = zero && *(volatile uint64_t *)(uintptr_t)a == 0;
+        *(volatile uint64_t *)(uintptr_t)a = a;
+    }
+    tap_check(zero, "vmm: the stack is zeroed and writable end to end");
+
+    vmm_fault_info_t info;
+    vmm_fault_kind_t k1 = vmm_classify_fault(&kernel_vmm, stack.bottom, NULL);
+    vmm_fault_kind_t k2 = vmm_classify_fault(&kernel_vmm, stack.bottom - 1, &info);
+    tap_check(k1 == VMM_FAULT_STACK && k2 == VMM_FAULT_STACK_GUARD &&
+                  info.stack_bottom == stack.bottom && info.stack_top == stack.top,
+              "vmm: classify: bottom is %s, the byte below is %s", vmm_fault_kind_str(k1),
+              vmm_fault_kind_str(k2));
+
+    fault_record_t rec;
+    uint64_t guard = stack.bottom - 8;
+    bool hit = fault_probe_write(guard, 1, &rec);
+    tap_check(hit && rec.vector == 14 && rec.cr2 == guard && rec.error == PF_ERR_WRITE,
+              "vmm: a write to the guard page %#lx faults: %s", guard, rec.where);
+
+    /* A real overflow: recurse on the new stack until it runs into the
+     * guard. The #PF cannot push its frame there either, so the CPU raises
+     * #DF, which runs on its own IST stack and sees CR2 in the guard page. */
+    overflow_arg_t o = {stack.top};
+    hit = fault_expect(run_overflow, &o, &rec);
+    vmm_fault_kind_t k3 = vmm_classify_fault(&kernel_vmm, rec.cr2, NULL);
+    tap_check(hit && (rec.vector == 8 || rec.vector == 14) && k3 == VMM_FAULT_STACK_GUARD &&
+                  rec.cr2 >= stack.bottom - MM_PAGE_SIZE && rec.cr2 < stack.bottom,
+              "vmm: recursion to depth %lu overflows into the guard: %s, cr2 %#lx, %s",
+              deepest, rec.vector == 8 ? "double fault on IST1" : "page fault", rec.cr2,
+              rec.where);
+
+    unsigned flushes = hook_tlb_page_calls + hook_tlb_all_calls;
+    uint64_t stack_pages = stack.size / MM_PAGE_SIZE;
+    st = vmm_stack_release(&stack);
+    flushes = hook_tlb_page_calls + hook_tlb_all_calls - flushes;
+    mm_status_t st2 = vmm_stack_release(&stack);
+    hit = fault_probe_read(stack.top - 8, &rec);
+    frames_free(&free1);
+    tap_check(st == MM_OK && st2 == MM_OK && hit && (!counted || free1 == free0),
+              "vmm: stack released (twice: no-op), unmapped, frames back (%lu -> %lu)", free0,
+              free1);
+    tap_check(flushes == 1, "vmm: releasing a %lu-page stack costs %u TLB-flush hook call(s)",
+              stack_pages, flushes);
+}
+
+/* ---- MMIO ---------------------------------------------------------------- */
+
+static void check_mmio(void)
+{
+    uint64_t free0 = 0, free1 = 0;
+    bool counted = frames_free(&free0);
+    /* Unaligned on purpose: the mapping must keep the offset in the page. */
+    vmm_mmio_t apic = VMM_MMIO_INIT;
+    mm_status_t st = vmm_mmio_map(&kernel_vmm, 0xfee00020u, 0x20, VMM_MMIO_UNCACHED, &apic);
+    uint32_t ver = 0;
+    mm_translation_t t = {0};
+    if (st == MM_OK) {
+        ver = *(volatile uint32_t *)((uintptr_t)apic.ptr + 0x10);
+        x86pt_translate(&kernel_pt, kernel_root, (uint64_t)(uintptr_t)apic.ptr, &t);
+    }
+    uint64_t va = (uint64_t)(uintptr_t)apic.ptr;
+    tap_check(st == MM_OK && (va & 0xfff) == 0x020 &&
+                  layout_find(&kernel_layout, va) == LAYOUT_MMIO &&
+                  (t.flags & MM_MAP_NOCACHE) && !(t.flags & MM_MAP_EXEC) && t.pa == 0xfee00020u,
+              "vmm: local APIC 0xfee00020 mapped uncached at %p (offset kept, NX) (%s)",
+              (void *)apic.ptr, mm_status_str(st));
+    tap_check((ver & 0xff) != 0 && ver != 0xffffffffu && ((ver >> 16) & 0xff) >= 3,
+              "vmm: APIC version register reads %#x (version %#x, %u LVT entries)", ver,
+              ver & 0xff, ((ver >> 16) & 0xff) + 1);
+    vmm_mmio_release(&apic);
+    fault_record_t rec;
+    bool hit = st == MM_OK && fault_probe_read(va, &rec);
+    tap_check(hit && rec.cr2 == va, "vmm: after release the MMIO address faults (%s)",
+              rec.where);
+
+    /* Write-combining over a RAM frame (standing in for a framebuffer). */
+    mm_paddr_t fb;
+    if (mm_frame_alloc(&kernel_frames, &fb) != MM_OK) {
+        tap_fail("no frame", "vmm: write-combining mapping");
+        return;
+    }
+    vmm_mmio_t wc = VMM_MMIO_INIT;
+    st = vmm_mmio_map(&kernel_vmm, fb, 2 * MM_PAGE_SIZE, VMM_MMIO_WRITE_COMBINING, &wc);
+    bool ok = st == MM_OK;
+    if (ok) {
+        for (unsigned i = 0; i < 512; i++)
+            ((volatile uint64_t *)wc.ptr)[i] = 0xfb00000000000000u | i;
+        x86pt_translate(&kernel_pt, kernel_root, (uint64_t)(uintptr_t)wc.ptr, &t);
+        volatile uint64_t *h = hhdm_phys_to_virt(fb);
+        for (unsigned i = 0; i < 512; i++)
+            ok = ok && h[i] == (0xfb00000000000000u | i);
+    }
+    tap_check(ok && (t.flags & MM_MAP_WRITECOMBINE) && wc.pages == 2,
+              "vmm: write-combining mapping of %#lx at %p: writes land in the frame (%s)", fb,
+              (void *)wc.ptr, mm_status_str(st));
+    vmm_mmio_release(&wc);
+    mm_frame_free(&kernel_frames, fb);
+    frames_free(&free1);
+    tap_check(!counted || free1 == free0, "vmm: MMIO mappings leave no frames behind (%lu -> %lu)",
+              free0, free1);
+}
+
+/* ---- user address spaces ---------------------------------------------------- */
+
+#define USER_BASE UINT64_C(0x400000)
+#define USER_PAGES 8u
+#define USER_CODE UINT64_C(0x600000)
+
+typedef struct user_run {
+    uint64_t rip, rsp, arg0, arg1;
+} user_run_t;
+
+static void run_user(void *arg)
+{
+    user_run_t *u = arg;
+    enter_user(u->rip, u->rsp, u->arg0, u->arg1);
+}
+
+/* Ring 3 in the address space: user code stores to its own page, then reads
+ * a kernel address; the CPU must refuse with a user-mode protection fault.
+ * Then it jumps into its no-execute data page. */
+static void check_ring3(vmm_as_t *as)
+{
+    static const uint8_t code[] = {
+        0x48, 0xc7, 0x07, 0xef, 0xbe, 0xad, 0xde, /* movq $0xffffffffdeadbeef, (%rdi) */
+        0x48, 0x8b, 0x06,                         /* movq (%rsi), %rax */
+        0xeb, 0xfe,                               /* jmp . */
+    };
+    mm_status_t st = vmm_as_map_anon(as, USER_CODE, 1, MM_MAP_EXEC); /* user r-x */
+    mm_translation_t t = {0};
+    if (st == MM_OK)
+        st = vmm_as_translate(as, USER_CODE, &t);
+    if (st != MM_OK) {
+        tap_fail(mm_status_str(st), "vmm: ring 3 code page");
+        return;
+    }
+    uint8_t *c = hhdm_phys_to_virt(t.pa);
+    for (size_t i = 0; i < sizeof code; i++)
+        c[i] = code[i];
+
+    uint64_t kernel_addr = (uint64_t)(uintptr_t)&kernel_layout;
+    volatile uint64_t *data = (volatile uint64_t *)(uintptr_t)USER_BASE;
+    data[0] = 0;
+    user_run_t run = {USER_CODE, USER_BASE + USER_PAGES * MM_PAGE_SIZE - 16, USER_BASE,
+                      kernel_addr};
+    fault_record_t rec;
+    bool hit = fault_expect(run_user, &run, &rec);
+    tap_check(hit && rec.vector == 14 && (rec.cs & 3) == 3 && rec.rip == USER_CODE + 7 &&
+                  rec.cr2 == kernel_addr &&
+                  rec.error == (PF_ERR_PRESENT | PF_ERR_USER) &&
+                  data[0] == 0xffffffffdeadbeefu,
+              "vmm: ring 3 code wrote its own page, then its read of kernel %#lx faulted "
+              "(user protection fault, err %#lx, rip %#lx)",
+              kernel_addr, rec.error, rec.rip);
+
+    if (!kernel_pt.nx) {
+        tap_skip("CPU without NX", "vmm: ring 3 cannot execute its data pages");
+        return;
+    }
+    run.rip = USER_BASE;
+    hit = fault_expect(run_user, &run, &rec);
+    tap_check(hit && (rec.cs & 3) == 3 && rec.cr2 == USER_BASE &&
+                  rec.error == (PF_ERR_PRESENT | PF_ERR_USER | PF_ERR_FETCH),
+              "vmm: ring 3 jumping into its no-execute data page faults (err %#lx)", rec.error);
+}
+
+static void check_user_space(void)
+{
+    uint64_t free0 = 0, free1 = 0;
+    bool counted = frames_free(&free0);
+    vmm_as_t as = VMM_AS_INIT;
+    mm_status_t st = vmm_as_create(&kernel_vmm, vmm_as_leaf_free_frames, &kernel_vmm, &as);
+    mm_status_t st2 = st == MM_OK ? vmm_as_map_anon(&as, USER_BASE, USER_PAGES, MM_MAP_WRITE)
+                                  : st;
+    /* A second, 2 MiB user page backed by a contiguous run. */
+    if (!tap_check(st == MM_OK && st2 == MM_OK,
+                   "vmm: address space created (root %#lx), %u user pages mapped (%s, %s)",
+                   as.root, USER_PAGES, mm_status_str(st), mm_status_str(st2)))
+        return;
+
+    st = vmm_as_switch(&as);
+    bool on = read_cr3() == as.root;
+    bool ok = true;
+    for (unsigned p = 0; p < USER_PAGES; p++) {
+        volatile uint64_t *u = (volatile uint64_t *)(uintptr_t)(USER_BASE + p * MM_PAGE_SIZE);
+        ok = ok && u[0] == 0;
+        u[0] = 0x5555000000000000u | p;
+        u[511] = p;
+    }
+    for (unsigned p = 0; p < USER_PAGES; p++) {
+        volatile uint64_t *u = (volatile uint64_t *)(uintptr_t)(USER_BASE + p * MM_PAGE_SIZE);
+        ok = ok && u[0] == (0x5555000000000000u | p) && u[511] == p;
+    }
+    /* The same frames through the HHDM, via the space's own translation. */
+    mm_translation_t t = {0};
+    mm_status_t tr = vmm_as_translate(&as, USER_BASE + 3 * MM_PAGE_SIZE + 8, &t);
+    ok = ok && tr == MM_OK && (t.flags & MM_MAP_USER) && (t.flags & MM_MAP_WRITE) &&
+         !(t.flags & MM_MAP_EXEC) &&
+         *(volatile uint64_t *)hhdm_phys_to_virt(t.pa - 8) == (0x5555000000000000u | 3);
+    /* Kernel memory stays reachable (the kernel half is shared). */
+    ok = ok && *(volatile uint64_t *)hhdm_phys_to_virt(t.pa - 8) != 0 &&
+         kernel_layout.regions[LAYOUT_HHDM].size != 0;
+    tap_check(st == MM_OK && on && ok,
+              "vmm: switched to it (CR3 %#lx), user pages zeroed, written and read, same "
+              "frames through the HHDM",
+              read_cr3());
+    checks_paging_audit(as.root, "the user address space");
+    check_ring3(&as);
+
+    st = vmm_switch_to_kernel(&kernel_vmm);
+    fault_record_t rec;
+    bool hit = fault_probe_read(USER_BASE, &rec);
+    tap_check(st == MM_OK && read_cr3() == kernel_root && hit && rec.cr2 == USER_BASE,
+              "vmm: switched back to the kernel root; user addresses fault there (%s)",
+              rec.where);
+    st = vmm_as_release(&as);
+    st2 = vmm_as_release(&as);
+    frames_free(&free1);
+    tap_check(st == MM_OK && st2 == MM_OK && (!counted || free1 == free0),
+              "vmm: address space destroyed: pages, tables and root freed, free frames %lu -> %lu%s",
+              free0, free1, counted ? "" : " (no PMM: not counted)");
+}
+
+/* ---- out of memory half-way ----------------------------------------------
+ * A second VMM over the same kernel tables but its own regions (placed after
+ * the kernel's MMIO region) and a frame allocator that fails on its k-th
+ * call, for the mapper's tables and the data frames alike. For every k until
+ * a stack can be created: the failure must leave the PMM's free count, the
+ * page tables and the region exactly as before. */
+typedef struct failing_frames {
+    mm_frame_allocator_t inner;
+    unsigned calls, fail_at; /* fail_at 0: never */
+} failing_frames_t;
+
+static mm_status_t failing_alloc(void *ctx, size_t count, size_t align, mm_paddr_t limit,
+                                 mm_paddr_t *out)
+{
+    failing_frames_t *f = ctx;
+    if (++f->calls == f->fail_at)
+        return MM_ERR_NOMEM;
+    return f->inner.alloc(f->inner.ctx, count, align, limit, out);
+}
+
+static mm_status_t failing_free(void *ctx, mm_paddr_t base, size_t count)
+{
+    failing_frames_t *f = ctx;
+    return f->inner.free(f->inner.ctx, base, count);
+}
+
+static void check_oom(void)
+{
+    static failing_frames_t ff;
+    static x86pt_t pt2;
+    static vmm_t vmm2;
+    static layout_t lay2;
+    uint64_t free0 = 0;
+    if (!frames_free(&free0)) {
+        tap_skip("no PMM to count frames", "vmm: out of memory half-way through a stack");
+        return;
+    }
+    ff = (failing_frames_t){kernel_frames, 0, 0};
+    mm_frame_allocator_t fa = {&ff, failing_alloc, failing_free};
+    x86pt_config_t cfg = {
+        .levels = kernel_pt.levels,
+        .phys_bits = kernel_pt.phys_bits,
+        .nx = kernel_pt.nx,
+        .pages_1g = kernel_pt.pages_1g,
+        .frames = fa,
+    };
+    const layout_region_t *mmio = &kernel_layout.regions[LAYOUT_MMIO];
+    layout_params_t lp = {
+        .hhdm_base = hhdm_base,
+        .phys_top = boot_info.phys_top,
+        .regions_base = mm_align_up(mmio->base + mmio->size + MM_GIB, MM_GIB),
+        .heap_size = MM_GIB,
+        .stacks_size = MM_GIB,
+        .mmio_size = MM_GIB,
+        .paging_levels = kernel_pt.levels,
+    };
+    mm_status_t st = layout_compute(&lp, &lay2);
+    if (st == MM_OK)
+        st = x86pt_init(&pt2, &cfg);
+    vmm_config_t vc = {
+        .layout = &lay2,
+        .kernel_root = kernel_root,
+        .mapper = x86pt_page_mapper(&pt2),
+        .frames = fa,
+    };
+    if (st == MM_OK)
+        st = vmm_init(&vmm2, &vc);
+    if (!tap_check(st == MM_OK, "vmm: a second VMM at %#lx with a failing frame allocator (%s)",
+                   lay2.regions[LAYOUT_STACKS].base, mm_status_str(st)))
+        return;
+
+    uint64_t base_free = 0, now = 0;
+    frames_free(&base_free);
+    unsigned failures = 0, leaks = 0, k;
+    vmm_stack_t stack = VMM_STACK_INIT;
+    for (k = 1; k < 200; k++) {
+        ff.calls = 0;
+        ff.fail_at = k;
+        st = vmm_stack_create(&vmm2, &stack);
+        if (st == MM_OK)
+            break;
+        failures++;
+        frames_free(&now);
+        if (st != MM_ERR_NOMEM || now != base_free || vmm_check(&vmm2) != MM_OK)
+            leaks++;
+    }
+    ff.fail_at = 0;
+    /* The last attempt succeeded: the stack works and sits at the region's
+     * first slot, so no failed attempt kept virtual space either. */
+    bool first_slot = st == MM_OK &&
+                      stack.bottom == lay2.regions[LAYOUT_STACKS].base + VMM_STACK_GUARD_SIZE;
+    if (st == MM_OK)
+        *(volatile uint64_t *)(uintptr_t)(stack.top - 8) = 1;
+    vmm_stack_release(&stack);
+    frames_free(&now);
+    tap_check(failures > 0 && leaks == 0 && first_slot && now == base_free,
+              "vmm: %u stack creations failing at each frame request in turn leave frames, "
+              "tables and region as they were (%u leaked); attempt %u succeeds in the first slot",
+              failures, leaks, k);
+
+    /* Heap growth the same way. */
+    unsigned heap_fail = 0, heap_bad = 0;
+    void *hb = NULL;
+    size_t hs = 0;
+    for (k = 1; k < 200; k++) {
+        ff.calls = 0;
+        ff.fail_at = k;
+        st = vmm_heap_grow(&vmm2, 64 * MM_KIB, &hb, &hs);
+        if (st == MM_OK)
+            break;
+        heap_fail++;
+        frames_free(&now);
+        vmm_stats_t vs;
+        vmm_stats(&vmm2, &vs);
+        if (st != MM_ERR_NOMEM || now != base_free || vs.heap_bytes != 0)
+            heap_bad++;
+    }
+    ff.fail_at = 0;
+    tap_check(heap_fail > 0 && heap_bad == 0 && st == MM_OK &&
+                  (uint64_t)(uintptr_t)hb == lay2.regions[LAYOUT_HEAP].base,
+              "vmm: %u heap growths failing half-way change nothing (%u did); the next one "
+              "starts at the heap base",
+              heap_fail, heap_bad);
+}
+
+void checks_vmm(void)
+{
+    if (!tap_check(kernel_vmm_ready, "vmm: initialised over the kernel tables (%s)",
+                   mm_status_str(kernel_vmm_status)))
+        return;
+    check_stacks();
+    check_mmio();
+    check_user_space();
+    check_oom();
+    mm_status_t st = vmm_check(&kernel_vmm);
+    vmm_stats_t s;
+    vmm_stats(&kernel_vmm, &s);
+    tap_check(st == MM_OK && s.stacks == 0 && s.mmio_mappings == 0 && s.stranded_bytes == 0,
+              "vmm: consistency check %s; no stacks or MMIO left, nothing stranded",
+              mm_status_str(st));
+}
+
+#else
+void checks_vmm(void)
+{
+}
+#endif

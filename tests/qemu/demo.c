@@ -1,0 +1,248 @@
+/*
+ * Test kernel: the demo report (command line "demo"). What a kernel
+ * developer wants to see at a glance after hadron-mm came up on a machine:
+ * the firmware's memory map, where the PMM put its bitmaps and what it
+ * manages, the virtual layout, the kernel's page tables (merged runs, as
+ * paging-x86_64's dump prints them) and the heap.
+ */
+#include <hadron/mm/hhdm.h>
+
+#include "cpu.h"
+#include "kernel.h"
+#include "kmem.h"
+
+static void rule(const char *title)
+{
+    kprintf("\n== %s ", title);
+    size_t n = 0;
+    while (title[n])
+        n++;
+    for (size_t i = n + 4; i < 78; i++)
+        serial_putc('=');
+    serial_putc('\n');
+}
+
+static void human(char *buf, size_t size, uint64_t bytes)
+{
+    if (bytes >= MM_GIB && bytes % MM_GIB == 0)
+        ksnprintf(buf, size, "%lu GiB", bytes / MM_GIB);
+    else if (bytes >= MM_MIB)
+        ksnprintf(buf, size, "%lu.%02lu MiB", bytes / MM_MIB, (bytes % MM_MIB) * 100 / MM_MIB);
+    else if (bytes >= MM_KIB)
+        ksnprintf(buf, size, "%lu KiB", bytes / MM_KIB);
+    else
+        ksnprintf(buf, size, "%lu B", bytes);
+}
+
+static void demo_machine(void)
+{
+    rule("machine");
+    kprintf("  CPU         %s, %u-bit physical, %u-bit virtual addresses\n", cpu_feat.vendor,
+            cpu_feat.phys_bits, cpu_feat.virt_bits);
+    kprintf("  features    NX %s, 1 GiB pages %s, global pages %s, PAT %s, LA57 %s\n",
+            cpu_feat.nx ? "yes" : "no", cpu_feat.page1g ? "yes" : "no",
+            cpu_feat.pge ? "yes" : "no", cpu_feat.pat ? "yes" : "no",
+            cpu_feat.la57 ? "yes" : "no");
+    kprintf("  paging      %u-level%s\n", boot_info.la57 ? 5 : 4,
+            boot_info.la57_requested && !boot_info.la57 ? " (5-level requested, CPU lacks it)"
+                                                        : "");
+    kprintf("  command     \"%s\"\n", boot_info.cmdline);
+    char k[32];
+    human(k, sizeof k, kernel_image_phys_end() - kernel_image_phys_start());
+    kprintf("  kernel      phys %#lx-%#lx (%s), virt %p\n", kernel_image_phys_start(),
+            kernel_image_phys_end(), k, (void *)__kernel_start);
+
+    rule("firmware memory map (PVH / e820)");
+    kprintf("  %-18s %-18s %12s  %s\n", "start", "end", "size", "type");
+    for (unsigned i = 0; i < boot_info.memmap_count; i++) {
+        const boot_mem_range_t *r = &boot_info.memmap[i];
+        char sz[32];
+        human(sz, sizeof sz, r->size);
+        kprintf("  0x%016lx 0x%016lx %12s  %s\n", r->addr, r->addr + r->size, sz,
+                e820_type_name(r->type));
+    }
+    char ram[32];
+    human(ram, sizeof ram, boot_info.ram_bytes);
+    kprintf("  usable RAM: %s, highest address %#lx\n", ram, boot_info.phys_top);
+}
+
+static void demo_pmm(void)
+{
+#if KTEST_HAVE_PMM
+    rule("physical memory manager (bitmap)");
+    pmm_stats_t s;
+    if (pmm_get_stats(&kernel_pmm, &s) != MM_OK) {
+        kprintf("  not initialised (%s)\n", mm_status_str(kernel_pmm_status));
+        return;
+    }
+    char a[32], b[32], c[32];
+    human(a, sizeof a, s.span_frames * MM_PAGE_SIZE);
+    kprintf("  bitmap span  %lu frames (%s): one bit per 4 KiB frame\n", s.span_frames, a);
+    human(a, sizeof a, s.meta_frames * MM_PAGE_SIZE);
+    kprintf("  metadata     phys %#lx, %lu frames (%s, %lu bytes used)\n", s.meta_base,
+            s.meta_frames, a, s.meta_bytes);
+    kprintf("               free + usable%s bitmaps, summary trees, per-chunk run bounds\n",
+            HADRON_MM_PMM_POISON ? " + poisoned" : "");
+    human(a, sizeof a, s.usable_frames * MM_PAGE_SIZE);
+    human(b, sizeof b, s.free_frames * MM_PAGE_SIZE);
+    human(c, sizeof c, s.used_frames * MM_PAGE_SIZE);
+    kprintf("  managed      %8lu frames  %s\n", s.usable_frames, a);
+    kprintf("  free         %8lu frames  %s\n", s.free_frames, b);
+    kprintf("  in use       %8lu frames  %s   (page tables, heap, ...)\n", s.used_frames, c);
+    human(a, sizeof a, s.reserved_frames * MM_PAGE_SIZE);
+    kprintf("  reserved     %8lu frames  %s   (holes, firmware, frame 0, kernel, metadata)\n",
+            s.reserved_frames, a);
+    kprintf("  poisoning    %s\n", HADRON_MM_PMM_POISON ? "on (0xDEADDEAD, verified on reuse)"
+                                                         : "off");
+#else
+    rule("physical memory manager");
+    kprintf("  not built into this tree yet: frames come from a bump allocator\n");
+#endif
+}
+
+static void demo_layout(void)
+{
+    rule("kernel virtual layout");
+    if (!kernel_layout_ready) {
+        kprintf("  not computed\n");
+        return;
+    }
+    kprintf("  %-8s %-18s %-18s %10s\n", "region", "start", "end", "size");
+    for (unsigned id = 0; id < LAYOUT_REGION_COUNT; id++) {
+        const layout_region_t *r = &kernel_layout.regions[id];
+        char sz[32];
+        human(sz, sizeof sz, r->size);
+        kprintf("  %-8s 0x%016lx 0x%016lx %10s\n", layout_region_name(id), r->base,
+                r->base + r->size - 1, sz);
+    }
+    kprintf("  (guard gaps of at least 1 GiB between regions; user half below %#lx)\n",
+            kernel_layout.upper_half_start);
+}
+
+#if KTEST_HAVE_PAGING
+/* The dump, merged further than x86pt_dump does: a run is virtually
+ * contiguous with equal page size and flags; when its frames are not
+ * physically contiguous too (heap and stack pages come one frame at a time)
+ * the line says so instead of printing one line per page. */
+typedef struct dump_run {
+    bool open;
+    x86pt_leaf_t first;
+    uint64_t va_end, pa_next, pages;
+    bool pa_contig;
+    unsigned lines;
+} dump_run_t;
+
+static const char *page_str(mm_page_size_t s)
+{
+    return s == MM_PAGE_1G ? "1G" : s == MM_PAGE_2M ? "2M" : "4K";
+}
+
+static void dump_flush(dump_run_t *r)
+{
+    if (!r->open)
+        return;
+    mm_map_flags_t f = r->first.flags;
+    char sz[32];
+    human(sz, sizeof sz, r->va_end - r->first.va);
+    const char *cache = (f & MM_MAP_WRITECOMBINE)    ? "WC"
+                        : (f & MM_MAP_NOCACHE)       ? "UC"
+                        : (f & MM_MAP_WRITETHROUGH) ? "WT"
+                                                     : "WB";
+    kprintf("  0x%016lx-0x%016lx -> 0x%016lx %10s %5lux%s %s %s %s %s %s%s\n", r->first.va,
+            r->va_end, r->first.pa, sz, r->pages, page_str(r->first.size),
+            (f & MM_MAP_USER) ? "USR" : "   ", (f & MM_MAP_WRITE) ? "RW" : "ro",
+            (f & MM_MAP_EXEC) ? "x " : "NX", (f & MM_MAP_GLOBAL) ? "GLB" : "   ", cache,
+            r->pa_contig ? "" : "  (frames scattered)");
+    r->lines++;
+    r->open = false;
+}
+
+static bool dump_leaf(void *arg, const x86pt_leaf_t *leaf)
+{
+    dump_run_t *r = arg;
+    uint64_t bytes = mm_page_bytes(leaf->size);
+    if (r->open && leaf->va == r->va_end && leaf->size == r->first.size &&
+        leaf->flags == r->first.flags) {
+        r->pa_contig = r->pa_contig && leaf->pa == r->pa_next;
+        r->va_end += bytes;
+        r->pa_next = leaf->pa + bytes;
+        r->pages++;
+        return true;
+    }
+    dump_flush(r);
+    *r = (dump_run_t){true, *leaf, leaf->va + bytes, leaf->pa + bytes, 1, true, r->lines};
+    return true;
+}
+#endif
+
+static void demo_tables(void)
+{
+#if KTEST_HAVE_PAGING
+    rule("kernel page tables (merged runs)");
+    if (!kernel_tables_ready) {
+        kprintf("  not built (%s)\n", kernel_tables_error_step);
+        return;
+    }
+    kprintf("  root %#lx (%u-level), PAT MSR %#lx (WB WT UC- UC WC ...)\n", kernel_root,
+            kernel_pt.levels, rdmsr(MSR_PAT));
+    kprintf("  %-18s %-18s    %-18s %10s %8s\n", "virtual", "end", "physical", "size", "pages");
+    dump_run_t run = {0};
+    x86pt_walk(&kernel_pt, kernel_root, 0, UINT64_MAX, dump_leaf, &run);
+    dump_flush(&run);
+    x86pt_audit_counts_t counts = {0};
+    x86pt_audit(&kernel_pt, kernel_root, NULL, NULL, &counts);
+    x86pt_check_info_t info = {0};
+    x86pt_check(&kernel_pt, kernel_root, &info);
+    kprintf("  audit: %zu writable+executable, %zu user pages in the kernel half; "
+            "%zu tables, %zu leaves\n",
+            counts.wx, counts.kernel_user_leaves, info.kernel_tables + info.user_tables,
+            info.leaves);
+#else
+    rule("kernel page tables");
+    kprintf("  paging-x86_64 not built into this tree yet: running on the boot tables\n");
+#endif
+}
+
+static void demo_heap(void)
+{
+#if KTEST_HAVE_KHEAP
+    rule("kernel heap");
+    kheap_stats_t s;
+    if (kheap_get_stats(kheap_default(), &s) != MM_OK) {
+        kprintf("  not initialised\n");
+        return;
+    }
+    char a[32], b[32], c[32];
+    human(a, sizeof a, s.total_bytes);
+    human(b, sizeof b, s.free_bytes);
+    human(c, sizeof c, s.largest_free);
+    kprintf("  regions %zu, total %s, free %s in %zu block(s), largest free %s\n", s.regions, a,
+            b, s.free_blocks, c);
+    kprintf("  grown %lu time(s) through the VMM (%lu failed)\n", (unsigned long)s.grow_calls,
+            (unsigned long)s.grow_failures);
+    if (s.tracking) {
+        human(a, sizeof a, s.peak_live_bytes);
+        kprintf("  tracking: %zu live blocks, peak %s, %lu allocations, %lu frees, %lu failures\n",
+                s.live_count, a, (unsigned long)s.allocs, (unsigned long)s.frees,
+                (unsigned long)s.failures);
+        kprintf("  sizes:");
+        for (unsigned i = 0; i < KHEAP_SIZE_CLASSES; i++)
+            if (s.histogram[i] != 0)
+                kprintf(" <=%lu:%lu", (unsigned long)(i == 0 ? 16 : (UINT64_C(1) << (i + 4))),
+                        (unsigned long)s.histogram[i]);
+        kprintf("\n");
+    }
+    kprintf("  red zones %s\n", HADRON_MM_HEAP_REDZONES ? "on (16 bytes each side, 0xFD)" : "off");
+#endif
+}
+
+void demo_print(void)
+{
+    kprintf("\n#### hadron-mm on an emulated x86_64 machine, after the self-checks above ####\n");
+    demo_machine();
+    demo_pmm();
+    demo_layout();
+    demo_tables();
+    demo_heap();
+    rule("summary");
+}

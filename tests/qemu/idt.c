@@ -1,0 +1,91 @@
+/*
+ * Test kernel: IDT for the 32 exception vectors, and a TSS whose IST1 gives
+ * the double-fault handler its own stack (a kernel stack overflow faults
+ * again while pushing the #PF frame; #DF on IST1 still runs) and whose RSP0
+ * is the stack an exception from ring 3 (the user-mode checks) lands on.
+ * The watchdog's NMI runs on IST2, so it works even on an overflowing stack.
+ */
+#include "kernel.h"
+
+typedef struct __attribute__((packed)) idt_gate {
+    uint16_t off_lo;
+    uint16_t selector;
+    uint8_t ist;
+    uint8_t type_attr;
+    uint16_t off_mid;
+    uint32_t off_hi;
+    uint32_t zero;
+} idt_gate_t;
+
+typedef struct __attribute__((packed)) tss {
+    uint32_t reserved0;
+    uint64_t rsp[3];
+    uint64_t reserved1;
+    uint64_t ist[7];
+    uint64_t reserved2;
+    uint16_t reserved3;
+    uint16_t iomap_base;
+} tss_t;
+
+typedef struct __attribute__((packed)) desc_ptr {
+    uint16_t limit;
+    uint64_t base;
+} desc_ptr_t;
+
+extern const uint64_t isr_stub_table[32];
+extern uint64_t gdt[7];
+
+static idt_gate_t idt[32] __attribute__((aligned(16)));
+static tss_t tss __attribute__((aligned(16)));
+static uint8_t df_stack[16384] __attribute__((aligned(16)));
+static uint8_t nmi_stack[16384] __attribute__((aligned(16)));
+/* Where the CPU switches to when an exception interrupts ring 3. */
+static uint8_t ring0_stack[16384] __attribute__((aligned(16)));
+
+#define GDT_TSS_SELECTOR 0x18
+#define IST_DOUBLE_FAULT 1
+#define IST_NMI 2
+
+static void set_gate(unsigned vec, uint64_t handler, uint8_t ist)
+{
+    idt[vec] = (idt_gate_t){
+        .off_lo = (uint16_t)handler,
+        .selector = 0x08,
+        .ist = ist,
+        .type_attr = 0x8e, /* present, DPL 0, 64-bit interrupt gate */
+        .off_mid = (uint16_t)(handler >> 16),
+        .off_hi = (uint32_t)(handler >> 32),
+        .zero = 0,
+    };
+}
+
+static void tss_init(void)
+{
+    tss.ist[IST_DOUBLE_FAULT - 1] = (uint64_t)(uintptr_t)(df_stack + sizeof df_stack);
+    tss.ist[IST_NMI - 1] = (uint64_t)(uintptr_t)(nmi_stack + sizeof nmi_stack);
+    tss.rsp[0] = (uint64_t)(uintptr_t)(ring0_stack + sizeof ring0_stack);
+    tss.iomap_base = sizeof tss;
+    uint64_t base = (uint64_t)(uintptr_t)&tss;
+    uint64_t limit = sizeof tss - 1;
+    gdt[3] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (UINT64_C(0x89) << 40) |
+             (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+    gdt[4] = base >> 32;
+    __asm__ __volatile__("ltr %w0" : : "r"(GDT_TSS_SELECTOR));
+}
+
+void idt_init(void)
+{
+    tss_init();
+    for (unsigned v = 0; v < 32; v++)
+        set_gate(v, isr_stub_table[v], v == 8 ? IST_DOUBLE_FAULT : v == 2 ? IST_NMI : 0);
+    desc_ptr_t p = {sizeof idt - 1, (uint64_t)(uintptr_t)idt};
+    __asm__ __volatile__("lidt %0" : : "m"(p));
+}
+
+void isr_dispatch(isr_frame_t *frame)
+{
+    if (frame->vector == 2)
+        watchdog_nmi(frame);
+    else
+        fault_handle(frame);
+}

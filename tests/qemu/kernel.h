@@ -1,0 +1,194 @@
+/*
+ * Test kernel: what its files share.
+ */
+#ifndef KTEST_KERNEL_H
+#define KTEST_KERNEL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hadron/mm/layout.h>
+#include <hadron/mm/report.h>
+
+#define KERNEL_VMA UINT64_C(0xffffffff80000000)
+#define KERNEL_PHYS_BASE UINT64_C(0x100000)
+#define HHDM_BASE_4LEVEL UINT64_C(0xffff800000000000)
+#define HHDM_BASE_5LEVEL UINT64_C(0xff00000000000000)
+
+/* Linker-script symbols (virtual addresses in the kernel image). */
+extern char __kernel_start[], __kernel_end[];
+extern char __text_start[], __text_end[];
+extern char __rodata_start[], __rodata_end[];
+extern char __data_start[], __data_end[];
+extern char __bss_start[], __bss_end[];
+extern char boot_stack_bottom[], boot_stack_top[];
+
+/* Physical address of something in the kernel image. */
+static inline uint64_t kernel_virt_to_phys(const void *p)
+{
+    return (uint64_t)(uintptr_t)p - KERNEL_VMA;
+}
+
+/* ---- boot.S ---------------------------------------------------------- */
+#define BOOT_LA57_REQUESTED 1u
+#define BOOT_LA57_ENABLED 2u
+#define BOOT_NX_ENABLED 4u
+#define BOOT_PGE_ENABLED 8u
+extern uint32_t boot_flags;
+extern uint64_t boot_pml5[512], boot_pml4[512], boot_pml4_hhdm[512], boot_pdpt_low[512],
+    boot_pdpt_hhdm[512];
+
+/* ---- boot_info.c: what PVH handed us, copied out of low memory ---------- */
+#define E820_RAM 1u
+#define E820_RESERVED 2u
+#define E820_ACPI 3u
+#define E820_NVS 4u
+#define BOOT_MEMMAP_MAX 64u
+
+typedef struct boot_mem_range {
+    uint64_t addr;
+    uint64_t size;
+    uint32_t type;
+} boot_mem_range_t;
+
+typedef struct boot_info {
+    boot_mem_range_t memmap[BOOT_MEMMAP_MAX];
+    unsigned memmap_count;
+    char cmdline[256];
+    uint64_t rsdp;
+    uint64_t phys_top;       /* end of the highest RAM range */
+    uint64_t ram_bytes;      /* sum of RAM ranges */
+    bool la57_requested;
+    bool la57;               /* running with 5-level paging */
+    bool demo;               /* "demo" on the command line */
+} boot_info_t;
+
+extern boot_info_t boot_info;
+/* Copies the start info; false when the magic is wrong. */
+bool boot_info_parse(uint32_t start_info_phys);
+bool cmdline_has(const char *word);
+const char *e820_type_name(uint32_t type);
+
+/* ---- serial.c / fmt.c ----------------------------------------------- */
+void serial_init(void);
+void serial_putc(char c);
+void serial_write(const char *s);
+
+typedef void (*fmt_sink_fn)(char c, void *ctx);
+/* %[-0][width][l|ll|z](d i u x X p s c %) */
+void kvformat(fmt_sink_fn sink, void *ctx, const char *fmt, va_list ap);
+int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
+int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- tap.c ------------------------------------------------------------ */
+/* One TAP line; returns cond. Descriptions are printf formats. */
+bool tap_check(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "not ok N - desc # reason" */
+void tap_fail(const char *reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tap_skip(const char *reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+unsigned tap_failures(void);
+/* Lines printed so far (the watchdog's measure of progress). */
+unsigned tap_progress(void);
+/* Prints the plan and exits through isa-debug-exit. */
+_Noreturn void tap_finish(void);
+/* Aborts the run: "Bail out!" and the failure exit code. */
+_Noreturn void tap_bail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- exit ------------------------------------------------------------- */
+#define QEMU_EXIT_SUCCESS 0x10u /* qemu exits with (0x10 << 1) | 1 = 33 */
+#define QEMU_EXIT_FAILURE 0x11u /* 35 */
+_Noreturn void qemu_exit(uint32_t code);
+
+/* ---- setjmp.S ---------------------------------------------------------- */
+typedef struct kjmp_buf {
+    uint64_t rbx, rbp, r12, r13, r14, r15, rsp, rip;
+} kjmp_buf_t;
+__attribute__((returns_twice)) int kjmp_save(kjmp_buf_t *buf);
+_Noreturn void kjmp_restore(kjmp_buf_t *buf, int value);
+/* Runs fn(arg) on another stack (stack_top: its initial RSP, 16-aligned). */
+void call_on_stack(void (*fn)(void *), void *arg, void *stack_top);
+/* Ring 3 at rip/rsp with %rdi = arg0, %rsi = arg1; back only by a fault. */
+_Noreturn void enter_user(uint64_t rip, uint64_t rsp, uint64_t arg0, uint64_t arg1);
+
+/* ---- idt.c / fault.c ---------------------------------------------------- */
+typedef struct isr_frame {
+    uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+    uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+    uint64_t vector, error;
+    uint64_t rip, cs, rflags, rsp, ss;
+} isr_frame_t;
+
+void idt_init(void);
+void isr_dispatch(isr_frame_t *frame);
+
+/* ---- watchdog.c ------------------------------------------------------- */
+/* PIT -> IOAPIC -> NMI; needs the boot identity map (call before dropping
+ * it). A run without a new TAP line for a few seconds is failed with a
+ * backtrace. */
+void watchdog_start(void);
+void watchdog_nmi(isr_frame_t *frame);
+
+#define PF_ERR_PRESENT 0x1u
+#define PF_ERR_WRITE 0x2u
+#define PF_ERR_USER 0x4u
+#define PF_ERR_RSVD 0x8u
+#define PF_ERR_FETCH 0x10u
+
+typedef struct fault_record {
+    bool hit;
+    unsigned vector;
+    uint64_t cr2;
+    uint64_t error;
+    uint64_t rip;
+    uint64_t cs;     /* of the faulting context: RPL 3 = user mode */
+    char where[160]; /* classification of cr2 */
+} fault_record_t;
+
+/* Runs fn(arg) with a page fault expected: the fault handler records it and
+ * resumes after the call. Returns true when a page fault happened. */
+bool fault_expect(void (*fn)(void *), void *arg, fault_record_t *rec);
+bool fault_probe_read(uint64_t va, fault_record_t *rec);
+bool fault_probe_write(uint64_t va, uint64_t value, fault_record_t *rec);
+bool fault_probe_exec(uint64_t va, fault_record_t *rec);
+/* Describes where va lies (layout region, VMM object, stack guard). */
+void fault_classify(uint64_t va, char *buf, size_t size);
+/* Set once the VMM is up: describes va within the VMM's objects ("guard page
+ * of kernel stack 3: stack overflow"); false when it knows nothing. */
+typedef bool (*fault_classifier_fn)(uint64_t va, char *buf, size_t size);
+extern fault_classifier_fn fault_vmm_classifier;
+const char *pf_error_str(uint64_t err, char *buf, size_t size);
+/* "#   backtrace: <rip> <return addresses...>" by the frame-pointer chain;
+ * run-qemu.sh turns the line into function names and source lines. */
+void backtrace_print(uint64_t rip, uint64_t rbp);
+void fault_handle(isr_frame_t *frame);
+
+/* ---- hooks.c ------------------------------------------------------------ */
+/* Runs fn(arg) with an mm_hook_panic expected; returns true when one came,
+ * with the report copied to *out. */
+bool panic_expect(void (*fn)(void *), void *arg, mm_report_t *out);
+extern unsigned hook_warn_count;
+extern mm_report_t hook_last_warn;
+extern unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
+
+/* ---- kmain.c: the kernel's memory state, shared by the checks ---------- */
+void kmain(uint32_t start_info_phys);
+extern layout_t kernel_layout;
+extern bool kernel_layout_ready;
+extern uint64_t hhdm_base;
+
+/* ---- early_map.c ---------------------------------------------------------- */
+/* Makes the boot HHDM cover exactly [0, align_up(top, 1 GiB)): grows or
+ * trims it. Returns the mapped size. */
+uint64_t early_hhdm_extend(uint64_t top);
+/* Drops the boot identity map: the lower half is empty afterwards. */
+void early_drop_identity(void);
+
+/* ---- checks ---------------------------------------------------------------- */
+void checks_boot(void);
+void checks_layout(void);
+
+#endif /* KTEST_KERNEL_H */

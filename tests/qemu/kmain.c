@@ -1,0 +1,64 @@
+/*
+ * Test kernel: kmain. Boots, brings up hadron-mm piece by piece on a real
+ * (emulated) x86_64 CPU, runs the checks of every component built in, and
+ * exits through isa-debug-exit with the TAP result.
+ */
+#include <hadron/mm/config.h>
+#include <hadron/mm/hhdm.h>
+
+#include "cpu.h"
+#include "kernel.h"
+#include "kmem.h"
+
+layout_t kernel_layout;
+bool kernel_layout_ready;
+uint64_t hhdm_base;
+mm_status_t hhdm_init_status;
+mm_status_t layout_status;
+uint64_t early_mapped_bytes;
+
+/* The HHDM over all RAM (boot tables, extended), then the layout. */
+static void memory_bootstrap(void)
+{
+    hhdm_base = boot_info.la57 ? HHDM_BASE_5LEVEL : HHDM_BASE_4LEVEL;
+    early_drop_identity();
+    early_mapped_bytes = early_hhdm_extend(boot_info.phys_top);
+    hhdm_init_status = hhdm_init(hhdm_base, mm_align_up(boot_info.phys_top, MM_GIB));
+
+    layout_params_t params = {
+        .hhdm_base = hhdm_base,
+        .phys_top = boot_info.phys_top,
+        .paging_levels = boot_info.la57 ? 5 : 4,
+    };
+    layout_status = layout_compute(&params, &kernel_layout);
+    kernel_layout_ready = layout_status == MM_OK;
+}
+
+void kmain(uint32_t start_info_phys)
+{
+    serial_init();
+    kprintf("TAP version 13\n# hadron-mm test kernel %s\n", HADRON_MM_VERSION);
+    idt_init();
+    if (!boot_info_parse(start_info_phys))
+        tap_bail("no PVH start info (bad magic at %#x)", start_info_phys);
+    cpu_features_init();
+    kprintf("# command line: \"%s\"\n", boot_info.cmdline);
+
+    checks_boot();
+    if (!cmdline_has("nowatchdog"))
+        watchdog_start();
+    memory_bootstrap();
+    mem_init();
+    checks_layout();
+    checks_pmm();
+    checks_paging();
+    checks_vmm();
+    checks_heap();
+#if KTEST_HAVE_PAGING
+    if (kernel_tables_ready)
+        checks_paging_audit(kernel_root, "the kernel tables after every check");
+#endif
+    if (boot_info.demo)
+        demo_print();
+    tap_finish();
+}

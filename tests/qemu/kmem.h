@@ -1,0 +1,116 @@
+/*
+ * Test kernel: the memory-management objects kmain brings up, shared by the
+ * checks. Each component is optional: meson.build defines KTEST_HAVE_<X>
+ * when hadron-mm's tree has that library, so the kernel grows with it.
+ */
+#ifndef KTEST_KMEM_H
+#define KTEST_KMEM_H
+
+#include <hadron/mm/frame_alloc.h>
+#include <hadron/mm/hooks.h>
+#include <hadron/mm/page_mapper.h>
+
+#ifndef KTEST_HAVE_PMM
+#define KTEST_HAVE_PMM 0
+#endif
+#ifndef KTEST_HAVE_PAGING
+#define KTEST_HAVE_PAGING 0
+#endif
+#ifndef KTEST_HAVE_VMM
+#define KTEST_HAVE_VMM 0
+#endif
+#ifndef KTEST_HAVE_KHEAP
+#define KTEST_HAVE_KHEAP 0
+#endif
+
+/* The VMM maps through paging-x86_64 here: without it there is no VMM. */
+#if KTEST_HAVE_VMM && !KTEST_HAVE_PAGING
+#undef KTEST_HAVE_VMM
+#define KTEST_HAVE_VMM 0
+#endif
+
+#if KTEST_HAVE_PMM
+#include <hadron/mm/pmm.h>
+#endif
+#if KTEST_HAVE_PAGING
+#include <hadron/mm/x86pt.h>
+#endif
+#if KTEST_HAVE_VMM
+#include <hadron/mm/vmm.h>
+#endif
+#if KTEST_HAVE_KHEAP
+#include <hadron/mm/kheap.h>
+#endif
+
+/* Where frames come from: the PMM when built in, else bootmem (a bump
+ * allocator over the largest RAM range that never reuses a frame). */
+extern mm_frame_allocator_t kernel_frames;
+extern bool kernel_frames_ready;
+/* Free frames right now, when the allocator can tell (PMM); else false. */
+bool kernel_frames_free_count(uint64_t *out);
+
+#if KTEST_HAVE_PMM
+extern pmm_t kernel_pmm;
+extern mm_status_t kernel_pmm_status;
+extern pmm_region_t kernel_pmm_map[];
+extern size_t kernel_pmm_map_count;
+extern pmm_stats_t kernel_pmm_stats_at_init;
+#endif
+
+void bootmem_init(void);
+uint64_t bootmem_allocated_frames(void);
+
+/* Physical extent of the kernel image (loaded at 1 MiB). */
+uint64_t kernel_image_phys_start(void);
+uint64_t kernel_image_phys_end(void);
+
+#if KTEST_HAVE_PAGING
+extern x86pt_t kernel_pt;
+extern mm_page_mapper_t kernel_mapper;
+extern mm_paddr_t kernel_root;
+extern bool kernel_tables_ready;
+/* Builds the kernel's own tables with paging-x86_64 (HHDM over RAM with the
+ * largest pages, image text RX / rodata R / data RW NX), programs the PAT
+ * and switches CR3. Returns the first error. */
+mm_status_t kernel_tables_build(void);
+extern const char *kernel_tables_error_step;
+#endif
+
+#if KTEST_HAVE_VMM
+extern vmm_t kernel_vmm;
+extern bool kernel_vmm_ready;
+extern mm_status_t kernel_vmm_status;
+#endif
+
+#if KTEST_HAVE_KHEAP
+extern bool kernel_heap_ready;
+extern mm_status_t kernel_heap_status;
+extern size_t kernel_heap_initial;
+#define KERNEL_HEAP_INITIAL (256 * 1024)
+#endif
+
+/* True when the default heap grows through the VMM. */
+static inline bool kernel_vmm_ready_for_heap(void)
+{
+#if KTEST_HAVE_VMM
+    return kernel_vmm_ready;
+#else
+    return false;
+#endif
+}
+
+/* A scratch window for the mapper checks: the top GiB of the kernel-image
+ * region, which the image itself (a few hundred KiB at -2 GiB + 1 MiB) never
+ * reaches and no other component manages. */
+#define SCRATCH_BASE UINT64_C(0xffffffffc0000000)
+#define SCRATCH_SIZE (UINT64_C(1) << 30)
+
+void mem_init(void);
+void checks_pmm(void);
+void checks_paging(void);
+void checks_paging_audit(mm_paddr_t root, const char *what);
+void checks_vmm(void);
+void checks_heap(void);
+void demo_print(void);
+
+#endif /* KTEST_KMEM_H */
