@@ -1,3 +1,4 @@
+#include <hadron/mm/assert.h>
 #include <hadron/mm/hooks.h>
 #include <hadron/mm/tlb.h>
 
@@ -19,11 +20,50 @@ void mm_tlb_batch_add(mm_tlb_batch_t *batch, mm_vaddr_t va, mm_page_size_t size,
     batch->pages[batch->count++] = page;
 }
 
-void mm_tlb_batch_flush(mm_tlb_batch_t *batch)
+/* The one hook call of a flush. A deferred table frame needs its
+ * paging-structure-cache entries dropped even when no page was recorded,
+ * and only the full flush is sure to reach every CPU that may cache it: a
+ * made-up address would let the kernel route the shootdown by the wrong
+ * address (user vs kernel half). */
+static void invalidate(const mm_tlb_batch_t *batch)
 {
-    if (batch->flush_all)
+    if (batch->flush_all || (batch->count == 0 && batch->deferred_count != 0))
         mm_hook_tlb_flush_all(batch->global);
     else if (batch->count != 0)
         mm_hook_tlb_flush_pages(batch->pages, batch->count);
+}
+
+/* Only after invalidate(): see mm_tlb_batch_defer_free. */
+static void free_deferred(mm_tlb_batch_t *batch)
+{
+    for (uint32_t i = 0; i < batch->deferred_count; i++) {
+        const mm_tlb_deferred_free_t *d = &batch->deferred[i];
+        mm_status_t st = mm_frame_free(d->allocator, d->frame);
+        MM_ASSERT(st == MM_OK);
+        (void)st;
+    }
+    batch->deferred_count = 0;
+}
+
+void mm_tlb_batch_defer_free(mm_tlb_batch_t *batch, const mm_frame_allocator_t *allocator,
+                             mm_paddr_t frame)
+{
+    MM_ASSERT(batch->deferred_count <= MM_TLB_BATCH_DEFER_MAX);
+    if (batch->deferred_count == MM_TLB_BATCH_DEFER_MAX) {
+        /* Pages stay recorded: the caller may already have recorded the
+         * address that covers `frame`, and the flush now happens before
+         * `frame` is even in the batch. */
+        invalidate(batch);
+        free_deferred(batch);
+    }
+    batch->deferred[batch->deferred_count].allocator = allocator;
+    batch->deferred[batch->deferred_count].frame = frame;
+    batch->deferred_count++;
+}
+
+void mm_tlb_batch_flush(mm_tlb_batch_t *batch)
+{
+    invalidate(batch);
+    free_deferred(batch);
     mm_tlb_batch_init(batch);
 }

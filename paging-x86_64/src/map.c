@@ -52,8 +52,10 @@ void pt_map_commit(x86pt_t *m, pt_map_plan_t *plan, mm_vaddr_t va, mm_paddr_t pa
         const uint64_t *old = pt_table(plan->replace);
         for (unsigned i = 0; i < X86PT_ENTRIES; i++)
             MM_ASSERT(!(pte_load(&old[i]) & PTE_P));
+        /* The old table was reachable until the publish above: cached
+         * pointers to it must go before its frame has a new owner. */
         mm_tlb_batch_add(tlb, va, size, false);
-        pt_frame_free(m, plan->replace);
+        pt_table_retire(m, plan->replace, tlb);
     } else {
         pt_count_inc(m, &plan->path, va, stop);
     }

@@ -12,7 +12,7 @@ uint64_t pt_unmap_leaf(x86pt_t *m, pt_path_t *path, mm_vaddr_t va, mm_tlb_batch_
     pte_store(path->slot[level], 0);
     MM_ASSERT((old & PTE_P) && pt_is_leaf(old, level));
     mm_tlb_batch_add(tlb, va, pt_size_of(level), (old & PTE_G) != 0);
-    pt_count_dec(m, path, va, level);
+    pt_count_dec(m, path, va, level, tlb);
     return old;
 }
 

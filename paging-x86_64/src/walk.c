@@ -2,7 +2,8 @@
  * reserve that lets changes allocate everything up front, user-bit grants. */
 #include "x86pt_internal.h"
 
-void pt_count_dec(x86pt_t *m, pt_path_t *path, mm_vaddr_t va, unsigned level)
+void pt_count_dec(x86pt_t *m, pt_path_t *path, mm_vaddr_t va, unsigned level,
+                  mm_tlb_batch_t *tlb)
 {
     while (level != m->levels && !pt_pinned(m, va, level)) {
         uint64_t *parent = path->slot[level + 1];
@@ -12,10 +13,12 @@ void pt_count_dec(x86pt_t *m, pt_path_t *path, mm_vaddr_t va, unsigned level)
             pte_store(parent, old - PTE_COUNT_ONE); /* see pt_count_inc */
             return;
         }
-        /* Unlink before freeing so no walk can reach a frame that is being
-         * reused; the TLB record the caller made covers cached copies. */
+        /* Unlink so no new walk can reach the table. A CPU may still hold
+         * the old entry in a paging-structure cache until the caller's
+         * flush (covered by the record of va), so the frame goes back to
+         * the allocator only then, never to a new owner before. */
         pte_store(parent, 0);
-        pt_frame_free(m, pt_table_pa(old));
+        pt_table_retire(m, pt_table_pa(old), tlb);
         level++;
     }
 }

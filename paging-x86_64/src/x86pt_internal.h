@@ -198,11 +198,13 @@ static inline void pt_count_inc(const x86pt_t *m, pt_path_t *path, mm_vaddr_t va
     pte_store(slot, e + PTE_COUNT_ONE);
 }
 
-/* The table at `level` on `path` lost one present entry: free it (and then
- * its parents, recursively) when it becomes empty and is not the root or
- * pinned. The caller has recorded `va` in the TLB batch, which also covers
- * the freed tables' paging-structure cache entries. */
-void pt_count_dec(x86pt_t *m, pt_path_t *path, mm_vaddr_t va, unsigned level);
+/* The table at `level` on `path` lost one present entry: unlink it (and
+ * then its parents, recursively) when it becomes empty and is not the root
+ * or pinned, and hand it to `tlb` to be freed after the invalidation. The
+ * caller has recorded `va` in `tlb`, which also covers the unlinked tables'
+ * paging-structure cache entries. */
+void pt_count_dec(x86pt_t *m, pt_path_t *path, mm_vaddr_t va, unsigned level,
+                  mm_tlb_batch_t *tlb);
 
 /* Table frames set aside before a change so the change itself cannot fail.
  * Reserved frames are chained through their first word. */
@@ -219,7 +221,19 @@ mm_status_t pt_reserve_fill(x86pt_t *m, pt_reserve_t *r, size_t n);
 /* Take one frame, zeroed. The reserve must not be empty. */
 mm_paddr_t pt_reserve_take(pt_reserve_t *r);
 
+/* Immediate free, only for frames no CPU can have cached: never linked
+ * (reserve rollback) or belonging to a hierarchy the caller guarantees is
+ * cached nowhere (root_destroy). Tables a change unlinks from a live
+ * hierarchy go through pt_table_retire instead. */
 void pt_frame_free(x86pt_t *m, mm_paddr_t frame);
+
+/* Free an unlinked table once `tlb` has been flushed. The frame is not
+ * written from here on (nothing is threaded through it): a stale walk may
+ * read it until the flush and must find only non-present entries. */
+static inline void pt_table_retire(x86pt_t *m, mm_paddr_t frame, mm_tlb_batch_t *tlb)
+{
+    mm_tlb_batch_defer_free(tlb, &m->frames, frame);
+}
 
 /* Flag checks and encodings. */
 #define PT_CACHE_FLAGS (MM_MAP_NOCACHE | MM_MAP_WRITETHROUGH | MM_MAP_WRITECOMBINE)

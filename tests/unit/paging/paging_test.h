@@ -70,7 +70,8 @@ void snap_assert_same(snapshot_t *s, mm_paddr_t root, unsigned levels, const cha
 void snap_discard(snapshot_t *s);
 
 /* x86pt_check passes and every frame the pool has out is accounted for:
- * the root(s) + tables. `extra` = frames held outside this root. */
+ * the root(s) + tables. `extra` = frames held outside this root. E.tlb must
+ * have been flushed (tables it still holds are out of the pool). */
 void assert_consistent(mm_paddr_t root, size_t extra);
 
 /* Deterministic PRNG. */

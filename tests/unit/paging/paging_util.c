@@ -137,6 +137,10 @@ void snap_discard(snapshot_t *s)
 
 void assert_consistent(mm_paddr_t root, size_t extra)
 {
+    /* Unlinked tables stay out of the pool until the batch is flushed, so
+     * the count below holds only for a flushed batch. */
+    cr_assert_eq(E.tlb.deferred_count, 0, "flush E.tlb first: %u table frees still deferred",
+                 E.tlb.deferred_count);
     x86pt_check_info_t info;
     mm_status_t st = x86pt_check(&E.m, root, &info);
     cr_assert_eq(st, MM_OK, "check: %s at va %#llx level %u entry %#llx",

@@ -260,6 +260,7 @@ Test(paging_errors, nothing_leaks_when_everything_is_unmapped)
     cr_assert_eq(pa, 0x40000000);
     cr_assert_eq(x86pt_unmap(&E.m, E.root, KVA, MM_PAGE_4K, &pa, &E.tlb), MM_OK);
     cr_assert(E.tlb.global, "the kernel page was global");
+    mm_tlb_batch_flush(&E.tlb);
     /* The user half is gone entirely; the kernel-half PDPT stays (shared). */
     x86pt_check_info_t info;
     cr_assert_eq(x86pt_check(&E.m, E.root, &info), MM_OK);

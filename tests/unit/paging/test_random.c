@@ -108,6 +108,8 @@ static bool walk_cmp(void *arg, const x86pt_leaf_t *leaf)
 
 static void verify_all(void)
 {
+    /* Tables unmap emptied return to the pool only now. */
+    mm_tlb_batch_flush(&E.tlb);
     qsort(model, nmodel, sizeof model[0], cmp_mapping);
     walk_check_t w = {0, true};
     cr_assert_eq(x86pt_walk(&E.m, E.root, 0, UINT64_MAX, walk_cmp, &w), MM_OK);
@@ -198,6 +200,7 @@ static void run_random(unsigned levels, bool g1, uint64_t seed, unsigned ops,
         mapping_t t = model[--nmodel];
         cr_assert_eq(x86pt_unmap(&E.m, E.root, t.va, t.size, NULL, &E.tlb), MM_OK);
     }
+    mm_tlb_batch_flush(&E.tlb);
     x86pt_check_info_t info;
     cr_assert_eq(x86pt_check(&E.m, E.root, &info), MM_OK);
     cr_assert_eq(info.user_tables, 0);

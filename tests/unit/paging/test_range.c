@@ -103,6 +103,7 @@ Test(paging_range, map_range_out_of_memory_at_every_table)
     /* And all of it goes away again, leaving only the first page's path. */
     cr_assert_eq(x86pt_unmap_range(&E.m, E.root, va, len, 0, NULL, NULL, &E.tlb), MM_OK);
     cr_assert_eq(E.tlb.count, 26, "one record per page, any size");
+    mm_tlb_batch_flush(&E.tlb);
     assert_consistent(E.root, 0);
     cr_assert_eq(E.pool.live, 4);
 }
@@ -169,10 +170,12 @@ Test(paging_range, unmap_range_holes_straddles_and_callback)
     cr_assert_eq(log.n, 16);
     for (unsigned i = 0; i < 16; i++)
         cr_assert_eq(log.pa[i], 0x10000000 + i * KB4, "address order");
+    mm_tlb_batch_flush(&E.tlb);
     assert_consistent(E.root, 0);
     cr_assert_eq(x86pt_unmap_range(&E.m, E.root, UVA, GB1, X86PT_RANGE_ALLOW_HOLES, NULL, NULL,
                                    &E.tlb),
                  MM_OK);
+    mm_tlb_batch_flush(&E.tlb);
     cr_assert_eq(E.pool.live, 1);
     /* Nothing at all in the range is fine with holes allowed. */
     cr_assert_eq(x86pt_unmap_range(&E.m, E.root, UVA, GB1, X86PT_RANGE_ALLOW_HOLES, NULL, NULL,
@@ -243,5 +246,6 @@ Test(paging_range, last_page_of_the_address_space)
     cr_assert_eq(x86pt_protect_range(&E.m, E.root, va, MB2, 0, 0, &E.tlb), MM_OK);
     cr_assert_eq(x86pt_unmap_range(&E.m, E.root, va, MB2, 0, NULL, NULL, &E.tlb), MM_OK);
     cr_assert_eq(x86pt_translate(&E.m, E.root, UINT64_MAX, &tr), MM_ERR_NOT_MAPPED);
+    mm_tlb_batch_flush(&E.tlb);
     assert_consistent(E.root, 0);
 }

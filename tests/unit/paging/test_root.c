@@ -53,6 +53,7 @@ static void roots_share_kernel_half(unsigned levels, mm_vaddr_t kva, mm_vaddr_t 
      * and PD, never the shared top-level table. */
     cr_assert_eq(x86pt_map(&E.m, user, kva + GB1, 0x5000, MM_PAGE_4K, 0, &E.tlb), MM_OK);
     cr_assert_eq(x86pt_unmap(&E.m, user, kva + GB1, MM_PAGE_4K, NULL, &E.tlb), MM_OK);
+    mm_tlb_batch_flush(&E.tlb);
     x86pt_check_info_t info;
     cr_assert_eq(x86pt_check(&E.m, user, &info), MM_OK);
     cr_assert_eq(x86pt_check(&E.m, E.root, &info), MM_OK);
@@ -68,6 +69,7 @@ static void roots_share_kernel_half(unsigned levels, mm_vaddr_t kva, mm_vaddr_t 
     cr_assert_eq(before - E.pool.live, 1 + (levels == 5 ? 4 : 3));
     cr_assert_eq(x86pt_translate(&E.m, E.root, kva, &tr), MM_OK, "kernel half intact");
     cr_assert_eq(x86pt_unmap(&E.m, E.root, kva, MM_PAGE_4K, NULL, &E.tlb), MM_OK);
+    mm_tlb_batch_flush(&E.tlb);
     cr_assert_eq(E.pool.live, kernel_frames);
     assert_consistent(E.root, 0);
 }
@@ -112,6 +114,7 @@ Test(paging_root, prepopulated_user_top_tables_are_fine_and_freed_with_use)
     cr_assert_eq(x86pt_map(&E.m, E.root, UVA, 0, MM_PAGE_4K, MM_MAP_USER, &E.tlb), MM_OK);
     cr_assert_neq(*raw_slot(E.root, 4, 0, 4) & B_US, 0);
     cr_assert_eq(x86pt_unmap(&E.m, E.root, UVA, MM_PAGE_4K, NULL, &E.tlb), MM_OK);
+    mm_tlb_batch_flush(&E.tlb);
     cr_assert_eq(E.pool.live, 2, "a user-half table is freed once used and emptied");
     assert_consistent(E.root, 0);
     /* Idempotent. */

@@ -39,11 +39,19 @@ void mm_hook_irq_restore(mm_irqflags_t flags);
 
 /* Invalidate the TLB entries of `count` pages (each an address inside the
  * page; large pages included) on this CPU, and on others where the kernel
- * does shootdowns. Called once per flushed batch. */
+ * does shootdowns. Paging-structure caches must go too: freed table frames
+ * are released right after this returns (on x86_64 INVLPG does that).
+ * Called once per flushed batch: normally where the caller flushes, with
+ * its page-table locks dropped, but also from inside a page-table change
+ * when a batch's deferred-free list is full (mm_tlb_batch_defer_free), so
+ * possibly with the caller's locks held and interrupts disabled. The same
+ * holds for mm_hook_tlb_flush_all. */
 void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count);
 
-/* Invalidate every TLB entry; `include_global` also drops global entries
- * (on x86_64 by toggling CR4.PGE rather than reloading CR3). */
+/* Invalidate every TLB entry and every paging-structure-cache entry;
+ * `include_global` also drops global entries (on x86_64 by toggling CR4.PGE
+ * rather than reloading CR3). Also used for a batch that holds only
+ * deferred table frees. */
 void mm_hook_tlb_flush_all(bool include_global);
 
 /* Make the page-table hierarchy rooted at physical address `root` current on

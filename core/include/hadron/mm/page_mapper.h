@@ -6,7 +6,18 @@
  * and host tests may pass a fake. Every operation names the hierarchy by the
  * physical address of its root table, so one mapper serves the kernel and
  * every user address space. Every change records stale translations in the
- * caller's TLB batch; nothing is flushed behind the caller's back.
+ * caller's TLB batch; nothing is flushed behind the caller's back (except
+ * the early flush of a batch whose deferred-free list is full, see
+ * mm_tlb_batch_defer_free).
+ *
+ * Page-table frames a change unlinks (tables that became empty, an empty
+ * table replaced by a huge page) are not freed by the change: they are
+ * handed to the caller's batch and return to the frame allocator when the
+ * batch is flushed, after the invalidation, so no CPU can still walk into a
+ * frame that has a new owner. Callers must therefore flush every batch they
+ * passed to map, unmap or protect (re-initialising or dropping it leaks
+ * those frames), and may free the data frames unmap returned only after
+ * that flush too.
  *
  * Unless stated otherwise every operation either succeeds completely or
  * returns an error with the tables exactly as before (no half-built path, no
@@ -58,13 +69,16 @@ typedef struct mm_page_mapper_ops {
      * contradictory cache flags), MM_ERR_UNSUPPORTED (size or flag the CPU
      * lacks), MM_ERR_EXISTS (anything mapped in the range, including a
      * larger page covering it or tables below a huge request), MM_ERR_NOMEM
-     * (no frame for a table). */
+     * (no frame for a table). A table the new page replaces is freed
+     * through `tlb` (at its flush). */
     mm_status_t (*map)(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa,
                        mm_page_size_t size, mm_map_flags_t flags, mm_tlb_batch_t *tlb);
     /* Unmap the page of `size` at va (its base). Returns its frame in
-     * *pa_out (may be NULL). Frees intermediate tables that become empty.
-     * Errors: MM_ERR_NOT_CANONICAL, MM_ERR_ALIGN, MM_ERR_NOT_MAPPED,
-     * MM_ERR_SIZE_MISMATCH (mapped with another page size). */
+     * *pa_out (may be NULL). Intermediate tables that become empty are
+     * unlinked now and freed through `tlb`: they reach the allocator when
+     * the caller flushes it. Errors: MM_ERR_NOT_CANONICAL, MM_ERR_ALIGN,
+     * MM_ERR_NOT_MAPPED, MM_ERR_SIZE_MISMATCH (mapped with another page
+     * size). */
     mm_status_t (*unmap)(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_page_size_t size,
                          mm_paddr_t *pa_out, mm_tlb_batch_t *tlb);
     /* Replace the attributes of the page of `size` at va. Errors as unmap,
@@ -79,7 +93,10 @@ typedef struct mm_page_mapper_ops {
     mm_status_t (*root_create)(void *ctx, mm_paddr_t kernel_root, mm_paddr_t *root_out);
     /* Free every user-half table and the root itself, calling `leaf` (may be
      * NULL) for each user-half leaf first. Kernel-half tables are shared and
-     * left alone. Cannot fail on a root made by root_create. */
+     * left alone. Cannot fail on a root made by root_create. There is no
+     * batch: frames go back at once, so the root must be current on no CPU
+     * and no CPU may still cache translations or paging-structure entries
+     * of its user half (with PCIDs: its PCID invalidated everywhere). */
     void (*root_destroy)(void *ctx, mm_paddr_t root, mm_leaf_fn leaf, void *leaf_arg);
     /* Make sure every top-level entry covering [va, va + len) points to a
      * table, so roots created later share everything mapped there. All or

@@ -6,6 +6,19 @@
  * costs one call into the kernel, not sixteen. Past MM_TLB_BATCH_MAX pages
  * the batch degrades to "flush everything", which is also cheaper than that
  * many single-page invalidations on real CPUs (Linux uses a ceiling of 33).
+ *
+ * A batch also carries deferred frees: page-table frames a change unlinked.
+ * Until the invalidation, another CPU's paging-structure cache may still
+ * point at such a frame and walk it; if the frame had already been handed
+ * to a new owner, that walk would read the owner's data as page-table
+ * entries. So the frame goes back to its allocator only in
+ * mm_tlb_batch_flush, after the hook call (Linux: tlb_remove_table).
+ *
+ * Consequence for every caller: a batch that a change may have used must be
+ * flushed, never dropped or re-initialised, or the table frames it holds
+ * leak. mm_tlb_batch_empty() is true exactly when nothing is pending, so
+ * MM_ASSERT(mm_tlb_batch_empty(&batch)) where a batch goes out of scope
+ * catches a forgotten flush.
  */
 #ifndef HADRON_MM_TLB_H
 #define HADRON_MM_TLB_H
@@ -13,39 +26,85 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <hadron/mm/frame_alloc.h>
 #include <hadron/mm/types.h>
 
 #define MM_TLB_BATCH_MAX 32u
+
+/* Deferred frees one batch holds before mm_tlb_batch_defer_free flushes
+ * early. One single-page unmap frees at most four tables (5-level paging),
+ * so a batch covers at least four such unmaps, and a range unmap of 4 KiB
+ * pages frees one table per 2 MiB: 32 MiB between early flushes. Each entry
+ * costs 16 bytes of the caller's stack. */
+#define MM_TLB_BATCH_DEFER_MAX 16u
+
+/* One frame to return to `allocator` after the invalidation. */
+typedef struct mm_tlb_deferred_free {
+    const mm_frame_allocator_t *allocator;
+    mm_paddr_t frame;
+} mm_tlb_deferred_free_t;
 
 typedef struct mm_tlb_batch {
     uint32_t count;     /* pages recorded in pages[] */
     bool flush_all;     /* overflowed: invalidate the whole TLB instead */
     bool global;        /* a global mapping changed: the full flush must include globals */
     mm_vaddr_t pages[MM_TLB_BATCH_MAX];
+    uint32_t deferred_count; /* frames recorded in deferred[] */
+    mm_tlb_deferred_free_t deferred[MM_TLB_BATCH_DEFER_MAX];
 } mm_tlb_batch_t;
 
-#define MM_TLB_BATCH_INIT {0, false, false, {0}}
+#define MM_TLB_BATCH_INIT {0, false, false, {0}, 0, {{0, 0}}}
 
+/* Makes `batch` empty. For fresh storage or to discard page records; on a
+ * batch holding deferred frees it would leak them (flush instead). O(1). */
 static inline void mm_tlb_batch_init(mm_tlb_batch_t *batch)
 {
     batch->count = 0;
     batch->flush_all = false;
     batch->global = false;
+    batch->deferred_count = 0;
 }
 
+/* True when a flush would do nothing: no page, no full flush, no deferred
+ * free pending. O(1). */
 static inline bool mm_tlb_batch_empty(const mm_tlb_batch_t *batch)
 {
-    return batch->count == 0 && !batch->flush_all;
+    return batch->count == 0 && !batch->flush_all && batch->deferred_count == 0;
 }
 
 /* Records that the translation of the page of `size` at `va` is stale.
  * `global` says the old entry had the global bit (survives CR3 reloads).
- * O(1); never fails (overflow turns into a full flush). */
+ * O(MM_TLB_BATCH_MAX); never fails (overflow turns into a full flush). */
 void mm_tlb_batch_add(mm_tlb_batch_t *batch, mm_vaddr_t va, mm_page_size_t size, bool global);
 
+/* Hands `frame` (one 4 KiB frame from `allocator`) to the batch: it is
+ * returned with mm_frame_free(allocator, frame) only after the batch's
+ * invalidation has happened, i.e. in a flush that starts after this call.
+ * For page-table frames the caller has already unlinked: record (before or
+ * after this call) an address the table translated, so the page flush that
+ * invalidates it also drops the paging-structure-cache entries pointing at
+ * the table (INVLPG drops them; so does a full flush). A batch holding
+ * deferred frees and no page is flushed in full, never skipped.
+ *
+ * When MM_TLB_BATCH_DEFER_MAX frees are already pending, first flushes
+ * early: one hook call for what the batch recorded, then the pending frees;
+ * the page records are kept (the next flush invalidates them again, which
+ * costs little and keeps covering the frame recorded now). An extra flush is
+ * always safe, but note where it runs: inside the caller's page-table
+ * change, so the TLB hooks and allocator->free may then be called with the
+ * caller's locks held and interrupts disabled.
+ *
+ * `allocator` must stay valid until the batch is flushed. Never fails.
+ * O(1), plus the early flush when full. */
+void mm_tlb_batch_defer_free(mm_tlb_batch_t *batch, const mm_frame_allocator_t *allocator,
+                             mm_paddr_t frame);
+
 /* Invalidates what the batch recorded with exactly one hook call (none for
- * an empty batch), then empties it. Call after dropping page-table locks and
- * before reusing any frame that was unmapped. O(pages). */
+ * an empty batch; a full flush when frees are deferred but no page was
+ * recorded), then returns the deferred frames to their allocators, then
+ * empties the batch. Call after dropping page-table locks and before reusing
+ * any frame that was unmapped. A free the allocator refuses is an
+ * assertion (the frame was the mapper's alone). O(pages + deferred frees). */
 void mm_tlb_batch_flush(mm_tlb_batch_t *batch);
 
 #endif /* HADRON_MM_TLB_H */

@@ -13,11 +13,15 @@
  *   every table, every count and the frame allocator exactly as before.
  * - Intermediate tables are zeroed before they become reachable and are
  *   published with one 64-bit store after they are complete.
- * - A table whose last entry goes away is freed at once, except the tables
- *   hanging off kernel-half root entries: those may be shared by every
- *   address space (root_create copies the entries) and live forever.
+ * - A table whose last entry goes away is unlinked at once, except the
+ *   tables hanging off kernel-half root entries: those may be shared by
+ *   every address space (root_create copies the entries) and live forever.
+ *   Its frame returns to the frame allocator when the caller flushes the
+ *   TLB batch (see "Table frames" below).
  * - Every change records the stale translation in the caller's TLB batch
- *   (with `global` when the old entry was global); nothing is flushed here.
+ *   (with `global` when the old entry was global); nothing is flushed here
+ *   except by mm_tlb_batch_defer_free when the batch's deferred-free list
+ *   is full.
  *
  * Bookkeeping: the number of present entries of each table is kept in bits
  * 52..61 of the entry that points to it. Those bits are ignored by the CPU in
@@ -65,16 +69,21 @@
  * on one hierarchy, and all kernel-half changes globally (kernel-half tables
  * are shared).
  *
- * Freed table frames go straight back to the frame allocator, before the
- * caller flushes. The batch always holds an address inside a freed table's
- * range, and INVLPG (or the full flush) drops every paging-structure cache
- * entry, so after the flush nothing can walk into the frame. Until then a
- * CPU that still caches a pointer to the table could walk into the frame if
- * someone else has already reused it. The table is all non-present when it
- * is freed, so this only matters when another CPU reuses the frame within
- * that window. Closing the window fully needs the batch to carry freed
- * table frames and release them in mm_tlb_batch_flush (a core change, not
- * made here).
+ * Table frames. A table that unmap (single or range) empties, and an empty
+ * table a huge-page map replaces, is unlinked with one store and handed to
+ * the caller's batch with mm_tlb_batch_defer_free; the batch also holds an
+ * address the table translated (recorded first), and INVLPG of it (or the
+ * full flush) drops the paging-structure-cache entries that point at the
+ * table. mm_tlb_batch_flush invalidates first and frees the frame after, so
+ * no CPU can walk into a frame that already has a new owner (on SMP a stale
+ * walk would read that owner's data as entries). Until the flush the frame
+ * is left untouched: all non-present, nothing threaded through it. So every
+ * batch passed to map, unmap, protect or their range forms must be flushed;
+ * a dropped or re-initialised batch leaks those frames. The mapper `m` must
+ * outlive that flush (the batch points at m's allocator). protect never
+ * unlinks a table. Frames that were never reachable (the up-front reserve
+ * rolled back on MM_ERR_NOMEM) and the tables of a destroyed root (see
+ * x86pt_root_destroy) are freed at once.
  */
 #ifndef HADRON_MM_X86PT_H
 #define HADRON_MM_X86PT_H
@@ -155,13 +164,14 @@ int x86pt_pat_index(mm_map_flags_t flags);
  * MM_MAP_USER in the kernel half; MM_ERR_UNSUPPORTED for a 1 GiB page without
  * pages_1g and for a non-executable request with strict_nx on a CPU without
  * NX. Records a TLB entry only when an existing intermediate gains the user
- * bit or an empty table is replaced. */
+ * bit or an empty table is replaced (that table is deferred to `tlb`). */
 mm_status_t x86pt_map(x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa,
                       mm_page_size_t size, mm_map_flags_t flags, mm_tlb_batch_t *tlb);
 
 /* Unmap the page of `size` at va, return its frame in *pa_out (may be
- * NULL), free tables that became empty. Errors as page_mapper.h, plus
- * MM_ERR_INVALID for a bad root or size. */
+ * NULL), unlink tables that became empty and defer their frames to `tlb`
+ * (freed at its flush; up to levels - 1 of them). Errors as page_mapper.h,
+ * plus MM_ERR_INVALID for a bad root or size. */
 mm_status_t x86pt_unmap(x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_page_size_t size,
                         mm_paddr_t *pa_out, mm_tlb_batch_t *tlb);
 
@@ -187,8 +197,12 @@ mm_status_t x86pt_root_create(x86pt_t *m, mm_paddr_t kernel_root, mm_paddr_t *ro
 /* Call `leaf` (may be NULL) for every user-half leaf in address order (each
  * before its table is freed), free every user-half table, then the root. The
  * kernel half is left alone.
- * The root must not be current on any CPU. A bad root is an assertion.
- * O(tables + leaves). */
+ * There is no batch: the frames go back to the allocator at once. So the
+ * root must not be current on any CPU and no CPU may still cache
+ * translations or paging-structure entries of its user half: switching
+ * away (a CR3 load without PCIDs) drops them; with PCIDs the kernel must
+ * have invalidated the root's PCID on every CPU that used it. A bad root is
+ * an assertion. O(tables + leaves). */
 void x86pt_root_destroy(x86pt_t *m, mm_paddr_t root, mm_leaf_fn leaf, void *leaf_arg);
 
 /* Make every root entry covering [va, va + len) point to a table (zeroed,
@@ -223,7 +237,10 @@ mm_status_t x86pt_map_range(x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_paddr
                             uint64_t len, mm_map_flags_t flags, mm_tlb_batch_t *tlb);
 
 /* Unmap every page in [va, va + len), calling `leaf` (may be NULL) for each
- * one after it is unmapped (in address order). Errors: MM_ERR_SIZE_MISMATCH
+ * one after it is unmapped (in address order; before the caller's flush, so
+ * `leaf` may collect the frame but must not free it). Emptied tables go to
+ * `tlb` as with x86pt_unmap; more than MM_TLB_BATCH_DEFER_MAX of them flush
+ * it early (inside this call). Errors: MM_ERR_SIZE_MISMATCH
  * (a page straddles an end of the range), MM_ERR_NOT_MAPPED (a gap, unless
  * X86PT_RANGE_ALLOW_HOLES), MM_ERR_INVALID, MM_ERR_ALIGN,
  * MM_ERR_NOT_CANONICAL. */

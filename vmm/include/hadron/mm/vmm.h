@@ -31,6 +31,15 @@
  *   shootdown IPIs) are made only with no hadron-mm lock held, always before
  *   unmapped frames are freed and before an unmapped virtual range is handed
  *   out again, so no CPU can reach a reused frame through a stale entry.
+ *   Page-table frames the mapper unlinks are freed by that same flush. One
+ *   exception: an operation that unlinks more than MM_TLB_BATCH_DEFER_MAX
+ *   table frames under one lock hold (unmapping some 32 MiB or more of
+ *   4 KiB pages at once: releasing a very large MMIO mapping, rolling back
+ *   a very large heap growth, stack or vmm_as_map_anon) flushes early
+ *   inside the mapper (mm_tlb_batch_defer_free), with the VMM or
+ *   address-space lock held and interrupts disabled. A kernel whose
+ *   shootdown waits for other CPUs must not deadlock there against a CPU
+ *   spinning on that lock with interrupts disabled.
  * - A kernel heap that grows through vmm_heap_grow() may hold its own lock
  *   while calling it; the VMM never allocates from the kernel heap, so the
  *   order above cannot be reversed. No vmm_* function may be called from the
