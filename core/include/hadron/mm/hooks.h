@@ -28,7 +28,10 @@ _Noreturn void mm_hook_panic(const mm_report_t *report);
 
 /* Non-fatal: a caller mistake was detected and rejected with state intact
  * (double free, foreign pointer passed to kfree). May log and return. Called
- * without hadron-mm locks held. */
+ * without the lock of the component that reports it; it can run with an
+ * outer component's lock held (the PMM refusing a free issued by the VMM
+ * under its lock), which happens only when that outer component's own data
+ * is corrupt and an assertion follows. It must not allocate. */
 void mm_hook_warn(const mm_report_t *report);
 
 /* Disable interrupts on this CPU and return the previous state; restore it.

@@ -68,7 +68,8 @@ typedef struct mm_page_mapper_ops {
      * the physical width), MM_ERR_INVALID (unknown flag bits or
      * contradictory cache flags), MM_ERR_UNSUPPORTED (size or flag the CPU
      * lacks), MM_ERR_EXISTS (anything mapped in the range, including a
-     * larger page covering it or tables below a huge request), MM_ERR_NOMEM
+     * larger page covering it or a table holding mappings below a huge
+     * request; an empty table there is replaced), MM_ERR_NOMEM
      * (no frame for a table). A table the new page replaces is freed
      * through `tlb` (at its flush). */
     mm_status_t (*map)(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa,
@@ -100,7 +101,8 @@ typedef struct mm_page_mapper_ops {
     void (*root_destroy)(void *ctx, mm_paddr_t root, mm_leaf_fn leaf, void *leaf_arg);
     /* Make sure every top-level entry covering [va, va + len) points to a
      * table, so roots created later share everything mapped there. All or
-     * nothing; MM_ERR_NOMEM, MM_ERR_NOT_CANONICAL. */
+     * nothing; MM_ERR_NOMEM, MM_ERR_NOT_CANONICAL, MM_ERR_INVALID (a root
+     * that is not a table frame the mapper can reach). */
     mm_status_t (*prepopulate_top)(void *ctx, mm_paddr_t root, mm_vaddr_t va, uint64_t len);
 } mm_page_mapper_ops_t;
 

@@ -118,7 +118,9 @@ typedef struct vmm {
  * over the whole span from the lowest to the highest of the heap, stack and
  * MMIO regions (one prepopulate_top call, so all or nothing). Address spaces
  * created later copy those entries and so share every kernel mapping the
- * VMM makes afterwards.
+ * VMM makes afterwards. *vmm must not be live: there is no reliable way to
+ * tell a live instance from uninitialised memory, so re-initialising one is
+ * not detected (as with every *_init in hadron-mm).
  * Errors (nothing changed, *vmm untouched):
  *   MM_ERR_INVALID   vmm/cfg/layout NULL, a mapper op or frame-allocator
  *                    function NULL, kernel_root 0, a region empty or not in

@@ -127,7 +127,7 @@ mm_status_t vmm_region_freelist_alloc(vmm_region_freelist_t *r, uint64_t size, m
  *   MM_ERR_INVALID       r NULL or size 0
  *   MM_ERR_ALIGN         base or size not a multiple of 4 KiB
  *   MM_ERR_RANGE         not entirely inside the region
- *   MM_ERR_BAD_POINTER   reaches at or beyond the watermark (never handed out)
+ *   MM_ERR_BAD_POINTER   extends past the watermark (never handed out)
  *   MM_ERR_DOUBLE_FREE   overlaps a range that is already free
  *   MM_ERR_FULL          the range would need a new slot and all `capacity`
  *                        are in use: it stays allocated; retry later
