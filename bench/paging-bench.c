@@ -23,48 +23,7 @@
 #include <hadron/mm/hooks.h>
 #include <hadron/mm/x86pt.h>
 
-/* ---- hooks (this bench's own; it needs to count flushes) ---------------- */
-
-static unsigned long flush_page_calls, flush_all_calls;
-
-_Noreturn void mm_hook_panic(const mm_report_t *report)
-{
-    fprintf(stderr, "panic: %s at %s:%d\n", report->message, report->file, report->line);
-    abort();
-}
-
-void mm_hook_warn(const mm_report_t *report)
-{
-    fprintf(stderr, "warn: %s\n", report->message);
-}
-
-mm_irqflags_t mm_hook_irq_save(void)
-{
-    return 0;
-}
-
-void mm_hook_irq_restore(mm_irqflags_t flags)
-{
-    (void)flags;
-}
-
-void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count)
-{
-    (void)pages;
-    (void)count;
-    flush_page_calls++;
-}
-
-void mm_hook_tlb_flush_all(bool include_global)
-{
-    (void)include_global;
-    flush_all_calls++;
-}
-
-void mm_hook_switch_root(mm_paddr_t root)
-{
-    (void)root;
-}
+#include "host_hooks.h"
 
 /* ---- simulated memory and a stack frame allocator ---------------------- */
 
@@ -375,25 +334,25 @@ int main(void)
         if (x86pt_map(&mapper, root_ours, stack + i * 0x1000ull, 0x100000 + i * 0x1000ull,
                       MM_PAGE_4K, MM_MAP_WRITE, &tlb) != MM_OK)
             die("stack map");
-    flush_page_calls = flush_all_calls = 0;
+    host_hook_counts.tlb_page_calls = host_hook_counts.tlb_all_calls = 0;
     for (unsigned i = 0; i < 16; i++)
         if (x86pt_unmap(&mapper, root_ours, stack + i * 0x1000ull, MM_PAGE_4K, NULL, &tlb) !=
             MM_OK)
             die("stack unmap");
     mm_tlb_batch_flush(&tlb);
-    unsigned long batched = flush_page_calls + flush_all_calls;
+    unsigned long batched = host_hook_counts.tlb_page_calls + host_hook_counts.tlb_all_calls;
     for (unsigned i = 0; i < 16; i++)
         if (x86pt_map(&mapper, root_ours, stack + i * 0x1000ull, 0x100000 + i * 0x1000ull,
                       MM_PAGE_4K, MM_MAP_WRITE, &tlb) != MM_OK)
             die("stack map");
-    flush_page_calls = flush_all_calls = 0;
+    host_hook_counts.tlb_page_calls = host_hook_counts.tlb_all_calls = 0;
     for (unsigned i = 0; i < 16; i++) {
         if (x86pt_unmap(&mapper, root_ours, stack + i * 0x1000ull, MM_PAGE_4K, NULL, &tlb) !=
             MM_OK)
             die("stack unmap");
         mm_tlb_batch_flush(&tlb);
     }
-    unsigned long per_page = flush_page_calls + flush_all_calls;
+    unsigned long per_page = host_hook_counts.tlb_page_calls + host_hook_counts.tlb_all_calls;
     printf("%-32s %12lu %12lu\n", "paging.unmap16.flushes", batched, per_page);
     printf("ratio paging.unmap16.flushes %lu %lu %.2f\n", batched, per_page,
            (double)per_page / (double)batched);

@@ -32,50 +32,11 @@
 #include <hadron/mm/pmm.h>
 #include <hadron/mm/spinlock.h>
 
+#include "host_hooks.h"
+
 #define PG 4096ull
 #define GIB (1ull << 30)
 #define TIB (1ull << 40)
-
-/* ---- hooks: the bench is the "kernel" ---------------------------------- */
-
-_Noreturn void mm_hook_panic(const mm_report_t *report)
-{
-    fprintf(stderr, "pmm-bench: panic (%s): %s at %s:%d address=%#llx\n",
-            mm_report_kind_str(report->kind), report->message, report->file, report->line,
-            (unsigned long long)report->address);
-    abort();
-}
-
-void mm_hook_warn(const mm_report_t *report)
-{
-    fprintf(stderr, "pmm-bench: warning: %s\n", report->message);
-}
-
-mm_irqflags_t mm_hook_irq_save(void)
-{
-    return 0;
-}
-
-void mm_hook_irq_restore(mm_irqflags_t flags)
-{
-    (void)flags;
-}
-
-void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count)
-{
-    (void)pages;
-    (void)count;
-}
-
-void mm_hook_tlb_flush_all(bool include_global)
-{
-    (void)include_global;
-}
-
-void mm_hook_switch_root(mm_paddr_t root)
-{
-    (void)root;
-}
 
 /* ---- helpers ------------------------------------------------------------ */
 

@@ -17,47 +17,7 @@
 #include <hadron/mm/pmm.h>
 #include <hadron/mm/status.h>
 
-/* ---- hooks: the demo is the kernel ------------------------------------- */
-
-_Noreturn void mm_hook_panic(const mm_report_t *report)
-{
-    fprintf(stderr, "PANIC (%s): %s at %s:%d address=%#llx offset=%#llx\n",
-            mm_report_kind_str(report->kind), report->message, report->file, report->line,
-            (unsigned long long)report->address, (unsigned long long)report->offset);
-    exit(2);
-}
-
-void mm_hook_warn(const mm_report_t *report)
-{
-    printf("      (warn hook: %s: %s, address %#llx)\n", mm_report_kind_str(report->kind),
-           report->message, (unsigned long long)report->address);
-}
-
-mm_irqflags_t mm_hook_irq_save(void)
-{
-    return 0;
-}
-
-void mm_hook_irq_restore(mm_irqflags_t flags)
-{
-    (void)flags;
-}
-
-void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count)
-{
-    (void)pages;
-    (void)count;
-}
-
-void mm_hook_tlb_flush_all(bool include_global)
-{
-    (void)include_global;
-}
-
-void mm_hook_switch_root(mm_paddr_t root)
-{
-    (void)root;
-}
+#include "host_hooks.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -146,6 +106,12 @@ static void show_error(const char *call, mm_status_t got, mm_status_t want)
 
 /* ---- the demo ----------------------------------------------------------- */
 
+static void print_warning(const mm_report_t *report)
+{
+    printf("      (warn hook: %s: %s, address %#llx)\n", mm_report_kind_str(report->kind),
+           report->message, (unsigned long long)report->address);
+}
+
 int main(void)
 {
     static const pmm_region_t map[] = {
@@ -158,6 +124,7 @@ int main(void)
         {0x100000000, 0x140000000, PMM_REGION_USABLE},
         {0xfd00000000, 0x300000000, PMM_REGION_RESERVED},
     };
+    host_hooks_on_warn = print_warning;
     const size_t n = sizeof map / sizeof map[0];
     char a[32];
 
