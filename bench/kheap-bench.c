@@ -1,0 +1,617 @@
+/*
+ * kheap-bench: the kernel heap against glibc malloc, mimalloc (when
+ * installed) and a re-implementation of the reference list allocator, in
+ * one process, on one deterministic trace.
+ *
+ * Trace: N live objects (N = 1,000 / 10,000 / 100,000). Each step frees a
+ * random live object and allocates a new one in its slot. Sizes: 70% 16-256
+ * bytes, 25% 257-4096, 5% 4-64 KiB; 1% of requests aligned to 64 or 4096.
+ * Every new object gets its first word written, as a caller would.
+ *
+ * Time: ns per free+allocate pair, median over several batches after a
+ * warm-up of N steps (fill and warm-up untimed).
+ * Fragmentation: peak footprint / peak live (requested) bytes over the fill
+ * and 50,000 steps at N = 10,000, each allocator in a fresh child process.
+ * Footprint: kheap, the bytes its growth callback handed out; glibc,
+ * mallinfo2 arena + mmapped bytes; mimalloc, committed bytes; the reference,
+ * its high-water mark.
+ *
+ * The reference ("seed") allocator is the seed's kernel heap as DESIGN.md
+ * describes it: one singly linked list of holes sorted by address, first
+ * fit, sizes not rounded, front padding and tails too small for a hole
+ * dropped (leaked), sized free inserting and merging by walking the list.
+ * It is slow, so it runs fewer steps, at N = 1,000 and 10,000 only.
+ *
+ * mimalloc is opened with dlopen(RTLD_LOCAL) and called through mi_*: linked
+ * normally, its exported malloc would replace glibc's for the whole process.
+ *
+ * kheap runs twice: as configured by default (requests up to 4 KiB in runs) and as
+ * "kheap-exact" (runs off: address-ordered first fit for every request).
+ *
+ * Output: a table, then `ratio <case> <ours> <baseline> <baseline/ours>` and
+ * `frag <allocator> <ratio>` lines. Meant for a build without heap_redzones
+ * (which fills every block) and without alloc_tracking.
+ */
+#include <dlfcn.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hadron/mm/hooks.h>
+#include <hadron/mm/kheap.h>
+
+/* ---- hooks: the bench is the kernel ------------------------------------ */
+
+_Noreturn void mm_hook_panic(const mm_report_t *report)
+{
+    fprintf(stderr, "kheap-bench: panic: %s (%s:%d) at %#llx\n", report->message, report->file,
+            report->line, (unsigned long long)report->address);
+    abort();
+}
+
+void mm_hook_warn(const mm_report_t *report)
+{
+    fprintf(stderr, "kheap-bench: warning: %s at %#llx\n", report->message,
+            (unsigned long long)report->address);
+}
+
+mm_irqflags_t mm_hook_irq_save(void)
+{
+    return 0;
+}
+
+void mm_hook_irq_restore(mm_irqflags_t flags)
+{
+    (void)flags;
+}
+
+/* ---- the trace ---------------------------------------------------------- */
+
+typedef struct step {
+    uint32_t victim;
+    uint32_t size;
+    uint32_t align;
+} step_t;
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static step_t gen_step(uint32_t n)
+{
+    step_t s;
+    uint64_t r = rnd();
+    unsigned c = (unsigned)(r % 100);
+    uint64_t u = r >> 32;
+    if (c < 70)
+        s.size = 16 + (uint32_t)(u % 241);
+    else if (c < 95)
+        s.size = 257 + (uint32_t)(u % 3840);
+    else
+        s.size = 4096 + (uint32_t)(u % (65536 - 4096 + 1));
+    r = rnd();
+    s.victim = (uint32_t)(r % n);
+    unsigned a = (unsigned)((r >> 32) % 200);
+    s.align = a == 0 ? 64 : a == 1 ? 4096 : 0;
+    return s;
+}
+
+/* Fill (N entries, victim unused) followed by the steps. */
+static step_t *make_trace(uint32_t n, size_t steps)
+{
+    step_t *t = malloc((n + steps) * sizeof(step_t));
+    rng_state = 0x6b68656170ull ^ n;
+    for (size_t i = 0; i < n + steps; i++)
+        t[i] = gen_step(n);
+    return t;
+}
+
+/* ---- allocators under test ---------------------------------------------- */
+
+typedef struct allocator {
+    const char *name;
+    void (*setup)(void);
+    void *(*alloc)(size_t size, size_t align);
+    void (*free)(void *p, size_t size);
+    size_t (*footprint)(void);
+    void (*teardown)(void);
+} allocator_t;
+
+/* kheap: an empty heap that grows from one big reserved range, so growth is
+ * adjacent and merges, as a kernel heap growing through its VMM. */
+static kheap_t kh;
+static uint8_t *kh_arena;
+static size_t kh_arena_size = (size_t)16 << 30, kh_used;
+
+static mm_status_t kh_grow(void *ctx, size_t min, void **base, size_t *size)
+{
+    (void)ctx;
+    if (kh_used + min > kh_arena_size)
+        return MM_ERR_NOMEM;
+    *base = kh_arena + kh_used;
+    *size = min;
+    kh_used += min;
+    return MM_OK;
+}
+
+static bool kh_runs = true;
+
+static void kh_setup(void)
+{
+    if (kh_arena == NULL) {
+        kh_arena = mmap(NULL, kh_arena_size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (kh_arena == MAP_FAILED) {
+            perror("mmap");
+            exit(1);
+        }
+    }
+    kh_used = 0;
+    kheap_init(&kh, NULL, 0);
+    kheap_set_grow(&kh, kh_grow, NULL, NULL);
+    kheap_set_small_runs(&kh, kh_runs);
+}
+
+/* The same heap with the small-request runs off: pure address-ordered
+ * first fit for every request. */
+static void khx_setup(void)
+{
+    kh_runs = false;
+    kh_setup();
+    kh_runs = true;
+}
+
+static void *kh_alloc(size_t size, size_t align)
+{
+    return kheap_alloc(&kh, size, align);
+}
+
+static void kh_free(void *p, size_t size)
+{
+    (void)size;
+    kheap_free(&kh, p);
+}
+
+static size_t kh_footprint(void)
+{
+    return kh_used;
+}
+
+static void kh_teardown(void)
+{
+    madvise(kh_arena, kh_used, MADV_DONTNEED);
+}
+
+/* glibc */
+static size_t glibc_base;
+
+static size_t glibc_raw(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.arena + mi.hblkhd;
+}
+
+static void glibc_setup(void)
+{
+    glibc_base = glibc_raw();
+}
+
+static void *glibc_alloc(size_t size, size_t align)
+{
+    if (align == 0)
+        return malloc(size);
+    void *p = NULL;
+    return posix_memalign(&p, align, size) == 0 ? p : NULL;
+}
+
+static void glibc_free(void *p, size_t size)
+{
+    (void)size;
+    free(p);
+}
+
+static size_t glibc_footprint(void)
+{
+    size_t raw = glibc_raw();
+    return raw > glibc_base ? raw - glibc_base : 0;
+}
+
+static void glibc_teardown(void)
+{
+    malloc_trim(0);
+}
+
+/* mimalloc, through dlopen */
+static void *(*mi_malloc_p)(size_t);
+static void *(*mi_malloc_aligned_p)(size_t, size_t);
+static void (*mi_free_p)(void *);
+static void (*mi_collect_p)(bool);
+static void (*mi_process_info_p)(size_t *, size_t *, size_t *, size_t *, size_t *, size_t *,
+                                 size_t *, size_t *);
+static size_t mi_base;
+
+static bool mi_load(void)
+{
+#ifndef KHEAP_BENCH_MIMALLOC
+    return false;
+#endif
+    void *h = dlopen("libmimalloc.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL)
+        h = dlopen("libmimalloc.so", RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL)
+        return false;
+    mi_malloc_p = (void *(*)(size_t))dlsym(h, "mi_malloc");
+    mi_malloc_aligned_p = (void *(*)(size_t, size_t))dlsym(h, "mi_malloc_aligned");
+    mi_free_p = (void (*)(void *))dlsym(h, "mi_free");
+    mi_collect_p = (void (*)(bool))dlsym(h, "mi_collect");
+    mi_process_info_p = (void (*)(size_t *, size_t *, size_t *, size_t *, size_t *, size_t *,
+                                  size_t *, size_t *))dlsym(h, "mi_process_info");
+    return mi_malloc_p && mi_malloc_aligned_p && mi_free_p && mi_collect_p && mi_process_info_p;
+}
+
+static size_t mi_raw(void)
+{
+    size_t elapsed, user, sys, rss, peak_rss, commit = 0, peak_commit, faults;
+    mi_process_info_p(&elapsed, &user, &sys, &rss, &peak_rss, &commit, &peak_commit, &faults);
+    return commit;
+}
+
+static void mi_setup(void)
+{
+    mi_base = mi_raw();
+}
+
+static void *mi_alloc(size_t size, size_t align)
+{
+    return align ? mi_malloc_aligned_p(size, align) : mi_malloc_p(size);
+}
+
+static void mi_free_(void *p, size_t size)
+{
+    (void)size;
+    mi_free_p(p);
+}
+
+static size_t mi_footprint(void)
+{
+    size_t raw = mi_raw();
+    return raw > mi_base ? raw - mi_base : 0;
+}
+
+static void mi_teardown(void)
+{
+    mi_collect_p(true);
+}
+
+/* The reference list allocator. */
+typedef struct hole {
+    size_t size;
+    struct hole *next;
+} hole_t;
+
+#define SEED_MIN sizeof(hole_t)
+static hole_t seed_head;
+static uint8_t *seed_arena;
+static size_t seed_arena_size = (size_t)4 << 30;
+static uintptr_t seed_high;
+
+static void seed_setup(void)
+{
+    if (seed_arena == NULL) {
+        seed_arena = mmap(NULL, seed_arena_size, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (seed_arena == MAP_FAILED) {
+            perror("mmap");
+            exit(1);
+        }
+    }
+    hole_t *h = (hole_t *)seed_arena;
+    h->size = seed_arena_size;
+    h->next = NULL;
+    seed_head.next = h;
+    seed_high = (uintptr_t)seed_arena;
+}
+
+static void *seed_alloc(size_t size, size_t align)
+{
+    if (size < SEED_MIN)
+        size = SEED_MIN;
+    if (align < 8)
+        align = 8;
+    for (hole_t *prev = &seed_head, *h = prev->next; h != NULL; prev = h, h = h->next) {
+        uintptr_t start = (uintptr_t)h, end = start + h->size;
+        uintptr_t a = (start + align - 1) & ~(uintptr_t)(align - 1);
+        if (a + size > end)
+            continue;
+        hole_t *next = h->next;
+        /* The tail becomes a hole at the next word boundary, or is dropped. */
+        uintptr_t tail = (a + size + 7) & ~(uintptr_t)7;
+        if (tail + SEED_MIN <= end) {
+            hole_t *t = (hole_t *)tail;
+            t->size = end - tail;
+            t->next = next;
+            next = t;
+        }
+        /* Front padding stays a hole if it can hold one, else it is dropped. */
+        if (a - start >= SEED_MIN) {
+            h->size = a - start;
+            h->next = next;
+        } else {
+            prev->next = next;
+        }
+        if (a + size > seed_high)
+            seed_high = a + size;
+        return (void *)a;
+    }
+    return NULL;
+}
+
+static void seed_free(void *p, size_t size)
+{
+    if (size < SEED_MIN)
+        size = SEED_MIN;
+    uintptr_t s = (uintptr_t)p, e = s + size;
+    hole_t *prev = &seed_head;
+    while (prev->next != NULL && (uintptr_t)prev->next < s)
+        prev = prev->next;
+    hole_t *next = prev->next;
+    if (prev != &seed_head && (uintptr_t)prev + prev->size == s) {
+        prev->size += size;
+        if (next != NULL && (uintptr_t)next == e) {
+            prev->size += next->size;
+            prev->next = next->next;
+        }
+        return;
+    }
+    hole_t *h = (hole_t *)p;
+    h->size = size;
+    h->next = next;
+    if (next != NULL && (uintptr_t)next == e) {
+        h->size += next->size;
+        h->next = next->next;
+    }
+    prev->next = h;
+}
+
+static size_t seed_footprint(void)
+{
+    return seed_high - (uintptr_t)seed_arena;
+}
+
+static void seed_teardown(void)
+{
+    madvise(seed_arena, seed_arena_size, MADV_DONTNEED);
+}
+
+static const allocator_t A_KHEAP = {"kheap", kh_setup, kh_alloc, kh_free, kh_footprint, kh_teardown};
+static const allocator_t A_KHEAPX = {"kheap-exact", khx_setup, kh_alloc, kh_free, kh_footprint,
+                                     kh_teardown};
+static const allocator_t A_GLIBC = {"glibc", glibc_setup, glibc_alloc, glibc_free, glibc_footprint,
+                                    glibc_teardown};
+static const allocator_t A_MI = {"mimalloc", mi_setup, mi_alloc, mi_free_, mi_footprint,
+                                 mi_teardown};
+static const allocator_t A_SEED = {"reference", seed_setup, seed_alloc, seed_free, seed_footprint,
+                                   seed_teardown};
+
+/* ---- running ------------------------------------------------------------ */
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void *slot_ptr[100000];
+static uint32_t slot_size[100000];
+
+static void fill(const allocator_t *a, const step_t *t, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        void *p = a->alloc(t[i].size, t[i].align);
+        if (p == NULL) {
+            fprintf(stderr, "%s: out of memory in fill\n", a->name);
+            exit(1);
+        }
+        *(volatile uint64_t *)p = i;
+        slot_ptr[i] = p;
+        slot_size[i] = t[i].size;
+    }
+}
+
+static inline void one_step(const allocator_t *a, const step_t *s)
+{
+    uint32_t v = s->victim;
+    a->free(slot_ptr[v], slot_size[v]);
+    void *p = a->alloc(s->size, s->align);
+    if (__builtin_expect(p == NULL, 0)) {
+        fprintf(stderr, "%s: out of memory\n", a->name);
+        exit(1);
+    }
+    *(volatile uint64_t *)p = v;
+    slot_ptr[v] = p;
+    slot_size[v] = s->size;
+}
+
+static void drain(const allocator_t *a, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        a->free(slot_ptr[i], slot_size[i]);
+    a->teardown();
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* Median ns per pair over `runs` batches of `batch` steps after `warm`. */
+static double time_pairs(const allocator_t *a, const step_t *t, uint32_t n, size_t warm,
+                         size_t batch, int runs)
+{
+    double ns[16];
+    a->setup();
+    fill(a, t, n);
+    const step_t *s = t + n;
+    for (size_t i = 0; i < warm; i++)
+        one_step(a, s++);
+    for (int r = 0; r < runs; r++) {
+        double t0 = now_ns();
+        for (size_t i = 0; i < batch; i++)
+            one_step(a, &s[i]);
+        ns[r] = (now_ns() - t0) / (double)batch;
+        s += batch;
+    }
+    drain(a, n);
+    qsort(ns, (size_t)runs, sizeof(double), cmp_double);
+    return ns[runs / 2];
+}
+
+/* Peak footprint / peak live bytes, in a child so every allocator starts
+ * from a fresh process. Returns -1 on failure. */
+static double frag(const allocator_t *a, const step_t *t, uint32_t n, size_t steps)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        a->setup();
+        size_t live = 0, peak_live = 0, peak_fp = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            void *p = a->alloc(t[i].size, t[i].align);
+            if (p == NULL)
+                _exit(1);
+            *(volatile uint64_t *)p = i;
+            slot_ptr[i] = p;
+            slot_size[i] = t[i].size;
+            live += t[i].size;
+            if (live > peak_live)
+                peak_live = live;
+            if ((i & 7) == 0 && a->footprint() > peak_fp)
+                peak_fp = a->footprint();
+        }
+        for (size_t i = 0; i < steps; i++) {
+            const step_t *s = &t[n + i];
+            live -= slot_size[s->victim];
+            one_step(a, s);
+            live += s->size;
+            if (live > peak_live)
+                peak_live = live;
+            if ((i & 7) == 0 && a->footprint() > peak_fp)
+                peak_fp = a->footprint();
+        }
+        if (a->footprint() > peak_fp)
+            peak_fp = a->footprint();
+        double r = (double)peak_fp / (double)peak_live;
+        if (write(fd[1], &r, sizeof(r)) != sizeof(r))
+            _exit(1);
+        _exit(0);
+    }
+    close(fd[1]);
+    double r = -1;
+    if (read(fd[0], &r, sizeof(r)) != sizeof(r))
+        r = -1;
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    static const uint32_t ns_[] = {1000, 10000, 100000};
+    static const char *const tag[] = {"1k", "10k", "100k"};
+    enum { NA = 5 };
+    const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI, &A_SEED};
+    const size_t batch = 50000, runs = 7, frag_steps = 50000;
+    const size_t seed_batch[] = {2000, 300}, seed_runs = 5;
+    bool have[NA] = {true, true, true, mi_load(), true};
+
+    printf("kheap-bench: ns per free+allocate pair, median of %zu batches of %zu steps after N "
+           "warm-up steps (reference: %zu batches of %zu / %zu steps);\n"
+           "fragmentation = peak footprint / peak live bytes over fill + %zu steps at N=10k.\n"
+           "kheap: default (runs on for requests up to 4 KiB); kheap-exact: runs off, address-ordered first "
+           "fit for every request.\n",
+           runs, batch, seed_runs, seed_batch[0], seed_batch[1], frag_steps);
+
+    /* Fragmentation first, each in a fresh child, before this process
+     * touches any allocator. */
+    double fr[NA];
+    step_t *t10 = make_trace(10000, frag_steps);
+    for (int i = 0; i < NA; i++)
+        fr[i] = have[i] ? frag(all[i], t10, 10000, frag_steps) : -1;
+    free(t10);
+
+    double res[NA][3];
+    for (int k = 0; k < 3; k++) {
+        uint32_t n = ns_[k];
+        size_t warm = n < 20000 ? 20000 : n;
+        step_t *t = make_trace(n, warm + runs * batch);
+        for (int i = 0; i < NA; i++) {
+            if (!have[i])
+                res[i][k] = -1;
+            else if (all[i] == &A_SEED)
+                res[i][k] = k < 2 ? time_pairs(all[i], t, n, n, seed_batch[k], (int)seed_runs) : -1;
+            else
+                res[i][k] = time_pairs(all[i], t, n, warm, batch, (int)runs);
+        }
+        free(t);
+    }
+
+    printf("%-12s %12s %12s %12s %8s\n", "allocator", "N=1k", "N=10k", "N=100k", "frag");
+    for (int i = 0; i < NA; i++) {
+        printf("%-12s", all[i]->name);
+        for (int k = 0; k < 3; k++) {
+            if (res[i][k] < 0)
+                printf(" %12s", "-");
+            else
+                printf(" %12.1f", res[i][k]);
+        }
+        if (fr[i] < 0)
+            printf(" %8s\n", "-");
+        else
+            printf(" %8.3f\n", fr[i]);
+    }
+    for (int k = 0; k < 3; k++)
+        printf("ratio kheap.pair.%s %.1f %.1f %.2f\n", tag[k], res[0][k], res[2][k],
+               res[2][k] / res[0][k]);
+    for (int k = 0; k < 3; k++)
+        printf("ratio kheap-exact.pair.%s %.1f %.1f %.2f\n", tag[k], res[1][k], res[2][k],
+               res[2][k] / res[1][k]);
+    if (have[3])
+        for (int k = 0; k < 3; k++)
+            printf("ratio kheap.mipair.%s %.1f %.1f %.2f\n", tag[k], res[0][k], res[3][k],
+                   res[3][k] / res[0][k]);
+    for (int k = 0; k < 2; k++)
+        printf("ratio kheap.seedpair.%s %.1f %.1f %.2f\n", tag[k], res[0][k], res[4][k],
+               res[4][k] / res[0][k]);
+    for (int k = 0; k < 2; k++)
+        printf("ratio kheap-exact.seedpair.%s %.1f %.1f %.2f\n", tag[k], res[1][k], res[4][k],
+               res[4][k] / res[1][k]);
+    for (int i = 0; i < NA; i++) {
+        if (have[i])
+            printf("frag %s %.3f\n", all[i]->name, fr[i]);
+        else
+            printf("# %s not available (libmimalloc-dev not installed): skipped\n", all[i]->name);
+    }
+    return 0;
+}

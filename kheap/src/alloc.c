@@ -1,0 +1,178 @@
+/*
+ * kheap: allocation (address-ordered first fit) and carving.
+ */
+#include "block.h"
+
+static uintptr_t kh_place(const kh_block_t *f, uintptr_t n, uintptr_t align)
+{
+    uintptr_t fa = kh_addr(f), end = fa + kh_size(f), b = fa;
+    if (align > KH_GRAN) {
+        /* Padding must be nothing or a whole free block: a sliver smaller
+         * than a block could never be merged again. */
+        uintptr_t u;
+        if (__builtin_add_overflow(fa, KH_USER_OFF + align - 1, &u))
+            return 0;
+        b = (u & ~(align - 1)) - KH_USER_OFF;
+        if (b != fa && b - fa < KH_MIN_BLOCK) {
+            if (__builtin_add_overflow(fa, KH_MIN_BLOCK + KH_USER_OFF + align - 1, &u))
+                return 0;
+            b = (u & ~(align - 1)) - KH_USER_OFF;
+        }
+    }
+    return (b < end && end - b >= n) ? b : 0;
+}
+
+/*
+ * Take [b, b + n) out of free block f (b from kh_place). The remainders
+ * below (padding) and above (tail) stay free blocks when they are big enough
+ * to be one; a tail that is not goes with the allocation, so nothing is
+ * dropped. Returns the used block, header written.
+ */
+static kh_block_t *kh_carve(kheap_t *heap, kh_block_t *f, uintptr_t b, uintptr_t n)
+{
+    uintptr_t fa = kh_addr(f), fsize = kh_size(f), end = fa + fsize;
+    uintptr_t pad = b - fa, tail = end - (b + n);
+    if (tail < KH_MIN_BLOCK) {
+        n += tail;
+        tail = 0;
+    }
+#if HADRON_MM_HEAP_REDZONES
+    {
+        uintptr_t lo = b > fa + sizeof(kh_block_t) ? b : fa + sizeof(kh_block_t);
+        uintptr_t hi = b + n < end - 8 ? b + n : end - 8;
+        kheap_dbg_verify_poison(lo, hi, fa);
+    }
+#endif
+    kh_block_t *next = kh_at(end);
+    if (pad == 0) {
+        if (tail == 0) {
+            kheap_tree_remove(&heap->free_root, f);
+            heap->free_blocks--;
+            kh_set_prev_free(next, false);
+        } else {
+            /* The free block's start moves up past the allocation; no other
+             * free block lies in between, so it keeps its place in the tree. */
+            kh_block_t *r = kh_at(b + n);
+            kheap_tree_replace(&heap->free_root, f, r);
+            kh_set_free_size(r, tail);
+            kh_set_footer(end, tail);
+            kheap_tree_resized(r);
+        }
+    } else {
+        kh_set_free_size(f, pad);
+        kh_set_footer(fa + pad, pad);
+        kheap_tree_resized(f);
+        if (tail == 0) {
+            kh_set_prev_free(next, false);
+        } else {
+            kh_block_t *r = kh_at(b + n);
+            r->word = (uint64_t)tail;
+            kh_set_footer(end, tail);
+            kheap_tree_insert(&heap->free_root, r);
+            heap->free_blocks++;
+        }
+    }
+    heap->free_bytes -= n;
+    kh_block_t *blk = kh_at(b);
+    kh_set_used(blk, n, pad != 0 ? KH_PREV_FREE : 0);
+    return blk;
+}
+
+kh_block_t *kheap_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align)
+{
+    uint32_t g = (uint32_t)(n / KH_GRAN);
+    kh_block_t *f = kheap_tree_first_fit(heap->free_root, g);
+    uintptr_t b = 0;
+    if (align <= KH_GRAN) {
+        if (f == NULL)
+            return NULL;
+        b = kh_addr(f);
+    } else {
+        /* Whether a block big enough before padding fits once aligned
+         * depends on its address, which the tree cannot search by. Try the
+         * first KHEAP_ALIGN_CANDIDATES such blocks in address order; then
+         * take the lowest block that holds the request at any address
+         * (n + align + a free block's worth), found by one more descent. */
+        unsigned tries = 0;
+        for (; f != NULL; f = kheap_tree_next_fit(f, g)) {
+            if ((b = kh_place(f, n, align)) != 0)
+                break;
+            if (++tries == KHEAP_ALIGN_CANDIDATES) {
+                uint64_t sure = ((uint64_t)n + align + KH_MIN_BLOCK) / KH_GRAN;
+                f = sure > UINT32_MAX ? NULL : kheap_tree_first_fit(heap->free_root, (uint32_t)sure);
+                if (f != NULL)
+                    b = kh_place(f, n, align);
+                MM_ASSERT(f == NULL || b != 0);
+                break;
+            }
+        }
+        if (f == NULL)
+            return NULL;
+    }
+    return kh_carve(heap, f, b, n);
+}
+
+void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align)
+{
+    if (heap->small_runs && req <= KHEAP_RUN_MAX && align <= KH_GRAN) {
+        size_t usable = 0;
+        void *p = kheap_run_alloc(heap, req, &usable);
+        if (p != NULL) {
+            kheap_track_alloc(heap, req, usable);
+            (void)usable;
+            return p;
+        }
+    }
+    kh_block_t *blk = kheap_carve_locked(heap, n, align);
+    if (blk == NULL)
+        return NULL;
+#if HADRON_MM_HEAP_REDZONES
+    kheap_dbg_arm(blk, req, 0);
+#endif
+    kheap_track_alloc(heap, req, kh_usable(blk));
+    (void)req;
+    return (void *)kh_user_of(blk);
+}
+
+void *kheap_alloc(kheap_t *heap, size_t size, size_t align)
+{
+    if (!kh_ready(heap))
+        return NULL;
+    if (align == 0)
+        align = KH_GRAN;
+    if (!mm_is_pow2(align) || align > KHEAP_REGION_MAX || size > KH_MAX_REQUEST) {
+        mm_irqflags_t f = kh_lock(heap);
+        KH_TRACK_FAIL(heap);
+        kh_unlock(heap, f);
+        return NULL;
+    }
+    if (align < KH_GRAN)
+        align = KH_GRAN;
+    uintptr_t n = kh_block_size_for(size);
+    mm_irqflags_t f = kh_lock(heap);
+    void *p = kheap_alloc_locked(heap, size, n, align);
+    bool can_grow = heap->grow != NULL;
+    if (p == NULL && !can_grow)
+        KH_TRACK_FAIL(heap);
+    kh_unlock(heap, f);
+    if (p != NULL || !can_grow)
+        return p;
+    return kheap_alloc_slow(heap, size, n, align);
+}
+
+void *kheap_calloc(kheap_t *heap, size_t count, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(count, size, &total)) {
+        if (kh_ready(heap)) {
+            mm_irqflags_t f = kh_lock(heap);
+            KH_TRACK_FAIL(heap);
+            kh_unlock(heap, f);
+        }
+        return NULL;
+    }
+    void *p = kheap_alloc(heap, total, 0);
+    if (p != NULL)
+        __builtin_memset(p, 0, total);
+    return p;
+}

@@ -1,0 +1,484 @@
+/*
+ * kheap private layout: blocks, regions, checks, internal interfaces.
+ *
+ * A region:
+ *
+ *   base                                                        end
+ *   | descriptor (48) | block | block | ... | block | end marker (16) |
+ *
+ * Every block starts with a 16-byte header:
+ *
+ *   word  = size | flags (| AVL balance factor + 1 in the top byte while free)
+ *   link  = used: a check value mixing a magic, the address and the size, so
+ *           a pointer into the middle of a block, a copy of a header or a
+ *           random word does not pass for a block;
+ *           free: the parent pointer in the free tree.
+ *
+ * A free block continues with its tree links (left, right, and the largest
+ * block of each subtree in granules) and ends with a footer holding its size
+ * (the lower half of the boundary tag). The next block's header has
+ * KH_PREV_FREE while this one is free, so a freed block finds its lower
+ * neighbour through the footer in O(1) and its upper one at block + size.
+ *
+ * When a header ends up inside a bigger free block (its block merged into
+ * the one below, or the one below grew over it), its link becomes a "stale"
+ * check value, so freeing that pointer again reads as a double free rather
+ * than as a foreign pointer.
+ *
+ * The descriptor of a region is itself a node of a second tree (same code,
+ * keyed by address): it is how kheap_free finds the region of a pointer.
+ *
+ * A used block with KH_RUN holds a run of equal slots (run.c); its own
+ * address is never a valid argument to kheap_free.
+ */
+#ifndef KHEAP_BLOCK_H
+#define KHEAP_BLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hadron/mm/assert.h>
+#include <hadron/mm/hooks.h>
+#include <hadron/mm/kheap.h>
+
+#define KH_GRAN ((uintptr_t)KHEAP_GRANULE)
+#define KH_HDR ((uintptr_t)16)
+/* Header + tree links + footer of a free block. */
+#define KH_MIN_BLOCK ((uintptr_t)48)
+#define KH_REGION_DESC ((uintptr_t)48)
+#define KH_END_MARK ((uintptr_t)16)
+
+#define KH_USED ((uint64_t)1)
+#define KH_PREV_FREE ((uint64_t)2)
+#define KH_RUN ((uint64_t)4) /* used block holding a small-request run */
+#define KH_FLAGS ((uint64_t)15)
+#define KH_BAL_SHIFT 56
+#define KH_SIZE_MASK ((((uint64_t)1 << 48) - 1) & ~KH_FLAGS)
+
+#define KH_HEAP_MAGIC 0x6b686561u /* "khea" */
+
+#if HADRON_MM_HEAP_REDZONES
+/* header | debug header (requested size, check) | front guard | user | back guard */
+#define KH_USER_OFF (KH_HDR + 16 + KHEAP_REDZONE)
+#define KH_BACK_GUARD ((uintptr_t)KHEAP_REDZONE)
+#else
+#define KH_USER_OFF KH_HDR
+#define KH_BACK_GUARD ((uintptr_t)0)
+#endif
+
+/* Largest request: keeps every size computation far from overflow. */
+#define KH_MAX_REQUEST ((size_t)KHEAP_REGION_MAX)
+
+typedef struct kh_block {
+    uint64_t word;
+    uint64_t link;
+    union { /* free blocks and region descriptors only */
+        struct {
+            struct kh_block *left, *right;
+        };
+        struct kh_block *child[2]; /* the same, indexed by side (0 left, 1 right) */
+    };
+    union {
+        struct {
+            uint32_t lmax, rmax; /* largest node size in each subtree, granules */
+        };
+        uint32_t max[2];         /* the same, indexed by side (0 left, 1 right) */
+    };
+} kh_block_t;
+
+/* Region descriptor: a tree node (word = region size, USED) plus a magic. */
+typedef struct kh_region {
+    kh_block_t node;
+    uint64_t magic;
+} kh_region_t;
+
+_Static_assert(sizeof(kh_block_t) == 40, "free-block layout");
+_Static_assert(sizeof(kh_region_t) == KH_REGION_DESC, "region descriptor layout");
+_Static_assert(KH_REGION_DESC + KH_END_MARK == KHEAP_REGION_OVERHEAD, "region overhead");
+_Static_assert(KHEAP_REGION_MIN == KHEAP_REGION_OVERHEAD + KH_MIN_BLOCK, "region minimum");
+_Static_assert((KHEAP_REGION_MAX / KHEAP_GRANULE) <= UINT32_MAX, "granule counts fit 32 bits");
+
+/* ---- addresses --------------------------------------------------------- */
+
+static inline kh_block_t *kh_at(uintptr_t addr)
+{
+    return (kh_block_t *)addr;
+}
+
+static inline uintptr_t kh_addr(const void *p)
+{
+    return (uintptr_t)p;
+}
+
+/* ---- header words ------------------------------------------------------ */
+
+static inline uintptr_t kh_size(const kh_block_t *b)
+{
+    return (uintptr_t)(b->word & KH_SIZE_MASK);
+}
+
+static inline bool kh_used(const kh_block_t *b)
+{
+    return (b->word & KH_USED) != 0;
+}
+
+static inline bool kh_prev_free(const kh_block_t *b)
+{
+    return (b->word & KH_PREV_FREE) != 0;
+}
+
+static inline kh_block_t *kh_next(const kh_block_t *b)
+{
+    return kh_at(kh_addr(b) + kh_size(b));
+}
+
+static inline uint64_t *kh_footer_of_end(uintptr_t end)
+{
+    return (uint64_t *)(end - 8);
+}
+
+/* Mixes the address in so a header copied elsewhere does not validate. */
+static inline uint64_t kh_mix(uintptr_t addr)
+{
+    uint64_t x = (uint64_t)addr * 0x9e3779b97f4a7c15ull;
+    return x ^ (x >> 29);
+}
+
+#define KH_MAGIC_USED 0xa110c8edb10c4a11ull
+#define KH_MAGIC_STALE 0xf4eedb10c4dead00ull
+#define KH_MAGIC_END 0xe2d0fe2e610e2d00ull
+#define KH_MAGIC_REGION 0x4b48524547494f4eull /* "KHREGION" */
+
+static inline uint64_t kh_used_check(uintptr_t addr, uintptr_t size)
+{
+    return KH_MAGIC_USED ^ kh_mix(addr) ^ ((uint64_t)size << 8);
+}
+
+static inline uint64_t kh_stale_check(uintptr_t addr)
+{
+    return KH_MAGIC_STALE ^ kh_mix(addr);
+}
+
+static inline uint64_t kh_end_check(uintptr_t addr)
+{
+    return KH_MAGIC_END ^ kh_mix(addr);
+}
+
+static inline uint64_t kh_region_magic(uintptr_t addr)
+{
+    return KH_MAGIC_REGION ^ kh_mix(addr);
+}
+
+/* Writes the header of a used block; keeps `flags` (KH_PREV_FREE). */
+static inline void kh_set_used(kh_block_t *b, uintptr_t size, uint64_t prev_free)
+{
+    b->word = (uint64_t)size | KH_USED | prev_free;
+    b->link = kh_used_check(kh_addr(b), size);
+}
+
+static inline bool kh_is_valid_used(const kh_block_t *b)
+{
+    return kh_used(b) && b->link == kh_used_check(kh_addr(b), kh_size(b));
+}
+
+static inline bool kh_is_run(const kh_block_t *b)
+{
+    return (b->word & KH_RUN) != 0;
+}
+
+static inline void kh_set_prev_free(kh_block_t *b, bool on)
+{
+    if (on)
+        b->word |= KH_PREV_FREE;
+    else
+        b->word &= ~KH_PREV_FREE;
+}
+
+#define KH_BAL_MASK ((uint64_t)0xff << KH_BAL_SHIFT)
+
+/* Size of a free block (flags clear), keeping its balance factor. */
+static inline void kh_set_free_size(kh_block_t *b, uintptr_t size)
+{
+    b->word = (b->word & KH_BAL_MASK) | (uint64_t)size;
+}
+
+static inline void kh_set_footer(uintptr_t end, uintptr_t size)
+{
+    *kh_footer_of_end(end) = (uint64_t)size;
+}
+
+/* A header that now lies inside a free block. */
+static inline void kh_make_stale(kh_block_t *b)
+{
+    b->link = kh_stale_check(kh_addr(b));
+}
+
+static inline uintptr_t kh_user_of(const kh_block_t *b)
+{
+    return kh_addr(b) + KH_USER_OFF;
+}
+
+static inline kh_block_t *kh_block_of_user(uintptr_t p)
+{
+    return kh_at(p - KH_USER_OFF);
+}
+
+static inline uintptr_t kh_align_up(uintptr_t x, uintptr_t a)
+{
+    return (x + a - 1) & ~(a - 1);
+}
+
+/* Block size for a request (caller bounds req by KH_MAX_REQUEST). */
+static inline uintptr_t kh_block_size_for(size_t req)
+{
+    uintptr_t n = kh_align_up(KH_USER_OFF + (uintptr_t)req + KH_BACK_GUARD, KH_GRAN);
+    return n < KH_MIN_BLOCK ? KH_MIN_BLOCK : n;
+}
+
+/* ---- locking ----------------------------------------------------------- */
+
+static inline mm_irqflags_t kh_lock(kheap_t *heap)
+{
+    return mm_spin_lock_irqsave(&heap->lock);
+}
+
+static inline void kh_unlock(kheap_t *heap, mm_irqflags_t flags)
+{
+    mm_spin_unlock_irqrestore(&heap->lock, flags);
+}
+
+static inline bool kh_ready(const kheap_t *heap)
+{
+    return heap != NULL && heap->magic == KH_HEAP_MAGIC;
+}
+
+/* Corruption of the heap's own data: never returns. */
+#define KH_CORRUPT(msg, addr, found, expected)                                                     \
+    mm_panic_report(MM_REPORT_CORRUPT, msg, __FILE__, __LINE__, (uint64_t)(addr), 0,                \
+                    (uint64_t)(found), (uint64_t)(expected))
+
+/*
+ * Everything below is internal: external only because it spans files. The
+ * names carry the kheap_ prefix so they cannot collide with a kernel's, and
+ * are hidden from shared objects (the malloc shim).
+ */
+#pragma GCC visibility push(hidden)
+
+/* ---- tree.c: AVL tree keyed by node address, augmented with max size --- */
+
+static inline uint32_t kt_gran(const kh_block_t *b)
+{
+    return (uint32_t)(kh_size(b) / KH_GRAN);
+}
+
+static inline uint32_t kt_smax(const kh_block_t *b)
+{
+    uint32_t m = kt_gran(b);
+    if (b->lmax > m)
+        m = b->lmax;
+    if (b->rmax > m)
+        m = b->rmax;
+    return m;
+}
+
+static inline kh_block_t *kt_parent(const kh_block_t *b)
+{
+    return (kh_block_t *)(uintptr_t)b->link;
+}
+
+void kheap_tree_insert(kh_block_t **root, kh_block_t *node);
+void kheap_tree_remove(kh_block_t **root, kh_block_t *node);
+/* `repl` takes `old`'s place: only valid when no other node lies between
+ * their addresses. The caller then sets repl's size and calls kheap_tree_resized. */
+void kheap_tree_replace(kh_block_t **root, kh_block_t *old, kh_block_t *repl);
+/* Node's size changed: refresh the cached maxima above it (stops at the
+ * first ancestor whose cache does not change). */
+void kheap_tree_resized(kh_block_t *node);
+/* Size of the largest node, granules (0 for an empty tree). O(1). */
+uint32_t kheap_tree_max(kh_block_t *root);
+/* Lowest-address node of at least `gran` granules, or NULL. */
+kh_block_t *kheap_tree_first_fit(kh_block_t *root, uint32_t gran);
+/* Next node after `node` (in address order) of at least `gran` granules. */
+kh_block_t *kheap_tree_next_fit(kh_block_t *node, uint32_t gran);
+/* Highest-address node at or below addr, or NULL. */
+kh_block_t *kheap_tree_floor(kh_block_t *root, uintptr_t addr);
+kh_block_t *kheap_tree_first(kh_block_t *root);
+kh_block_t *kheap_tree_succ(kh_block_t *node);
+/* Verifies order, parent links, heights, balance and maxima. Returns NULL
+ * when sound, else the first bad node (or the root); *count = nodes. */
+const kh_block_t *kheap_tree_verify(const kh_block_t *root, size_t *count, const char **why);
+
+/* ---- grow.c ------------------------------------------------------------ */
+
+/* Region containing addr, or NULL. Lock held. */
+kh_region_t *kheap_region_find(kheap_t *heap, uintptr_t addr);
+static inline uintptr_t kh_region_end(const kh_region_t *r)
+{
+    return kh_addr(r) + kh_size(&r->node);
+}
+static inline kh_block_t *kh_region_first(const kh_region_t *r)
+{
+    return kh_at(kh_addr(r) + KH_REGION_DESC);
+}
+mm_status_t kheap_add_region_locked(kheap_t *heap, uintptr_t base, size_t size);
+mm_status_t kheap_validate_region(uintptr_t base, size_t size, uintptr_t *b_out, uintptr_t *s_out);
+/* Allocation after a miss: grows (lock dropped around the callback), waits
+ * for another context's growth, or fails. Called without the lock. */
+void *kheap_alloc_slow(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
+
+/* ---- alloc.c ----------------------------------------------------------- */
+
+/* First fit and carve a used block of n bytes (header written) whose user
+ * pointer is aligned for `align` (the placement rule for alignment is in
+ * kheap.h); NULL when nothing fits. Lock held. */
+kh_block_t *kheap_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
+/* Allocate `req` bytes under the lock (a run slot when runs serve it);
+ * NULL when nothing fits. Counts nothing as a failure. */
+void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
+
+/* ---- run.c: runs for small and medium requests -------------------------- */
+
+/*
+ * A run's header, at its block's user pointer. Small runs (classes below
+ * KH_SMALL_CLASSES) are one page, page-aligned, with slots packed after the
+ * header; a slot pointer finds its run by rounding down. Medium runs are
+ * blocks of any (granule) alignment whose slots each carry a 16-byte slot
+ * header naming the run.
+ */
+typedef struct kh_run {
+    uint64_t magic;     /* KH_MAGIC_RUN ^ mix(address); 0 once released */
+    uint16_t slot;      /* usable bytes of a slot */
+    uint16_t stride;    /* distance between slots (medium: slot + its header) */
+    uint16_t nslots;
+    uint16_t nused;
+    uint8_t cls;
+    uint8_t medium;
+    uint16_t hint;      /* first bitmap word that may have a free slot */
+    uint32_t recip;     /* 2^32 / stride, rounded up: slot index without a divide */
+    struct kh_run *prev, *next; /* the class's list of runs with a free slot */
+    uint64_t used[4];   /* slot bitmap; bits past nslots stay set */
+} kh_run_t;
+
+/* The header in front of each medium slot. */
+typedef struct kh_slot_hdr {
+    uint64_t run;
+    uint64_t check;
+} kh_slot_hdr_t;
+
+#define KH_RUN_HDR ((uintptr_t)80)
+#define KH_RUN_AREA ((uintptr_t)KHEAP_RUN_SIZE - KH_HDR) /* user bytes of a small run */
+#define KH_SMALL_CLASSES (KHEAP_SMALL_MAX / KHEAP_GRANULE)
+#define KH_MAGIC_RUN 0x72756e736c6f7473ull  /* "runslots" */
+#define KH_MAGIC_SLOT 0x6d6564736c6f7421ull /* "medslot!" */
+
+_Static_assert(sizeof(kh_run_t) <= KH_RUN_HDR, "run header");
+_Static_assert((KH_RUN_AREA - KH_RUN_HDR) / KH_GRAN <= 256, "run bitmap");
+_Static_assert(KHEAP_RUN_CLASSES <= 255, "run class fits a byte");
+
+static inline uint64_t kh_run_magic(uintptr_t base)
+{
+    return KH_MAGIC_RUN ^ kh_mix(base);
+}
+
+static inline uint64_t kh_slot_check(uintptr_t hdr, uint64_t run)
+{
+    return KH_MAGIC_SLOT ^ kh_mix(hdr) ^ run;
+}
+
+/* A slot for `req` (<= KHEAP_RUN_MAX) bytes, its usable size in *usable;
+ * NULL when the class has no run with a free slot and no new run fits.
+ * Lock held. */
+void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable);
+/* The run slot at ptr: MM_OK with run and slot index, MM_ERR_DOUBLE_FREE
+ * (slot free), MM_ERR_BAD_POINTER (inside a run but not a slot start),
+ * MM_ERR_NOT_MAPPED (not in a run). Lock held. */
+mm_status_t kheap_run_lookup(kheap_t *heap, const kh_region_t *reg, uintptr_t ptr,
+                             kh_run_t **run, unsigned *slot);
+void kheap_run_free(kheap_t *heap, kh_run_t *run, unsigned slot);
+/* Verify one run (header, bitmap, slot headers, fit in its block of
+ * block_size bytes at user pointer base); false with *why. List membership
+ * is checked by kheap_check. */
+bool kheap_run_verify(uintptr_t base, uintptr_t block_size, const char **why);
+
+/* ---- free.c ------------------------------------------------------------ */
+
+/* What a pointer refers to: a used block, or a slot of a run. */
+typedef struct kh_ref {
+    kh_block_t *block;
+    kh_run_t *run;
+    unsigned slot;
+} kh_ref_t;
+
+
+/* Classify ptr under the lock: MM_OK with *out filled, or
+ * MM_ERR_DOUBLE_FREE / MM_ERR_BAD_POINTER. */
+mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out);
+/* Turn used block b (valid) into free memory, merging. Lock held. */
+void kheap_release(kheap_t *heap, kh_block_t *b);
+/* Report a rejected pointer (lock not held). */
+void kheap_warn_pointer(mm_status_t st, uintptr_t ptr, const char *file, int line);
+
+/* ---- debug.c ----------------------------------------------------------- */
+
+#if HADRON_MM_HEAP_REDZONES
+typedef struct kh_dbg_hdr {
+    uint64_t requested;
+    uint64_t check;
+} kh_dbg_hdr_t;
+
+static inline kh_dbg_hdr_t *kh_dbg_of(const kh_block_t *b)
+{
+    return (kh_dbg_hdr_t *)(kh_addr(b) + KH_HDR);
+}
+static inline uint64_t kh_dbg_check(uintptr_t block, uint64_t requested)
+{
+    return 0x5ed20e5ba5eba11ull ^ kh_mix(block) ^ (requested * 0xff51afd7ed558ccdull);
+}
+/* Set up guards and fills for a fresh allocation of `req` bytes in b. */
+void kheap_dbg_arm(kh_block_t *b, size_t req, size_t keep);
+/* Verify guards of used block b; panics with MM_REPORT_REDZONE. */
+void kheap_dbg_verify_guards(const kh_block_t *b);
+/* Same, filling *report instead of panicking; false when damaged. */
+bool kheap_dbg_guards_ok(const kh_block_t *b, mm_report_t *report);
+/* Fill [from, to) with the free pattern. */
+void kheap_dbg_poison(uintptr_t from, uintptr_t to);
+/* Verify the free pattern over [from, to) (8-byte aligned, inside the free
+ * block at `block`), accepting stale header links; panics with
+ * MM_REPORT_POISON: address = block, offset = first bad byte - block. */
+void kheap_dbg_verify_poison(uintptr_t from, uintptr_t to, uintptr_t block);
+bool kheap_dbg_poison_ok(uintptr_t from, uintptr_t to, uintptr_t block, mm_report_t *report);
+/* Free-block metadata that must be re-poisoned when it becomes interior. */
+void kheap_dbg_bury_header(kh_block_t *b);
+void kheap_dbg_bury_footer(uintptr_t end);
+#endif
+
+static inline size_t kh_usable(const kh_block_t *b)
+{
+#if HADRON_MM_HEAP_REDZONES
+    return (size_t)kh_dbg_of(b)->requested;
+#else
+    return (size_t)(kh_size(b) - KH_USER_OFF);
+#endif
+}
+
+static inline size_t kh_ref_usable(const kh_ref_t *r)
+{
+    return r->run != NULL ? (size_t)r->run->slot : kh_usable(r->block);
+}
+
+#if HADRON_MM_ALLOC_TRACKING
+void kheap_track_alloc(kheap_t *heap, size_t req, size_t usable);
+void kheap_track_free(kheap_t *heap, size_t usable);
+void kheap_track_resize(kheap_t *heap, size_t old_usable, size_t new_usable);
+#define KH_TRACK_FAIL(heap) ((heap)->failures++)
+#else
+#define kheap_track_alloc(heap, req, usable) ((void)(heap), (void)(req), (void)(usable))
+#define kheap_track_free(heap, usable) ((void)(heap), (void)(usable))
+#define kheap_track_resize(heap, o, n) ((void)(heap), (void)(o), (void)(n))
+#define KH_TRACK_FAIL(heap) ((void)(heap))
+#endif
+
+#pragma GCC visibility pop
+
+#endif /* KHEAP_BLOCK_H */

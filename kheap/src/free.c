@@ -1,0 +1,146 @@
+/*
+ * kheap: free, with immediate coalescing through boundary tags.
+ */
+#include "block.h"
+
+mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
+{
+    if ((ptr & (KH_GRAN - 1)) != 0)
+        return MM_ERR_BAD_POINTER;
+    kh_region_t *r = kheap_region_find(heap, ptr);
+    if (r == NULL)
+        return MM_ERR_BAD_POINTER;
+    uintptr_t b = ptr - KH_USER_OFF, limit = kh_region_end(r) - KH_END_MARK;
+    if (ptr < KH_USER_OFF || b < kh_addr(kh_region_first(r)))
+        return MM_ERR_BAD_POINTER;
+    /* Too close to the end for a block, but a run's last slot can be. */
+    bool block_fits = b + KH_MIN_BLOCK <= limit;
+    kh_block_t *blk = kh_at(b);
+    if (block_fits && kh_is_valid_used(blk) && kh_size(blk) <= limit - b) {
+        /* A run's own block is never a caller's pointer. */
+        if (kh_is_run(blk))
+            return MM_ERR_BAD_POINTER;
+        out->block = blk;
+        out->run = NULL;
+        return MM_OK;
+    }
+    mm_status_t st = kheap_run_lookup(heap, r, ptr, &out->run, &out->slot);
+    if (st != MM_ERR_NOT_MAPPED) {
+        out->block = NULL;
+        return st;
+    }
+    /* Not a used block: tell a block freed before (still a free block's
+     * head, or a header since merged into one) from anything else. */
+    if (!block_fits)
+        return MM_ERR_BAD_POINTER;
+    if (blk->link == kh_stale_check(b))
+        return MM_ERR_DOUBLE_FREE;
+    if (!kh_used(blk) && kheap_tree_floor(heap->free_root, b) == blk)
+        return MM_ERR_DOUBLE_FREE;
+    return MM_ERR_BAD_POINTER;
+}
+
+void kheap_warn_pointer(mm_status_t st, uintptr_t ptr, const char *file, int line)
+{
+    mm_report_t r = {
+        .kind = st == MM_ERR_DOUBLE_FREE ? MM_REPORT_DOUBLE_FREE : MM_REPORT_BAD_POINTER,
+        .message = st == MM_ERR_DOUBLE_FREE ? "kheap: block freed twice"
+                                            : "kheap: pointer not allocated from this heap",
+        .file = file,
+        .line = line,
+        .address = (uint64_t)ptr,
+    };
+    mm_hook_warn(&r);
+}
+
+/* A header (or footer) about to lie inside a bigger free block. */
+static inline void kh_bury(kh_block_t *h)
+{
+    kh_make_stale(h);
+#if HADRON_MM_HEAP_REDZONES
+    kheap_dbg_bury_header(h);
+#endif
+}
+
+static void kh_free_insert(kheap_t *heap, kh_block_t *b, uintptr_t size)
+{
+    b->word = (uint64_t)size;
+    kh_set_footer(kh_addr(b) + size, size);
+    kheap_tree_insert(&heap->free_root, b);
+    heap->free_blocks++;
+}
+
+void kheap_release(kheap_t *heap, kh_block_t *b)
+{
+    uintptr_t ba = kh_addr(b), size = kh_size(b);
+    kh_block_t *next = kh_at(ba + size);
+    bool next_free = !kh_used(next);
+#if HADRON_MM_HEAP_REDZONES
+    kheap_dbg_poison(ba + KH_HDR, ba + size);
+#endif
+    heap->free_bytes += size;
+
+    if (kh_prev_free(b)) {
+        uintptr_t psize = (uintptr_t)*kh_footer_of_end(ba);
+        kh_block_t *prev = kh_at(ba - psize);
+        if (psize < KH_MIN_BLOCK || kh_used(prev) || kh_size(prev) != psize)
+            KH_CORRUPT("kheap: footer of the free block below does not match its header", ba,
+                       psize, kh_size(prev));
+#if HADRON_MM_HEAP_REDZONES
+        kheap_dbg_bury_footer(ba);
+#endif
+        kh_bury(b);
+        uintptr_t total = psize + size;
+        if (next_free) {
+            total += kh_size(next);
+            kheap_tree_remove(&heap->free_root, next);
+            heap->free_blocks--;
+            kh_bury(next);
+        } else {
+            kh_set_prev_free(next, true);
+        }
+        kh_set_free_size(prev, total);
+        kh_set_footer(kh_addr(prev) + total, total);
+        kheap_tree_resized(prev);
+    } else if (next_free) {
+        /* b takes over next's tree node: nothing free lies between them. */
+        uintptr_t total = size + kh_size(next);
+        b->word = 0;
+        kheap_tree_replace(&heap->free_root, next, b);
+        kh_bury(next);
+        kh_set_free_size(b, total);
+        kh_set_footer(ba + total, total);
+        kheap_tree_resized(b);
+    } else {
+        kh_free_insert(heap, b, size);
+        kh_set_prev_free(next, true);
+    }
+}
+
+mm_status_t kheap_free(kheap_t *heap, void *ptr)
+{
+    if (heap == NULL)
+        return MM_ERR_INVALID;
+    if (ptr == NULL)
+        return MM_OK;
+    if (!kh_ready(heap))
+        return MM_ERR_STATE;
+    kh_ref_t ref;
+    mm_irqflags_t f = kh_lock(heap);
+    mm_status_t st = kheap_lookup(heap, kh_addr(ptr), &ref);
+    if (st == MM_OK) {
+#if HADRON_MM_HEAP_REDZONES
+        if (ref.run == NULL)
+            kheap_dbg_verify_guards(ref.block); /* before trusting its size */
+#endif
+        kheap_track_free(heap, kh_ref_usable(&ref));
+        if (ref.run != NULL)
+            kheap_run_free(heap, ref.run, ref.slot);
+        else
+            kheap_release(heap, ref.block);
+    }
+    kh_unlock(heap, f);
+    if (st != MM_OK)
+        kheap_warn_pointer(st, kh_addr(ptr), __FILE__, __LINE__);
+    return st;
+}
