@@ -81,7 +81,20 @@ static uint64_t *tab(mm_paddr_t pa)
     return hhdm_phys_to_virt(pa & ADDR);
 }
 
-__attribute__((noinline)) static int naive_map(mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa, unsigned leaf_level)
+int naive_map(mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa, unsigned leaf_level);
+int naive_unmap(mm_paddr_t root, mm_vaddr_t va, unsigned leaf_level);
+int naive_translate(mm_paddr_t root, mm_vaddr_t va, mm_paddr_t *pa);
+
+/* The baseline must be measured as written: noipa stops gcc from
+ * specialising it for the constant arguments the bench passes (which it
+ * otherwise does, computing top-level indices at compile time). */
+#if defined(__clang__) /* no noipa: external linkage keeps clang from it */
+#define BASELINE_FN __attribute__((noinline))
+#else
+#define BASELINE_FN __attribute__((noipa))
+#endif
+
+BASELINE_FN int naive_map(mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa, unsigned leaf_level)
 {
     uint64_t *t = tab(root);
     for (unsigned l = 4; l > leaf_level; l--) {
@@ -104,7 +117,7 @@ __attribute__((noinline)) static int naive_map(mm_paddr_t root, mm_vaddr_t va, m
     return 0;
 }
 
-__attribute__((noinline)) static int naive_unmap(mm_paddr_t root, mm_vaddr_t va, unsigned leaf_level)
+BASELINE_FN int naive_unmap(mm_paddr_t root, mm_vaddr_t va, unsigned leaf_level)
 {
     uint64_t *slot[5];
     uint64_t *t = tab(root);
@@ -130,7 +143,7 @@ __attribute__((noinline)) static int naive_unmap(mm_paddr_t root, mm_vaddr_t va,
     return 0;
 }
 
-__attribute__((noinline)) static int naive_translate(mm_paddr_t root, mm_vaddr_t va, mm_paddr_t *pa)
+BASELINE_FN int naive_translate(mm_paddr_t root, mm_vaddr_t va, mm_paddr_t *pa)
 {
     const uint64_t *t = tab(root);
     for (unsigned l = 4;; l--) {

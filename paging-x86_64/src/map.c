@@ -1,30 +1,6 @@
 /* Mapping one page: plan (read-only), reserve tables, commit (cannot fail). */
 #include "x86pt_internal.h"
 
-mm_status_t pt_map_plan(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, unsigned leaf_level,
-                        pt_map_plan_t *plan)
-{
-    unsigned level = pt_walk(m, root, va, leaf_level, &plan->path);
-    uint64_t e = pte_load(plan->path.slot[level]);
-    plan->leaf_level = leaf_level;
-    plan->new_tables = 0;
-    plan->replace = 0;
-    if (level > leaf_level) {
-        if (e & PTE_P)
-            return MM_ERR_EXISTS; /* a larger page covers va */
-        plan->new_tables = level - leaf_level;
-        return MM_OK;
-    }
-    if (!(e & PTE_P))
-        return MM_OK;
-    if (pt_is_leaf(e, level) || pt_count_of(e) != 0)
-        return MM_ERR_EXISTS;
-    /* A huge request over a table with no entries: nothing is lost by
-     * replacing it, and refusing would strand the range for good. */
-    plan->replace = pt_table_pa(e);
-    return MM_OK;
-}
-
 void pt_map_commit(x86pt_t *m, pt_map_plan_t *plan, mm_vaddr_t va, mm_paddr_t pa,
                    mm_map_flags_t flags, pt_reserve_t *r, mm_tlb_batch_t *tlb)
 {
@@ -80,10 +56,13 @@ mm_status_t x86pt_map(x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa,
     if (pa >= m->phys_end || m->phys_end - pa < bytes)
         return MM_ERR_RANGE;
 
+    unsigned leaf_level = pt_level_of(size);
     pt_map_plan_t plan;
-    st = pt_map_plan(m, root, va, pt_level_of(size), &plan);
+    st = pt_map_plan(m, root, va, leaf_level, &plan);
     if (st != MM_OK)
         return st;
+    if (pt_map_commit_fast(m, &plan, va, pa, flags, tlb))
+        return MM_OK; /* the path existed: no reserve needed */
     pt_reserve_t r = PT_RESERVE_INIT;
     if (plan.new_tables != 0) {
         st = pt_reserve_fill(m, &r, plan.new_tables);

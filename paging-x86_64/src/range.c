@@ -78,7 +78,8 @@ mm_status_t x86pt_map_range(x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_paddr
         unsigned level = choose_level(m, va + off, pa + off, len - off);
         st = pt_map_plan(m, root, va + off, level, &plan);
         MM_ASSERT(st == MM_OK);
-        pt_map_commit(m, &plan, va + off, pa + off, flags, &r, tlb);
+        if (!pt_map_commit_fast(m, &plan, va + off, pa + off, flags, tlb))
+            pt_map_commit(m, &plan, va + off, pa + off, flags, &r, tlb);
         off += mm_page_bytes(pt_size_of(level));
     }
     MM_ASSERT(r.count == 0);

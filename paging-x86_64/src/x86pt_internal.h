@@ -24,7 +24,6 @@
 #define pt_frame_free x86pt_i_frame_free
 #define pt_reserve_fill x86pt_i_reserve_fill
 #define pt_reserve_take x86pt_i_reserve_take
-#define pt_map_plan x86pt_i_map_plan
 #define pt_map_commit x86pt_i_map_commit
 #define pt_unmap_leaf x86pt_i_unmap_leaf
 #define pt_protect_leaf x86pt_i_protect_leaf
@@ -153,11 +152,14 @@ typedef struct pt_path {
 /* Descend toward level `target`; stop early at a non-present entry or a
  * leaf. Returns the level of the last slot filled. O(levels). Inline: it is
  * the hot loop of every operation. */
-static inline unsigned pt_walk(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va,
-                               unsigned target, pt_path_t *path)
+static inline __attribute__((always_inline)) unsigned
+pt_walk_n(unsigned levels, mm_paddr_t root, mm_vaddr_t va, unsigned target, pt_path_t *path)
 {
-    uint64_t *table = pt_table(root);
-    unsigned level = m->levels;
+    /* The HHDM offset is read once: the atomic entry loads would otherwise
+     * make the compiler reload it at every level. */
+    const uint64_t off = hhdm_offset_value;
+    uint64_t *table = (uint64_t *)(uintptr_t)(root + off);
+    unsigned level = levels;
     for (;;) {
         uint64_t *slot = &table[pt_index(va, level)];
         path->slot[level] = slot;
@@ -168,11 +170,19 @@ static inline unsigned pt_walk(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va,
          * 2 MiB page's frame as if it were a page table. */
         if (!(e & PTE_P) || pt_is_leaf(e, level))
             break;
-        table = pt_table(pt_table_pa(e));
+        table = (uint64_t *)(uintptr_t)(pt_table_pa(e) + off);
         level--;
     }
     path->level = level;
     return level;
+}
+
+/* pt_walk_n with the mapper's depth; callers on a hot path can call
+ * pt_walk_n with constant levels and target so the loop unrolls. */
+static inline unsigned pt_walk(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va,
+                               unsigned target, pt_path_t *path)
+{
+    return pt_walk_n(m->levels, root, va, target, path);
 }
 
 /* True when the table at `level` (pointed to by the slot at level + 1) is
@@ -283,8 +293,10 @@ static inline mm_status_t pt_check_flags(const x86pt_t *m, mm_map_flags_t flags,
     return MM_OK;
 }
 
-/* Leaf entry bits (no address) for valid flags. */
-static inline uint64_t pt_leaf_bits(const x86pt_t *m, mm_map_flags_t flags, unsigned level)
+/* Leaf entry bits (no address) for valid flags whose PAT index `idx`
+ * (pt_pat_index, >= 0) the caller already has. */
+static inline uint64_t pt_leaf_bits_idx(const x86pt_t *m, mm_map_flags_t flags, unsigned level,
+                                        int idx)
 {
     uint64_t e = PTE_P;
     if (flags & MM_MAP_WRITE)
@@ -295,7 +307,6 @@ static inline uint64_t pt_leaf_bits(const x86pt_t *m, mm_map_flags_t flags, unsi
         e |= PTE_G;
     if (!(flags & MM_MAP_EXEC))
         e |= m->nx_bit;
-    int idx = pt_pat_index(flags);
     MM_ASSERT(idx >= 0);
     if (idx & 1)
         e |= PTE_PWT;
@@ -306,6 +317,12 @@ static inline uint64_t pt_leaf_bits(const x86pt_t *m, mm_map_flags_t flags, unsi
     if (level > 1)
         e |= PTE_PS;
     return e;
+}
+
+/* Leaf entry bits (no address) for valid flags. */
+static inline uint64_t pt_leaf_bits(const x86pt_t *m, mm_map_flags_t flags, unsigned level)
+{
+    return pt_leaf_bits_idx(m, flags, level, pt_pat_index(flags));
 }
 
 /* Bits of a leaf entry that flags control (protect keeps the rest). */
@@ -362,11 +379,62 @@ typedef struct pt_map_plan {
     mm_paddr_t replace;      /* empty table to free and replace (0: none) */
 } pt_map_plan_t;
 
-mm_status_t pt_map_plan(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, unsigned leaf_level,
-                        pt_map_plan_t *plan);
+/* The plan for the walk already in plan->path (stopped at `level`). */
+static inline __attribute__((always_inline)) mm_status_t
+pt_map_plan_walked(unsigned level, unsigned leaf_level, pt_map_plan_t *plan)
+{
+    uint64_t e = pte_load(plan->path.slot[level]);
+    plan->leaf_level = leaf_level;
+    plan->new_tables = 0;
+    plan->replace = 0;
+    if (level > leaf_level) {
+        if (e & PTE_P)
+            return MM_ERR_EXISTS; /* a larger page covers va */
+        plan->new_tables = level - leaf_level;
+        return MM_OK;
+    }
+    if (!(e & PTE_P))
+        return MM_OK;
+    if (pt_is_leaf(e, level) || pt_count_of(e) != 0)
+        return MM_ERR_EXISTS;
+    /* A huge request over a table with no entries: nothing is lost by
+     * replacing it, and refusing would strand the range for good. */
+    plan->replace = pt_table_pa(e);
+    return MM_OK;
+}
+
 /* Carry out a plan with frames from `r`; cannot fail. */
 void pt_map_commit(x86pt_t *m, pt_map_plan_t *plan, mm_vaddr_t va, mm_paddr_t pa,
                    mm_map_flags_t flags, pt_reserve_t *r, mm_tlb_batch_t *tlb);
+
+/* pt_walk with the loop unrolled for each depth and target (the hot
+ * paths of map and map_range). */
+static inline __attribute__((always_inline)) unsigned
+pt_walk_unrolled(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, unsigned target,
+                 pt_path_t *path)
+{
+    if (m->levels == 4) {
+        if (target == 1)
+            return pt_walk_n(4, root, va, 1, path);
+        if (target == 2)
+            return pt_walk_n(4, root, va, 2, path);
+        return pt_walk_n(4, root, va, 3, path);
+    }
+    if (target == 1)
+        return pt_walk_n(5, root, va, 1, path);
+    if (target == 2)
+        return pt_walk_n(5, root, va, 2, path);
+    return pt_walk_n(5, root, va, 3, path);
+}
+
+/* Plan for mapping a page of `leaf_level` at va: one walk, whose slots the
+ * commit reuses. */
+static inline mm_status_t pt_map_plan(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va,
+                                      unsigned leaf_level, pt_map_plan_t *plan)
+{
+    return pt_map_plan_walked(pt_walk_unrolled(m, root, va, leaf_level, &plan->path), leaf_level,
+                              plan);
+}
 
 /* Find the leaf mapping va exactly at `leaf_level` (unmap/protect).
  * MM_ERR_NOT_MAPPED or MM_ERR_SIZE_MISMATCH otherwise. */
@@ -391,6 +459,25 @@ void pt_protect_leaf(x86pt_t *m, pt_path_t *path, mm_vaddr_t va, mm_map_flags_t 
  * leaf). Records va in the batch when an entry changed. */
 void pt_grant_user(pt_path_t *path, unsigned top, unsigned level, mm_vaddr_t va,
                    mm_page_size_t size, mm_tlb_batch_t *tlb);
+
+/* The common case of a commit: the path exists and the slot is empty. The
+ * same steps as pt_map_commit with nothing to build, inline and without the
+ * reserve. Returns false (and does nothing) when the plan needs tables or
+ * replaces one: the caller then reserves and calls pt_map_commit. */
+static inline bool pt_map_commit_fast(x86pt_t *m, pt_map_plan_t *plan, mm_vaddr_t va,
+                                      mm_paddr_t pa, mm_map_flags_t flags, mm_tlb_batch_t *tlb)
+{
+    if (plan->new_tables != 0 || plan->replace != 0)
+        return false;
+    unsigned level = plan->leaf_level;
+    MM_ASSERT(plan->path.level == level);
+    if (flags & MM_MAP_USER)
+        pt_grant_user(&plan->path, m->levels, level, va, pt_size_of(level), tlb);
+    pte_publish(plan->path.slot[level],
+                pt_leaf_bits_idx(m, flags, level, pt_pat_index(flags)) | pa);
+    pt_count_inc(m, &plan->path, va, level);
+    return true;
+}
 
 /* What lies at va: a leaf (true; *leaf filled) or nothing, in which case
  * *next is the first address after the hole found (0 when the hole reaches
