@@ -290,7 +290,9 @@ static inline kh_block_t *kt_parent(const kh_block_t *b)
 void kheap_tree_insert(kh_block_t **root, kh_block_t *node);
 void kheap_tree_remove(kh_block_t **root, kh_block_t *node);
 /* `repl` takes `old`'s place: only valid when no other node lies between
- * their addresses. The caller then sets repl's size and calls kheap_tree_resized. */
+ * their addresses. repl's previous contents are not read (its word is left
+ * with old's balance factor and no size); the caller then sets repl's size
+ * (kh_set_free_size) and calls kheap_tree_resized. */
 void kheap_tree_replace(kh_block_t **root, kh_block_t *old, kh_block_t *repl);
 /* Node's size changed: refresh the cached maxima above it (stops at the
  * first ancestor whose cache does not change). */

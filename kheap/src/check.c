@@ -115,7 +115,9 @@ static mm_status_t kh_check_locked(kheap_t *heap, mm_report_t *r)
                 !kheap_run_verify(kh_addr(run), UINTPTR_MAX, &rwhy))
                 KH_FAIL(MM_REPORT_CORRUPT, rwhy ? rwhy : "kheap: listed run outside the heap",
                         kh_addr(run), 0, 0);
-            if (run->cls != c || run->prev != prev || run->nused >= run->nslots)
+            /* The head's prev is not kept (run.c). */
+            if (run->cls != c || (prev != NULL && run->prev != prev) ||
+                run->nused >= run->nslots)
                 KH_FAIL(MM_REPORT_CORRUPT, "kheap: run list damaged", kh_addr(run), run->cls, c);
         }
     }

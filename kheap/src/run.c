@@ -54,14 +54,18 @@ static void kh_run_push(kheap_t *heap, kh_run_t *run)
     *head = run;
 }
 
+/* The head of a list has no meaningful prev (it is whatever it was when the
+ * run was last behind another): taking the head, the common case, then
+ * touches no other run's header. */
 static void kh_run_unlink(kheap_t *heap, kh_run_t *run)
 {
-    if (run->prev != NULL)
-        run->prev->next = run->next;
-    else
+    if (heap->partial[run->cls] == run) {
         heap->partial[run->cls] = run->next;
-    if (run->next != NULL)
-        run->next->prev = run->prev;
+    } else {
+        run->prev->next = run->next;
+        if (run->next != NULL)
+            run->next->prev = run->prev;
+    }
     run->prev = run->next = NULL;
 }
 

@@ -260,8 +260,10 @@ void kheap_tree_replace(kh_block_t **root, kh_block_t *old, kh_block_t *repl)
      * so read the old one completely before writing the new one. */
     kh_block_t n = *old;
     kh_block_t *p = kt_parent(&n);
-    uint64_t word = repl->word;
-    repl->word = (word & ~KH_BAL_MASK) | (n.word & KH_BAL_MASK);
+    /* Only written, never read: repl is usually memory the heap has not
+     * touched for a long time (or ever: a read there would cost a fault on
+     * the zero page and then another on the first write). */
+    repl->word = n.word & KH_BAL_MASK;
     repl->link = n.link;
     repl->left = n.left;
     repl->right = n.right;

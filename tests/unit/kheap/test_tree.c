@@ -143,3 +143,28 @@ Test(kheap_tree, shrinking_updates_the_maxima)
     const char *why = NULL;
     cr_assert_null(kheap_tree_verify(root, &n, &why), "%s", why);
 }
+
+/* Carving moves a node into memory the heap has not touched in a long time
+ * (or ever): replace must not depend on what was there, only write it. */
+Test(kheap_tree, replace_ignores_what_the_new_place_held)
+{
+    uint8_t *arena = t_arena((size_t)SLOTS * SPACING);
+    kh_block_t *root = NULL;
+    for (size_t i = 0; i < 100; i++) {
+        kh_block_t *b = node_at(arena, i, 0);
+        b->word = 48 + 16 * (i % 9);
+        kheap_tree_insert(&root, b);
+    }
+    for (size_t i = 0; i < 100; i += 3) {
+        kh_block_t *to = node_at(arena, i, 3);
+        memset(to, 0xa5, sizeof(*to)); /* garbage: flags, balance, links */
+        kheap_tree_replace(&root, node_at(arena, i, 0), to);
+        set_size(to, 48 + 16 * (i % 5));
+        kheap_tree_resized(to);
+        size_t n = 0;
+        const char *why = NULL;
+        cr_assert_null(kheap_tree_verify(root, &n, &why), "node %zu: %s", i, why);
+        cr_assert_eq(n, 100);
+        cr_assert_eq(kh_size(to), 48 + 16 * (i % 5));
+    }
+}
