@@ -2,6 +2,19 @@
 #include <hadron/mm/hooks.h>
 #include <hadron/mm/tlb.h>
 
+void mm_tlb_batch_init(mm_tlb_batch_t *batch)
+{
+    batch->count = 0;
+    batch->flush_all = false;
+    batch->global = false;
+    batch->deferred_count = 0;
+}
+
+bool mm_tlb_batch_empty(const mm_tlb_batch_t *batch)
+{
+    return batch->count == 0 && !batch->flush_all && batch->deferred_count == 0;
+}
+
 void mm_tlb_batch_add(mm_tlb_batch_t *batch, mm_vaddr_t va, mm_page_size_t size, bool global)
 {
     batch->global |= global;

@@ -57,20 +57,11 @@ typedef struct mm_tlb_batch {
 
 /* Makes `batch` empty. For fresh storage or to discard page records; on a
  * batch holding deferred frees it would leak them (flush instead). O(1). */
-static inline void mm_tlb_batch_init(mm_tlb_batch_t *batch)
-{
-    batch->count = 0;
-    batch->flush_all = false;
-    batch->global = false;
-    batch->deferred_count = 0;
-}
+void mm_tlb_batch_init(mm_tlb_batch_t *batch);
 
 /* True when a flush would do nothing: no page, no full flush, no deferred
  * free pending. O(1). */
-static inline bool mm_tlb_batch_empty(const mm_tlb_batch_t *batch)
-{
-    return batch->count == 0 && !batch->flush_all && batch->deferred_count == 0;
-}
+bool mm_tlb_batch_empty(const mm_tlb_batch_t *batch);
 
 /* Records that the translation of the page of `size` at `va` is stale.
  * `global` says the old entry had the global bit (survives CR3 reloads).
