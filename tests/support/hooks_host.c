@@ -1,7 +1,13 @@
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "mm_test.h"
+
+/* The hooks may be called from several threads at once (the concurrency
+ * stress programs run under ThreadSanitizer): the logs are updated under
+ * this lock. Readers are the single-threaded tests. */
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 test_hook_log_t test_panics;
 test_hook_log_t test_warnings;
@@ -11,8 +17,10 @@ static _Thread_local int irq_depth;
 
 _Noreturn void mm_hook_panic(const mm_report_t *report)
 {
+    pthread_mutex_lock(&log_lock);
     test_panics.count++;
     test_panics.last = *report;
+    pthread_mutex_unlock(&log_lock);
     if (test_panic_target != NULL)
         longjmp(*test_panic_target, 1);
     fprintf(stderr, "mm panic (%s): %s at %s:%d address=%#llx offset=%#llx\n",
@@ -23,8 +31,10 @@ _Noreturn void mm_hook_panic(const mm_report_t *report)
 
 void mm_hook_warn(const mm_report_t *report)
 {
+    pthread_mutex_lock(&log_lock);
     test_warnings.count++;
     test_warnings.last = *report;
+    pthread_mutex_unlock(&log_lock);
 }
 
 mm_irqflags_t mm_hook_irq_save(void)
@@ -46,21 +56,27 @@ test_tlb_log_t test_tlb;
 
 void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count)
 {
+    pthread_mutex_lock(&log_lock);
     test_tlb.page_calls++;
     test_tlb.pages_flushed += count;
     test_tlb.last_count = count;
     for (size_t i = 0; i < count && i < MM_TLB_BATCH_MAX; i++)
         test_tlb.last_pages[i] = pages[i];
+    pthread_mutex_unlock(&log_lock);
 }
 
 void mm_hook_tlb_flush_all(bool include_global)
 {
+    pthread_mutex_lock(&log_lock);
     test_tlb.all_calls++;
     test_tlb.last_all_global = include_global;
+    pthread_mutex_unlock(&log_lock);
 }
 
 void mm_hook_switch_root(mm_paddr_t root)
 {
+    pthread_mutex_lock(&log_lock);
     test_tlb.switches++;
     test_tlb.current_root = root;
+    pthread_mutex_unlock(&log_lock);
 }

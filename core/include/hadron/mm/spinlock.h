@@ -48,7 +48,9 @@ static inline void mm_spin_lock(mm_spinlock_t *lock)
 /* Takes the lock only if nobody holds or waits for it. */
 static inline bool mm_spin_trylock(mm_spinlock_t *lock)
 {
-    unsigned serving = atomic_load_explicit(&lock->now_serving, memory_order_relaxed);
+    /* Acquire on now_serving pairs with the previous holder's release in
+     * mm_spin_unlock: without it a trylock winner could see stale data. */
+    unsigned serving = atomic_load_explicit(&lock->now_serving, memory_order_acquire);
     unsigned expected = serving;
     return atomic_compare_exchange_strong_explicit(&lock->next_ticket, &expected, serving + 1,
                                                    memory_order_acquire, memory_order_relaxed);

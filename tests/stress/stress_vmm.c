@@ -1,0 +1,219 @@
+/*
+ * The kernel VMM shared by three threads, over the real PMM and the real
+ * x86_64 mapper on simulated memory: kernel stacks, MMIO mappings and heap
+ * growth created and released concurrently (all under the VMM lock), and
+ * one user address space per thread mapping anonymous memory (its own lock,
+ * nesting the VMM lock).
+ *
+ * Every stack a thread holds gets its id written into each of its frames
+ * (found through the page tables, reached through the HHDM) and checked at
+ * release: a frame given to two stacks, or a stack whose pages moved, fails.
+ * At the end everything is released; vmm_check and pmm_check must pass, the
+ * VMM must count no stack and no MMIO mapping, and every data frame left
+ * must be the heap's.
+ */
+#include <string.h>
+
+#include <hadron/mm/hhdm.h>
+#include <hadron/mm/layout.h>
+#include <hadron/mm/pmm.h>
+#include <hadron/mm/vmm.h>
+#include <hadron/mm/x86pt.h>
+
+#include "mm_test.h"
+#include "stress.h"
+
+#define SIM (64ull << 20)
+#define THREADS 2
+#define HELD 6
+
+static pmm_t pmm;
+static x86pt_t x86;
+static layout_t layout;
+static vmm_t vmm;
+static mm_paddr_t kroot;
+static long rounds;
+
+typedef struct worker {
+    int id;
+    uint64_t seed;
+    long stacks, mmios, grows, nomem, anon;
+} worker_t;
+
+/* Writes (check false) or checks the id in every page of a stack. */
+static void stamp(const vmm_stack_t *s, int id, bool check)
+{
+    for (mm_vaddr_t va = s->bottom; va < s->top; va += MM_PAGE_SIZE) {
+        mm_translation_t tr;
+        mm_status_t st = x86pt_translate(&x86, kroot, va, &tr);
+        CHECK(st == MM_OK, "stack page %#llx not mapped: %s", (unsigned long long)va,
+              mm_status_str(st));
+        CHECK(tr.flags & MM_MAP_WRITE, "stack page read-only");
+        volatile uint64_t *p = hhdm_phys_to_virt(tr.pa);
+        if (check)
+            CHECK(*p == (uint64_t)id << 32 || *p == ((uint64_t)id << 32 | 1),
+                  "stack frame %#llx of thread %d holds %#llx", (unsigned long long)tr.pa, id,
+                  (unsigned long long)*p);
+        else
+            *p = (uint64_t)id << 32;
+    }
+}
+
+static void *run(void *arg)
+{
+    worker_t *w = arg;
+    vmm_stack_t stacks[HELD];
+    vmm_mmio_t mmios[HELD];
+    for (int i = 0; i < HELD; i++) {
+        stacks[i] = (vmm_stack_t)VMM_STACK_INIT;
+        mmios[i] = (vmm_mmio_t)VMM_MMIO_INIT;
+    }
+    vmm_as_t as = VMM_AS_INIT;
+    CHECK(vmm_as_create(&vmm, vmm_as_leaf_free_frames, &vmm, &as) == MM_OK, "vmm_as_create");
+    mm_vaddr_t next_anon = 0x400000ull + (uint64_t)w->id * 0x10000000ull;
+
+    for (long r = 0; r < rounds; r++) {
+        uint64_t x = stress_rand(&w->seed);
+        int i = (int)((x >> 8) % HELD);
+        mm_status_t st;
+        switch (x % 5) {
+        case 0:
+        case 1:
+            if (stacks[i].vmm != NULL) {
+                stamp(&stacks[i], w->id, true);
+                CHECK(vmm_stack_release(&stacks[i]) == MM_OK, "stack release");
+            } else if ((st = vmm_stack_create(&vmm, &stacks[i])) == MM_OK) {
+                stamp(&stacks[i], w->id, false);
+                w->stacks++;
+            } else {
+                CHECK(st == MM_ERR_NOMEM, "stack create: %s", mm_status_str(st));
+                w->nomem++;
+            }
+            break;
+        case 2:
+            if (mmios[i].vmm != NULL) {
+                CHECK(vmm_mmio_release(&mmios[i]) == MM_OK, "mmio release");
+            } else {
+                mm_paddr_t phys = 0xfe000000ull + ((x >> 16) % 4096) * 0x1000 + (x >> 40) % 64;
+                uint64_t size = 1 + (x >> 28) % (5 * MM_PAGE_SIZE);
+                st = vmm_mmio_map(&vmm, phys, size, (x >> 50) & 1, &mmios[i]);
+                if (st == MM_OK) {
+                    mm_translation_t tr;
+                    CHECK(x86pt_translate(&x86, kroot, (mm_vaddr_t)(uintptr_t)mmios[i].ptr,
+                                          &tr) == MM_OK &&
+                              tr.pa == phys,
+                          "mmio maps the wrong frame");
+                    w->mmios++;
+                } else {
+                    CHECK(st == MM_ERR_NOMEM, "mmio map: %s", mm_status_str(st));
+                    w->nomem++;
+                }
+            }
+            break;
+        case 3: {
+            void *base;
+            size_t size;
+            vmm_stats_t vs;
+            vmm_stats(&vmm, &vs);
+            if ((x >> 56) % 8 != 0 || vs.heap_bytes >= (16ull << 20))
+                break; /* the heap never shrinks: grow rarely, and only so far */
+            st = vmm_heap_grow(&vmm, (size_t)(1 + (x >> 20) % 4) * VMM_HEAP_MIN_GROWTH, &base,
+                               &size);
+            if (st == MM_OK)
+                w->grows++;
+            else
+                CHECK(st == MM_ERR_NOMEM || st == MM_ERR_EXHAUSTED, "heap grow: %s",
+                      mm_status_str(st));
+            break;
+        }
+        default: { /* user memory in this thread's address space */
+            size_t pages = 1 + (x >> 12) % 8;
+            if (as.vmm == NULL) {
+                st = vmm_as_create(&vmm, vmm_as_leaf_free_frames, &vmm, &as);
+                CHECK(st == MM_OK || st == MM_ERR_NOMEM, "vmm_as_create: %s", mm_status_str(st));
+            } else if ((x >> 30) & 1) {
+                st = vmm_as_map_anon(&as, next_anon, pages,
+                                     MM_MAP_USER | MM_MAP_WRITE);
+                if (st == MM_OK) {
+                    next_anon += (pages + 1) * MM_PAGE_SIZE;
+                    w->anon++;
+                } else {
+                    CHECK(st == MM_ERR_NOMEM, "map_anon: %s", mm_status_str(st));
+                }
+            } else {
+                /* Drop the address space (and every frame in it); the next
+                 * round starts a new one. */
+                CHECK(vmm_as_release(&as) == MM_OK, "as release");
+            }
+            break;
+        }
+        }
+        CHECK(test_irq_depth() == 0, "interrupts left disabled");
+    }
+    for (int i = 0; i < HELD; i++) {
+        if (stacks[i].vmm != NULL)
+            stamp(&stacks[i], w->id, true);
+        CHECK(vmm_stack_release(&stacks[i]) == MM_OK, "final stack release");
+        CHECK(vmm_mmio_release(&mmios[i]) == MM_OK, "final mmio release");
+    }
+    CHECK(vmm_as_release(&as) == MM_OK, "final as release"); /* a no-op if released */
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    rounds = stress_rounds(argc, argv, 20000);
+    sim_phys_create(SIM);
+    layout_params_t lp = {.hhdm_base = 0xffff800000000000ull, .phys_top = SIM};
+    CHECK(layout_compute(&lp, &layout) == MM_OK, "layout");
+    const pmm_region_t map[] = {{0, SIM, PMM_REGION_USABLE}};
+    CHECK(pmm_init(&pmm, map, 1) == MM_OK, "pmm_init");
+    mm_frame_allocator_t fa = pmm_frame_allocator(&pmm);
+    x86pt_config_t xc = {.levels = 4, .phys_bits = 40, .nx = true, .pages_1g = true, .frames = fa};
+    CHECK(x86pt_init(&x86, &xc) == MM_OK, "x86pt_init");
+    CHECK(x86pt_root_create(&x86, 0, &kroot) == MM_OK, "root");
+    vmm_config_t cfg = {
+        .layout = &layout, .kernel_root = kroot, .mapper = x86pt_page_mapper(&x86), .frames = fa};
+    CHECK(vmm_init(&vmm, &cfg) == MM_OK, "vmm_init");
+    pmm_stats_t p0;
+    CHECK(pmm_get_stats(&pmm, &p0) == MM_OK, "stats");
+
+    worker_t w[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        w[i] = (worker_t){.id = i + 1, .seed = 0x2545f4914f6cdd1dull * (uint64_t)(i + 5)};
+    stress_run(THREADS, run, w, sizeof w[0]);
+
+    CHECK(vmm_check(&vmm) == MM_OK, "vmm_check");
+    const char *why = NULL;
+    CHECK(pmm_check(&pmm, &why) == MM_OK, "pmm_check: %s", why);
+    vmm_stats_t s;
+    vmm_stats(&vmm, &s);
+    CHECK(s.stacks == 0 && s.mmio_mappings == 0 && s.mmio_pages == 0,
+          "%llu stacks and %llu MMIO mappings left", (unsigned long long)s.stacks,
+          (unsigned long long)s.mmio_mappings);
+    CHECK(s.data_frames == s.heap_bytes / MM_PAGE_SIZE, "%llu data frames, heap %llu bytes",
+          (unsigned long long)s.data_frames, (unsigned long long)s.heap_bytes);
+    x86pt_check_info_t info;
+    CHECK(x86pt_check(&x86, kroot, &info) == MM_OK, "x86pt_check: %s", info.problem);
+    CHECK(info.user_tables == 0, "user tables in the kernel root");
+    pmm_stats_t p1;
+    CHECK(pmm_get_stats(&pmm, &p1) == MM_OK, "stats");
+    /* What is still out: the heap's frames and the kernel page tables. */
+    uint64_t out = p0.free_frames - p1.free_frames;
+    CHECK(out >= s.data_frames && out - s.data_frames <= info.kernel_tables,
+          "%llu frames out: %llu heap frames, %zu kernel tables (leak?)",
+          (unsigned long long)out, (unsigned long long)s.data_frames, info.kernel_tables);
+    CHECK(!mm_spin_is_locked(&vmm.lock) && !mm_spin_is_locked(&pmm.lock), "lock left held");
+    long st = 0, mm = 0, gr = 0, an = 0, nm = 0;
+    for (int i = 0; i < THREADS; i++) {
+        st += w[i].stacks;
+        mm += w[i].mmios;
+        gr += w[i].grows;
+        an += w[i].anon;
+        nm += w[i].nomem;
+    }
+    printf("vmm: %d threads x %ld rounds: %ld stacks, %ld MMIO mappings, %ld heap growths, "
+           "%ld anonymous mappings, %ld out of memory: ok\n",
+           THREADS, rounds, st, mm, gr, an, nm);
+    return 0;
+}
