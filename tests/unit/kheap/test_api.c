@@ -506,3 +506,47 @@ Test(kheap_locking, every_call_returns_with_interrupts_restored)
     kheap_check(h, NULL);
     cr_assert_eq(test_irq_depth(), 0);
 }
+
+/* kheap.h: kheap_add_region merges a range that starts where a region
+ * ends, but no region exceeds KHEAP_REGION_MAX: when the merge would, the
+ * range becomes a region of its own (code: grow.c kheap_add_region_locked;
+ * the header's "merges with it" is unconditional, see kheap.md). The first
+ * region is exactly KHEAP_REGION_MAX (only headers are touched); without
+ * heap_redzones only (with them a region is filled and checked: 32 GiB). */
+#if !HADRON_MM_HEAP_REDZONES
+Test(kheap_add_region, adjacent_range_that_would_exceed_region_max_stays_separate)
+{
+    static kheap_t h;
+    size_t extra = 1 << 20;
+    uint8_t *a = t_arena(KHEAP_REGION_MAX + 2 * extra);
+    cr_assert_eq(kheap_init(&h, a, KHEAP_REGION_MAX), MM_OK);
+    T_BLOCKS(&h);
+    kheap_stats_t st;
+    cr_assert_eq(kheap_get_stats(&h, &st), MM_OK);
+    cr_assert_eq(st.regions, 1);
+    cr_assert_eq(st.total_bytes, KHEAP_REGION_MAX);
+    cr_assert_eq(kheap_add_region(&h, a + KHEAP_REGION_MAX, extra), MM_OK);
+    cr_assert_eq(kheap_get_stats(&h, &st), MM_OK);
+    cr_assert_eq(st.regions, 2, "not merged: the sum would exceed KHEAP_REGION_MAX");
+    cr_assert_eq(st.total_bytes, KHEAP_REGION_MAX + extra);
+    cr_assert_eq(st.free_blocks, 2);
+    T_CHECK(&h);
+    /* The new region still merges with a range adjacent to it. */
+    cr_assert_eq(kheap_add_region(&h, a + KHEAP_REGION_MAX + extra, extra), MM_OK);
+    cr_assert_eq(kheap_get_stats(&h, &st), MM_OK);
+    cr_assert_eq(st.regions, 2);
+    cr_assert_eq(st.total_bytes, KHEAP_REGION_MAX + 2 * extra);
+    T_CHECK(&h);
+    /* Both regions serve allocations and free back to one block each. */
+    void *big = kheap_alloc(&h, KHEAP_REGION_MAX - 4096, 0);
+    cr_assert_not_null(big);
+    void *small = kheap_alloc(&h, extra, 0);
+    cr_assert_not_null(small);
+    cr_assert_geq((uintptr_t)small, (uintptr_t)(a + KHEAP_REGION_MAX), "in the second region");
+    T_CHECK(&h);
+    cr_assert_eq(kheap_free(&h, big), MM_OK);
+    cr_assert_eq(kheap_free(&h, small), MM_OK);
+    t_assert_all_free(&h);
+    munmap(a, KHEAP_REGION_MAX + 2 * extra);
+}
+#endif

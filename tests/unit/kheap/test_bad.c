@@ -150,3 +150,54 @@ Test(kheap_bad, realloc_rejects_foreign_pointers, .init = setup)
     cr_assert_eq(test_warnings.last.address, (uint64_t)(uintptr_t)&x);
     T_CHECK(&heap);
 }
+
+/* kheap.md: a free that meets a damaged footer of the free block below
+ * panics with MM_REPORT_CORRUPT, address = the freed block (its header),
+ * found = the footer, expected = the size in the header the footer points
+ * at. Here the footer points at a real used block (l) two blocks down, so
+ * every field is known. In every build (not an assertion). */
+Test(kheap_bad, damaged_footer_panics_corrupt_on_free, .init = setup)
+{
+    uint8_t *l = kheap_alloc(&heap, 200, 0);
+    uint8_t *a = kheap_alloc(&heap, 100, 0);
+    uint8_t *b = kheap_alloc(&heap, 100, 0);
+    (void)kheap_alloc(&heap, 100, 0); /* b's upper neighbour stays used */
+    cr_assert_eq(kheap_free(&heap, a), MM_OK);
+    T_CHECK(&heap);
+    uintptr_t lb = (uintptr_t)l - T_USER_OFF, ab = (uintptr_t)a - T_USER_OFF;
+    uintptr_t bb = (uintptr_t)b - T_USER_OFF;
+    cr_assert_eq(ab - lb, t_block_size(200));
+    cr_assert_eq(bb - ab, t_block_size(100));
+    uint64_t *footer = (uint64_t *)(bb - 8);
+    cr_assert_eq(*footer, t_block_size(100), "a's footer holds its size");
+    *footer = bb - lb; /* points at l's header: a used block */
+    int panics = test_panics.count;
+    bool panicked = TEST_CATCH_PANIC(kheap_free(&heap, b));
+    cr_assert(panicked, "damaged footer not detected by free");
+    cr_assert_eq(test_panics.count, panics + 1);
+    cr_assert_eq(test_panics.last.kind, MM_REPORT_CORRUPT, "kind %s",
+                 mm_report_kind_str(test_panics.last.kind));
+    cr_assert_eq(test_panics.last.address, (uint64_t)bb, "report names the freed block");
+    cr_assert_eq(test_panics.last.found, (uint64_t)(bb - lb), "found = the footer");
+    cr_assert_eq(test_panics.last.expected, (uint64_t)t_block_size(200),
+                 "expected = the size in the header it points at");
+    cr_assert_not_null(test_panics.last.message);
+    cr_assert_eq(test_warnings.count, 0, "a panic, not a warning");
+    /* The panicking call still holds the lock: the heap is not used again. */
+}
+
+/* A footer too small to be a block is rejected before it is followed. */
+Test(kheap_bad, footer_below_minimum_block_panics_corrupt, .init = setup)
+{
+    uint8_t *a = kheap_alloc(&heap, 100, 0);
+    uint8_t *b = kheap_alloc(&heap, 100, 0);
+    (void)kheap_alloc(&heap, 100, 0);
+    cr_assert_eq(kheap_free(&heap, a), MM_OK);
+    uintptr_t bb = (uintptr_t)b - T_USER_OFF;
+    *(uint64_t *)(bb - 8) = 16;
+    bool panicked = TEST_CATCH_PANIC(kheap_free(&heap, b));
+    cr_assert(panicked);
+    cr_assert_eq(test_panics.last.kind, MM_REPORT_CORRUPT);
+    cr_assert_eq(test_panics.last.address, (uint64_t)bb);
+    cr_assert_eq(test_panics.last.found, 16);
+}

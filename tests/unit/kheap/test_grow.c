@@ -337,3 +337,106 @@ Test(kheap_grow, without_identity_a_concurrent_miss_fails_fast, .timeout = 20)
     cr_assert_eq(g->calls, 1);
     T_CHECK(&h);
 }
+
+/* kheap.md (Growth): memory the callback returns beyond KHEAP_REGION_MAX is
+ * clamped and the excess is never used. The callback hands out
+ * KHEAP_REGION_MAX + 1 MiB, of which the surplus is mapped PROT_NONE: any
+ * access to it kills the test. The heap becomes one region of exactly
+ * KHEAP_REGION_MAX, every block lies inside it, kheap_check passes, and a
+ * request larger than what is left grows again instead of using the excess.
+ * Without heap_redzones only: with them, a new region is filled with the
+ * free pattern and kheap_check reads it back (32 GiB each way). */
+#if !HADRON_MM_HEAP_REDZONES
+#define CLAMP_SURPLUS ((size_t)1 << 20)
+
+typedef struct clamp_ctx {
+    uint8_t *base;
+    int calls;
+    size_t last_min;
+} clamp_ctx_t;
+
+static mm_status_t clamp_cb(void *arg, size_t min, void **base, size_t *size)
+{
+    clamp_ctx_t *c = arg;
+    c->calls++;
+    c->last_min = min;
+    if (c->calls > 1)
+        return MM_ERR_NOMEM;
+    void *p = mmap(NULL, KHEAP_REGION_MAX + CLAMP_SURPLUS, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return MM_ERR_NOMEM;
+    if (mprotect(p, KHEAP_REGION_MAX, PROT_READ | PROT_WRITE) != 0)
+        return MM_ERR_NOMEM;
+    c->base = p;
+    *base = p;
+    *size = KHEAP_REGION_MAX + CLAMP_SURPLUS;
+    return MM_OK;
+}
+
+typedef struct clamp_walk {
+    uintptr_t lo, hi;
+    size_t blocks, bytes;
+    bool outside;
+} clamp_walk_t;
+
+static bool clamp_walk_cb(void *arg, const kheap_block_info_t *info)
+{
+    clamp_walk_t *w = arg;
+    uintptr_t b = (uintptr_t)info->block;
+    if (b < w->lo || b + info->size > w->hi)
+        w->outside = true;
+    w->blocks++;
+    w->bytes += info->size;
+    return true;
+}
+
+Test(kheap_grow, oversized_growth_is_clamped_to_region_max)
+{
+    kheap_t h;
+    clamp_ctx_t c = {0};
+    cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
+    T_BLOCKS(&h);
+    cr_assert_eq(kheap_set_grow(&h, clamp_cb, self_id, &c), MM_OK);
+    uint8_t *p = kheap_alloc(&h, 1 << 20, 0);
+    cr_assert_not_null(p, "the clamped region serves the request");
+    cr_assert_eq(c.calls, 1);
+    uintptr_t lo = (uintptr_t)c.base, hi = lo + KHEAP_REGION_MAX;
+    cr_assert((uintptr_t)p >= lo && (uintptr_t)p + (1 << 20) <= hi);
+    memset(p, 0x5a, 1 << 20);
+    T_CHECK(&h);
+    kheap_stats_t st;
+    cr_assert_eq(kheap_get_stats(&h, &st), MM_OK);
+    cr_assert_eq(st.regions, 1);
+    cr_assert_eq(st.total_bytes, KHEAP_REGION_MAX, "clamped, not %zu", st.total_bytes);
+    cr_assert_eq(st.grow_calls, 1);
+    cr_assert_eq(st.grow_failures, 0, "clamping is not a failure");
+    cr_assert_lt(st.largest_free, KHEAP_REGION_MAX - (1 << 20));
+    clamp_walk_t w = {.lo = lo, .hi = hi};
+    cr_assert_eq(kheap_walk(&h, clamp_walk_cb, &w), MM_OK);
+    cr_assert_not(w.outside, "a block reaches into the surplus");
+    cr_assert_lt(w.bytes, KHEAP_REGION_MAX);
+
+    /* More than is left: the surplus is not used; the heap grows again
+     * (the callback now fails) and the allocation fails cleanly. */
+    size_t left = st.largest_free;
+    cr_assert_null(kheap_alloc(&h, left, 0));
+    cr_assert_eq(c.calls, 2, "a miss grows again");
+    cr_assert_eq(kheap_get_stats(&h, &st), MM_OK);
+    cr_assert_eq(st.total_bytes, KHEAP_REGION_MAX);
+    cr_assert_eq(st.grow_failures, 1);
+    T_CHECK(&h);
+
+    /* Nearly all of the clamped region is still usable (headers only are
+     * touched), and everything frees back into one block. */
+    uint8_t *big = kheap_alloc(&h, left - 4096, 0);
+    cr_assert_not_null(big);
+    cr_assert((uintptr_t)big + left - 4096 <= hi);
+    T_CHECK(&h);
+    cr_assert_eq(kheap_free(&h, big), MM_OK);
+    cr_assert_eq(kheap_free(&h, p), MM_OK);
+    t_assert_all_free(&h);
+    T_CHECK(&h);
+    munmap(c.base, KHEAP_REGION_MAX + CLAMP_SURPLUS);
+}
+#endif

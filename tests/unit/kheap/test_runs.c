@@ -411,3 +411,95 @@ Test(kheap_runs, redzone_build_has_no_runs, .init = setup)
 }
 
 #endif
+
+#if !HADRON_MM_HEAP_REDZONES
+/* kheap.h: kheap_set_small_runs(false) affects "future small allocations;
+ * existing runs drain as their slots are freed". After the switch, small
+ * requests become ordinary blocks (never a slot of an existing run, even a
+ * freed one), the runs keep serving frees, each run goes back to the heap
+ * when its last slot is freed, and nothing is lost. */
+typedef struct run_span {
+    uintptr_t lo[8], hi[8];
+    size_t n;
+} run_span_t;
+
+static bool collect_runs(void *arg, const kheap_block_info_t *info)
+{
+    run_span_t *r = arg;
+    if (info->run && r->n < 8) {
+        r->lo[r->n] = (uintptr_t)info->block;
+        r->hi[r->n] = (uintptr_t)info->block + info->size;
+        r->n++;
+    }
+    return true;
+}
+
+static bool in_a_run(const run_span_t *r, const void *p)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if ((uintptr_t)p >= r->lo[i] && (uintptr_t)p < r->hi[i])
+            return true;
+    return false;
+}
+
+Test(kheap_runs, runs_drain_after_switching_them_off, .init = setup)
+{
+    enum { SMALL = 40, MEDIUM = 12 };
+    void *s[SMALL], *m[MEDIUM];
+    for (int i = 0; i < SMALL; i++)
+        cr_assert_not_null(s[i] = kheap_alloc(&heap, 16, 0));
+    for (int i = 0; i < MEDIUM; i++)
+        cr_assert_not_null(m[i] = kheap_alloc(&heap, 1000, 0));
+    kheap_stats_t st;
+    cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
+    size_t runs = st.runs;
+    cr_assert_geq(runs, 2, "a small and a medium run");
+    cr_assert_eq(st.run_slots_used, SMALL + MEDIUM);
+    run_span_t r = {.n = 0};
+    cr_assert_eq(kheap_walk(&heap, collect_runs, &r), MM_OK);
+    cr_assert_eq(r.n, runs);
+
+    cr_assert_eq(kheap_set_small_runs(&heap, false), MM_OK);
+    /* Free half the slots: they stay in their runs, which stay. */
+    for (int i = 0; i < SMALL; i += 2)
+        cr_assert_eq(kheap_free(&heap, s[i]), MM_OK);
+    for (int i = 0; i < MEDIUM; i += 2)
+        cr_assert_eq(kheap_free(&heap, m[i]), MM_OK);
+    T_CHECK(&heap);
+    cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
+    cr_assert_eq(st.runs, runs);
+    cr_assert_eq(st.run_slots_used, SMALL / 2 + MEDIUM / 2);
+    /* New small requests are blocks, outside every run, and do not refill
+     * the freed slots. */
+    void *n[8];
+    for (int i = 0; i < 8; i++) {
+        n[i] = kheap_alloc(&heap, i & 1 ? 1000 : 16, 0);
+        cr_assert_not_null(n[i]);
+        cr_assert_not(in_a_run(&r, n[i]), "allocation %d went into a run", i);
+        cr_assert_eq(kheap_usable_size(&heap, n[i]), i & 1 ? 1008u : 32u);
+    }
+    cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
+    cr_assert_eq(st.run_slots_used, SMALL / 2 + MEDIUM / 2, "no slot handed out");
+    T_CHECK(&heap);
+    /* Freeing the remaining slots returns every run to the heap. */
+    for (int i = 1; i < SMALL; i += 2)
+        cr_assert_eq(kheap_free(&heap, s[i]), MM_OK);
+    cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
+    cr_assert_lt(st.runs, runs, "the small run drained");
+    for (int i = 1; i < MEDIUM; i += 2)
+        cr_assert_eq(kheap_free(&heap, m[i]), MM_OK);
+    cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
+    cr_assert_eq(st.runs, 0, "every run drained");
+    cr_assert_eq(st.run_slots_used, 0);
+    T_CHECK(&heap);
+    /* A medium slot of a drained run freed again is still a double free
+     * (as with runs on: kheap_runs/medium_slots_and_their_errors). */
+    cr_assert_eq(kheap_free(&heap, m[0]), MM_ERR_DOUBLE_FREE);
+    cr_assert_eq(test_warnings.count, 1);
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(kheap_free(&heap, n[i]), MM_OK);
+    t_assert_all_free(&heap);
+    cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
+    cr_assert_eq(st.runs, 0, "runs stay off");
+}
+#endif

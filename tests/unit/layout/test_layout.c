@@ -170,3 +170,73 @@ Test(layout, find_classifies_addresses)
     cr_assert_str_eq(layout_region_name(LAYOUT_STACKS), "stacks");
     cr_assert_str_eq(layout_region_name(LAYOUT_NONE), "none");
 }
+
+/* layout.h's diagram: a guard gap (LAYOUT_GUARD_GAP, unmapped) between heap
+ * and stacks and between stacks and MMIO; layout_find() returns LAYOUT_NONE
+ * in guard gaps. Checked for the default, custom-size, randomised-base and
+ * 5-level layouts, at the first and last byte of each gap. */
+static void assert_guard_gaps(const layout_t *l)
+{
+    static const layout_region_id_t order[] = {LAYOUT_HEAP, LAYOUT_STACKS, LAYOUT_MMIO};
+    for (unsigned k = 0; k + 1 < sizeof order / sizeof order[0]; k++) {
+        const layout_region_t *lo = &l->regions[order[k]], *hi = &l->regions[order[k + 1]];
+        mm_vaddr_t gap_start = layout_region_end(lo);
+        cr_assert_gt(gap_start, lo->base, "%s must not end at 2^64", layout_region_name(order[k]));
+        cr_assert_geq(hi->base, gap_start, "%s above %s", layout_region_name(order[k + 1]),
+                      layout_region_name(order[k]));
+        cr_assert_geq(hi->base - gap_start, LAYOUT_GUARD_GAP, "gap %s -> %s is %#llx",
+                      layout_region_name(order[k]), layout_region_name(order[k + 1]),
+                      (unsigned long long)(hi->base - gap_start));
+        cr_assert_eq(layout_find(l, gap_start), LAYOUT_NONE, "first byte after %s",
+                     layout_region_name(order[k]));
+        cr_assert_eq(layout_find(l, gap_start + LAYOUT_GUARD_GAP / 2), LAYOUT_NONE);
+        cr_assert_eq(layout_find(l, hi->base - 1), LAYOUT_NONE, "last byte before %s",
+                     layout_region_name(order[k + 1]));
+        cr_assert_eq(layout_find(l, gap_start - 1), order[k]);
+        cr_assert_eq(layout_find(l, hi->base), order[k + 1]);
+    }
+}
+
+Test(layout, guard_gaps_between_heap_stacks_and_mmio)
+{
+    layout_params_t p = {.hhdm_base = HHDM4, .phys_top = 0x240000000ull};
+    layout_t l = compute_ok(&p);
+    assert_guard_gaps(&l);
+
+    layout_params_t c = {
+        .hhdm_base = HHDM4,
+        .phys_top = 1ull << 30,
+        .regions_base = 0xffffc12340000000ull,
+        .heap_size = 64ull << 30,
+        .stacks_size = 8ull << 30,
+        .mmio_size = 16ull << 30,
+    };
+    l = compute_ok(&c);
+    assert_guard_gaps(&l);
+    c.regions_base = 0;
+    c.heap_size = c.stacks_size = c.mmio_size = 1ull << 30; /* smallest regions */
+    l = compute_ok(&c);
+    assert_guard_gaps(&l);
+
+    layout_params_t f = {.hhdm_base = HHDM5, .phys_top = 1ull << 52, .paging_levels = 5};
+    l = compute_ok(&f);
+    assert_guard_gaps(&l);
+}
+
+/* layout.h: a static name, "none" for LAYOUT_NONE; layout.md: out of range
+ * -> "none", never NULL. */
+Test(layout, region_name_out_of_range_is_none)
+{
+    cr_assert_str_eq(layout_region_name(LAYOUT_HHDM), "hhdm");
+    cr_assert_str_eq(layout_region_name(LAYOUT_HEAP), "heap");
+    cr_assert_str_eq(layout_region_name(LAYOUT_MMIO), "mmio");
+    cr_assert_str_eq(layout_region_name(LAYOUT_KERNEL_IMAGE), "kernel");
+    const unsigned bad[] = {LAYOUT_NONE + 1, LAYOUT_NONE + 7, 255, 0x7fffffffu, 0x80000000u,
+                            UINT32_MAX};
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *n = layout_region_name((layout_region_id_t)bad[i]);
+        cr_assert_not_null(n, "id %u", bad[i]);
+        cr_assert_str_eq(n, "none", "id %u", bad[i]);
+    }
+    cr_assert_str_eq(layout_region_name((layout_region_id_t)-1), "none");
+}

@@ -1,5 +1,6 @@
 /* Raw entry bits against the SDM encodings, for every flag and page size. */
 #include <criterion/criterion.h>
+#include <string.h>
 
 #include "paging_test.h"
 
@@ -233,3 +234,59 @@ Test(paging_entry, init_rejects_bad_configs)
     cr_assert_eq(x86pt_init(&m, &c), MM_ERR_INVALID);
     frame_pool_destroy(&pool);
 }
+
+/* README "Errors are values": out-parameters are not written on error. A
+ * rejected x86pt_init leaves a live mapper exactly as it was (it keeps
+ * working). */
+Test(paging_entry, failed_init_leaves_the_mapper_untouched)
+{
+    env_setup(4, true, true);
+    cr_assert_eq(x86pt_map(&E.m, E.root, 0x0000004000000000ull, 0x1000, MM_PAGE_4K, 0, &E.tlb),
+                 MM_OK);
+    x86pt_t before;
+    memcpy(&before, &E.m, sizeof before);
+    x86pt_config_t good = {.levels = 5, .phys_bits = 39, .nx = false, .pages_1g = false,
+                           .frames = frame_pool_allocator(&E.pool)};
+    x86pt_config_t c;
+    c = good, c.levels = 3;
+    cr_assert_eq(x86pt_init(&E.m, &c), MM_ERR_INVALID);
+    c = good, c.levels = 0;
+    cr_assert_eq(x86pt_init(&E.m, &c), MM_ERR_INVALID);
+    c = good, c.phys_bits = 31;
+    cr_assert_eq(x86pt_init(&E.m, &c), MM_ERR_INVALID);
+    c = good, c.phys_bits = 53;
+    cr_assert_eq(x86pt_init(&E.m, &c), MM_ERR_INVALID);
+    c = good, c.frames.alloc = NULL;
+    cr_assert_eq(x86pt_init(&E.m, &c), MM_ERR_INVALID);
+    c = good, c.frames.free = NULL;
+    cr_assert_eq(x86pt_init(&E.m, &c), MM_ERR_INVALID);
+    cr_assert_eq(x86pt_init(&E.m, NULL), MM_ERR_INVALID);
+    cr_assert(memcmp(&before, &E.m, sizeof before) == 0, "a failed init wrote *m");
+    mm_translation_t tr;
+    cr_assert_eq(x86pt_translate(&E.m, E.root, 0x0000004000000000ull, &tr), MM_OK);
+    cr_assert_eq(tr.pa, 0x1000);
+}
+
+#if HADRON_MM_ASSERTIONS
+/* x86pt.h: x86pt_root_destroy — "A bad root is an assertion": the panic
+ * hook gets MM_REPORT_ASSERT before anything is freed. */
+Test(paging_entry, root_destroy_of_a_bad_root_asserts_before_freeing)
+{
+    env_setup(4, true, true);
+    cr_assert_eq(x86pt_map(&E.m, E.root, 0x0000004000000000ull, 0x1000, MM_PAGE_4K, 0, &E.tlb),
+                 MM_OK);
+    mm_tlb_batch_flush(&E.tlb);
+    const mm_paddr_t bad[] = {E.root + 8, E.root + 1, SIM_BYTES};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snapshot_t *s = snap_take(E.root, 4);
+        size_t live = E.pool.live;
+        int panics = test_panics.count;
+        bool panicked = TEST_CATCH_PANIC(x86pt_root_destroy(&E.m, bad[i], NULL, NULL));
+        cr_assert(panicked, "root %#llx not asserted", (unsigned long long)bad[i]);
+        cr_assert_eq(test_panics.count, panics + 1);
+        cr_assert_eq(test_panics.last.kind, MM_REPORT_ASSERT);
+        cr_assert_eq(E.pool.live, live, "nothing freed");
+        snap_assert_same(s, E.root, 4, "root_destroy bad root");
+    }
+}
+#endif

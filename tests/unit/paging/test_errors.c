@@ -270,3 +270,48 @@ Test(paging_errors, nothing_leaks_when_everything_is_unmapped)
     cr_assert_eq((E.pool.frames_allocated - a0) - (E.pool.frames_freed - f0), 1);
     assert_consistent(E.root, 0);
 }
+
+#if HADRON_MM_ASSERTIONS
+/* paging-x86_64.md: the mapper asserts on its own broken invariants. Two of
+ * them provoked: a table's stored present-entry count at 0 when an entry is
+ * removed (underflow), and the frame allocator refusing a table frame the
+ * mapper frees. Each reaches mm_hook_panic as MM_REPORT_ASSERT. */
+Test(paging_errors, count_underflow_is_an_assertion)
+{
+    env_setup(4, true, true);
+    cr_assert_eq(x86pt_map(&E.m, E.root, UVA, 0x100000, MM_PAGE_4K, 0, &E.tlb), MM_OK);
+    uint64_t one = *raw_slot(E.root, 4, UVA, 2);
+    cr_assert_eq(x86pt_map(&E.m, E.root, UVA + KB4, 0x101000, MM_PAGE_4K, 0, &E.tlb), MM_OK);
+    uint64_t two = *raw_slot(E.root, 4, UVA, 2);
+    uint64_t count_one = two - one; /* the PDE's count field, one unit */
+    cr_assert_neq(count_one, 0, "the PDE counts the page table's entries");
+    *raw_slot(E.root, 4, UVA, 2) = two - 2 * count_one; /* count 0, two present */
+    bool panicked = TEST_CATCH_PANIC(
+        x86pt_unmap(&E.m, E.root, UVA, MM_PAGE_4K, NULL, &E.tlb));
+    cr_assert(panicked, "count underflow not asserted");
+    cr_assert_eq(test_panics.last.kind, MM_REPORT_ASSERT);
+    cr_assert_not_null(test_panics.last.message);
+}
+
+static mm_status_t refuse_free(void *ctx, mm_paddr_t base, size_t count)
+{
+    (void)ctx, (void)base, (void)count;
+    return MM_ERR_DOUBLE_FREE;
+}
+
+Test(paging_errors, refused_table_free_is_an_assertion)
+{
+    env_setup(4, true, true);
+    x86pt_t m2;
+    x86pt_config_t c = {.levels = 4, .phys_bits = PHYS_BITS, .nx = true, .pages_1g = true,
+                        .frames = frame_pool_allocator(&E.pool)};
+    c.frames.free = refuse_free;
+    cr_assert_eq(x86pt_init(&m2, &c), MM_OK);
+    mm_paddr_t r;
+    cr_assert_eq(x86pt_root_create(&m2, 0, &r), MM_OK);
+    bool panicked = TEST_CATCH_PANIC(x86pt_root_destroy(&m2, r, NULL, NULL));
+    cr_assert(panicked, "refused free not asserted");
+    cr_assert_eq(test_panics.last.kind, MM_REPORT_ASSERT);
+    cr_assert_str_eq(test_panics.last.message, "st == MM_OK");
+}
+#endif

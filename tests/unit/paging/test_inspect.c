@@ -223,3 +223,40 @@ Test(paging_inspect, check_finds_corruption)
     cr_assert_eq(x86pt_check(&E.m, E.root, &info), MM_OK);
     cr_assert_eq(x86pt_check(&E.m, E.root + 3, &info), MM_ERR_INVALID);
 }
+
+/* x86pt.h: dump "Errors: MM_ERR_INVALID (bad root, NULL write)"; audit
+ * "Errors: MM_ERR_INVALID (bad root)". Read-only calls: a rejected one calls
+ * no callback, writes no out-parameter and changes no table. */
+Test(paging_inspect, dump_and_audit_reject_bad_root_and_null_write)
+{
+    env_setup(4, true, true);
+    layout();
+    mm_tlb_batch_flush(&E.tlb);
+    const mm_paddr_t bad[] = {E.root + 8, E.root + 1, SIM_BYTES, SIM_BYTES + KB4};
+    snapshot_t *s = snap_take(E.root, 4);
+    textbuf_t t = {.n = 0};
+    cr_assert_eq(x86pt_dump(&E.m, E.root, NULL, &t), MM_ERR_INVALID, "NULL write");
+    cr_assert_eq(x86pt_dump(&E.m, E.root, NULL, NULL), MM_ERR_INVALID, "NULL write, NULL arg");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(x86pt_dump(&E.m, bad[i], sink, &t), MM_ERR_INVALID, "dump root %#llx",
+                     (unsigned long long)bad[i]);
+        findings_t l = {0};
+        x86pt_audit_counts_t c;
+        memset(&c, 0xa5, sizeof c);
+        x86pt_audit_counts_t c0 = c;
+        cr_assert_eq(x86pt_audit(&E.m, bad[i], on_finding, &l, &c), MM_ERR_INVALID,
+                     "audit root %#llx", (unsigned long long)bad[i]);
+        cr_assert_eq(l.n, 0, "no finding reported for a bad root");
+        cr_assert(memcmp(&c, &c0, sizeof c) == 0, "*counts untouched on error");
+        cr_assert_eq(x86pt_audit(&E.m, bad[i], NULL, NULL, NULL), MM_ERR_INVALID);
+    }
+    cr_assert_eq(t.calls, 0, "write never called on error");
+    cr_assert_eq(t.n, 0);
+    cr_assert_eq(x86pt_audit(NULL, E.root, NULL, NULL, NULL), MM_ERR_INVALID, "NULL mapper");
+    cr_assert_eq(x86pt_dump(NULL, E.root, sink, &t), MM_ERR_INVALID, "NULL mapper");
+    snap_assert_same(s, E.root, 4, "dump/audit errors");
+    cr_assert(mm_tlb_batch_empty(&E.tlb));
+    /* The same calls on the good root still work afterwards. */
+    cr_assert_eq(x86pt_dump(&E.m, E.root, sink, &t), MM_OK);
+    cr_assert_str_eq(t.s, expected_dump);
+}

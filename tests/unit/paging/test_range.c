@@ -249,3 +249,102 @@ Test(paging_range, last_page_of_the_address_space)
     mm_tlb_batch_flush(&E.tlb);
     assert_consistent(E.root, 0);
 }
+
+/* x86pt.h: X86PT_RANGE_ALLOW_HOLES applies to "unmap/protect": gaps are
+ * skipped instead of MM_ERR_NOT_MAPPED. Only mapped pages change and only
+ * they get a TLB record; the holes stay unmapped (no table is built). */
+Test(paging_range, protect_range_allow_holes_skips_gaps)
+{
+    env_setup(4, true, true);
+    /* [UVA, UVA+4M): 2M page at UVA, nothing in [UVA+2M, UVA+3M), four 4K
+     * pages at UVA+3M, UVA+3M+8K.. (a 4K hole between them), then nothing. */
+    cr_assert_eq(x86pt_map(&E.m, E.root, UVA, 0x400000, MM_PAGE_2M, MM_MAP_WRITE, &E.tlb), MM_OK);
+    cr_assert_eq(x86pt_map_range(&E.m, E.root, UVA + 3 * (MB2 / 2), 0x10000000, KB4,
+                                 MM_MAP_WRITE, &E.tlb),
+                 MM_OK);
+    cr_assert_eq(x86pt_map_range(&E.m, E.root, UVA + 3 * (MB2 / 2) + 2 * KB4, 0x10002000,
+                                 3 * KB4, MM_MAP_WRITE, &E.tlb),
+                 MM_OK);
+    mm_tlb_batch_flush(&E.tlb);
+    assert_consistent(E.root, 0);
+    size_t live = E.pool.live;
+
+    /* Without the option the holes are errors and nothing changes. */
+    snapshot_t *s = snap_take(E.root, 4);
+    cr_assert_eq(x86pt_protect_range(&E.m, E.root, UVA, 2 * MB2, 0, 0, &E.tlb),
+                 MM_ERR_NOT_MAPPED);
+    snap_assert_same(s, E.root, 4, "holes without the option");
+    cr_assert(mm_tlb_batch_empty(&E.tlb));
+    /* With the option, errors other than holes still reject the whole call. */
+    s = snap_take(E.root, 4);
+    cr_assert_eq(x86pt_protect_range(&E.m, E.root, UVA + KB4, 2 * MB2, 0,
+                                     X86PT_RANGE_ALLOW_HOLES, &E.tlb),
+                 MM_ERR_SIZE_MISMATCH, "the 2M page sticks out at the start");
+    cr_assert_eq(x86pt_protect_range(&E.m, E.root, UVA, 2 * MB2, MM_MAP_USER | 1u << 9,
+                                     X86PT_RANGE_ALLOW_HOLES, &E.tlb),
+                 MM_ERR_INVALID, "flag error");
+    cr_assert_eq(x86pt_protect_range(&E.m, E.root, UVA, 2 * MB2, 0,
+                                     X86PT_RANGE_ALLOW_HOLES | 0x10, &E.tlb),
+                 MM_ERR_INVALID, "unknown option");
+    snap_assert_same(s, E.root, 4, "other errors with holes allowed");
+    cr_assert(mm_tlb_batch_empty(&E.tlb));
+
+    /* Read-only + NX over the whole 4M with holes: the 4 mapped 4K pages and
+     * the 2M page change, one record each. */
+    cr_assert_eq(x86pt_protect_range(&E.m, E.root, UVA, 2 * MB2, 0, X86PT_RANGE_ALLOW_HOLES,
+                                     &E.tlb),
+                 MM_OK);
+    cr_assert_eq(E.tlb.count, 5, "one TLB record per changed page, none for the holes");
+    mm_translation_t tr;
+    cr_assert_eq(x86pt_translate(&E.m, E.root, UVA + MB2 - 1, &tr), MM_OK);
+    cr_assert_eq(tr.flags, 0);
+    cr_assert_eq(tr.size, MM_PAGE_2M);
+    cr_assert_eq(tr.pa, 0x400000 + MB2 - 1);
+    const uint64_t pages[] = {0, 2, 3, 4};
+    for (unsigned i = 0; i < 4; i++) {
+        mm_vaddr_t va = UVA + 3 * (MB2 / 2) + pages[i] * KB4;
+        cr_assert_eq(x86pt_translate(&E.m, E.root, va, &tr), MM_OK);
+        cr_assert_eq(tr.flags, 0, "page %u", i);
+        cr_assert_eq(tr.pa, 0x10000000 + pages[i] * KB4);
+    }
+    /* Holes stay holes. */
+    cr_assert_eq(x86pt_translate(&E.m, E.root, UVA + MB2, &tr), MM_ERR_NOT_MAPPED);
+    cr_assert_eq(x86pt_translate(&E.m, E.root, UVA + 3 * (MB2 / 2) + KB4, &tr),
+                 MM_ERR_NOT_MAPPED);
+    cr_assert_eq(x86pt_translate(&E.m, E.root, UVA + 3 * (MB2 / 2) + 5 * KB4, &tr),
+                 MM_ERR_NOT_MAPPED);
+    mm_tlb_batch_flush(&E.tlb);
+    cr_assert_eq(E.pool.live, live, "no table created or freed");
+    assert_consistent(E.root, 0);
+
+    /* A range that is all hole changes nothing and succeeds. */
+    s = snap_take(E.root, 4);
+    cr_assert_eq(x86pt_protect_range(&E.m, E.root, UVA + 4 * GB1, GB1, MM_MAP_WRITE,
+                                     X86PT_RANGE_ALLOW_HOLES, &E.tlb),
+                 MM_OK);
+    snap_assert_same(s, E.root, 4, "all-hole range");
+    cr_assert(mm_tlb_batch_empty(&E.tlb));
+}
+
+/* x86pt.h: prepopulate_top "Errors: MM_ERR_INVALID (bad root)", all or
+ * nothing: a bad root builds nothing and allocates nothing. */
+Test(paging_range, prepopulate_top_rejects_bad_root)
+{
+    env_setup(4, true, true);
+    cr_assert_eq(x86pt_map(&E.m, E.root, KVA, 0x1000, MM_PAGE_4K, MM_MAP_WRITE, &E.tlb), MM_OK);
+    mm_tlb_batch_flush(&E.tlb);
+    const mm_paddr_t bad[] = {E.root + 8, E.root + 1, SIM_BYTES, SIM_BYTES + KB4};
+    snapshot_t *s = snap_take(E.root, 4);
+    size_t live = E.pool.live;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(x86pt_prepopulate_top(&E.m, bad[i], KVA, 64 * GB1), MM_ERR_INVALID,
+                     "root %#llx", (unsigned long long)bad[i]);
+        cr_assert_eq(x86pt_prepopulate_top(&E.m, bad[i], KVA, 0), MM_ERR_INVALID,
+                     "root checked before len 0 is a no-op");
+    }
+    cr_assert_eq(x86pt_prepopulate_top(NULL, E.root, KVA, 64 * GB1), MM_ERR_INVALID);
+    cr_assert_eq(E.pool.live, live, "nothing allocated");
+    snap_assert_same(s, E.root, 4, "prepopulate_top bad root");
+    cr_assert(mm_tlb_batch_empty(&E.tlb));
+    assert_consistent(E.root, 0);
+}

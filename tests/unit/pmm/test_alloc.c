@@ -149,3 +149,39 @@ Test(pmm, region_type_names)
     for (int t = 0; t < PMM_REGION_TYPE_COUNT; t++)
         cr_assert_str_neq(pmm_region_type_str((pmm_region_type_t)t), "unknown");
 }
+
+/* pmm.h: pmm_frame_state returns "PMM_FRAME_OUTSIDE also for an unaligned
+ * address": any byte address inside a used, free or reserved frame other
+ * than its base is OUTSIDE, the query changes nothing and warns nothing. */
+Test(pmm, frame_state_of_unaligned_address_is_outside)
+{
+    pmm_t p;
+    fx_init_simple(&p, 0, 64 * FX_MIB);
+    mm_paddr_t used;
+    cr_assert_eq(pmm_alloc(&p, &used), MM_OK);
+    mm_paddr_t free_pa = used + FX_PG;
+    mm_paddr_t reserved = fx_stats(&p).meta_base; /* the metadata's own frames */
+    cr_assert_eq(pmm_frame_state(&p, used), PMM_FRAME_USED);
+    cr_assert_eq(pmm_frame_state(&p, free_pa), PMM_FRAME_FREE);
+    cr_assert_eq(pmm_frame_state(&p, reserved), PMM_FRAME_RESERVED);
+    cr_assert_eq(pmm_frame_state(&p, 0), PMM_FRAME_RESERVED, "frame 0 is never handed out");
+
+    fx_snap_t s;
+    fx_snap(&p, &s);
+    const mm_paddr_t bases[] = {0, used, free_pa, reserved, 64 * FX_MIB - FX_PG};
+    const uint64_t offs[] = {1, 8, FX_PG / 2, FX_PG - 1};
+    for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++)
+        for (size_t j = 0; j < sizeof offs / sizeof offs[0]; j++)
+            cr_assert_eq(pmm_frame_state(&p, bases[i] + offs[j]), PMM_FRAME_OUTSIDE,
+                         "%#llx + %#llx", (unsigned long long)bases[i],
+                         (unsigned long long)offs[j]);
+    cr_assert_eq(pmm_frame_state(&p, MM_PADDR_MAX), PMM_FRAME_OUTSIDE);
+    fx_assert_unchanged(&p, &s, "frame_state on unaligned addresses");
+    cr_assert_eq(test_warnings.count, 0);
+    cr_assert_eq(test_panics.count, 0);
+    /* The aligned bases still answer as before. */
+    cr_assert_eq(pmm_frame_state(&p, used), PMM_FRAME_USED);
+    cr_assert_eq(pmm_frame_state(&p, free_pa), PMM_FRAME_FREE);
+    cr_assert_eq(pmm_free(&p, used), MM_OK);
+    fx_check(&p);
+}

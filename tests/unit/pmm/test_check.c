@@ -125,3 +125,33 @@ Test(pmm, chunk_bounds_tighten_and_stay_valid)
     fx_check(&p);
     free(all);
 }
+
+#if HADRON_MM_ASSERTIONS
+/* README "Broken invariants panic": an allocation that meets a summary tree
+ * claiming a free frame the bitmap does not have trips MM_ASSERT, which
+ * reaches mm_hook_panic as MM_REPORT_ASSERT (pmm_check would have reported
+ * the same damage as "free summary" without panicking). */
+Test(pmm, summary_damage_trips_an_assertion_on_alloc)
+{
+    pmm_t p;
+    fx_init_simple(&p, 0, 64 * FX_MIB);
+    uint64_t n;
+    uint64_t *all = fx_alloc_all(&p, &n);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(fx_stats(&p).free_frames, 0);
+    cr_assert_eq(FREE_WORD(p, 5), 0, "word 5 is fully used");
+    p.any.lvl[1][0] |= 1ull << 5; /* "word 5 has a free frame" */
+    expect_corrupt(&p, "free summary");
+    p.free_frames++; /* so the allocation searches instead of failing NOMEM */
+    mm_paddr_t pa = 0x77;
+    int panics = test_panics.count;
+    bool panicked = TEST_CATCH_PANIC(pmm_alloc(&p, &pa));
+    cr_assert(panicked, "damaged summary not asserted");
+    cr_assert_eq(test_panics.count, panics + 1);
+    cr_assert_eq(test_panics.last.kind, MM_REPORT_ASSERT);
+    cr_assert_str_eq(test_panics.last.message, "below != 0", "%s", test_panics.last.message);
+    cr_assert_eq(pa, 0x77, "no frame handed out");
+    free(all);
+    /* The panicking call still holds the lock: the instance is not used again. */
+}
+#endif

@@ -215,7 +215,9 @@ mm_status_t kheap_init(kheap_t *heap, void *base, size_t size);
 
 /*
  * Give the heap another range. One that starts exactly where a region ends
- * merges with it (its memory joins the last block if that is free).
+ * merges with it (its memory joins the last block if that is free), unless
+ * the merged region would exceed KHEAP_REGION_MAX: then it becomes a region
+ * of its own.
  * Errors: MM_ERR_INVALID, MM_ERR_RANGE as kheap_init; MM_ERR_OVERLAP (range
  * overlaps a region); MM_ERR_STATE (heap not initialised). Nothing changes
  * on error. Takes the lock. O(log regions + log free blocks).
