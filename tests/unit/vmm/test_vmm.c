@@ -906,3 +906,54 @@ Test(vmm_x86, concurrent_operations_keep_every_invariant)
     cr_assert_leq(out, st.data_frames + 1 + st.heap_bytes / (2u << 20) + 1);
 }
 #endif
+
+/* vmm_check must notice each kind of damage it claims to check: a copy of a
+ * healthy VMM is damaged one field at a time and each must read CORRUPT,
+ * while the undamaged copy stays OK. */
+Test(vmm_fake, check_reports_each_kind_of_damage)
+{
+    static fx_t fx;
+    fx_setup(&fx, FX_FAKE, NULL, false);
+    void *b;
+    size_t sz;
+    cr_assert_eq(vmm_heap_grow(&fx.vmm, 1, &b, &sz), MM_OK);
+    vmm_stack_t s = VMM_STACK_INIT;
+    cr_assert_eq(vmm_stack_create(&fx.vmm, &s), MM_OK);
+    vmm_stack_t s2 = VMM_STACK_INIT;
+    cr_assert_eq(vmm_stack_create(&fx.vmm, &s2), MM_OK);
+    cr_assert_eq(vmm_stack_release(&s), MM_OK); /* leaves a free slot below s2 */
+    vmm_mmio_t m = VMM_MMIO_INIT;
+    cr_assert_eq(vmm_mmio_map(&fx.vmm, 0xfee00000, 0x1000, VMM_MMIO_UNCACHED, &m), MM_OK);
+    cr_assert_eq(vmm_check(&fx.vmm), MM_OK);
+    cr_assert_gt(fx.vmm.stacks.count, 0, "the test needs a free stack range");
+
+    static vmm_t bad;
+#define EXPECT_CORRUPT(what, damage)                                                               \
+    do {                                                                                           \
+        bad = fx.vmm;                                                                              \
+        damage;                                                                                    \
+        cr_assert_eq(vmm_check(&bad), MM_ERR_CORRUPT, "%s not detected", what);                    \
+    } while (0)
+    EXPECT_CORRUPT("heap region", bad.heap.used = bad.heap.size + MM_PAGE_SIZE);
+    EXPECT_CORRUPT("stack slot size", bad.stack_slot += MM_PAGE_SIZE);
+    EXPECT_CORRUPT("unaligned heap bytes", bad.stats.heap_bytes += 1);
+    EXPECT_CORRUPT("heap bytes beyond the region", bad.stats.heap_bytes = bad.heap.used + MM_PAGE_SIZE);
+    EXPECT_CORRUPT("stack count", bad.stats.stacks += 5);
+    EXPECT_CORRUPT("stack watermark off the slot grid", bad.stacks.watermark += MM_PAGE_SIZE);
+    static vmm_range_t ranges[VMM_DEFAULT_RANGE_SLOTS];
+    EXPECT_CORRUPT("free stack range off the slot grid", ({
+                       __builtin_memcpy(ranges, fx.vmm.stacks.ranges,
+                                        fx.vmm.stacks.count * sizeof ranges[0]);
+                       bad.stacks.ranges = ranges;
+                       ranges[0].size -= MM_PAGE_SIZE;
+                       bad.stacks.free_bytes -= MM_PAGE_SIZE;
+                   }));
+    EXPECT_CORRUPT("mmio pages below mappings", bad.stats.mmio_pages = 0);
+    EXPECT_CORRUPT("mmio pages beyond the region", bad.stats.mmio_pages += 1000);
+    EXPECT_CORRUPT("data frames below the heap", bad.stats.data_frames = 0);
+    EXPECT_CORRUPT("data frames beyond heap and stacks", bad.stats.data_frames += 1000);
+#undef EXPECT_CORRUPT
+    cr_assert_eq(vmm_check(&fx.vmm), MM_OK, "the original is untouched");
+    cr_assert_eq(vmm_mmio_release(&m), MM_OK);
+    cr_assert_eq(vmm_stack_release(&s2), MM_OK);
+}
