@@ -214,6 +214,24 @@ static void ratio(const char *name, double ours, double base)
     printf("ratio %s %.1f %.1f %.2f\n", name, ours, base, base / ours);
 }
 
+/* Map + unmap of one 4 KiB page at VA, ours against the baseline; what the
+ * neighbouring entries hold is the caller's setup. */
+static void time_map_unmap_4k(const char *name, unsigned iters, mm_tlb_batch_t *tlb)
+{
+    double ours, base;
+    TIME_CASE(ours, iters, {
+        if (x86pt_map(&mapper, root_ours, VA, 0x5000, MM_PAGE_4K, MM_MAP_WRITE, tlb) != MM_OK ||
+            x86pt_unmap(&mapper, root_ours, VA, MM_PAGE_4K, NULL, tlb) != MM_OK)
+            die("map/unmap");
+        mm_tlb_batch_flush(tlb); /* table frees happen here */
+    });
+    TIME_CASE(base, iters, {
+        if (naive_map(root_naive, VA, 0x5000, 1) || naive_unmap(root_naive, VA, 1))
+            die("naive map/unmap");
+    });
+    ratio(name, ours, base);
+}
+
 int main(void)
 {
     sim_setup();
@@ -229,17 +247,7 @@ int main(void)
 
     /* 1. map + unmap of an isolated 4 KiB page: three tables are made and
      * freed each time (the baseline scans them to find out). */
-    TIME_CASE(ours, 2000, {
-        if (x86pt_map(&mapper, root_ours, VA, 0x5000, MM_PAGE_4K, MM_MAP_WRITE, &tlb) != MM_OK ||
-            x86pt_unmap(&mapper, root_ours, VA, MM_PAGE_4K, NULL, &tlb) != MM_OK)
-            die("map/unmap");
-        mm_tlb_batch_flush(&tlb); /* table frees happen here */
-    });
-    TIME_CASE(base, 2000, {
-        if (naive_map(root_naive, VA, 0x5000, 1) || naive_unmap(root_naive, VA, 1))
-            die("naive map/unmap");
-    });
-    ratio("paging.map_unmap_4k.isolated", ours, base);
+    time_map_unmap_4k("paging.map_unmap_4k.isolated", 2000, &tlb);
 
     /* 2. The same with a neighbour keeping the tables alive: the pure cost
      * of the operations. The neighbour sits right after the page, the
@@ -247,34 +255,14 @@ int main(void)
     if (x86pt_map(&mapper, root_ours, VA + 0x1000, 0x6000, MM_PAGE_4K, 0, &tlb) != MM_OK ||
         naive_map(root_naive, VA + 0x1000, 0x6000, 1))
         die("neighbour");
-    TIME_CASE(ours, 20000, {
-        if (x86pt_map(&mapper, root_ours, VA, 0x5000, MM_PAGE_4K, MM_MAP_WRITE, &tlb) != MM_OK ||
-            x86pt_unmap(&mapper, root_ours, VA, MM_PAGE_4K, NULL, &tlb) != MM_OK)
-            die("map/unmap");
-        mm_tlb_batch_flush(&tlb); /* table frees happen here */
-    });
-    TIME_CASE(base, 20000, {
-        if (naive_map(root_naive, VA, 0x5000, 1) || naive_unmap(root_naive, VA, 1))
-            die("naive map/unmap");
-    });
-    ratio("paging.map_unmap_4k.warm", ours, base);
+    time_map_unmap_4k("paging.map_unmap_4k.warm", 20000, &tlb);
     /* Neighbour at the far end of the table: the baseline scans 511 entries. */
     if (x86pt_unmap(&mapper, root_ours, VA + 0x1000, MM_PAGE_4K, NULL, &tlb) != MM_OK ||
         naive_unmap(root_naive, VA + 0x1000, 1) ||
         x86pt_map(&mapper, root_ours, VA + 511 * 0x1000, 0x6000, MM_PAGE_4K, 0, &tlb) != MM_OK ||
         naive_map(root_naive, VA + 511 * 0x1000, 0x6000, 1))
         die("far neighbour");
-    TIME_CASE(ours, 20000, {
-        if (x86pt_map(&mapper, root_ours, VA, 0x5000, MM_PAGE_4K, MM_MAP_WRITE, &tlb) != MM_OK ||
-            x86pt_unmap(&mapper, root_ours, VA, MM_PAGE_4K, NULL, &tlb) != MM_OK)
-            die("map/unmap");
-        mm_tlb_batch_flush(&tlb); /* table frees happen here */
-    });
-    TIME_CASE(base, 20000, {
-        if (naive_map(root_naive, VA, 0x5000, 1) || naive_unmap(root_naive, VA, 1))
-            die("naive map/unmap");
-    });
-    ratio("paging.map_unmap_4k.far_neighbour", ours, base);
+    time_map_unmap_4k("paging.map_unmap_4k.far_neighbour", 20000, &tlb);
 
     /* 3. translate, over 64 mapped 4 KiB pages. */
     for (unsigned i = 2; i < 64; i++)
