@@ -533,15 +533,43 @@ static double frag(const allocator_t *a, const step_t *t, uint32_t n, size_t ste
     return r;
 }
 
+/* `kheap-bench <allocator> <N> [batches]`: time that one case only, for a
+ * profiler (perf record -- kheap-bench kheap 100000 40). */
+static int profile_one(const allocator_t *const *all, int na, const char *name, const char *nstr,
+                       const char *rstr)
+{
+    long n = strtol(nstr, NULL, 10), runs = rstr != NULL ? strtol(rstr, NULL, 10) : 7;
+    if (n < 1 || n > 100000 || runs < 1 || runs > 15) {
+        fprintf(stderr, "kheap-bench: N must be 1..100000, batches 1..15\n");
+        return 2;
+    }
+    for (int i = 0; i < na; i++) {
+        if (strcmp(all[i]->name, name) != 0)
+            continue;
+        if (all[i] == &A_MI && !mi_load()) {
+            fprintf(stderr, "kheap-bench: mimalloc not available\n");
+            return 2;
+        }
+        const size_t batch = 50000, warm = n < 20000 ? 20000 : (size_t)n;
+        step_t *t = make_trace((uint32_t)n, warm + (size_t)runs * batch);
+        double ns = time_pairs(all[i], t, (uint32_t)n, warm, batch, (int)runs);
+        printf("%s N=%ld: %.1f ns per pair\n", name, n, ns);
+        free(t);
+        return 0;
+    }
+    fprintf(stderr, "kheap-bench: unknown allocator %s\n", name);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
     setvbuf(stdout, NULL, _IOLBF, 0);
     static const uint32_t ns_[] = {1000, 10000, 100000};
     static const char *const tag[] = {"1k", "10k", "100k"};
     enum { NA = 5 };
     const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI, &A_SEED};
+    if (argc >= 3)
+        return profile_one(all, NA, argv[1], argv[2], argc >= 4 ? argv[3] : NULL);
     const size_t batch = 50000, runs = 7, frag_steps = 50000;
     const size_t seed_batch[] = {2000, 300}, seed_runs = 5;
     bool have[NA] = {true, true, true, mi_load(), true};

@@ -52,6 +52,7 @@
 #define KH_USED ((uint64_t)1)
 #define KH_PREV_FREE ((uint64_t)2)
 #define KH_RUN ((uint64_t)4) /* used block holding a small-request run */
+#define KH_MAP ((uint64_t)8) /* used block holding a leaf of the small-run map */
 #define KH_FLAGS ((uint64_t)15)
 #define KH_BAL_SHIFT 56
 #define KH_SIZE_MASK ((((uint64_t)1 << 48) - 1) & ~KH_FLAGS)
@@ -392,16 +393,54 @@ static inline uint64_t kh_slot_check(uintptr_t hdr, uint64_t run)
  * NULL when the class has no run with a free slot and no new run fits.
  * Lock held. */
 void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable);
-/* The run slot at ptr: MM_OK with run and slot index, MM_ERR_DOUBLE_FREE
- * (slot free), MM_ERR_BAD_POINTER (inside a run but not a slot start),
- * MM_ERR_NOT_MAPPED (not in a run). Lock held. */
-mm_status_t kheap_run_lookup(kheap_t *heap, const kh_region_t *reg, uintptr_t ptr,
-                             kh_run_t **run, unsigned *slot);
+/* The slot of the small run at `page` (marked in the run map) that ptr
+ * names: MM_OK with run and slot index, MM_ERR_DOUBLE_FREE (slot free),
+ * MM_ERR_BAD_POINTER (not a slot start). Lock held. */
+mm_status_t kheap_run_small_slot(uintptr_t page, uintptr_t ptr, kh_run_t **run, unsigned *slot);
+/* The medium slot at ptr, found through the slot header below it: as
+ * above, or MM_ERR_NOT_MAPPED (no slot header there). Lock held. */
+mm_status_t kheap_run_medium_lookup(uintptr_t ptr, kh_run_t **run, unsigned *slot);
 void kheap_run_free(kheap_t *heap, kh_run_t *run, unsigned slot);
 /* Verify one run (header, bitmap, slot headers, fit in its block of
  * block_size bytes at user pointer base); false with *why. List membership
  * is checked by kheap_check. */
 bool kheap_run_verify(uintptr_t base, uintptr_t block_size, const char **why);
+
+/* ---- runmap.c: which pages are live small runs ------------------------- */
+
+#define KH_MAP_SPAN_SHIFT 23 /* a leaf covers 8 MiB of address space */
+#define KH_MAP_SPAN ((uintptr_t)1 << KH_MAP_SPAN_SHIFT)
+#define KH_MAP_WORDS (KH_MAP_SPAN / KHEAP_RUN_SIZE / 64)
+#define KH_MAP_BUCKET_BITS 6
+#define KH_MAP_BUCKETS (1u << KH_MAP_BUCKET_BITS)
+#define KH_MAGIC_MAP 0x72756e6d61706c66ull /* "runmaplf" */
+
+typedef struct kh_map_leaf {
+    uintptr_t span;            /* KH_MAP_SPAN-aligned base */
+    struct kh_map_leaf *next;  /* bucket chain */
+    uint64_t check;            /* KH_MAGIC_MAP ^ mix(address) ^ span */
+    uint64_t count;            /* bits set */
+    uint64_t bits[KH_MAP_WORDS]; /* bit i: page span + i * KHEAP_RUN_SIZE is a small run */
+} kh_map_leaf_t;
+
+_Static_assert(KH_MAP_BUCKETS == KHEAP_MAP_BUCKETS, "run map buckets");
+_Static_assert(KHEAP_RUN_SIZE * 64 * KH_MAP_WORDS == KH_MAP_SPAN, "run map leaf geometry");
+
+static inline uint64_t kh_map_check(uintptr_t leaf, uintptr_t span)
+{
+    return KH_MAGIC_MAP ^ kh_mix(leaf) ^ (uint64_t)span;
+}
+
+/* Whether page-aligned `page` is a live small run. Reads only the map. Lock
+ * held. O(leaves / KH_MAP_BUCKETS). */
+bool kheap_map_test(const kheap_t *heap, uintptr_t page);
+/* Record a new small run at `page`; allocates the span's leaf when it is the
+ * first. False (nothing changed) when no leaf can be allocated. Lock held. */
+bool kheap_map_mark(kheap_t *heap, uintptr_t page);
+/* Forget the small run at `page` (marked); releases an emptied leaf. */
+void kheap_map_clear(kheap_t *heap, uintptr_t page);
+/* Leaves sound, in their buckets, counted; exactly small_runs pages marked. */
+bool kheap_map_verify(const kheap_t *heap, size_t small_runs, const char **why);
 
 /* ---- free.c ------------------------------------------------------------ */
 

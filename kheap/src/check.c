@@ -14,6 +14,7 @@
 typedef struct kh_tally {
     size_t free_blocks, free_bytes, total_bytes;
     size_t runs, runs_with_room, run_slots;
+    size_t small_runs, map_leaves;
 } kh_tally_t;
 
 /* Every block of one region, in address order, against its neighbours. */
@@ -52,10 +53,20 @@ static mm_status_t kh_check_region(kheap_t *heap, const kh_region_t *reg, kh_tal
                 if (!kheap_run_verify(rb, sz, &why))
                     KH_FAIL(MM_REPORT_CORRUPT, why, x, sz, 0);
                 const kh_run_t *run = (const kh_run_t *)rb;
+                if ((b->word & KH_MAP) != 0)
+                    KH_FAIL(MM_REPORT_CORRUPT, "kheap: used block header damaged", x, b->word, sz);
+                if (!run->medium) {
+                    if (!kheap_map_test(heap, rb))
+                        KH_FAIL(MM_REPORT_CORRUPT, "kheap: small run missing from the run map",
+                                x, 0, 0);
+                    t->small_runs++;
+                }
                 t->runs++;
                 t->run_slots += run->nused;
                 if (run->nused < run->nslots)
                     t->runs_with_room++;
+            } else if ((b->word & KH_MAP) != 0) {
+                t->map_leaves++; /* kheap_map_verify checks the leaf itself */
             }
 #if HADRON_MM_HEAP_REDZONES
             else if (!kheap_dbg_guards_ok(b, r)) {
@@ -122,7 +133,7 @@ static mm_status_t kh_check_locked(kheap_t *heap, mm_report_t *r)
         }
     }
 
-    kh_tally_t t = {0, 0, 0, 0, 0, 0};
+    kh_tally_t t = {0, 0, 0, 0, 0, 0, 0, 0};
     uintptr_t prev_end = 0;
     for (kh_block_t *n = kheap_tree_first(heap->region_root); n != NULL; n = kheap_tree_succ(n)) {
         if (kh_addr(n) < prev_end)
@@ -140,6 +151,10 @@ static mm_status_t kh_check_locked(kheap_t *heap, mm_report_t *r)
                 heap->free_bytes);
     if (t.runs != heap->runs || t.runs_with_room != listed || t.run_slots != heap->run_slots_used)
         KH_FAIL(MM_REPORT_CORRUPT, "kheap: run counts wrong", 0, t.runs, heap->runs);
+    why = NULL;
+    if (t.map_leaves != heap->map_leaves || !kheap_map_verify(heap, t.small_runs, &why))
+        KH_FAIL(MM_REPORT_CORRUPT, why != NULL ? why : "kheap: run map leaf count wrong", 0,
+                t.map_leaves, heap->map_leaves);
     if (t.total_bytes != heap->total_bytes)
         KH_FAIL(MM_REPORT_CORRUPT, "kheap: region byte count wrong", 0, t.total_bytes,
                 heap->total_bytes);

@@ -7,32 +7,37 @@ mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
 {
     if ((ptr & (KH_GRAN - 1)) != 0)
         return MM_ERR_BAD_POINTER;
+    /* A small slot has no header: its page decides, through the run map,
+     * so nothing of the page is read unless it is a live run (runmap.c). */
+    uintptr_t page = ptr & ~(uintptr_t)(KHEAP_RUN_SIZE - 1);
+    if (heap->map_leaves != 0 && kheap_map_test(heap, page)) {
+        out->block = NULL;
+        return kheap_run_small_slot(page, ptr, &out->run, &out->slot);
+    }
     kh_region_t *r = kheap_region_find(heap, ptr);
     if (r == NULL)
         return MM_ERR_BAD_POINTER;
     uintptr_t b = ptr - KH_USER_OFF, limit = kh_region_end(r) - KH_END_MARK;
-    if (ptr < KH_USER_OFF || b < kh_addr(kh_region_first(r)))
+    if (ptr < KH_USER_OFF || b < kh_addr(kh_region_first(r)) || b + KH_MIN_BLOCK > limit)
         return MM_ERR_BAD_POINTER;
-    /* Too close to the end for a block, but a run's last slot can be. */
-    bool block_fits = b + KH_MIN_BLOCK <= limit;
+    /* From here the 16 bytes below ptr are read: for any pointer this heap
+     * handed out (a block or a medium slot) they are its own header. */
     kh_block_t *blk = kh_at(b);
-    if (block_fits && kh_is_valid_used(blk) && kh_size(blk) <= limit - b) {
-        /* A run's own block is never a caller's pointer. */
-        if (kh_is_run(blk))
+    if (kh_is_valid_used(blk) && kh_size(blk) <= limit - b) {
+        /* A run's or a map leaf's own block is never a caller's pointer. */
+        if ((blk->word & (KH_RUN | KH_MAP)) != 0)
             return MM_ERR_BAD_POINTER;
         out->block = blk;
         out->run = NULL;
         return MM_OK;
     }
-    mm_status_t st = kheap_run_lookup(heap, r, ptr, &out->run, &out->slot);
+    mm_status_t st = kheap_run_medium_lookup(ptr, &out->run, &out->slot);
     if (st != MM_ERR_NOT_MAPPED) {
         out->block = NULL;
         return st;
     }
     /* Not a used block: tell a block freed before (still a free block's
      * head, or a header since merged into one) from anything else. */
-    if (!block_fits)
-        return MM_ERR_BAD_POINTER;
     if (blk->link == kh_stale_check(b))
         return MM_ERR_DOUBLE_FREE;
     if (!kh_used(blk) && kheap_tree_floor(heap->free_root, b) == blk)
@@ -126,6 +131,12 @@ mm_status_t kheap_free(kheap_t *heap, void *ptr)
     if (!kh_ready(heap))
         return MM_ERR_STATE;
     kh_ref_t ref;
+    /* The lock's atomic waits for every earlier store to drain (often the
+     * caller's miss on fresh memory); start the misses the lookup will take
+     * now so they overlap that wait. Prefetches read nothing in the
+     * language's sense and never fault, whatever ptr is. */
+    __builtin_prefetch((const void *)(kh_addr(ptr) - KH_HDR));
+    __builtin_prefetch((const void *)(kh_addr(ptr) & ~(uintptr_t)(KHEAP_RUN_SIZE - 1)));
     mm_irqflags_t f = kh_lock(heap);
     mm_status_t st = kheap_lookup(heap, kh_addr(ptr), &ref);
     if (st == MM_OK) {

@@ -100,8 +100,12 @@ static kh_run_t *kh_run_new(kheap_t *heap, unsigned cls)
                            : kheap_carve_locked(heap, KHEAP_RUN_SIZE, KHEAP_RUN_SIZE);
     if (b == NULL)
         return NULL;
-    b->word |= KH_RUN;
     uintptr_t base = kh_user_of(b);
+    if (!medium && !kheap_map_mark(heap, base)) {
+        kheap_release(heap, b);
+        return NULL;
+    }
+    b->word |= KH_RUN;
     kh_run_t *run = (kh_run_t *)base;
     run->magic = kh_run_magic(base);
     run->slot = (uint16_t)slot;
@@ -172,37 +176,31 @@ static mm_status_t kh_run_slot_state(kh_run_t *run, int idx, kh_run_t **out, uns
     return MM_OK;
 }
 
-mm_status_t kheap_run_lookup(kheap_t *heap, const kh_region_t *reg, uintptr_t ptr,
-                             kh_run_t **out, unsigned *slot)
+mm_status_t kheap_run_small_slot(uintptr_t page, uintptr_t ptr, kh_run_t **out, unsigned *slot)
 {
-    (void)heap;
-    /* Medium: the slot header below ptr names the run. The check value
-     * mixes in the header's address and the run, so user data does not
-     * pass for one by accident, and the index check accepts only a header
-     * at a slot position of a live run, which that run wrote itself. */
+    kh_run_t *run = (kh_run_t *)page;
+    MM_ASSERT(run->magic == kh_run_magic(page) && !run->medium);
+    return kh_run_slot_state(run, kh_run_index(run, ptr), out, slot);
+}
+
+mm_status_t kheap_run_medium_lookup(uintptr_t ptr, kh_run_t **out, unsigned *slot)
+{
+    /* The slot header below ptr names the run. The check value mixes in the
+     * header's address and the run, so user data does not pass for one by
+     * accident, and the index check accepts only a header at a slot
+     * position of a live run, which that run wrote itself. */
     const kh_slot_hdr_t *h = (const kh_slot_hdr_t *)(ptr - sizeof(kh_slot_hdr_t));
-    bool stale_slot = false;
-    if (h->check == kh_slot_check(kh_addr(h), h->run)) {
-        kh_run_t *run = (kh_run_t *)(uintptr_t)h->run;
-        if (run->magic == kh_run_magic(kh_addr(run)) && run->medium) {
-            int idx = kh_run_index(run, kh_addr(h));
-            if (idx >= 0)
-                return kh_run_slot_state(run, idx, out, slot);
-        }
-        /* Left behind by a released run (a slot freed after its run went)
-         * unless the memory now belongs to a small run: ask that first. */
-        stale_slot = true;
+    if (h->check != kh_slot_check(kh_addr(h), h->run))
+        return MM_ERR_NOT_MAPPED;
+    kh_run_t *run = (kh_run_t *)(uintptr_t)h->run;
+    if (run->magic == kh_run_magic(kh_addr(run)) && run->medium) {
+        int idx = kh_run_index(run, kh_addr(h));
+        if (idx >= 0)
+            return kh_run_slot_state(run, idx, out, slot);
     }
-    /* Small: the run is the page around ptr, its block header just below
-     * the page, inside the region. */
-    uintptr_t base = ptr & ~(uintptr_t)(KHEAP_RUN_SIZE - 1);
-    if (base >= kh_addr(kh_region_first(reg)) + KH_HDR &&
-        base + KH_RUN_AREA <= kh_region_end(reg) - KH_END_MARK) {
-        kh_run_t *run = (kh_run_t *)base;
-        if (run->magic == kh_run_magic(base) && !run->medium)
-            return kh_run_slot_state(run, kh_run_index(run, ptr), out, slot);
-    }
-    return stale_slot ? MM_ERR_DOUBLE_FREE : MM_ERR_NOT_MAPPED;
+    /* Left behind by a released run: this slot was freed after (or with)
+     * the end of its run. */
+    return MM_ERR_DOUBLE_FREE;
 }
 
 void kheap_run_free(kheap_t *heap, kh_run_t *run, unsigned idx)
@@ -218,6 +216,8 @@ void kheap_run_free(kheap_t *heap, kh_run_t *run, unsigned idx)
         kh_run_unlink(heap, run);
         run->magic = 0; /* a stale header must never pass for a run */
         heap->runs--;
+        if (!run->medium)
+            kheap_map_clear(heap, kh_addr(run));
         kh_block_t *b = kh_block_of_user(kh_addr(run));
         b->word &= ~KH_RUN;
         kheap_release(heap, b);

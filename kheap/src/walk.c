@@ -18,14 +18,18 @@ mm_status_t kheap_walk(kheap_t *heap, kheap_walk_fn fn, void *arg)
             if (sz < KH_MIN_BLOCK || sz > limit - x)
                 return MM_ERR_CORRUPT;
             bool run = kh_used(b) && kh_is_run(b);
+            bool internal = kh_used(b) && (b->word & KH_MAP) != 0;
             kheap_block_info_t info = {
                 .region = reg,
                 .block = b,
                 .size = sz,
                 .used = kh_used(b),
                 .run = run,
-                .ptr = kh_used(b) && !run ? (void *)kh_user_of(b) : NULL,
-                .usable = !kh_used(b) ? 0 : run ? ((const kh_run_t *)kh_user_of(b))->slot : kh_usable(b),
+                .internal = internal,
+                .ptr = kh_used(b) && !run && !internal ? (void *)kh_user_of(b) : NULL,
+                .usable = !kh_used(b) || internal ? 0
+                          : run ? ((const kh_run_t *)kh_user_of(b))->slot
+                                : kh_usable(b),
                 .run_used = run ? ((const kh_run_t *)kh_user_of(b))->nused : 0,
                 .run_slots = run ? ((const kh_run_t *)kh_user_of(b))->nslots : 0,
             };

@@ -230,6 +230,10 @@ static bool walk_cb(void *arg, const kheap_block_info_t *b)
         }
         return true;
     }
+    if (b->internal) {
+        FZ_CHECK(b->ptr == NULL && !b->run, "walker: internal block %p", b->block);
+        return true;
+    }
     w->used_blocks++;
     if (b->run) {
         w->runs++;

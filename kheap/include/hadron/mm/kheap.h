@@ -106,6 +106,10 @@
 #define KHEAP_SMALL_MAX 256u
 #define KHEAP_RUN_SIZE 4096u
 #define KHEAP_RUN_CLASSES (KHEAP_SMALL_MAX / KHEAP_GRANULE + 32u)
+/* Hash buckets of the map that records which pages are small runs (it is
+ * how a free recognises a small slot without reading memory it does not
+ * own); its leaves, one per 8 MiB span holding small runs, are heap blocks. */
+#define KHEAP_MAP_BUCKETS 64u
 
 /*
  * Growth callback: provide at least `min_bytes` of fresh memory (16-byte
@@ -164,7 +168,8 @@ typedef struct kheap_block_info {
     size_t size;        /* block bytes, header included */
     bool used;
     bool run;           /* a run (used) */
-    void *ptr;          /* used block: the pointer the allocation returned; else NULL */
+    bool internal;      /* heap metadata, a leaf of the small-run map (used) */
+    void *ptr;          /* caller's used block: the pointer the allocation returned; else NULL */
     size_t usable;      /* used block: kheap_usable_size(ptr); run: slot size; free: 0 */
     size_t run_used;    /* run: slots in use */
     size_t run_slots;   /* run: slots in all */
@@ -175,6 +180,7 @@ typedef bool (*kheap_walk_fn)(void *arg, const kheap_block_info_t *info);
 
 struct kh_block;
 struct kh_run;
+struct kh_map_leaf;
 
 /* A heap instance. Treat every field as private; it is public only so a
  * kernel can place the instance statically. Zero-filled it is "not
@@ -196,6 +202,8 @@ typedef struct kheap {
     bool small_runs;
     size_t runs, run_slots_used;
     struct kh_run *partial[KHEAP_RUN_CLASSES]; /* runs with a free slot, per class */
+    struct kh_map_leaf *map[KHEAP_MAP_BUCKETS]; /* which pages are small runs */
+    size_t map_leaves;
 #if HADRON_MM_ALLOC_TRACKING
     size_t live_bytes, peak_live_bytes, live_count, peak_live_count;
     uint64_t allocs, frees, reallocs, failures;
