@@ -1,3 +1,4 @@
+#include <hadron/mm/assert.h>
 #include <hadron/mm/layout.h>
 
 static const char *const region_names[LAYOUT_REGION_COUNT + 1] = {
@@ -35,15 +36,17 @@ static mm_status_t place(layout_t *l, layout_region_id_t id, mm_vaddr_t base, ui
     return MM_OK;
 }
 
-/* The first 1 GiB-aligned address after region `id` plus a guard gap. */
+/* The address one guard gap after region `id`. Bases and sizes of the
+ * regions placed this way are 1 GiB multiples (check_params, and the HHDM
+ * size is rounded up), so it is already 1 GiB aligned. */
 static mm_status_t next_base(const layout_t *l, layout_region_id_t id, mm_vaddr_t *out)
 {
     uint64_t last = l->regions[id].base + (l->regions[id].size - 1);
     uint64_t next;
     if (__builtin_add_overflow(last, (uint64_t)1 + LAYOUT_GUARD_GAP, &next))
         return MM_ERR_RANGE;
-    if (!mm_align_up_checked(next, LAYOUT_REGION_ALIGN, out))
-        return MM_ERR_RANGE;
+    MM_ASSERT(mm_is_aligned(next, LAYOUT_REGION_ALIGN));
+    *out = next;
     return MM_OK;
 }
 

@@ -173,6 +173,9 @@ Test(kheap_runs, walker_and_switch, .init = setup)
     cr_assert_eq(kheap_set_small_runs(&heap, true), MM_OK);
     cr_assert_eq(kheap_usable_size(&heap, kheap_alloc(&heap, 16, 0)), 16);
     cr_assert_eq(kheap_set_small_runs(NULL, true), MM_ERR_INVALID);
+    kheap_t never_initialised;
+    memset(&never_initialised, 0, sizeof(never_initialised));
+    cr_assert_eq(kheap_set_small_runs(&never_initialised, false), MM_ERR_STATE);
     t_snap_free(&s);
     (void)a;
     (void)b;

@@ -153,6 +153,10 @@ Test(layout, argument_errors)
     cr_assert_eq(layout_compute(&p, &l), MM_ERR_NOT_CANONICAL, "lower-half HHDM");
     p = good; p.regions_base = 0x0000400000000000ull;
     cr_assert_eq(layout_compute(&p, &l), MM_ERR_NOT_CANONICAL);
+    /* A physical top so high that the HHDM size (rounded up to 1 GiB)
+     * cannot be represented. */
+    p = good; p.phys_top = UINT64_MAX - 4096;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE);
 }
 
 Test(layout, find_classifies_addresses)

@@ -229,6 +229,15 @@ Test(paging_range, argument_errors)
     cr_assert_eq(x86pt_map_range(&E.m, E.root, KVA, 0, KB4, MM_MAP_USER, &E.tlb),
                  MM_ERR_INVALID);
     cr_assert_eq(x86pt_map_range(&E.m, E.root, UVA, 0, KB4, 0, NULL), MM_ERR_INVALID);
+    /* A start that is not canonical at all, and unknown range options. */
+    cr_assert_eq(x86pt_unmap_range(&E.m, E.root, 0x0000800000000000ull, KB4, 0, NULL, NULL,
+                                   &E.tlb),
+                 MM_ERR_NOT_CANONICAL);
+    cr_assert_eq(x86pt_protect_range(&E.m, E.root, 0x0000800000000000ull, KB4, 0, 0, &E.tlb),
+                 MM_ERR_NOT_CANONICAL);
+    cr_assert_eq(x86pt_unmap_range(&E.m, E.root, UVA, KB4, 0x80, NULL, NULL, &E.tlb),
+                 MM_ERR_INVALID);
+    cr_assert_eq(x86pt_protect_range(&E.m, E.root, UVA, KB4, 0, 0x80, &E.tlb), MM_ERR_INVALID);
     cr_assert_eq(x86pt_prepopulate_top(&E.m, E.root, 0x00007fffffff0000ull, 0x20000),
                  MM_ERR_NOT_CANONICAL);
     cr_assert_eq(x86pt_prepopulate_top(&E.m, E.root, KVA, 0), MM_OK);

@@ -88,6 +88,10 @@ Test(paging_root, create_without_kernel_root_is_empty_and_destroy_frees_everythi
 {
     env_setup(4, true, true);
     mm_paddr_t r;
+    uint64_t frames = E.pool.frames_allocated;
+    cr_assert_eq(x86pt_root_create(NULL, 0, &r), MM_ERR_INVALID);
+    cr_assert_eq(x86pt_root_create(&E.m, 0, NULL), MM_ERR_INVALID);
+    cr_assert_eq(E.pool.frames_allocated, frames, "a refused call allocates nothing");
     cr_assert_eq(x86pt_root_create(&E.m, 0, &r), MM_OK);
     const uint64_t *t = (const uint64_t *)(sim_phys_base() + r);
     for (unsigned i = 0; i < 512; i++)

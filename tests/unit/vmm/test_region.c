@@ -72,6 +72,22 @@ Test(vmm_region, bump_check_finds_damage)
     cr_assert_eq(vmm_region_bump_check(&r), MM_ERR_CORRUPT);
     r.used = 3;
     cr_assert_eq(vmm_region_bump_check(&r), MM_ERR_CORRUPT);
+    r.used = 0;
+    cr_assert_eq(vmm_region_bump_check(&r), MM_OK);
+    /* The region's own bounds: empty, unaligned, wrapping. */
+    vmm_region_bump_t g = r;
+    g.size = 0;
+    cr_assert_eq(vmm_region_bump_check(&g), MM_ERR_CORRUPT, "empty");
+    g = r;
+    g.base += 1;
+    cr_assert_eq(vmm_region_bump_check(&g), MM_ERR_CORRUPT, "unaligned base");
+    g = r;
+    g.size = P + 1;
+    cr_assert_eq(vmm_region_bump_check(&g), MM_ERR_CORRUPT, "unaligned size");
+    g = r;
+    g.base = 0xfffffffffffff000ull;
+    g.size = 2 * P;
+    cr_assert_eq(vmm_region_bump_check(&g), MM_ERR_CORRUPT, "wraps");
 }
 
 /* ---- free list ---------------------------------------------------------- */
@@ -347,6 +363,36 @@ Test(vmm_region, freelist_check_finds_damage)
     g.r.ranges = g.slots;
     g.r.count = 9;
     cr_assert_eq(vmm_region_freelist_check(&g.r), MM_ERR_CORRUPT, "count > capacity");
+    /* The region's own bounds and watermark. */
+    g = f;
+    g.r.ranges = g.slots;
+    g.r.size = 0;
+    cr_assert_eq(vmm_region_freelist_check(&g.r), MM_ERR_CORRUPT, "empty region");
+    g = f;
+    g.r.ranges = g.slots;
+    g.r.base += P / 2;
+    cr_assert_eq(vmm_region_freelist_check(&g.r), MM_ERR_CORRUPT, "unaligned region");
+    g = f;
+    g.r.ranges = g.slots;
+    g.r.watermark = g.r.size + P;
+    cr_assert_eq(vmm_region_freelist_check(&g.r), MM_ERR_CORRUPT, "watermark past the end");
+    g = f;
+    g.r.ranges = g.slots;
+    g.r.watermark += 1;
+    cr_assert_eq(vmm_region_freelist_check(&g.r), MM_ERR_CORRUPT, "unaligned watermark");
+    /* A hole that is empty, unaligned, or below the region. */
+    g = f;
+    g.r.ranges = g.slots;
+    g.slots[0].size = 0;
+    cr_assert_eq(vmm_region_freelist_check(&g.r), MM_ERR_CORRUPT, "empty hole");
+    g = f;
+    g.r.ranges = g.slots;
+    g.slots[0].base += 8;
+    cr_assert_eq(vmm_region_freelist_check(&g.r), MM_ERR_CORRUPT, "unaligned hole");
+    g = f;
+    g.r.ranges = g.slots;
+    g.slots[0].base = BASE - 2 * P;
+    cr_assert_eq(vmm_region_freelist_check(&g.r), MM_ERR_CORRUPT, "hole below the region");
     (void)b;
 }
 
