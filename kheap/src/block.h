@@ -433,7 +433,7 @@ static inline uint64_t kh_map_check(uintptr_t leaf, uintptr_t span)
 
 /* Whether page-aligned `page` is a live small run. Reads only the map. Lock
  * held. O(leaves / KH_MAP_BUCKETS). */
-bool kheap_map_test(const kheap_t *heap, uintptr_t page);
+bool kheap_map_test(kheap_t *heap, uintptr_t page);
 /* Record a new small run at `page`; allocates the span's leaf when it is the
  * first. False (nothing changed) when no leaf can be allocated. Lock held. */
 bool kheap_map_mark(kheap_t *heap, uintptr_t page);

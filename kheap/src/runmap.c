@@ -25,12 +25,18 @@ static unsigned kh_map_bucket(uintptr_t span)
                       (64 - KH_MAP_BUCKET_BITS));
 }
 
-static kh_map_leaf_t *kh_map_find(const kheap_t *heap, uintptr_t span)
+/* The link that points at the leaf of `span`, or the NULL ending its chain. */
+static kh_map_leaf_t **kh_map_link(kheap_t *heap, uintptr_t span)
 {
-    kh_map_leaf_t *l = heap->map[kh_map_bucket(span)];
-    while (l != NULL && l->span != span)
-        l = l->next;
-    return l;
+    kh_map_leaf_t **link = &heap->map[kh_map_bucket(span)];
+    while (*link != NULL && (*link)->span != span)
+        link = &(*link)->next;
+    return link;
+}
+
+static kh_map_leaf_t *kh_map_find(kheap_t *heap, uintptr_t span)
+{
+    return *kh_map_link(heap, span);
 }
 
 static unsigned kh_map_index(uintptr_t page)
@@ -38,7 +44,7 @@ static unsigned kh_map_index(uintptr_t page)
     return (unsigned)((page & (KH_MAP_SPAN - 1)) / KHEAP_RUN_SIZE);
 }
 
-bool kheap_map_test(const kheap_t *heap, uintptr_t page)
+bool kheap_map_test(kheap_t *heap, uintptr_t page)
 {
     const kh_map_leaf_t *l = kh_map_find(heap, page & ~(KH_MAP_SPAN - 1));
     if (l == NULL)
@@ -77,9 +83,7 @@ bool kheap_map_mark(kheap_t *heap, uintptr_t page)
 void kheap_map_clear(kheap_t *heap, uintptr_t page)
 {
     uintptr_t span = page & ~(KH_MAP_SPAN - 1);
-    kh_map_leaf_t **link = &heap->map[kh_map_bucket(span)];
-    while (*link != NULL && (*link)->span != span)
-        link = &(*link)->next;
+    kh_map_leaf_t **link = kh_map_link(heap, span);
     kh_map_leaf_t *l = *link;
     unsigned i = kh_map_index(page);
     MM_ASSERT(l != NULL && ((l->bits[i / 64] >> (i % 64)) & 1) != 0);
