@@ -34,6 +34,7 @@
  */
 #include <dlfcn.h>
 #include <malloc.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -70,6 +71,12 @@ mm_irqflags_t mm_hook_irq_save(void)
 void mm_hook_irq_restore(mm_irqflags_t flags)
 {
     (void)flags;
+}
+
+/* A preempted lock holder (or next ticket) runs sooner if waiters yield. */
+void mm_hook_spin_yield(void)
+{
+    sched_yield();
 }
 
 /* ---- the trace ---------------------------------------------------------- */

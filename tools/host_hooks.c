@@ -1,3 +1,4 @@
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -34,6 +35,12 @@ mm_irqflags_t mm_hook_irq_save(void)
 void mm_hook_irq_restore(mm_irqflags_t flags)
 {
     (void)flags;
+}
+
+/* A preempted lock holder (or next ticket) runs sooner if waiters yield. */
+void mm_hook_spin_yield(void)
+{
+    sched_yield();
 }
 
 void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count)

@@ -82,6 +82,12 @@ void mm_hook_irq_restore(mm_irqflags_t flags)
     (void)flags;
 }
 
+/* A preempted lock holder (or next ticket) runs sooner if waiters yield. */
+void mm_hook_spin_yield(void)
+{
+    sched_yield();
+}
+
 /* ---- growth from mmap --------------------------------------------------- */
 
 static atomic_uintptr_t span_lo = UINTPTR_MAX, span_hi;

@@ -1,5 +1,6 @@
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS under -std=c11 */
 /* Host side of the consumer check: the kernel hooks, and a smoke run. */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -16,6 +17,7 @@ _Noreturn void mm_hook_panic(const mm_report_t *r)
 void mm_hook_warn(const mm_report_t *r) { fprintf(stderr, "warn: %s\n", r->message); }
 mm_irqflags_t mm_hook_irq_save(void) { return 0; }
 void mm_hook_irq_restore(mm_irqflags_t f) { (void)f; }
+void mm_hook_spin_yield(void) { sched_yield(); }
 void mm_hook_tlb_flush_pages(const mm_vaddr_t *p, size_t n) { (void)p; (void)n; }
 void mm_hook_tlb_flush_all(bool g) { (void)g; }
 void mm_hook_switch_root(mm_paddr_t r) { (void)r; }

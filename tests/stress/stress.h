@@ -6,16 +6,24 @@
  * (TSAN_OPTIONS=halt_on_error=1, set by tests/stress/meson.build).
  *
  * The iteration count scales with the first argument (a percentage: the
- * uninstrumented builds pass a larger one than the sanitizer builds).
+ * uninstrumented builds pass a larger one than the sanitizer builds). The
+ * second argument is a wall-clock budget in seconds (0 or absent: none):
+ * once it has run out, workers start no more rounds, and every check then
+ * holds for the rounds that did run, which each program prints. Without it a
+ * shared or oversubscribed machine turns a stress run into a timeout: TSan
+ * is 5-15 times slower, and a ticket lock convoys when threads outnumber
+ * cores (each waiter must be scheduled in ticket order).
  */
 #ifndef STRESS_H
 #define STRESS_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 /* A failed check: report and exit non-zero (from any thread). */
 #define CHECK(cond, ...)                                                                           \
@@ -39,14 +47,49 @@ static inline uint64_t stress_rand(uint64_t *s)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-/* Iterations scaled by argv[1] (percent, default 100). */
+static struct timespec stress_deadline; /* tv_sec 0: no budget */
+static atomic_bool stress_out_of_time;
+
+/* Iterations scaled by argv[1] (percent, default 100); starts the budget
+ * of argv[2] seconds. */
 static inline long stress_rounds(int argc, char **argv, long base)
 {
     long pct = argc > 1 ? atol(argv[1]) : 100;
     if (pct <= 0)
         pct = 100;
+    long seconds = argc > 2 ? atol(argv[2]) : 0;
+    if (seconds > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &stress_deadline);
+        stress_deadline.tv_sec += seconds;
+    }
     long n = base * pct / 100;
     return n > 0 ? n : 1;
+}
+
+/* Whether a worker that has run `done` of `rounds` rounds starts another:
+ * not once the budget is spent (looked at every 64 rounds). */
+static inline bool stress_more(long done, long rounds)
+{
+    if (done >= rounds)
+        return false;
+    if (stress_deadline.tv_sec == 0 || done % 64 != 0)
+        return true;
+    if (atomic_load_explicit(&stress_out_of_time, memory_order_relaxed))
+        return false;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > stress_deadline.tv_sec ||
+        (now.tv_sec == stress_deadline.tv_sec && now.tv_nsec >= stress_deadline.tv_nsec)) {
+        atomic_store_explicit(&stress_out_of_time, true, memory_order_relaxed);
+        return false;
+    }
+    return true;
+}
+
+/* For the summary line: "" or a note that the budget cut the run short. */
+static inline const char *stress_cut_note(void)
+{
+    return atomic_load(&stress_out_of_time) ? " (cut short by the time budget)" : "";
 }
 
 /* Runs fn(args + i * arg_size) on n threads that start together (a

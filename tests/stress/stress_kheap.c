@@ -83,7 +83,7 @@ static void verify(const block_t *b)
 typedef struct worker {
     int id;
     uint64_t seed;
-    long allocs, nulls, mailed, reallocs;
+    long ran, allocs, nulls, mailed, reallocs;
 } worker_t;
 
 static void release(block_t *b, bool kmalloced)
@@ -101,7 +101,8 @@ static void *run(void *arg)
     worker_t *w = arg;
     block_t live[LIVE_MAX];
     int n = 0;
-    for (long r = 0; r < rounds; r++) {
+    long r;
+    for (r = 0; stress_more(r, rounds); r++) {
         uint64_t x = stress_rand(&w->seed);
         switch (x % 8) {
         case 0:
@@ -183,6 +184,7 @@ static void *run(void *arg)
         }
         CHECK(test_irq_depth() == 0, "interrupts left disabled");
     }
+    w->ran = r;
     while (n > 0)
         release(&live[--n], false);
     return NULL;
@@ -213,13 +215,15 @@ int main(int argc, char **argv)
           s.regions, s.runs);
     CHECK(!s.tracking || s.live_count == 0, "tracking: %zu still live", s.live_count);
     CHECK(!mm_spin_is_locked(&heap.lock), "lock left held");
-    long allocs = 0, nulls = 0;
+    long ran = 0, allocs = 0, nulls = 0;
     for (int i = 0; i < THREADS; i++) {
+        ran += w[i].ran;
         allocs += w[i].allocs;
         nulls += w[i].nulls;
     }
-    printf("kheap: %d threads x %ld rounds: %ld allocations (%ld failed), %ld growths, "
+    printf("kheap: %d threads, %ld of %ld rounds%s: %ld allocations (%ld failed), %ld growths, "
            "%zu regions: ok\n",
-           THREADS, rounds, allocs, nulls, atomic_load(&grow_calls), s.regions);
+           THREADS, ran, THREADS * rounds, stress_cut_note(), allocs, nulls,
+           atomic_load(&grow_calls), s.regions);
     return 0;
 }

@@ -37,7 +37,7 @@ static long rounds;
 typedef struct worker {
     int id;
     uint64_t seed;
-    long stacks, mmios, grows, nomem, anon;
+    long ran, stacks, mmios, grows, nomem, anon;
 } worker_t;
 
 /* Writes (check false) or checks the id in every page of a stack. */
@@ -72,7 +72,8 @@ static void *run(void *arg)
     CHECK(vmm_as_create(&vmm, vmm_as_leaf_free_frames, &vmm, &as) == MM_OK, "vmm_as_create");
     mm_vaddr_t next_anon = 0x400000ull + (uint64_t)w->id * 0x10000000ull;
 
-    for (long r = 0; r < rounds; r++) {
+    long r;
+    for (r = 0; stress_more(r, rounds); r++) {
         uint64_t x = stress_rand(&w->seed);
         int i = (int)((x >> 8) % HELD);
         mm_status_t st;
@@ -150,6 +151,7 @@ static void *run(void *arg)
         }
         CHECK(test_irq_depth() == 0, "interrupts left disabled");
     }
+    w->ran = r;
     for (int i = 0; i < HELD; i++) {
         if (stacks[i].vmm != NULL)
             stamp(&stacks[i], w->id, true);
@@ -204,16 +206,17 @@ int main(int argc, char **argv)
           "%llu frames out: %llu heap frames, %zu kernel tables (leak?)",
           (unsigned long long)out, (unsigned long long)s.data_frames, info.kernel_tables);
     CHECK(!mm_spin_is_locked(&vmm.lock) && !mm_spin_is_locked(&pmm.lock), "lock left held");
-    long st = 0, mm = 0, gr = 0, an = 0, nm = 0;
+    long ran = 0, st = 0, mm = 0, gr = 0, an = 0, nm = 0;
     for (int i = 0; i < THREADS; i++) {
+        ran += w[i].ran;
         st += w[i].stacks;
         mm += w[i].mmios;
         gr += w[i].grows;
         an += w[i].anon;
         nm += w[i].nomem;
     }
-    printf("vmm: %d threads x %ld rounds: %ld stacks, %ld MMIO mappings, %ld heap growths, "
-           "%ld anonymous mappings, %ld out of memory: ok\n",
-           THREADS, rounds, st, mm, gr, an, nm);
+    printf("vmm: %d threads, %ld of %ld rounds%s: %ld stacks, %ld MMIO mappings, %ld heap "
+           "growths, %ld anonymous mappings, %ld out of memory: ok\n",
+           THREADS, ran, THREADS * rounds, stress_cut_note(), st, mm, gr, an, nm);
     return 0;
 }

@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -50,6 +51,15 @@ void mm_hook_irq_restore(mm_irqflags_t flags)
 int test_irq_depth(void)
 {
     return irq_depth;
+}
+
+atomic_long test_spin_yields;
+
+/* Host threads are preempted, lock holders included: let them run. */
+void mm_hook_spin_yield(void)
+{
+    atomic_fetch_add_explicit(&test_spin_yields, 1, memory_order_relaxed);
+    sched_yield();
 }
 
 test_tlb_log_t test_tlb;

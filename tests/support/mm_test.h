@@ -8,6 +8,7 @@
 #define MM_TEST_H
 
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,6 +59,10 @@ extern test_tlb_log_t test_tlb;
 /* Interrupt-disable nesting of the calling thread: 0 whenever no hadron-mm
  * lock is held, which tests assert after each call. */
 int test_irq_depth(void);
+
+/* Calls of mm_hook_spin_yield (spin_yield builds): a waiter that polled a
+ * lock MM_SPIN_YIELD_SPINS times gave up the CPU (sched_yield). */
+extern atomic_long test_spin_yields;
 
 /* Simulated physical memory: `bytes` of address space (lazily backed by the
  * host kernel) whose first byte is physical address 0. Also sets the HHDM

@@ -5,6 +5,12 @@
  * loop cannot starve another. The _irqsave forms disable interrupts through
  * the kernel's hooks first, so an interrupt handler that allocates cannot
  * spin forever on a lock its own CPU holds. Not recursive.
+ *
+ * With the spin_yield option (native builds), a waiter calls
+ * mm_hook_spin_yield() every MM_SPIN_YIELD_SPINS polls: on a host the
+ * holder or the next ticket's owner may be preempted, and FIFO order makes
+ * every later waiter wait for it (a convoy costing whole time slices per
+ * hand-over). Kernels, whose holders run with preemption off, leave it off.
  */
 #ifndef HADRON_MM_SPINLOCK_H
 #define HADRON_MM_SPINLOCK_H
@@ -12,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include <hadron/mm/config.h>
 #include <hadron/mm/hooks.h>
 
 typedef struct mm_spinlock {
@@ -20,6 +27,11 @@ typedef struct mm_spinlock {
 } mm_spinlock_t;
 
 #define MM_SPINLOCK_INIT {0, 0}
+
+/* Polls between calls of mm_hook_spin_yield (spin_yield builds): about
+ * 10-100 µs of PAUSE, far longer than any hadron-mm critical section, so
+ * a waiter yields only when the thread it waits for is not running. */
+#define MM_SPIN_YIELD_SPINS 1024u
 
 static inline void mm_cpu_relax(void)
 {
@@ -41,8 +53,17 @@ static inline void mm_spin_init(mm_spinlock_t *lock)
 static inline void mm_spin_lock(mm_spinlock_t *lock)
 {
     unsigned ticket = atomic_fetch_add_explicit(&lock->next_ticket, 1, memory_order_relaxed);
+#if HADRON_MM_SPIN_YIELD
+    unsigned spins = 0;
+    while (atomic_load_explicit(&lock->now_serving, memory_order_acquire) != ticket) {
+        mm_cpu_relax();
+        if (++spins % MM_SPIN_YIELD_SPINS == 0)
+            mm_hook_spin_yield();
+    }
+#else
     while (atomic_load_explicit(&lock->now_serving, memory_order_acquire) != ticket)
         mm_cpu_relax();
+#endif
 }
 
 /* Takes the lock only if nobody holds or waits for it. */
