@@ -112,6 +112,27 @@ kh_block_t *kheap_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align)
     return kh_carve(heap, f, b, n);
 }
 
+kh_block_t *kheap_carve_run_locked(kheap_t *heap, uintptr_t n, uintptr_t align)
+{
+    uint32_t g = (uint32_t)(n / KH_GRAN);
+    kh_block_t *best = NULL;
+    uintptr_t best_b = 0;
+    unsigned tries = 0;
+    for (kh_block_t *f = kheap_tree_first_fit(heap->free_root, g);
+         f != NULL && tries < KHEAP_RUN_FIT_CANDIDATES; f = kheap_tree_next_fit(f, g), tries++) {
+        uintptr_t b = kh_place(f, n, align);
+        if (b != 0 && (best == NULL || kh_size(f) < kh_size(best))) {
+            best = f;
+            best_b = b;
+        }
+    }
+    /* None of them fits once aligned (small runs are page-aligned): the
+     * rule for aligned blocks finds one that does, if any. */
+    if (best == NULL)
+        return kheap_carve_locked(heap, n, align);
+    return kh_carve(heap, best, best_b, n);
+}
+
 void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align)
 {
     if (heap->small_runs && req <= KHEAP_RUN_MAX && align <= KH_GRAN) {

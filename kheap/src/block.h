@@ -336,6 +336,9 @@ void *kheap_alloc_slow(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
  * pointer is aligned for `align` (the placement rule for alignment is in
  * kheap.h); NULL when nothing fits. Lock held. */
 kh_block_t *kheap_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
+/* The same for a run: the smallest of the first KHEAP_RUN_FIT_CANDIDATES
+ * blocks in address order where it fits (the lowest of equals). */
+kh_block_t *kheap_carve_run_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
 /* Allocate `req` bytes under the lock (a run slot when runs serve it);
  * NULL when nothing fits. Counts nothing as a failure. */
 void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);

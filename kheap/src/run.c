@@ -3,7 +3,8 @@
  *
  * A run is an ordinary used block (KH_RUN set in its header) whose user
  * area starts with a kh_run_t followed by equal slots of one size class.
- * Runs themselves are placed by first fit like any block.
+ * Runs themselves go to the snuggest of the first few blocks that hold them
+ * (kheap_carve_run_locked), sparing the big holes large requests need.
  *
  *  - Small classes (16, 32, ... 256 bytes): the run is one page, its user
  *    pointer page-aligned, slots packed with no header; a slot pointer finds
@@ -95,9 +96,9 @@ static kh_run_t *kh_run_new(kheap_t *heap, unsigned cls)
     unsigned slot, stride, n;
     kh_class_geometry(cls, &slot, &stride, &n);
     bool medium = cls >= KH_SMALL_CLASSES;
-    kh_block_t *b = medium ? kheap_carve_locked(heap, kh_block_size_for(KH_RUN_HDR + n * stride),
-                                                KH_GRAN)
-                           : kheap_carve_locked(heap, KHEAP_RUN_SIZE, KHEAP_RUN_SIZE);
+    kh_block_t *b = medium ? kheap_carve_run_locked(
+                                 heap, kh_block_size_for(KH_RUN_HDR + n * stride), KH_GRAN)
+                           : kheap_carve_run_locked(heap, KHEAP_RUN_SIZE, KHEAP_RUN_SIZE);
     if (b == NULL)
         return NULL;
     uintptr_t base = kh_user_of(b);

@@ -25,9 +25,13 @@
  * block) and their coalescing (slots are not merged; a run goes back to the
  * heap, merging like any block, the moment its last slot is freed). What
  * does not change: nothing is lost (freeing everything still leaves each
- * region one free block), every double free and foreign pointer is still
- * detected (exactly: a bitmap records each slot), and runs themselves are
- * placed by first fit. It makes those requests O(1) and takes them out of
+ * region one free block), and every double free and foreign pointer is
+ * still detected (exactly: a bitmap records each slot). A new run goes to
+ * the snuggest of the first KHEAP_RUN_FIT_CANDIDATES free blocks (in address
+ * order) that hold it, the lowest of equals: runs are the heap's own
+ * fixed-size blocks, and taking them from the lowest big hole would cut up
+ * the holes large requests need (on kheap-bench's trace this lowers the
+ * footprint by about 1%). It makes those requests O(1) and takes them out of
  * the first-fit tree, which then holds only large blocks and runs. The
  * heap_redzones build has no runs, so every block carries guards.
  *
@@ -99,6 +103,9 @@
 /* Aligned requests: blocks tried in address order before falling back to
  * the lowest block that fits at any address (see kheap_alloc). */
 #define KHEAP_ALIGN_CANDIDATES 16u
+/* A new run: free blocks that hold it looked at in address order, of which
+ * it takes the smallest (see above). */
+#define KHEAP_RUN_FIT_CANDIDATES 16u
 /* Runs (see above): the largest request they serve; the largest "small"
  * one (classes every 16 bytes, one-page runs of KHEAP_RUN_SIZE bytes);
  * above it "medium" classes, eight per power of two; all classes. */
