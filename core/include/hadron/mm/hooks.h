@@ -43,11 +43,11 @@ void mm_hook_irq_restore(mm_irqflags_t flags);
 /* Only with the spin_yield option (on by default in native builds): called
  * by a spinlock waiter after every MM_SPIN_YIELD_SPINS failed polls, with
  * interrupts as the caller left them and possibly other hadron-mm locks
- * held (the VMM's while it waits for the PMM's). A ticket lock hands over in FIFO order,
- * so when its holder or its next waiter is descheduled every other waiter
- * spins until that thread runs again; giving up the CPU here (sched_yield
- * on a host, a directed-yield hypercall in a guest) lets it run. May
- * return at once. Must not take hadron-mm locks or allocate. */
+ * held (the VMM's while it waits for the PMM's). A ticket lock hands over
+ * in FIFO order, so when its holder or its next waiter is descheduled every
+ * other waiter spins until that thread runs again; giving up the CPU here
+ * (sched_yield on a host, a directed-yield hypercall in a guest) lets it
+ * run. May return at once. Must not take hadron-mm locks or allocate. */
 void mm_hook_spin_yield(void);
 
 /* Invalidate the TLB entries of `count` pages (each an address inside the

@@ -28,9 +28,10 @@ typedef struct mm_spinlock {
 
 #define MM_SPINLOCK_INIT {0, 0}
 
-/* Polls between calls of mm_hook_spin_yield (spin_yield builds): about
- * 10-100 µs of PAUSE, far longer than any hadron-mm critical section, so
- * a waiter yields only when the thread it waits for is not running. */
+/* Polls between calls of mm_hook_spin_yield (spin_yield builds): a few to
+ * tens of µs of PAUSE (its latency differs between CPU generations), far
+ * longer than any hadron-mm critical section, so a waiter yields only when
+ * the thread it waits for is not running. */
 #define MM_SPIN_YIELD_SPINS 1024u
 
 static inline void mm_cpu_relax(void)
