@@ -7,12 +7,7 @@
  * ending at 2^64 never forms a wrapped end address.
  */
 #include <hadron/mm/assert.h>
-#include <hadron/mm/vmm_region.h>
-
-static bool page_multiple(uint64_t x)
-{
-    return mm_is_aligned(x, VMM_REGION_GRANULE);
-}
+#include "region_span.h"
 
 static uint64_t start_off(const vmm_region_freelist_t *r, size_t i)
 {
@@ -60,13 +55,11 @@ static void insert_at(vmm_region_freelist_t *r, size_t i, mm_vaddr_t base, uint6
 mm_status_t vmm_region_freelist_init(vmm_region_freelist_t *r, mm_vaddr_t base, uint64_t size,
                                      vmm_range_t *storage, size_t capacity)
 {
-    uint64_t last;
     if (r == NULL || size == 0 || (storage == NULL && capacity != 0))
         return MM_ERR_INVALID;
-    if (!page_multiple(base) || !page_multiple(size))
-        return MM_ERR_ALIGN;
-    if (!mm_range_last(base, size, &last))
-        return MM_ERR_RANGE;
+    mm_status_t st = vmm_region_span_check(base, size);
+    if (st != MM_OK)
+        return st;
     r->base = base;
     r->size = size;
     r->watermark = 0;
@@ -81,7 +74,7 @@ mm_status_t vmm_region_freelist_alloc(vmm_region_freelist_t *r, uint64_t size, m
 {
     if (r == NULL || out == NULL || size == 0)
         return MM_ERR_INVALID;
-    if (!page_multiple(size))
+    if (!vmm_page_multiple(size))
         return MM_ERR_ALIGN;
 
     for (size_t i = 0; i < r->count; i++) {
@@ -112,10 +105,9 @@ mm_status_t vmm_region_freelist_free(vmm_region_freelist_t *r, mm_vaddr_t base, 
 {
     if (r == NULL || size == 0)
         return MM_ERR_INVALID;
-    if (!page_multiple(base) || !page_multiple(size))
-        return MM_ERR_ALIGN;
-    if (base < r->base || base - r->base >= r->size || size > r->size - (base - r->base))
-        return MM_ERR_RANGE;
+    mm_status_t st = vmm_region_subspan_check(r->base, r->size, base, size);
+    if (st != MM_OK)
+        return st;
     uint64_t off = base - r->base;
     uint64_t end = off + size;
     if (end > r->watermark)
@@ -186,10 +178,10 @@ mm_status_t vmm_region_freelist_check(const vmm_region_freelist_t *r)
     uint64_t last;
     if (r == NULL)
         return MM_ERR_INVALID;
-    if (r->size == 0 || !page_multiple(r->base) || !page_multiple(r->size) ||
+    if (r->size == 0 || !vmm_page_multiple(r->base) || !vmm_page_multiple(r->size) ||
         !mm_range_last(r->base, r->size, &last))
         return MM_ERR_CORRUPT;
-    if (r->watermark > r->size || !page_multiple(r->watermark))
+    if (r->watermark > r->size || !vmm_page_multiple(r->watermark))
         return MM_ERR_CORRUPT;
     if (r->count > r->capacity || (r->count != 0 && r->ranges == NULL))
         return MM_ERR_CORRUPT;
@@ -198,7 +190,7 @@ mm_status_t vmm_region_freelist_check(const vmm_region_freelist_t *r)
     uint64_t prev_end = 0;
     for (size_t i = 0; i < r->count; i++) {
         const vmm_range_t *h = &r->ranges[i];
-        if (h->size == 0 || !page_multiple(h->base) || !page_multiple(h->size))
+        if (h->size == 0 || !vmm_page_multiple(h->base) || !vmm_page_multiple(h->size))
             return MM_ERR_CORRUPT;
         if (h->base < r->base)
             return MM_ERR_CORRUPT;
