@@ -28,8 +28,10 @@
  * mimalloc is opened with dlopen(RTLD_LOCAL) and called through mi_*: linked
  * normally, its exported malloc would replace glibc's for the whole process.
  *
- * kheap runs twice: as configured by default (requests up to 4 KiB in runs) and as
- * "kheap-exact" (runs off: address-ordered first fit for every request).
+ * kheap runs three times: as configured by default (requests up to 4 KiB in
+ * runs), as "kheap-exact" (runs off: address-ordered first fit for every
+ * request) and as "kheap-cached" (default plus per-CPU caches; the bench is
+ * one thread, so one cache).
  *
  * Output: a table, then `ratio <case> <ours> <baseline> <baseline/ours>` and
  * `frag <allocator> <ratio>` lines. Meant for a build without heap_redzones
@@ -37,7 +39,9 @@
  */
 #include <dlfcn.h>
 #include <malloc.h>
+#include <limits.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +84,18 @@ void mm_hook_irq_restore(mm_irqflags_t flags)
 void mm_hook_spin_yield(void)
 {
     sched_yield();
+}
+
+/* Each thread is a "CPU" of its own, numbered in order of its first call:
+ * no two threads ever share an index, which is all the heap's per-CPU
+ * caches need (threads past the configured count get none). */
+unsigned mm_hook_cpu_index(void)
+{
+    static atomic_uint next_index;
+    static _Thread_local unsigned index = UINT_MAX;
+    if (index == UINT_MAX)
+        index = atomic_fetch_add_explicit(&next_index, 1, memory_order_relaxed);
+    return index;
 }
 
 /* ---- the trace ---------------------------------------------------------- */
@@ -164,7 +180,7 @@ static mm_status_t kh_grow(void *ctx, size_t min, void **base, size_t *size)
     return MM_OK;
 }
 
-static bool kh_runs = true;
+static bool kh_runs = true, kh_cached = false;
 
 static void kh_setup(void)
 {
@@ -185,6 +201,15 @@ static void kh_setup(void)
     kheap_init(&kh, NULL, 0);
     kheap_set_grow(&kh, kh_grow, NULL, NULL);
     kheap_set_small_runs(&kh, kh_runs);
+    kheap_set_cpu_caches(&kh, kh_cached);
+}
+
+/* The default heap with per-CPU caches on (kheap_set_cpu_caches). */
+static void khc_setup(void)
+{
+    kh_cached = true;
+    kh_setup();
+    kh_cached = false;
 }
 
 /* The same heap with the small-request runs off: pure address-ordered
@@ -419,6 +444,8 @@ static void seed_teardown(void)
 }
 
 static const allocator_t A_KHEAP = {"kheap", kh_setup, kh_alloc, kh_free, kh_footprint, kh_teardown};
+static const allocator_t A_KHEAPC = {"kheap-cached", khc_setup, kh_alloc, kh_free, kh_footprint,
+                                     kh_teardown};
 static const allocator_t A_KHEAPX = {"kheap-exact", khx_setup, kh_alloc, kh_free, kh_footprint,
                                      kh_teardown};
 static const allocator_t A_GLIBC = {"glibc", glibc_setup, glibc_alloc, glibc_free, glibc_footprint,
@@ -588,19 +615,19 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     static const uint32_t ns_[] = {1000, 10000, 100000};
     static const char *const tag[] = {"1k", "10k", "100k"};
-    enum { NA = 5 };
-    const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI, &A_SEED};
+    enum { NA = 6 };
+    const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI, &A_SEED, &A_KHEAPC};
     if (argc >= 3)
         return profile_one(all, NA, argv[1], argv[2], argc >= 4 ? argv[3] : NULL);
     const size_t batch = 50000, runs = 7, frag_steps = 50000;
     const size_t seed_batch[] = {2000, 300}, seed_runs = 5;
-    bool have[NA] = {true, true, true, mi_load(), true};
+    bool have[NA] = {true, true, true, mi_load(), true, true};
 
     printf("kheap-bench: ns per free+allocate pair, median of %zu batches of %zu steps after N "
            "warm-up steps (reference: %zu batches of %zu / %zu steps);\n"
            "fragmentation = peak footprint / peak live bytes over fill + %zu steps at N=10k.\n"
            "kheap: default (runs on for requests up to 4 KiB); kheap-exact: runs off, address-ordered first "
-           "fit for every request.\n",
+           "fit for every request; kheap-cached: default plus per-CPU caches.\n",
            runs, batch, seed_runs, seed_batch[0], seed_batch[1], frag_steps);
 
     /* Fragmentation first, each in a fresh child, before this process
@@ -665,6 +692,9 @@ int main(int argc, char **argv)
     for (int k = 0; k < 3; k++)
         printf("ratio kheap-exact.pair.%s %.1f %.1f %.2f\n", tag[k], res[1][k], res[2][k],
                res[2][k] / res[1][k]);
+    for (int k = 0; k < 3; k++)
+        printf("ratio kheap-cached.pair.%s %.1f %.1f %.2f\n", tag[k], res[5][k], res[2][k],
+               res[2][k] / res[5][k]);
     if (have[3])
         for (int k = 0; k < 3; k++)
             printf("ratio kheap.mipair.%s %.1f %.1f %.2f\n", tag[k], res[0][k], res[3][k],

@@ -392,6 +392,20 @@ static inline uint64_t kh_slot_check(uintptr_t hdr, uint64_t run)
     return KH_MAGIC_SLOT ^ kh_mix(hdr) ^ run;
 }
 
+/* Class of a request of 1 ... KHEAP_RUN_MAX bytes (0 counts as 1). */
+static inline unsigned kheap_class_of(size_t req)
+{
+    if (req <= KHEAP_SMALL_MAX)
+        return req == 0 ? 0 : (unsigned)((req - 1) / KH_GRAN);
+    unsigned bits = 64u - (unsigned)__builtin_clzll((unsigned long long)(req - 1)); /* 9..12 */
+    unsigned step_shift = bits - 4u;
+    unsigned units = (unsigned)((req + (1u << step_shift) - 1) >> step_shift); /* 9..16 */
+    return KH_SMALL_CLASSES + (bits - 9u) * 8u + (units - 9u);
+}
+
+/* Usable bytes of a slot of class cls. */
+unsigned kheap_class_slot(unsigned cls);
+
 /* A slot for `req` (<= KHEAP_RUN_MAX) bytes, its usable size in *usable;
  * NULL when the class has no run with a free slot and no new run fits.
  * Lock held. */
@@ -445,6 +459,66 @@ void kheap_map_clear(kheap_t *heap, uintptr_t page);
 /* Leaves sound, in their buckets, counted; exactly small_runs pages marked. */
 bool kheap_map_verify(const kheap_t *heap, size_t small_runs, const char **why);
 
+/* ---- cache.c: per-CPU caches of freed run slots ---------------------- */
+
+#define KH_CACHES HADRON_MM_KHEAP_CPU_CACHES
+#define KH_MAGIC_CACHED 0x6361636865646f6bull /* "cachedok" */
+
+#if KH_CACHES > 0
+/* A cached slot's two words: the next slot of its list masked with a key
+ * (heap and address mixed, so neither a copy from another slot nor a stale
+ * one from another heap passes), and the key mixed with that link, so a
+ * write to either word is seen. */
+static inline uint64_t kh_cached_key(const kheap_t *heap, uintptr_t slot)
+{
+    return KH_MAGIC_CACHED ^ kh_mix(slot) ^ (uint64_t)(uintptr_t)heap;
+}
+
+static inline void kh_cached_write(const kheap_t *heap, uintptr_t slot, uintptr_t next)
+{
+    uint64_t key = kh_cached_key(heap, slot), *w = (uint64_t *)slot;
+    w[0] = (uint64_t)next ^ key;
+    w[1] = key ^ kh_mix(next);
+}
+
+/* Whether slot's words read as a cached slot's; if so *next is its link. */
+static inline bool kh_cached_read(const kheap_t *heap, uintptr_t slot, uintptr_t *next)
+{
+    const uint64_t *w = (const uint64_t *)slot;
+    uint64_t key = kh_cached_key(heap, slot);
+    *next = (uintptr_t)(w[0] ^ key);
+    return w[1] == (key ^ kh_mix(*next)) && (*next & (KH_GRAN - 1)) == 0;
+}
+
+/* Whether run slot `slot` (in use in its run's bitmap) sits in a cache. */
+static inline bool kh_slot_cached(const kheap_t *heap, uintptr_t slot)
+{
+    uintptr_t next;
+    return __atomic_load_n(&heap->cache_seen, __ATOMIC_RELAXED) &&
+           kh_cached_read(heap, slot, &next);
+}
+
+/* A cached slot for `req` (<= KHEAP_RUN_MAX) bytes from the calling CPU's
+ * cache, or NULL. Takes no lock (interrupts disabled inside). */
+void *kheap_cache_pop(kheap_t *heap, size_t req);
+/* Put run slot `slot` (looked up, in use) in the calling CPU's cache if
+ * caches are on and its class has room; false when it did not. Lock held. */
+bool kheap_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot);
+/* Give the calling CPU's cached slots back to their runs; how many. Lock
+ * held. */
+size_t kheap_cache_flush_locked(kheap_t *heap);
+/* The calling CPU's cache is sound (links, check values, counts, each a
+ * slot in use of its class); false with *why and *where. Lock held. */
+bool kheap_cache_verify(kheap_t *heap, const char **why, uintptr_t *where);
+#else
+static inline bool kh_slot_cached(const kheap_t *heap, uintptr_t slot)
+{
+    (void)heap;
+    (void)slot;
+    return false;
+}
+#endif
+
 /* ---- free.c ------------------------------------------------------------ */
 
 /* What a pointer refers to: a used block, or a slot of a run. */
@@ -456,8 +530,11 @@ typedef struct kh_ref {
 
 
 /* Classify ptr under the lock: MM_OK with *out filled, or
- * MM_ERR_DOUBLE_FREE / MM_ERR_BAD_POINTER. */
+ * MM_ERR_DOUBLE_FREE / MM_ERR_BAD_POINTER. A slot in a CPU cache counts as
+ * in use here (kheap_lookup_live calls it freed). */
 mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out);
+/* The same for a pointer a caller hands in: a cached slot is freed. */
+mm_status_t kheap_lookup_live(kheap_t *heap, uintptr_t ptr, kh_ref_t *out);
 /* Turn used block b (valid) into free memory, merging. Lock held. */
 void kheap_release(kheap_t *heap, kh_block_t *b);
 /* Report a rejected pointer (lock not held). */

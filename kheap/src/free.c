@@ -45,6 +45,14 @@ mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
     return MM_ERR_BAD_POINTER;
 }
 
+mm_status_t kheap_lookup_live(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
+{
+    mm_status_t st = kheap_lookup(heap, ptr, out);
+    if (st == MM_OK && out->run != NULL && kh_slot_cached(heap, ptr))
+        return MM_ERR_DOUBLE_FREE;
+    return st;
+}
+
 void kheap_warn_pointer(mm_status_t st, uintptr_t ptr, const char *file, int line)
 {
     mm_report_t r = {
@@ -138,17 +146,21 @@ mm_status_t kheap_free(kheap_t *heap, void *ptr)
     __builtin_prefetch((const void *)(kh_addr(ptr) - KH_HDR));
     __builtin_prefetch((const void *)(kh_addr(ptr) & ~(uintptr_t)(KHEAP_RUN_SIZE - 1)));
     mm_irqflags_t f = kh_lock(heap);
-    mm_status_t st = kheap_lookup(heap, kh_addr(ptr), &ref);
+    mm_status_t st = kheap_lookup_live(heap, kh_addr(ptr), &ref);
     if (st == MM_OK) {
 #if HADRON_MM_HEAP_REDZONES
         if (ref.run == NULL)
             kheap_dbg_verify_guards(ref.block); /* before trusting its size */
 #endif
         kheap_track_free(heap, kh_ref_usable(&ref));
-        if (ref.run != NULL)
-            kheap_run_free(heap, ref.run, ref.slot);
-        else
+        if (ref.run == NULL)
             kheap_release(heap, ref.block);
+#if KH_CACHES > 0
+        else if (kheap_cache_push(heap, ref.run, kh_addr(ptr)))
+            ;
+#endif
+        else
+            kheap_run_free(heap, ref.run, ref.slot);
     }
     kh_unlock(heap, f);
     if (st != MM_OK)

@@ -163,6 +163,39 @@ mm_status_t kheap_set_small_runs(kheap_t *heap, bool on)
     return MM_OK;
 }
 
+mm_status_t kheap_set_cpu_caches(kheap_t *heap, bool on)
+{
+    if (heap == NULL)
+        return MM_ERR_INVALID;
+    if (!kh_ready(heap))
+        return MM_ERR_STATE;
+#if KH_CACHES > 0 && !HADRON_MM_HEAP_REDZONES
+    mm_irqflags_t f = kh_lock(heap);
+    heap->cpu_caches = on;
+    if (on)
+        __atomic_store_n(&heap->cache_seen, true, __ATOMIC_RELAXED);
+    kh_unlock(heap, f);
+    return MM_OK;
+#else
+    (void)on;
+    return MM_ERR_UNSUPPORTED;
+#endif
+}
+
+mm_status_t kheap_flush_cpu_cache(kheap_t *heap)
+{
+    if (heap == NULL)
+        return MM_ERR_INVALID;
+    if (!kh_ready(heap))
+        return MM_ERR_STATE;
+#if KH_CACHES > 0
+    mm_irqflags_t f = kh_lock(heap);
+    (void)kheap_cache_flush_locked(heap);
+    kh_unlock(heap, f);
+#endif
+    return MM_OK;
+}
+
 /* Bytes to ask for so that a block of n bytes aligned for `align` fits even
  * in a region that merges with nothing: descriptor, end marker, worst-case
  * alignment padding (a whole free block plus the alignment), rounded to

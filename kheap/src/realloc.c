@@ -98,7 +98,7 @@ mm_status_t kheap_realloc(kheap_t *heap, void *ptr, size_t size, void **out)
 
     kh_ref_t ref;
     mm_irqflags_t f = kh_lock(heap);
-    mm_status_t st = kheap_lookup(heap, kh_addr(ptr), &ref);
+    mm_status_t st = kheap_lookup_live(heap, kh_addr(ptr), &ref);
     if (st != MM_OK) {
         kh_unlock(heap, f);
         kheap_warn_pointer(st, kh_addr(ptr), __FILE__, __LINE__);
@@ -146,7 +146,7 @@ size_t kheap_usable_size(kheap_t *heap, const void *ptr)
     kh_ref_t ref;
     size_t n = 0;
     mm_irqflags_t f = kh_lock(heap);
-    if (kheap_lookup(heap, kh_addr(ptr), &ref) == MM_OK)
+    if (kheap_lookup_live(heap, kh_addr(ptr), &ref) == MM_OK)
         n = kh_ref_usable(&ref);
     kh_unlock(heap, f);
     return n;

@@ -39,6 +39,13 @@ static void kh_class_geometry(unsigned cls, unsigned *slot, unsigned *stride, un
     *nslots = n < 4 ? 4 : n > 16 ? 16 : n;
 }
 
+unsigned kheap_class_slot(unsigned cls)
+{
+    unsigned slot, stride, n;
+    kh_class_geometry(cls, &slot, &stride, &n);
+    return slot;
+}
+
 static uint64_t kh_bitmap_pad(unsigned n, unsigned w)
 {
     unsigned lo = w * 64;
@@ -80,17 +87,6 @@ void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable)
     return NULL;
 }
 #else
-/* Class of a request of 1 ... KHEAP_RUN_MAX bytes (0 counts as 1). */
-static unsigned kh_class_of(size_t req)
-{
-    if (req <= KHEAP_SMALL_MAX)
-        return req == 0 ? 0 : (unsigned)((req - 1) / KH_GRAN);
-    unsigned bits = 64u - (unsigned)__builtin_clzll((unsigned long long)(req - 1)); /* 9..12 */
-    unsigned step_shift = bits - 4u;
-    unsigned units = (unsigned)((req + (1u << step_shift) - 1) >> step_shift); /* 9..16 */
-    return KH_SMALL_CLASSES + (bits - 9u) * 8u + (units - 9u);
-}
-
 static kh_run_t *kh_run_new(kheap_t *heap, unsigned cls)
 {
     unsigned slot, stride, n;
@@ -133,7 +129,7 @@ static kh_run_t *kh_run_new(kheap_t *heap, unsigned cls)
 
 void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable)
 {
-    unsigned cls = kh_class_of(req);
+    unsigned cls = kheap_class_of(req);
     kh_run_t *run = heap->partial[cls];
     if (run == NULL && (run = kh_run_new(heap, cls)) == NULL)
         return NULL;

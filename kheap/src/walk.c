@@ -57,6 +57,11 @@ mm_status_t kheap_get_stats(kheap_t *heap, kheap_stats_t *out)
     s.largest_free = (size_t)kheap_tree_max(heap->free_root) * KH_GRAN;
     s.runs = heap->runs;
     s.run_slots_used = heap->run_slots_used;
+#if KH_CACHES > 0
+    for (unsigned cpu = 0; cpu < KH_CACHES; cpu++)
+        for (unsigned cls = 0; cls < KHEAP_RUN_CLASSES; cls++)
+            s.cached_slots += __atomic_load_n(&heap->cache[cpu].count[cls], __ATOMIC_RELAXED);
+#endif
     s.grow_calls = heap->grow_calls;
     s.grow_failures = heap->grow_failures;
 #if HADRON_MM_ALLOC_TRACKING

@@ -2,7 +2,10 @@
  * One kernel heap shared by three threads that allocate (various sizes and
  * alignments, small runs and large blocks), reallocate, free their own
  * blocks and each other's (through a mailbox), while the heap grows through
- * a callback, plus the kmalloc family on the default heap.
+ * a callback, plus the kmalloc family on the default heap. The shared heap
+ * has its per-CPU caches on (when built), each thread being a CPU of its
+ * own: allocations from a thread's cache take no lock while the other
+ * thread works under it.
  *
  * Each block is filled with its owner's pattern and checked when freed, so
  * a block handed out twice or written by the allocator while in use shows
@@ -187,6 +190,7 @@ static void *run(void *arg)
     w->ran = r;
     while (n > 0)
         release(&live[--n], false);
+    CHECK(kheap_flush_cpu_cache(&heap) == MM_OK, "flush");
     return NULL;
 }
 
@@ -195,6 +199,8 @@ int main(int argc, char **argv)
     rounds = stress_rounds(argc, argv, 30000);
     CHECK(kheap_init(&heap, initial, sizeof initial) == MM_OK, "kheap_init");
     CHECK(kheap_set_grow(&heap, grow, self, NULL) == MM_OK, "kheap_set_grow");
+    if (HADRON_MM_KHEAP_CPU_CACHES > 0 && !HADRON_MM_HEAP_REDZONES)
+        CHECK(kheap_set_cpu_caches(&heap, true) == MM_OK, "kheap_set_cpu_caches");
     CHECK(kheap_default_init(default_arena, sizeof default_arena) == MM_OK, "default heap");
 
     worker_t w[THREADS];
@@ -203,6 +209,7 @@ int main(int argc, char **argv)
     stress_run(THREADS, run, w, sizeof w[0]);
     while (mbox_n > 0)
         release(&mbox[--mbox_n], false);
+    CHECK(kheap_flush_cpu_cache(&heap) == MM_OK, "flush");
 
     mm_report_t rep;
     mm_status_t st = kheap_check(&heap, &rep);

@@ -35,6 +35,22 @@
  * the first-fit tree, which then holds only large blocks and runs. The
  * heap_redzones build has no runs, so every block carries guards.
  *
+ * Per-CPU caches (option kheap_cpu_caches CPUs, off per instance until
+ * kheap_set_cpu_caches turns them on): a freed run
+ * slot goes to a short LIFO list of its class on the freeing CPU, and an
+ * allocation of that class on that CPU takes it back without the heap lock,
+ * with interrupts disabled. The slot stays "in use" in its run's bitmap
+ * while cached; its first two words hold the list link and a check value
+ * keyed to its address, which is how a second free of a cached slot is
+ * still reported as a double free (the one cost: a live slot whose second
+ * word the caller set to exactly that value would be refused). A cache
+ * holds at most KHEAP_CACHE_DEPTH slots and KHEAP_CACHE_CLASS_BYTES bytes
+ * per class, and never the last slot in use of a run (the run goes back to
+ * the heap instead), so it keeps little memory from others. While caches are on,
+ * "freeing everything leaves each region one free block" holds once each
+ * CPU has flushed its cache (kheap_flush_cpu_cache); an allocation that
+ * finds no memory flushes its own CPU's cache before growing.
+ *
  * Memory comes from regions the caller adds (kheap_init, kheap_add_region)
  * and from an optional growth callback. Each region keeps a small descriptor
  * at its start and an end marker; a region that starts where another ends
@@ -113,6 +129,10 @@
 #define KHEAP_SMALL_MAX 256u
 #define KHEAP_RUN_SIZE 4096u
 #define KHEAP_RUN_CLASSES (KHEAP_SMALL_MAX / KHEAP_GRANULE + 32u)
+/* Per-CPU caches: slots per class at most, and bytes per class at most
+ * (a class whose slots exceed it still caches one). */
+#define KHEAP_CACHE_DEPTH 8u
+#define KHEAP_CACHE_CLASS_BYTES 16384u
 /* Hash buckets of the map that records which pages are small runs (it is
  * how a free recognises a small slot without reading memory it does not
  * own); its leaves, one per 8 MiB span holding small runs, are heap blocks. */
@@ -156,7 +176,8 @@ typedef struct kheap_stats {
     size_t free_blocks;      /* number of free blocks */
     size_t largest_free;     /* largest free block, bytes (headers included) */
     size_t runs;             /* runs (each a used block) */
-    size_t run_slots_used;   /* slots in use in them */
+    size_t run_slots_used;   /* slots in use in them (cached slots included) */
+    size_t cached_slots;     /* slots held in CPU caches (a snapshot: other CPUs change it) */
     uint64_t grow_calls;     /* growth callback invocations */
     uint64_t grow_failures;  /* ... that returned no usable memory */
     bool tracking;
@@ -192,6 +213,13 @@ struct kh_map_leaf;
 /* A heap instance. Treat every field as private; it is public only so a
  * kernel can place the instance statically. Zero-filled it is "not
  * initialised", which every entry point but kheap_init rejects. */
+/* One CPU's cache: per class, a LIFO list threaded through the cached slots
+ * and its length. Touched only by its CPU (counts also read by statistics). */
+typedef struct kheap_cpu_cache {
+    void *head[KHEAP_RUN_CLASSES];
+    uint8_t count[KHEAP_RUN_CLASSES];
+} kheap_cpu_cache_t;
+
 typedef struct kheap {
     mm_spinlock_t lock;
     uint32_t magic;
@@ -211,6 +239,11 @@ typedef struct kheap {
     struct kh_run *partial[KHEAP_RUN_CLASSES]; /* runs with a free slot, per class */
     struct kh_map_leaf *map[KHEAP_MAP_BUCKETS]; /* which pages are small runs */
     size_t map_leaves;
+#if HADRON_MM_KHEAP_CPU_CACHES > 0
+    bool cpu_caches;              /* frees fill the caches (pops never need it) */
+    bool cache_seen;              /* caches were ever on: frees check for cached slots */
+    kheap_cpu_cache_t cache[HADRON_MM_KHEAP_CPU_CACHES];
+#endif
 #if HADRON_MM_ALLOC_TRACKING
     size_t live_bytes, peak_live_bytes, live_count, peak_live_count;
     uint64_t allocs, frees, reallocs, failures;
@@ -257,6 +290,24 @@ mm_status_t kheap_set_grow(kheap_t *heap, kheap_grow_fn grow, kheap_self_fn self
 mm_status_t kheap_set_small_runs(kheap_t *heap, bool on);
 
 /*
+ * Turn this heap's per-CPU caches on or off (see the top of this file).
+ * Off, frees stop filling them; allocations still empty them. Errors:
+ * MM_ERR_INVALID (heap NULL), MM_ERR_STATE (not initialised),
+ * MM_ERR_UNSUPPORTED (built with kheap_cpu_caches = 0, or with
+ * heap_redzones, which has no runs). Takes the lock. O(1).
+ */
+mm_status_t kheap_set_cpu_caches(kheap_t *heap, bool on);
+
+/*
+ * Give every slot in the calling CPU's cache back to its run (runs left
+ * empty go back to the heap and merge). Each CPU flushes its own: nothing
+ * else touches a CPU's cache. Returns MM_OK also when the CPU has no cache
+ * (index out of range, or caches compiled out). Errors: MM_ERR_INVALID,
+ * MM_ERR_STATE. Takes the lock. O(cached slots), O(log n) per emptied run.
+ */
+mm_status_t kheap_flush_cpu_cache(kheap_t *heap);
+
+/*
  * Allocate `size` bytes aligned to `align` (0 means KHEAP_GRANULE; otherwise
  * a power of two, any size, including beyond the page size). size 0 gives a
  * unique minimal block. Returns NULL when: heap NULL or not initialised,
@@ -271,6 +322,8 @@ mm_status_t kheap_set_small_runs(kheap_t *heap, bool on);
  * one minimal block). So it is exact first fit unless more than that many
  * lower blocks are near misses, and the search stays O(log n).
  *
+ * A request a run serves is first taken from the calling CPU's cache, if
+ * that holds a slot of its class, without the lock (interrupts disabled).
  * O(1) for requests served by runs (O(log n) when a new run is needed);
  * otherwise O(log n) in free blocks (O(KHEAP_ALIGN_CANDIDATES log n) with
  * alignment).
@@ -289,7 +342,9 @@ void *kheap_calloc(kheap_t *heap, size_t count, size_t size);
  * MM_ERR_DOUBLE_FREE (ptr is a block that is already free),
  * MM_ERR_BAD_POINTER (ptr not returned by this heap: outside its regions, or
  * inside a block), MM_ERR_INVALID / MM_ERR_STATE (heap NULL / not
- * initialised). Redzone and poison damage panics. Takes the lock. O(1) for
+ * initialised). Redzone and poison damage panics. A run slot goes to the
+ * CPU's cache when caches are on and its class has room there. Takes the
+ * lock. O(1) for
  * a run slot (O(log n) when it empties its run) and when the block merges
  * with its lower neighbour; O(log n) worst case.
  */
@@ -327,7 +382,8 @@ mm_status_t kheap_get_stats(kheap_t *heap, kheap_stats_t *out);
  * cached maxima, parent links), every block header, boundary tags and
  * footers, no two free neighbours, counters, and with heap_redzones every
  * guard and every poisoned byte. Returns MM_OK, or MM_ERR_CORRUPT with the
- * first problem in *report (may be NULL) and no panic; MM_ERR_INVALID /
+ * first problem in *report (may be NULL) and no panic; of the CPU caches
+ * it checks the calling CPU's (each slot in use, of its class, unwritten); MM_ERR_INVALID /
  * MM_ERR_STATE for a NULL / uninitialised heap. Takes the lock for the whole
  * walk. O(n log n) in blocks (O(bytes) with heap_redzones).
  */
