@@ -146,7 +146,7 @@ Test(kheap_cache, a_cpu_without_a_cache_takes_the_lock, .init = setup)
 static void expect_double_free(void *p)
 {
     kheap_stats_t before = stats();
-    unsigned warns = test_warnings.count;
+    int warns = test_warnings.count;
     mm_status_t st = kheap_free(&heap, p);
     cr_assert_eq(st, MM_ERR_DOUBLE_FREE, "%s", mm_status_str(st));
     cr_assert_eq(test_warnings.count, warns + 1);
