@@ -39,9 +39,6 @@
  */
 #include <dlfcn.h>
 #include <malloc.h>
-#include <limits.h>
-#include <sched.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,51 +49,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <hadron/mm/hooks.h>
 #include <hadron/mm/kheap.h>
 
-/* ---- hooks: the bench is the kernel ------------------------------------ */
-
-_Noreturn void mm_hook_panic(const mm_report_t *report)
-{
-    fprintf(stderr, "kheap-bench: panic: %s (%s:%d) at %#llx\n", report->message, report->file,
-            report->line, (unsigned long long)report->address);
-    abort();
-}
-
-void mm_hook_warn(const mm_report_t *report)
-{
-    fprintf(stderr, "kheap-bench: warning: %s at %#llx\n", report->message,
-            (unsigned long long)report->address);
-}
-
-mm_irqflags_t mm_hook_irq_save(void)
-{
-    return 0;
-}
-
-void mm_hook_irq_restore(mm_irqflags_t flags)
-{
-    (void)flags;
-}
-
-/* A preempted lock holder (or next ticket) runs sooner if waiters yield. */
-void mm_hook_spin_yield(void)
-{
-    sched_yield();
-}
-
-/* Each thread is a "CPU" of its own, numbered in order of its first call:
- * no two threads ever share an index, which is all the heap's per-CPU
- * caches need (threads past the configured count get none). */
-unsigned mm_hook_cpu_index(void)
-{
-    static atomic_uint next_index;
-    static _Thread_local unsigned index = UINT_MAX;
-    if (index == UINT_MAX)
-        index = atomic_fetch_add_explicit(&next_index, 1, memory_order_relaxed);
-    return index;
-}
+#include "host_hooks.h" /* the kernel's hooks, as for the other benches */
 
 /* ---- the trace ---------------------------------------------------------- */
 

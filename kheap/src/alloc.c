@@ -145,12 +145,10 @@ void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align
         }
     }
     kh_block_t *blk = kheap_carve_locked(heap, n, align);
-#if KH_CACHES > 0
     /* Slots parked in this CPU's cache may hold the runs (and with them the
      * memory) the request needs. */
     if (blk == NULL && kheap_cache_flush_locked(heap) != 0)
         return kheap_alloc_locked(heap, req, n, align);
-#endif
     if (blk == NULL)
         return NULL;
 #if HADRON_MM_HEAP_REDZONES
@@ -175,13 +173,11 @@ void *kheap_alloc(kheap_t *heap, size_t size, size_t align)
     }
     if (align < KH_GRAN)
         align = KH_GRAN;
-#if KH_CACHES > 0
     if (size <= KHEAP_RUN_MAX && align == KH_GRAN) {
         void *p = kheap_cache_pop(heap, size);
         if (p != NULL)
             return p;
     }
-#endif
     uintptr_t n = kh_block_size_for(size);
     mm_irqflags_t f = kh_lock(heap);
     void *p = kheap_alloc_locked(heap, size, n, align);

@@ -511,11 +511,37 @@ size_t kheap_cache_flush_locked(kheap_t *heap);
  * slot in use of its class); false with *why and *where. Lock held. */
 bool kheap_cache_verify(kheap_t *heap, const char **why, uintptr_t *where);
 #else
+/* Built without caches: nothing is ever cached. */
 static inline bool kh_slot_cached(const kheap_t *heap, uintptr_t slot)
 {
     (void)heap;
     (void)slot;
     return false;
+}
+static inline void *kheap_cache_pop(kheap_t *heap, size_t req)
+{
+    (void)heap;
+    (void)req;
+    return NULL;
+}
+static inline bool kheap_cache_push(kheap_t *heap, const struct kh_run *run, uintptr_t slot)
+{
+    (void)heap;
+    (void)run;
+    (void)slot;
+    return false;
+}
+static inline size_t kheap_cache_flush_locked(kheap_t *heap)
+{
+    (void)heap;
+    return 0;
+}
+static inline bool kheap_cache_verify(kheap_t *heap, const char **why, uintptr_t *where)
+{
+    (void)heap;
+    (void)why;
+    (void)where;
+    return true;
 }
 #endif
 

@@ -158,12 +158,10 @@ static mm_status_t kh_check_locked(kheap_t *heap, mm_report_t *r)
     if (t.total_bytes != heap->total_bytes)
         KH_FAIL(MM_REPORT_CORRUPT, "kheap: region byte count wrong", 0, t.total_bytes,
                 heap->total_bytes);
-#if KH_CACHES > 0
     /* Only the calling CPU's cache: the others change without the lock. */
     uintptr_t where = 0;
     if (!kheap_cache_verify(heap, &why, &where))
         KH_FAIL(MM_REPORT_CORRUPT, why, where, 0, 0);
-#endif
     return MM_OK;
 }
 

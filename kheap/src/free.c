@@ -155,11 +155,7 @@ mm_status_t kheap_free(kheap_t *heap, void *ptr)
         kheap_track_free(heap, kh_ref_usable(&ref));
         if (ref.run == NULL)
             kheap_release(heap, ref.block);
-#if KH_CACHES > 0
-        else if (kheap_cache_push(heap, ref.run, kh_addr(ptr)))
-            ;
-#endif
-        else
+        else if (!kheap_cache_push(heap, ref.run, kh_addr(ptr)))
             kheap_run_free(heap, ref.run, ref.slot);
     }
     kh_unlock(heap, f);

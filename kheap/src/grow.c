@@ -188,11 +188,9 @@ mm_status_t kheap_flush_cpu_cache(kheap_t *heap)
         return MM_ERR_INVALID;
     if (!kh_ready(heap))
         return MM_ERR_STATE;
-#if KH_CACHES > 0
     mm_irqflags_t f = kh_lock(heap);
     (void)kheap_cache_flush_locked(heap);
     kh_unlock(heap, f);
-#endif
     return MM_OK;
 }
 
