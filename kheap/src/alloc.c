@@ -5,7 +5,7 @@
 
 static uintptr_t kh_place(const kh_block_t *f, uintptr_t n, uintptr_t align)
 {
-    uintptr_t fa = kh_addr(f), end = fa + kh_size(f), b = fa;
+    uintptr_t fa = kt_key(f), end = fa + kh_size(f), b = fa;
     if (align > KH_GRAN) {
         /* Padding must be nothing or a whole free block: a sliver smaller
          * than a block could never be merged again. */
@@ -30,7 +30,7 @@ static uintptr_t kh_place(const kh_block_t *f, uintptr_t n, uintptr_t align)
  */
 static kh_block_t *kh_carve(kheap_t *heap, kh_block_t *f, uintptr_t b, uintptr_t n)
 {
-    uintptr_t fa = kh_addr(f), fsize = kh_size(f), end = fa + fsize;
+    uintptr_t fa = kt_key(f), fsize = kh_size(f), end = fa + fsize;
     uintptr_t pad = b - fa, tail = end - (b + n);
     if (tail < KH_MIN_BLOCK) {
         n += tail;
@@ -44,34 +44,19 @@ static kh_block_t *kh_carve(kheap_t *heap, kh_block_t *f, uintptr_t b, uintptr_t
     }
 #endif
     kh_block_t *next = kh_at(end);
-    if (pad == 0) {
-        if (tail == 0) {
-            kheap_tree_remove(&heap->free_root, f);
-            heap->free_blocks--;
-            kh_set_prev_free(next, false);
-        } else {
-            /* The free block's start moves up past the allocation; no other
-             * free block lies in between, so it keeps its place in the tree. */
-            kh_block_t *r = kh_at(b + n);
-            kheap_tree_replace(&heap->free_root, f, r);
-            kh_set_free_size(r, tail);
-            kh_set_footer(end, tail);
-            kheap_tree_resized(r);
-        }
+    if (pad == 0 && tail == 0) {
+        kheap_free_del(heap, f);
+    } else if (pad == 0) {
+        /* The free block's start moves up past the allocation; no other
+         * free block lies in between, so it keeps its place in the tree. */
+        kheap_free_set(heap, f, b + n, tail);
     } else {
-        kh_set_free_size(f, pad);
-        kh_set_footer(fa + pad, pad);
-        kheap_tree_resized(f);
-        if (tail == 0) {
-            kh_set_prev_free(next, false);
-        } else {
-            kh_block_t *r = kh_at(b + n);
-            r->word = (uint64_t)tail;
-            kh_set_footer(end, tail);
-            kheap_tree_insert(&heap->free_root, r);
-            heap->free_blocks++;
-        }
+        kheap_free_set(heap, f, fa, pad);
+        if (tail != 0)
+            kheap_free_add(heap, b + n, tail);
     }
+    if (tail == 0)
+        kh_set_prev_free(next, false);
     heap->free_bytes -= n;
     kh_block_t *blk = kh_at(b);
     kh_set_used(blk, n, pad != 0 ? KH_PREV_FREE : 0);
@@ -86,7 +71,7 @@ kh_block_t *kheap_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align)
     if (align <= KH_GRAN) {
         if (f == NULL)
             return NULL;
-        b = kh_addr(f);
+        b = kt_key(f);
     } else {
         /* Whether a block big enough before padding fits once aligned
          * depends on its address, which the tree cannot search by. Try the
@@ -135,6 +120,8 @@ kh_block_t *kheap_carve_run_locked(kheap_t *heap, uintptr_t n, uintptr_t align)
 
 void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align)
 {
+    if (heap->node_spare == NULL)
+        kheap_nodes_refill(heap);
     if (heap->small_runs && req <= KHEAP_RUN_MAX && align <= KH_GRAN) {
         size_t usable = 0;
         void *p = kheap_run_alloc(heap, req, &usable);

@@ -51,8 +51,14 @@
 
 #define KH_USED ((uint64_t)1)
 #define KH_PREV_FREE ((uint64_t)2)
-#define KH_RUN ((uint64_t)4) /* used block holding a small-request run */
-#define KH_MAP ((uint64_t)8) /* used block holding a leaf of the small-run map */
+/* What a used block holds (the two bits together): */
+#define KH_RUN ((uint64_t)4)         /* a run of small-request slots */
+#define KH_MAP ((uint64_t)8)         /* a leaf of the small-run map */
+#define KH_NODES (KH_RUN | KH_MAP)   /* a chunk of free-tree nodes (nodes.c) */
+#define KH_KIND (KH_RUN | KH_MAP)
+/* A free block whose tree node is out of line, in a node chunk: its header
+ * link points at the node (and the node's word carries the flag too). */
+#define KH_POOLED ((uint64_t)4)
 #define KH_FLAGS ((uint64_t)15)
 #define KH_BAL_SHIFT 56
 #define KH_SIZE_MASK ((((uint64_t)1 << 48) - 1) & ~KH_FLAGS)
@@ -183,9 +189,14 @@ static inline bool kh_is_valid_used(const kh_block_t *b)
     return kh_used(b) && b->link == kh_used_check(kh_addr(b), kh_size(b));
 }
 
+static inline uint64_t kh_kind(const kh_block_t *b)
+{
+    return b->word & KH_KIND;
+}
+
 static inline bool kh_is_run(const kh_block_t *b)
 {
-    return (b->word & KH_RUN) != 0;
+    return kh_kind(b) == KH_RUN;
 }
 
 static inline void kh_set_prev_free(kh_block_t *b, bool on)
@@ -198,15 +209,54 @@ static inline void kh_set_prev_free(kh_block_t *b, bool on)
 
 #define KH_BAL_MASK ((uint64_t)0xff << KH_BAL_SHIFT)
 
-/* Size of a free block (flags clear), keeping its balance factor. */
-static inline void kh_set_free_size(kh_block_t *b, uintptr_t size)
+/* Size of a free-tree node, keeping its balance factor and pool flag. */
+static inline void kh_node_set_size(kh_block_t *b, uintptr_t size)
 {
-    b->word = (b->word & KH_BAL_MASK) | (uint64_t)size;
+    b->word = (b->word & (KH_BAL_MASK | KH_POOLED)) | (uint64_t)size;
 }
 
 static inline void kh_set_footer(uintptr_t end, uintptr_t size)
 {
     *kh_footer_of_end(end) = (uint64_t)size;
+}
+
+/*
+ * A free block's tree node is either the block itself (its first 40 bytes,
+ * the header word doubling as the node's size word) or, once the heap has a
+ * node pool, an out-of-line kh_pnode_t in a node chunk (nodes.c). Pooled
+ * nodes sit densely together, so a tree search touches a few cache lines
+ * and pages instead of one cold block per level.
+ */
+typedef struct kh_pnode {
+    kh_block_t n;
+    uintptr_t at; /* the free block's address, the node's key */
+} kh_pnode_t;
+
+_Static_assert(sizeof(kh_pnode_t) == 48, "pool node layout");
+
+static inline bool kh_pooled(const kh_block_t *node)
+{
+    return (node->word & KH_POOLED) != 0;
+}
+
+/* A tree node's key: the address of its block (a region descriptor, or a
+ * free block). */
+static inline uintptr_t kt_key(const kh_block_t *node)
+{
+    return kh_pooled(node) ? ((const kh_pnode_t *)node)->at : kh_addr(node);
+}
+
+/* The tree node of free block b (header read). */
+static inline kh_block_t *kh_free_node(kh_block_t *b)
+{
+    return kh_pooled(b) ? (kh_block_t *)(uintptr_t)b->link : b;
+}
+
+/* Where the metadata of the free block of `node` ends: a header (pooled) or
+ * a whole node. */
+static inline uintptr_t kh_free_meta_end(const kh_block_t *node)
+{
+    return kt_key(node) + (kh_pooled(node) ? KH_HDR : (uintptr_t)sizeof(kh_block_t));
 }
 
 /* A header that now lies inside a free block. */
@@ -293,7 +343,7 @@ void kheap_tree_remove(kh_block_t **root, kh_block_t *node);
 /* `repl` takes `old`'s place: only valid when no other node lies between
  * their addresses. repl's previous contents are not read (its word is left
  * with old's balance factor and no size); the caller then sets repl's size
- * (kh_set_free_size) and calls kheap_tree_resized. */
+ * (kh_node_set_size) and calls kheap_tree_resized. */
 void kheap_tree_replace(kh_block_t **root, kh_block_t *old, kh_block_t *repl);
 /* Node's size changed: refresh the cached maxima above it (stops at the
  * first ancestor whose cache does not change). */
@@ -311,6 +361,38 @@ kh_block_t *kheap_tree_succ(kh_block_t *node);
 /* Verifies order, parent links, heights, balance and maxima. Returns NULL
  * when sound, else the first bad node (or the root); *count = nodes. */
 const kh_block_t *kheap_tree_verify(const kh_block_t *root, size_t *count, const char **why);
+
+/* ---- nodes.c: free blocks and the node pool ---------------------------- */
+
+/* Free blocks only change through these (lock held). They keep the tree,
+ * the header (size, and the node link when pooled), the footer and
+ * free_blocks; the caller keeps KH_PREV_FREE of the block above and
+ * free_bytes. */
+
+/* A new free block [at, at + size): a pooled node if one is spare, else
+ * its own. */
+void kheap_free_add(kheap_t *heap, uintptr_t at, uintptr_t size);
+/* Remove the free block of `node` (its memory is being taken or merged). */
+void kheap_free_del(kheap_t *heap, kh_block_t *node);
+/* The free block of `node` now spans [at, at + size), with no other free
+ * block between its old start and `at`. Moves the node into the pool when
+ * one is spare (else into the block at its new start); returns the node. */
+kh_block_t *kheap_free_set(kheap_t *heap, kh_block_t *node, uintptr_t at, uintptr_t size);
+/* Before an allocation: a new node chunk when the pool has run dry and the
+ * tree is big enough to gain from one. Failure only means no chunk. */
+void kheap_nodes_refill(kheap_t *heap);
+/* Every node back into its block and every chunk freed, when nothing but
+ * chunks is in use (or `force`): a heap that holds nothing is one free
+ * block per region. */
+void kheap_nodes_collapse(kheap_t *heap, bool force);
+/* Whether `base` (a used block's user pointer) is a listed, sound chunk. */
+bool kheap_nodes_listed(const kheap_t *heap, uintptr_t base);
+/* Whether ptr is a node slot inside one of the heap's chunks. */
+bool kheap_nodes_owns(const kheap_t *heap, uintptr_t ptr);
+/* Chunks sound and counted (chunk_blocks found by the region walk), the
+ * spare list well formed, pooled + spare == all nodes. */
+bool kheap_nodes_verify(const kheap_t *heap, size_t chunk_blocks, size_t pooled,
+                        const char **why, uintptr_t *where);
 
 /* ---- grow.c ------------------------------------------------------------ */
 

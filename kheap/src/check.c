@@ -15,6 +15,7 @@ typedef struct kh_tally {
     size_t free_blocks, free_bytes, total_bytes;
     size_t runs, runs_with_room, run_slots;
     size_t small_runs, map_leaves;
+    size_t node_chunks, pooled;
 } kh_tally_t;
 
 /* Every block of one region, in address order, against its neighbours. */
@@ -53,8 +54,6 @@ static mm_status_t kh_check_region(kheap_t *heap, const kh_region_t *reg, kh_tal
                 if (!kheap_run_verify(rb, sz, &why))
                     KH_FAIL(MM_REPORT_CORRUPT, why, x, sz, 0);
                 const kh_run_t *run = (const kh_run_t *)rb;
-                if ((b->word & KH_MAP) != 0)
-                    KH_FAIL(MM_REPORT_CORRUPT, "kheap: used block header damaged", x, b->word, sz);
                 if (!run->medium) {
                     if (!kheap_map_test(heap, rb))
                         KH_FAIL(MM_REPORT_CORRUPT, "kheap: small run missing from the run map",
@@ -65,8 +64,12 @@ static mm_status_t kh_check_region(kheap_t *heap, const kh_region_t *reg, kh_tal
                 t->run_slots += run->nused;
                 if (run->nused < run->nslots)
                     t->runs_with_room++;
-            } else if ((b->word & KH_MAP) != 0) {
+            } else if (kh_kind(b) == KH_MAP) {
                 t->map_leaves++; /* kheap_map_verify checks the leaf itself */
+            } else if (kh_kind(b) == KH_NODES) {
+                if (!kheap_nodes_listed(heap, kh_user_of(b)))
+                    KH_FAIL(MM_REPORT_CORRUPT, "kheap: node chunk damaged", x, b->word, sz);
+                t->node_chunks++;
             }
 #if HADRON_MM_HEAP_REDZONES
             else if (!kheap_dbg_guards_ok(b, r)) {
@@ -79,8 +82,16 @@ static mm_status_t kh_check_region(kheap_t *heap, const kh_region_t *reg, kh_tal
             if (*kh_footer_of_end(x + sz) != sz)
                 KH_FAIL(MM_REPORT_CORRUPT, "kheap: free block footer wrong", x,
                         *kh_footer_of_end(x + sz), sz);
-            if (kheap_tree_floor(heap->free_root, x) != b)
+            if ((b->word & ~(KH_SIZE_MASK | KH_BAL_MASK | KH_POOLED)) != 0 ||
+                (kh_pooled(b) && ((b->word & KH_BAL_MASK) != 0 ||
+                                  !kheap_nodes_owns(heap, (uintptr_t)b->link))))
+                KH_FAIL(MM_REPORT_CORRUPT, "kheap: free block header damaged", x, b->word,
+                        b->link);
+            const kh_block_t *node = kh_free_node(b);
+            if (kheap_tree_floor(heap->free_root, x) != node || kt_key(node) != x ||
+                kh_size(node) != sz || kh_pooled(node) != kh_pooled(b))
                 KH_FAIL(MM_REPORT_CORRUPT, "kheap: free block missing from the tree", x, 0, 0);
+            t->pooled += kh_pooled(b);
             t->free_blocks++;
             t->free_bytes += sz;
 #if HADRON_MM_HEAP_REDZONES
@@ -109,7 +120,7 @@ static mm_status_t kh_check_locked(kheap_t *heap, mm_report_t *r)
         KH_FAIL(MM_REPORT_CORRUPT, "kheap: region count wrong", 0, nregions, heap->regions);
     bad = kheap_tree_verify(heap->free_root, &nfree, &why);
     if (bad != NULL)
-        KH_FAIL(MM_REPORT_CORRUPT, why, kh_addr(bad), 0, 0);
+        KH_FAIL(MM_REPORT_CORRUPT, why, kt_key(bad), 0, 0);
 
     /* Class lists of runs with room: well linked, each a run of its class
      * with a free slot; together they must be exactly the runs with room
@@ -133,7 +144,7 @@ static mm_status_t kh_check_locked(kheap_t *heap, mm_report_t *r)
         }
     }
 
-    kh_tally_t t = {0, 0, 0, 0, 0, 0, 0, 0};
+    kh_tally_t t = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     uintptr_t prev_end = 0;
     for (kh_block_t *n = kheap_tree_first(heap->region_root); n != NULL; n = kheap_tree_succ(n)) {
         if (kh_addr(n) < prev_end)
@@ -158,8 +169,15 @@ static mm_status_t kh_check_locked(kheap_t *heap, mm_report_t *r)
     if (t.total_bytes != heap->total_bytes)
         KH_FAIL(MM_REPORT_CORRUPT, "kheap: region byte count wrong", 0, t.total_bytes,
                 heap->total_bytes);
-    /* Only the calling CPU's cache: the others change without the lock. */
     uintptr_t where = 0;
+    if (!kheap_nodes_verify(heap, t.node_chunks, t.pooled, &why, &where))
+        KH_FAIL(MM_REPORT_CORRUPT, why, where, t.pooled, heap->node_total);
+    if (heap->node_chunks != 0 && heap->free_bytes + heap->node_chunk_bytes +
+                                          heap->regions * (size_t)KHEAP_REGION_OVERHEAD ==
+                                      heap->total_bytes)
+        KH_FAIL(MM_REPORT_CORRUPT, "kheap: node chunks kept by an empty heap", 0,
+                heap->node_chunks, 0);
+    /* Only the calling CPU's cache: the others change without the lock. */
     if (!kheap_cache_verify(heap, &why, &where))
         KH_FAIL(MM_REPORT_CORRUPT, why, where, 0, 0);
     return MM_OK;

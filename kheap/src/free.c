@@ -40,8 +40,11 @@ mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
      * head, or a header since merged into one) from anything else. */
     if (blk->link == kh_stale_check(b))
         return MM_ERR_DOUBLE_FREE;
-    if (!kh_used(blk) && kheap_tree_floor(heap->free_root, b) == blk)
-        return MM_ERR_DOUBLE_FREE;
+    if (!kh_used(blk)) {
+        const kh_block_t *fl = kheap_tree_floor(heap->free_root, b);
+        if (fl != NULL && kt_key(fl) == b)
+            return MM_ERR_DOUBLE_FREE;
+    }
     return MM_ERR_BAD_POINTER;
 }
 
@@ -75,14 +78,6 @@ static inline void kh_bury(kh_block_t *h)
 #endif
 }
 
-static void kh_free_insert(kheap_t *heap, kh_block_t *b, uintptr_t size)
-{
-    b->word = (uint64_t)size;
-    kh_set_footer(kh_addr(b) + size, size);
-    kheap_tree_insert(&heap->free_root, b);
-    heap->free_blocks++;
-}
-
 void kheap_release(kheap_t *heap, kh_block_t *b)
 {
     uintptr_t ba = kh_addr(b), size = kh_size(b);
@@ -99,6 +94,7 @@ void kheap_release(kheap_t *heap, kh_block_t *b)
         if (psize < KH_MIN_BLOCK || kh_used(prev) || kh_size(prev) != psize)
             KH_CORRUPT("kheap: footer of the free block below does not match its header", ba,
                        psize, kh_size(prev));
+        kh_block_t *pnode = kh_free_node(prev);
 #if HADRON_MM_HEAP_REDZONES
         kheap_dbg_bury_footer(ba);
 #endif
@@ -106,28 +102,21 @@ void kheap_release(kheap_t *heap, kh_block_t *b)
         uintptr_t total = psize + size;
         if (next_free) {
             total += kh_size(next);
-            kheap_tree_remove(&heap->free_root, next);
-            heap->free_blocks--;
+            kheap_free_del(heap, kh_free_node(next));
             kh_bury(next);
         } else {
             kh_set_prev_free(next, true);
         }
-        kh_set_free_size(prev, total);
-        kh_set_footer(kh_addr(prev) + total, total);
-        kheap_tree_resized(prev);
+        kheap_free_set(heap, pnode, ba - psize, total);
     } else if (next_free) {
         /* b takes over next's tree node: nothing free lies between them. */
-        uintptr_t total = size + kh_size(next);
-        b->word = 0;
-        kheap_tree_replace(&heap->free_root, next, b);
+        kheap_free_set(heap, kh_free_node(next), ba, size + kh_size(next));
         kh_bury(next);
-        kh_set_free_size(b, total);
-        kh_set_footer(ba + total, total);
-        kheap_tree_resized(b);
     } else {
-        kh_free_insert(heap, b, size);
+        kheap_free_add(heap, ba, size);
         kh_set_prev_free(next, true);
     }
+    kheap_nodes_collapse(heap, false);
 }
 
 mm_status_t kheap_free(kheap_t *heap, void *ptr)

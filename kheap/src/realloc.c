@@ -22,15 +22,13 @@ static bool kh_resize_in_place(kheap_t *heap, kh_block_t *b, uintptr_t n)
             return true;
         if (next_free) {
             uintptr_t total = tail + kh_size(next);
-            kh_block_t *r = kh_at(ba + n);
 #if HADRON_MM_HEAP_REDZONES
             kheap_dbg_poison(ba + n, ba + cur);
 #endif
-            r->word = 0;
-            kheap_tree_replace(&heap->free_root, next, r);
-            /* next's old header is now inside r: mark it stale unless r's
-             * own node covers part of it. */
-            if (tail >= sizeof(kh_block_t)) {
+            kh_block_t *r = kheap_free_set(heap, kh_free_node(next), ba + n, total);
+            /* next's old header is now inside the free block: mark it stale
+             * unless the block's own metadata covers part of it. */
+            if (kh_free_meta_end(r) <= kh_addr(next)) {
                 kh_make_stale(next);
 #if HADRON_MM_HEAP_REDZONES
                 kheap_dbg_bury_header(next);
@@ -40,9 +38,6 @@ static bool kh_resize_in_place(kheap_t *heap, kh_block_t *b, uintptr_t n)
                 kheap_dbg_poison(ba + n + sizeof(kh_block_t), kh_addr(next) + sizeof(kh_block_t));
 #endif
             }
-            kh_set_free_size(r, total);
-            kh_set_footer(ba + n + total, total);
-            kheap_tree_resized(r);
             heap->free_bytes += tail;
             kh_set_used(b, n, prev_free);
         } else if (tail >= KH_MIN_BLOCK) {
@@ -67,15 +62,10 @@ static bool kh_resize_in_place(kheap_t *heap, kh_block_t *b, uintptr_t n)
     }
 #endif
     if (rest < KH_MIN_BLOCK) {
-        kheap_tree_remove(&heap->free_root, next);
-        heap->free_blocks--;
+        kheap_free_del(heap, kh_free_node(next));
         kh_set_prev_free(kh_at(na + nsize), false);
     } else {
-        kh_block_t *r = kh_at(na + need);
-        kheap_tree_replace(&heap->free_root, next, r);
-        kh_set_free_size(r, rest);
-        kh_set_footer(na + nsize, rest);
-        kheap_tree_resized(r);
+        kheap_free_set(heap, kh_free_node(next), na + need, rest);
     }
     heap->free_bytes -= need;
     kh_set_used(b, cur + need, prev_free);

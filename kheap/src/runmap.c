@@ -108,7 +108,7 @@ bool kheap_map_verify(const kheap_t *heap, size_t small_runs, const char **why)
                 return false;
             }
             const kh_block_t *b = kh_block_of_user(kh_addr(l));
-            if (!kh_is_valid_used(b) || (b->word & KH_MAP) == 0 ||
+            if (!kh_is_valid_used(b) || kh_kind(b) != KH_MAP ||
                 l->check != kh_map_check(kh_addr(l), l->span) ||
                 (l->span & (KH_MAP_SPAN - 1)) != 0 || kh_map_bucket(l->span) != k) {
                 *why = "kheap: run map leaf damaged";

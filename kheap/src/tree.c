@@ -185,12 +185,12 @@ static void kt_delete_fixup(kh_block_t **root, kh_block_t *x, bool left_shrank)
 
 void kheap_tree_insert(kh_block_t **root, kh_block_t *node)
 {
-    uintptr_t key = kh_addr(node);
+    uintptr_t key = kt_key(node);
     kh_block_t *p = NULL, **slot = root;
     while (*slot != NULL) {
         p = *slot;
-        MM_ASSERT(kh_addr(p) != key);
-        slot = &p->child[key > kh_addr(p)];
+        MM_ASSERT(kt_key(p) != key);
+        slot = &p->child[key > kt_key(p)];
     }
     node->left = node->right = NULL;
     node->lmax = node->rmax = 0;
@@ -338,7 +338,7 @@ kh_block_t *kheap_tree_floor(kh_block_t *x, uintptr_t addr)
 {
     kh_block_t *best = NULL;
     while (x != NULL) {
-        bool below = kh_addr(x) <= addr;
+        bool below = kt_key(x) <= addr;
         best = below ? x : best;
         x = x->child[below];
     }
@@ -388,15 +388,16 @@ static int kt_verify_rec(const kh_block_t *x, const kh_block_t *parent, uintptr_
     } while (0)
     if (depth > 96)
         KT_BAD("kheap: free tree too deep");
-    if ((kh_addr(x) & (KH_GRAN - 1)) != 0 || kh_addr(x) <= lo || kh_addr(x) >= hi)
+    uintptr_t key = kt_key(x);
+    if ((key & (KH_GRAN - 1)) != 0 || key <= lo || key >= hi)
         KT_BAD("kheap: tree node out of address order");
     if (kt_parent(x) != parent)
         KT_BAD("kheap: tree parent link wrong");
     st->count++;
-    int hl = kt_verify_rec(x->left, x, lo, kh_addr(x), depth + 1, st);
+    int hl = kt_verify_rec(x->left, x, lo, key, depth + 1, st);
     if (hl < 0)
         return -1;
-    int hr = kt_verify_rec(x->right, x, kh_addr(x), hi, depth + 1, st);
+    int hr = kt_verify_rec(x->right, x, key, hi, depth + 1, st);
     if (hr < 0)
         return -1;
     if (x->lmax != kt_smax_or0(x->left) || x->rmax != kt_smax_or0(x->right))

@@ -18,7 +18,7 @@ mm_status_t kheap_walk(kheap_t *heap, kheap_walk_fn fn, void *arg)
             if (sz < KH_MIN_BLOCK || sz > limit - x)
                 return MM_ERR_CORRUPT;
             bool run = kh_used(b) && kh_is_run(b);
-            bool internal = kh_used(b) && (b->word & KH_MAP) != 0;
+            bool internal = kh_used(b) && (kh_kind(b) == KH_MAP || kh_kind(b) == KH_NODES);
             kheap_block_info_t info = {
                 .region = reg,
                 .block = b,
@@ -62,6 +62,8 @@ mm_status_t kheap_get_stats(kheap_t *heap, kheap_stats_t *out)
         for (unsigned cls = 0; cls < KHEAP_RUN_CLASSES; cls++)
             s.cached_slots += __atomic_load_n(&heap->cache[cpu].count[cls], __ATOMIC_RELAXED);
 #endif
+    s.node_chunks = heap->node_chunks;
+    s.node_bytes = heap->node_chunk_bytes;
     s.grow_calls = heap->grow_calls;
     s.grow_failures = heap->grow_failures;
 #if HADRON_MM_ALLOC_TRACKING

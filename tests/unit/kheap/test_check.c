@@ -307,9 +307,9 @@ Test(kheap_check_sites, full_run, .init = setup)
     run->magic ^= 1;
     T_CHECK(&heap);
 
-    /* A block is a run or a map leaf, never both. */
+    /* Both kind bits make a node chunk, which this block is not. */
     rb->word |= KH_MAP;
-    r = expect_corrupt(&heap, "kheap: used block header damaged");
+    r = expect_corrupt(&heap, "kheap: node chunk damaged");
     cr_assert_eq(r.found, rb->word);
     rb->word &= ~KH_MAP;
     T_CHECK(&heap);

@@ -16,7 +16,7 @@ static kh_block_t *node_at(uint8_t *arena, size_t i, size_t shift)
 
 static void set_size(kh_block_t *b, uintptr_t size)
 {
-    kh_set_free_size(b, size);
+    kh_node_set_size(b, size);
 }
 
 Test(kheap_tree, random_operations_keep_every_invariant, .timeout = 120)

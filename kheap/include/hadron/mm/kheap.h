@@ -7,7 +7,9 @@
  * not: free blocks live in a balanced search tree keyed by address in which
  * every node also knows the largest block below it, so the lowest fitting
  * block is found by one descent, O(log n) in the number of free blocks, and
- * boundary tags find both neighbours of a freed block in O(1).
+ * boundary tags find both neighbours of a freed block in O(1). Once there
+ * are many free blocks the tree's nodes move out of the blocks into dense
+ * chunks of the heap (kheap_set_node_pool), so a descent stays in cache.
  *
  * Nothing is lost: sizes are rounded to KHEAP_GRANULE, a remainder too small
  * to be a block stays with the allocation it came from, and alignment padding
@@ -133,6 +135,12 @@
  * (a class whose slots exceed it still caches one). */
 #define KHEAP_CACHE_DEPTH 8u
 #define KHEAP_CACHE_CLASS_BYTES 16384u
+/* The node pool (see kheap_set_node_pool): free blocks the heap must have
+ * before it takes a node chunk, and the size range of a chunk (each new
+ * one as big as all before it, within the range). */
+#define KHEAP_NODE_POOL_FROM 16u
+#define KHEAP_NODE_CHUNK_MIN 1024u
+#define KHEAP_NODE_CHUNK_MAX 16384u
 /* Hash buckets of the map that records which pages are small runs (it is
  * how a free recognises a small slot without reading memory it does not
  * own); its leaves, one per 8 MiB span holding small runs, are heap blocks. */
@@ -178,6 +186,8 @@ typedef struct kheap_stats {
     size_t runs;             /* runs (each a used block) */
     size_t run_slots_used;   /* slots in use in them (cached slots included) */
     size_t cached_slots;     /* slots held in CPU caches (a snapshot: other CPUs change it) */
+    size_t node_chunks;      /* blocks holding out-of-line free-tree nodes */
+    size_t node_bytes;       /* ... their bytes (headers included) */
     uint64_t grow_calls;     /* growth callback invocations */
     uint64_t grow_failures;  /* ... that returned no usable memory */
     bool tracking;
@@ -196,7 +206,7 @@ typedef struct kheap_block_info {
     size_t size;        /* block bytes, header included */
     bool used;
     bool run;           /* a run (used) */
-    bool internal;      /* heap metadata, a leaf of the small-run map (used) */
+    bool internal;      /* heap metadata: a leaf of the small-run map or a node chunk (used) */
     void *ptr;          /* caller's used block: the pointer the allocation returned; else NULL */
     size_t usable;      /* used block: kheap_usable_size(ptr); run: slot size; free: 0 */
     size_t run_used;    /* run: slots in use */
@@ -207,6 +217,7 @@ typedef struct kheap_block_info {
 typedef bool (*kheap_walk_fn)(void *arg, const kheap_block_info_t *info);
 
 struct kh_block;
+struct kh_node_chunk;
 struct kh_run;
 struct kh_map_leaf;
 
@@ -239,6 +250,11 @@ typedef struct kheap {
     struct kh_run *partial[KHEAP_RUN_CLASSES]; /* runs with a free slot, per class */
     struct kh_map_leaf *map[KHEAP_MAP_BUCKETS]; /* which pages are small runs */
     size_t map_leaves;
+    bool node_pool;                    /* free-tree nodes may go out of line */
+    bool node_collapsing;              /* chunks being freed: no pool nodes handed out */
+    struct kh_block *node_spare;       /* spare pool nodes, linked through their link word */
+    struct kh_node_chunk *node_chunk;  /* the chunks, newest first */
+    size_t node_spares, node_total, node_chunks, node_chunk_bytes;
 #if HADRON_MM_KHEAP_CPU_CACHES > 0
     bool cpu_caches;              /* frees fill the caches (pops never need it) */
     bool cache_seen;              /* caches were ever on: frees check for cached slots */
@@ -288,6 +304,21 @@ mm_status_t kheap_set_grow(kheap_t *heap, kheap_grow_fn grow, kheap_self_fn self
  * build). Takes the lock. O(1).
  */
 mm_status_t kheap_set_small_runs(kheap_t *heap, bool on);
+
+/*
+ * Turn the node pool on or off. With it, once the heap has
+ * KHEAP_NODE_POOL_FROM free blocks, the free tree's nodes move out of the
+ * free blocks into dense chunks (heap blocks of their own, reported as
+ * internal by kheap_walk and counted in the statistics): a search then
+ * reads a few cache lines and pages instead of one cold block per tree
+ * level. Placement is unchanged (a chunk is itself placed first fit), and
+ * a heap that holds nothing frees its chunks, so each region is again one
+ * free block. Off, every node lives in its block and the chunks are freed
+ * at once. kheap_init turns it on. Errors: MM_ERR_INVALID (heap NULL),
+ * MM_ERR_STATE (not initialised). Takes the lock. O(1) on; off, O(free
+ * blocks) to move the nodes back.
+ */
+mm_status_t kheap_set_node_pool(kheap_t *heap, bool on);
 
 /*
  * Turn this heap's per-CPU caches on or off (see the top of this file).
