@@ -136,8 +136,12 @@ void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align
      * memory) the request needs. */
     if (blk == NULL && kheap_cache_flush_locked(heap) != 0)
         return kheap_alloc_locked(heap, req, n, align);
-    if (blk == NULL)
+    if (blk == NULL) {
+        /* The chunk this call may have taken could be all the heap holds
+         * (free regions only): an empty heap keeps none. */
+        kheap_nodes_collapse(heap, false);
         return NULL;
+    }
 #if HADRON_MM_HEAP_REDZONES
     kheap_dbg_arm(blk, req, 0);
 #endif

@@ -356,3 +356,19 @@ Test(kheap_nodes, bad_calls)
     cr_assert_eq(kheap_set_node_pool(&h, true), MM_ERR_STATE);
     cr_assert_eq(kheap_set_node_pool(&h, false), MM_ERR_STATE);
 }
+
+Test(kheap_nodes, a_failed_allocation_keeps_no_chunk)
+{
+    /* Free regions only (no used block separates them): an allocation that
+     * cannot be served may take a chunk first, which must not outlive the
+     * failure, or the empty heap would not be one free block per region. */
+    kheap_t h;
+    cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
+    for (unsigned i = 0; i < KHEAP_NODE_POOL_FROM + 1; i++)
+        cr_assert_eq(kheap_add_region(&h, t_arena(4096), 4096), MM_OK);
+    cr_assert_geq(stats_of(&h).free_blocks, KHEAP_NODE_POOL_FROM);
+    cr_assert_null(kheap_alloc(&h, 8192, 0));
+    cr_assert_eq(stats_of(&h).node_chunks, 0);
+    T_CHECK(&h);
+    t_assert_all_free(&h);
+}
