@@ -1,7 +1,7 @@
 /*
  * kheap-bench: the kernel heap against glibc malloc, mimalloc (when
- * installed) and a re-implementation of the reference list allocator, in
- * one process, on one deterministic trace.
+ * installed), a re-implementation of the reference list allocator and TLSF,
+ * in one process, on one deterministic trace.
  *
  * Trace: N live objects (N = 1,000 / 10,000 / 100,000). Each step frees a
  * random live object and allocates a new one in its slot. Sizes: 70% 16-256
@@ -14,9 +14,12 @@
  * and 50,000 steps at N = 10,000, each allocator in a fresh child process.
  * Footprint: kheap, the bytes its growth callback handed out; glibc,
  * mallinfo2 arena + mmapped bytes; mimalloc, committed bytes; the reference,
- * its high-water mark. The figure is chaotic in the trace (any change of
- * placement moves it by +-0.01), so it is also given as mean, min and max
- * over 8 further traces of the same distribution (`frag-variants` lines);
+ * its high-water mark; TLSF, the offset from its pool's start (control
+ * structure included) of the end of the highest block it ever handed out,
+ * plus the end sentinel: the part of its pool it has touched, which it never
+ * gives back. The figure is chaotic in the trace (any change of placement
+ * moves it by +-0.01), so it is also given as mean, min and max over 8
+ * further traces of the same distribution (`frag-variants` lines);
  * kheap's arena is 1 GiB-aligned so the address-space layout cannot move it.
  *
  * The reference ("seed") allocator is the seed's kernel heap as DESIGN.md
@@ -24,6 +27,19 @@
  * fit, sizes not rounded, front padding and tails too small for a hole
  * dropped (leaked), sized free inserting and merging by walking the list.
  * It is slow, so it runs fewer steps, at N = 1,000 and 10,000 only.
+ *
+ * The TLSF baseline ("tlsf", tlsf_ref.c) is Matthew Conte's tlsf.c: 32
+ * second-level lists per power of two (blocks under 512 bytes in 32 exact
+ * 16-byte classes), bitmaps searched with ctz/clz, good fit (requests
+ * rounded up to the next list, head of the first non-empty list taken),
+ * boundary tags, merging on free, 8 bytes per block; 16-byte alignment as
+ * kheap and glibc give (tlsf.c uses 8 on 64-bit); one pool of 16 GiB
+ * reserved with MAP_NORESERVE, page-aligned, so aligned placement does not
+ * depend on the address-space layout. Before timing, the bench runs it on a
+ * small trace and exits non-zero unless every block was aligned as asked,
+ * no live blocks overlapped or were written by the allocator, its lists and
+ * boundary tags stayed consistent and freeing everything left one free
+ * block: its figures are those of a correct allocator.
  *
  * mimalloc is opened with dlopen(RTLD_LOCAL) and called through mi_*: linked
  * normally, its exported malloc would replace glibc's for the whole process.
@@ -52,6 +68,7 @@
 #include <hadron/mm/kheap.h>
 
 #include "host_hooks.h" /* the kernel's hooks, as for the other benches */
+#include "tlsf_ref.h"
 
 /* ---- the trace ---------------------------------------------------------- */
 
@@ -398,6 +415,50 @@ static void seed_teardown(void)
     madvise(seed_arena, seed_arena_size, MADV_DONTNEED);
 }
 
+/* TLSF: one fixed pool, as a kernel hands TLSF a region; large enough that
+ * it never runs out, so no pool is ever added. */
+static tlsf_ref_t *tl;
+static uint8_t *tl_arena;
+static const size_t tl_arena_size = (size_t)16 << 30;
+
+static void tl_setup(void)
+{
+    if (tl_arena == NULL) {
+        tl_arena = mmap(NULL, tl_arena_size, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (tl_arena == MAP_FAILED) {
+            perror("mmap");
+            exit(1);
+        }
+    }
+    tl = tlsf_ref_create(tl_arena, tl_arena_size);
+    if (tl == NULL) {
+        fprintf(stderr, "tlsf: cannot create the pool\n");
+        exit(1);
+    }
+}
+
+static void *tl_alloc(size_t size, size_t align)
+{
+    return align != 0 ? tlsf_ref_memalign(tl, align, size) : tlsf_ref_malloc(tl, size);
+}
+
+static void tl_free(void *p, size_t size)
+{
+    (void)size;
+    tlsf_ref_free(tl, p);
+}
+
+static size_t tl_footprint(void)
+{
+    return tlsf_ref_high_water(tl);
+}
+
+static void tl_teardown(void)
+{
+    madvise(tl_arena, tl_arena_size, MADV_DONTNEED);
+}
+
 static const allocator_t A_KHEAP = {"kheap", kh_setup, kh_alloc, kh_free, kh_footprint, kh_teardown};
 static const allocator_t A_KHEAPC = {"kheap-cached", khc_setup, kh_alloc, kh_free, kh_footprint,
                                      kh_teardown};
@@ -409,6 +470,7 @@ static const allocator_t A_MI = {"mimalloc", mi_setup, mi_alloc, mi_free_, mi_fo
                                  mi_teardown};
 static const allocator_t A_SEED = {"reference", seed_setup, seed_alloc, seed_free, seed_footprint,
                                    seed_teardown};
+static const allocator_t A_TLSF = {"tlsf", tl_setup, tl_alloc, tl_free, tl_footprint, tl_teardown};
 
 /* ---- running ------------------------------------------------------------ */
 
@@ -537,6 +599,184 @@ static double frag(const allocator_t *a, const step_t *t, uint32_t n, size_t ste
     return r;
 }
 
+/* ---- TLSF self-check ---------------------------------------------------- */
+
+/* TLSF is re-implemented here, so before its figures are shown the bench
+ * checks that it is a correct allocator. On a small trace (fill + 20,000
+ * steps at N = 1,000, then a sweep of alignments) every block must be
+ * 16-byte aligned and aligned as asked, no two live blocks may overlap, no
+ * byte a caller may use may change while the block is live (the allocator
+ * must not write there), the lists and boundary tags must stay consistent,
+ * and freeing everything must leave the pool one free block. Small because
+ * the overlap check keeps the live blocks in a sorted array. */
+enum { CHECK_N = 1000, CHECK_STEPS = 20000, CHECK_EVERY = 500 };
+
+/* Around the minimum block, the 512-byte class boundary and past the
+ * trace's largest request. */
+static const size_t check_sizes[] = {1, 16, 24, 500, 4000, 70000};
+#define CHECK_SIZES (sizeof(check_sizes) / sizeof(check_sizes[0]))
+/* Alignments 8 B .. 1 MiB: 2^3 .. 2^20. */
+#define CHECK_ALIGNS 18
+#define CHECK_SWEEP (CHECK_ALIGNS * CHECK_SIZES)
+
+typedef struct check_block {
+    uint8_t *p;
+    size_t usable;
+    uint8_t fill;
+} check_block_t;
+
+typedef struct live_range {
+    uintptr_t start, end;
+} live_range_t;
+
+static live_range_t check_live[CHECK_N + CHECK_SWEEP];
+static size_t check_live_count;
+static uint8_t check_next_fill;
+
+static _Noreturn void check_fail(const char *why)
+{
+    fprintf(stderr, "kheap-bench: tlsf self-check failed: %s\n", why);
+    exit(1);
+}
+
+/* Index of the first live range starting at or after `start`. */
+static size_t live_lower_bound(uintptr_t start)
+{
+    size_t lo = 0, hi = check_live_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (check_live[mid].start < start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void live_add(uintptr_t start, uintptr_t end)
+{
+    size_t i = live_lower_bound(start);
+    if ((i > 0 && check_live[i - 1].end > start) ||
+        (i < check_live_count && check_live[i].start < end))
+        check_fail("two live blocks overlap");
+    memmove(&check_live[i + 1], &check_live[i], (check_live_count - i) * sizeof(check_live[0]));
+    check_live[i] = (live_range_t){start, end};
+    check_live_count++;
+}
+
+static void live_remove(uintptr_t start)
+{
+    size_t i = live_lower_bound(start);
+    if (i == check_live_count || check_live[i].start != start)
+        check_fail("a block freed was not live");
+    check_live_count--;
+    memmove(&check_live[i], &check_live[i + 1], (check_live_count - i) * sizeof(check_live[0]));
+}
+
+static void check_structure(void)
+{
+    tlsf_ref_stats_t st;
+    const char *why = tlsf_ref_check(tl, &st);
+    if (why != NULL)
+        check_fail(why);
+}
+
+/* The whole usable size is claimed and filled, not just the request: TLSF
+ * lends the block's last 8 bytes from the next header (its prev_phys), and
+ * that word must stay the caller's while the block is live. */
+static check_block_t check_alloc(const allocator_t *a, size_t size, size_t align)
+{
+    uint8_t *p = a->alloc(size, align);
+    if (p == NULL)
+        check_fail("out of memory");
+    const uintptr_t at = (uintptr_t)p;
+    if (at % 16 != 0)
+        check_fail("block not 16-byte aligned");
+    if (align != 0 && at % align != 0)
+        check_fail("block not aligned as asked");
+    check_block_t b = {p, tlsf_ref_usable_size(p), check_next_fill++};
+    if (b.usable < size)
+        check_fail("block smaller than asked");
+    if (at < (uintptr_t)tl_arena || at + b.usable > (uintptr_t)tl_arena + tl_footprint())
+        check_fail("block outside the footprint");
+    live_add(at, at + b.usable);
+    memset(p, b.fill, b.usable);
+    return b;
+}
+
+static void check_release(const allocator_t *a, const check_block_t *b)
+{
+    for (size_t i = 0; i < b->usable; i++)
+        if (b->p[i] != b->fill)
+            check_fail("a live block changed under its owner");
+    live_remove((uintptr_t)b->p);
+    a->free(b->p, b->usable);
+}
+
+/* Alignments the trace never asks for, with the trace's blocks live; every
+ * other one freed first, so the rest merge on both sides. */
+static size_t check_alignment_sweep(const allocator_t *a)
+{
+    static check_block_t sweep[CHECK_SWEEP];
+    size_t n = 0;
+    for (size_t align = 8; align <= (size_t)1 << 20; align <<= 1)
+        for (size_t k = 0; k < CHECK_SIZES; k++)
+            sweep[n++] = check_alloc(a, check_sizes[k], align);
+    check_structure();
+    for (size_t i = 1; i < n; i += 2)
+        check_release(a, &sweep[i]);
+    check_structure();
+    for (size_t i = 0; i < n; i += 2)
+        check_release(a, &sweep[i]);
+    return n;
+}
+
+/* With nothing live, the walk must find a single free block from the pool
+ * start to the end sentinel, which covers every byte ever touched. */
+static void check_pool_whole(void)
+{
+    tlsf_ref_stats_t st;
+    const char *why = tlsf_ref_check(tl, &st);
+    if (why != NULL)
+        check_fail(why);
+    if (st.blocks != 1 || st.free_blocks != 1 || st.largest_free != st.pool_bytes)
+        check_fail("freeing everything did not leave one free block");
+    if (tl_footprint() > st.end_offset)
+        check_fail("footprint past the end of the pool");
+}
+
+static void tlsf_self_check(void)
+{
+    const allocator_t *a = &A_TLSF;
+    static check_block_t slot[CHECK_N];
+    step_t *t = make_trace(CHECK_N, CHECK_STEPS);
+    size_t aligned = 0;
+    a->setup();
+    check_live_count = 0;
+    for (uint32_t i = 0; i < CHECK_N; i++) {
+        slot[i] = check_alloc(a, t[i].size, t[i].align);
+        aligned += t[i].align != 0;
+    }
+    for (size_t i = 0; i < CHECK_STEPS; i++) {
+        const step_t *s = &t[CHECK_N + i];
+        check_release(a, &slot[s->victim]);
+        slot[s->victim] = check_alloc(a, s->size, s->align);
+        aligned += s->align != 0;
+        if (i % CHECK_EVERY == 0)
+            check_structure();
+    }
+    const size_t swept = check_alignment_sweep(a);
+    for (uint32_t i = 0; i < CHECK_N; i++)
+        check_release(a, &slot[i]);
+    check_pool_whole();
+    const size_t touched = a->footprint();
+    a->teardown();
+    free(t);
+    printf("tlsf self-check: ok (N=%d + %d steps with %zu aligned requests, then %zu at 8 B..1 MiB "
+           "alignment; all freed: one free block; %zu KiB touched)\n",
+           CHECK_N, CHECK_STEPS, aligned, swept, touched >> 10);
+}
+
 /* `kheap-bench <allocator> <N> [batches]`: time that one case only, for a
  * profiler (perf record -- kheap-bench kheap 100000 40). */
 static int profile_one(const allocator_t *const *all, int na, const char *name, const char *nstr,
@@ -554,6 +794,8 @@ static int profile_one(const allocator_t *const *all, int na, const char *name, 
             fprintf(stderr, "kheap-bench: mimalloc not available\n");
             return 2;
         }
+        if (all[i] == &A_TLSF)
+            tlsf_self_check();
         const size_t batch = 50000, warm = n < 20000 ? 20000 : (size_t)n;
         step_t *t = make_trace((uint32_t)n, warm + (size_t)runs * batch);
         double ns = time_pairs(all[i], t, (uint32_t)n, warm, batch, (int)runs);
@@ -570,19 +812,23 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     static const uint32_t ns_[] = {1000, 10000, 100000};
     static const char *const tag[] = {"1k", "10k", "100k"};
-    enum { NA = 6 };
-    const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI, &A_SEED, &A_KHEAPC};
+    /* Positions in all[]: the table's rows, in this order. */
+    enum { KHEAP, KHEAP_EXACT, GLIBC, MIMALLOC, SEED, KHEAP_CACHED, TLSF, NA };
+    const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI,
+                                  &A_SEED,  &A_KHEAPC, &A_TLSF};
     if (argc >= 3)
         return profile_one(all, NA, argv[1], argv[2], argc >= 4 ? argv[3] : NULL);
     const size_t batch = 50000, runs = 7, frag_steps = 50000;
     const size_t seed_batch[] = {2000, 300}, seed_runs = 5;
-    bool have[NA] = {true, true, true, mi_load(), true, true};
+    bool have[NA] = {true, true, true, mi_load(), true, true, true};
 
     printf("kheap-bench: ns per free+allocate pair, median of %zu batches of %zu steps after N "
            "warm-up steps (reference: %zu batches of %zu / %zu steps);\n"
            "fragmentation = peak footprint / peak live bytes over fill + %zu steps at N=10k.\n"
            "kheap: default (runs on for requests up to 4 KiB); kheap-exact: runs off, address-ordered first "
-           "fit for every request; kheap-cached: default plus per-CPU caches.\n",
+           "fit for every request; kheap-cached: default plus per-CPU caches;\n"
+           "tlsf: Conte's TLSF (bench/tlsf_ref.c), 32 second-level lists, 16-byte alignment, one "
+           "16 GiB pool.\n",
            runs, batch, seed_runs, seed_batch[0], seed_batch[1], frag_steps);
 
     /* Fragmentation first, each in a fresh child, before this process
@@ -601,7 +847,7 @@ int main(int argc, char **argv)
     for (uint64_t v = 1; v <= VARIANTS; v++) {
         step_t *tv = make_trace_variant(10000, frag_steps, v);
         for (int i = 0; i < NA; i++) {
-            if (!have[i] || all[i] == &A_SEED)
+            if (!have[i] || i == SEED)
                 continue;
             double f = frag(all[i], tv, 10000, frag_steps);
             fr_sum[i] += f;
@@ -611,6 +857,10 @@ int main(int argc, char **argv)
         free(tv);
     }
 
+    /* Before any timing: the TLSF figures below are only worth printing if
+     * it is a correct allocator (exits if not). */
+    tlsf_self_check();
+
     double res[NA][3];
     for (int k = 0; k < 3; k++) {
         uint32_t n = ns_[k];
@@ -619,7 +869,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < NA; i++) {
             if (!have[i])
                 res[i][k] = -1;
-            else if (all[i] == &A_SEED)
+            else if (i == SEED)
                 res[i][k] = k < 2 ? time_pairs(all[i], t, n, n, seed_batch[k], (int)seed_runs) : -1;
             else
                 res[i][k] = time_pairs(all[i], t, n, warm, batch, (int)runs);
@@ -642,24 +892,27 @@ int main(int argc, char **argv)
             printf(" %8.3f\n", fr[i]);
     }
     for (int k = 0; k < 3; k++)
-        printf("ratio kheap.pair.%s %.1f %.1f %.2f\n", tag[k], res[0][k], res[2][k],
-               res[2][k] / res[0][k]);
+        printf("ratio kheap.pair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP][k], res[GLIBC][k],
+               res[GLIBC][k] / res[KHEAP][k]);
     for (int k = 0; k < 3; k++)
-        printf("ratio kheap-exact.pair.%s %.1f %.1f %.2f\n", tag[k], res[1][k], res[2][k],
-               res[2][k] / res[1][k]);
+        printf("ratio kheap-exact.pair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP_EXACT][k],
+               res[GLIBC][k], res[GLIBC][k] / res[KHEAP_EXACT][k]);
     for (int k = 0; k < 3; k++)
-        printf("ratio kheap-cached.pair.%s %.1f %.1f %.2f\n", tag[k], res[5][k], res[2][k],
-               res[2][k] / res[5][k]);
-    if (have[3])
+        printf("ratio kheap-cached.pair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP_CACHED][k],
+               res[GLIBC][k], res[GLIBC][k] / res[KHEAP_CACHED][k]);
+    if (have[MIMALLOC])
         for (int k = 0; k < 3; k++)
-            printf("ratio kheap.mipair.%s %.1f %.1f %.2f\n", tag[k], res[0][k], res[3][k],
-                   res[3][k] / res[0][k]);
+            printf("ratio kheap.mipair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP][k],
+                   res[MIMALLOC][k], res[MIMALLOC][k] / res[KHEAP][k]);
     for (int k = 0; k < 2; k++)
-        printf("ratio kheap.seedpair.%s %.1f %.1f %.2f\n", tag[k], res[0][k], res[4][k],
-               res[4][k] / res[0][k]);
+        printf("ratio kheap.seedpair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP][k], res[SEED][k],
+               res[SEED][k] / res[KHEAP][k]);
     for (int k = 0; k < 2; k++)
-        printf("ratio kheap-exact.seedpair.%s %.1f %.1f %.2f\n", tag[k], res[1][k], res[4][k],
-               res[4][k] / res[1][k]);
+        printf("ratio kheap-exact.seedpair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP_EXACT][k],
+               res[SEED][k], res[SEED][k] / res[KHEAP_EXACT][k]);
+    for (int k = 0; k < 3; k++)
+        printf("ratio kheap.tlsfpair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP][k], res[TLSF][k],
+               res[TLSF][k] / res[KHEAP][k]);
     for (int i = 0; i < NA; i++) {
         if (have[i])
             printf("frag %s %.3f\n", all[i]->name, fr[i]);
@@ -667,7 +920,7 @@ int main(int argc, char **argv)
             printf("# %s not available (libmimalloc-dev not installed): skipped\n", all[i]->name);
     }
     for (int i = 0; i < NA; i++)
-        if (have[i] && all[i] != &A_SEED)
+        if (have[i] && i != SEED)
             printf("frag-variants %s mean %.3f min %.3f max %.3f over %d other traces\n",
                    all[i]->name, fr_sum[i] / VARIANTS, fr_min[i], fr_max[i], VARIANTS);
     return 0;
