@@ -16,7 +16,9 @@
  *
  * A free block continues with its tree links (left, right, and the largest
  * block of each subtree in granules) and ends with a footer holding its size
- * (the lower half of the boundary tag). The next block's header has
+ * (the lower half of the boundary tag). Once the heap has a node pool
+ * (nodes.c) the links usually live out of line instead: the header word
+ * then carries KH_POOLED and the link word points at the node. The next block's header has
  * KH_PREV_FREE while this one is free, so a freed block finds its lower
  * neighbour through the footer in O(1) and its upper one at block + size.
  *

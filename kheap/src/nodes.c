@@ -12,8 +12,8 @@
  * pool only if one is spare; otherwise the block holds its own node, as
  * every free block can (KH_MIN_BLOCK). Such a node moves into the pool the
  * next time its block changes while the pool has a spare. Chunks are heap
- * blocks like map leaves, taken before an allocation when the pool is dry
- * (kheap_nodes_refill) and freed when the heap holds nothing else.
+ * blocks like runs and map leaves, taken before an allocation when the pool
+ * is dry (kheap_nodes_refill) and freed when the heap holds nothing else.
  */
 #include "block.h"
 
@@ -116,7 +116,10 @@ void kheap_nodes_refill(kheap_t *heap)
         bytes = KHEAP_NODE_CHUNK_MIN;
     if (bytes > KHEAP_NODE_CHUNK_MAX)
         bytes = KHEAP_NODE_CHUNK_MAX;
-    kh_block_t *b = kheap_carve_locked(heap, kh_block_size_for(bytes), KH_GRAN);
+    /* Placed like a run (the snuggest of the first few holes that hold it),
+     * for the same reason: it is the heap's own block, and cutting it from
+     * the lowest big hole would cut up the holes large requests need. */
+    kh_block_t *b = kheap_carve_run_locked(heap, kh_block_size_for(bytes), KH_GRAN);
     if (b == NULL)
         return;
     b->word |= KH_NODES;

@@ -12,7 +12,9 @@
  *
  * The parent pointer lives in the header's link word and the balance factor
  * in the top byte of the size word, so a free block needs just 40 bytes of
- * node.
+ * node. A node is either its block (key: its own address) or a pooled node
+ * out of line (key: the block address it holds, kt_key); the tree code does
+ * not care which.
  */
 #include "block.h"
 

@@ -1,7 +1,7 @@
 /*
  * kheap node pool (kheap/src/nodes.c): once the heap has enough free
  * blocks, their tree nodes move into dense chunks. Placement must stay
- * exactly address-ordered first fit (a chunk is placed first fit too), a
+ * exactly address-ordered first fit for the caller's blocks, a
  * heap that holds nothing must give its chunks back, a heap with no room
  * for a chunk must keep working with nodes in the blocks, and kheap_check
  * must see damage to pooled nodes, spares and chunks.
@@ -86,7 +86,8 @@ Test(kheap_nodes, a_chunk_comes_with_enough_free_blocks)
     chunk_list_t l = chunks_of(&h);
     cr_assert_eq(l.n, 1, "the walker reports the chunk as internal");
     cr_assert_eq(l.size[0], st.node_bytes);
-    cr_assert_eq(l.at[0], (uintptr_t)a - T_USER_OFF, "the chunk is placed first fit");
+    cr_assert_eq(l.at[0], (uintptr_t)a - T_USER_OFF,
+                 "the chunk takes the snuggest hole that holds it, not the region's rest");
     T_CHECK(&h);
 
     /* Everything freed: the chunk goes too, and the region is whole. */
@@ -102,8 +103,8 @@ Test(kheap_nodes, a_chunk_comes_with_enough_free_blocks)
 }
 
 /* Remove a chunk the heap placed from the model's free intervals: it must
- * lie inside one of them and start where one starts (first fit of a
- * granule-aligned block). */
+ * lie inside one of them and start where one starts (a chunk is placed like
+ * a run: at the start of one of the first holes that hold it). */
 static void tm_take_chunk(t_model_t *m, uintptr_t at, size_t size)
 {
     for (size_t i = 0; i < m->niv; i++) {
@@ -369,6 +370,27 @@ Test(kheap_nodes, a_failed_allocation_keeps_no_chunk)
     cr_assert_geq(stats_of(&h).free_blocks, KHEAP_NODE_POOL_FROM);
     cr_assert_null(kheap_alloc(&h, 8192, 0));
     cr_assert_eq(stats_of(&h).node_chunks, 0);
+    T_CHECK(&h);
+    t_assert_all_free(&h);
+}
+
+Test(kheap_nodes, check_sees_chunks_kept_by_an_empty_heap)
+{
+    kheap_t h;
+    void *keep[48];
+    pooled_heap(&h, keep);
+    /* Free everything with the automatic release held off, as a heap whose
+     * last free forgot its chunks would be. */
+    h.node_collapsing = true;
+    for (unsigned i = 1; i < 48; i += 2)
+        cr_assert_eq(kheap_free(&h, keep[i]), MM_OK);
+    h.node_collapsing = false;
+    mm_report_t r;
+    cr_assert_eq(kheap_check(&h, &r), MM_ERR_CORRUPT);
+    cr_assert_str_eq(r.message, "kheap: node chunks kept by an empty heap");
+    cr_assert_eq(r.found, 1);
+    /* Turning the pool off frees them: the heap is whole again. */
+    cr_assert_eq(kheap_set_node_pool(&h, false), MM_OK);
     T_CHECK(&h);
     t_assert_all_free(&h);
 }

@@ -140,7 +140,7 @@
  * one as big as all before it, within the range). */
 #define KHEAP_NODE_POOL_FROM 16u
 #define KHEAP_NODE_CHUNK_MIN 1024u
-#define KHEAP_NODE_CHUNK_MAX 16384u
+#define KHEAP_NODE_CHUNK_MAX 4096u
 /* Hash buckets of the map that records which pages are small runs (it is
  * how a free recognises a small slot without reading memory it does not
  * own); its leaves, one per 8 MiB span holding small runs, are heap blocks. */
@@ -311,9 +311,9 @@ mm_status_t kheap_set_small_runs(kheap_t *heap, bool on);
  * free blocks into dense chunks (heap blocks of their own, reported as
  * internal by kheap_walk and counted in the statistics): a search then
  * reads a few cache lines and pages instead of one cold block per tree
- * level. Placement is unchanged (a chunk is itself placed first fit), and
- * a heap that holds nothing frees its chunks, so each region is again one
- * free block. Off, every node lives in its block and the chunks are freed
+ * level. Placement of the caller's blocks is unchanged (a chunk is placed
+ * like a run, at the start of a free block), and a heap that holds nothing
+ * frees its chunks, so each region is again one free block. Off, every node lives in its block and the chunks are freed
  * at once. kheap_init turns it on. Errors: MM_ERR_INVALID (heap NULL),
  * MM_ERR_STATE (not initialised). Takes the lock. O(1) on; off, O(free
  * blocks) to move the nodes back.
