@@ -416,7 +416,8 @@ mm_status_t kheap_get_stats(kheap_t *heap, kheap_stats_t *out);
  * first problem in *report (may be NULL) and no panic; of the CPU caches
  * it checks the calling CPU's (each slot in use, of its class, unwritten); MM_ERR_INVALID /
  * MM_ERR_STATE for a NULL / uninitialised heap. Takes the lock for the whole
- * walk. O(n log n) in blocks (O(bytes) with heap_redzones).
+ * walk. O(n log n) in blocks (O(bytes) with heap_redzones), plus
+ * O(node chunks) per free block whose node is pooled.
  */
 mm_status_t kheap_check(kheap_t *heap, mm_report_t *report);
 
