@@ -63,6 +63,10 @@ static inline uint64_t fz_u64(fz_in_t *in)
 #define FZ_NOCOV
 #endif
 
+/* libFuzzer's entry points, which each harness defines. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 /* Set from HADRON_FUZZ_TRACE by fz_init(). */
 extern int fz_trace;
 

@@ -1320,9 +1320,6 @@ static void run_op(fz_in_t *in)
     verify((op & 15) == 13 || (op & 15) == 14);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;

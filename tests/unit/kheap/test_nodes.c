@@ -315,6 +315,8 @@ Test(kheap_nodes, check_sees_damaged_pool_metadata)
     kh_pnode_t *node = (kh_pnode_t *)(uintptr_t)hole->link;
     node->at += KH_GRAN; /* the node names another block */
     cr_assert_eq(kheap_check(&h, &r), MM_ERR_CORRUPT);
+    cr_assert_str_eq(r.message, "kheap: free block missing from the tree");
+    cr_assert_eq(r.address, kh_addr(hole));
     node->at -= KH_GRAN;
     T_CHECK(&h);
 
