@@ -44,6 +44,25 @@
 #include <hadron/mm/hooks.h>
 #include <hadron/mm/kheap.h>
 
+/* The heap's internal functions are private to its one translation unit
+ * (kheap.c includes every source file), so the compiler sees all their
+ * callers and inlines the hot ones, as link-time optimisation would. A test
+ * that includes this header for its layouts sees plain declarations. The
+ * tree functions stay external: test_tree.c drives them directly. Some
+ * builds leave some of them unused (no runs with heap_redzones, no caches
+ * with kheap_cpu_caches = 0), hence `unused`. */
+#ifdef KHEAP_UNITY
+#define KH_PRIVATE static __attribute__((unused))
+/* On every allocation's or free's path: worth inlining. */
+#define KH_HOT KH_PRIVATE inline
+/* Growth and retries: kept out of line so the fast path stays small. */
+#define KH_COLD KH_PRIVATE __attribute__((noinline, cold))
+#else
+#define KH_PRIVATE
+#define KH_HOT
+#define KH_COLD
+#endif
+
 #define KH_GRAN ((uintptr_t)KHEAP_GRANULE)
 #define KH_HDR ((uintptr_t)16)
 /* Header + tree links + footer of a free block. */
@@ -373,33 +392,33 @@ const kh_block_t *kheap_tree_verify(const kh_block_t *root, size_t *count, const
 
 /* A new free block [at, at + size): a pooled node if one is spare, else
  * its own. */
-void kheap_free_add(kheap_t *heap, uintptr_t at, uintptr_t size);
+KH_PRIVATE void kheap_free_add(kheap_t *heap, uintptr_t at, uintptr_t size);
 /* Remove the free block of `node` (its memory is being taken or merged). */
-void kheap_free_del(kheap_t *heap, kh_block_t *node);
+KH_PRIVATE void kheap_free_del(kheap_t *heap, kh_block_t *node);
 /* The free block of `node` now spans [at, at + size), with no other free
  * block between its old start and `at`. Moves the node into the pool when
  * one is spare (else into the block at its new start); returns the node. */
-kh_block_t *kheap_free_set(kheap_t *heap, kh_block_t *node, uintptr_t at, uintptr_t size);
+KH_PRIVATE kh_block_t *kheap_free_set(kheap_t *heap, kh_block_t *node, uintptr_t at, uintptr_t size);
 /* Before an allocation: a new node chunk when the pool has run dry and the
  * tree is big enough to gain from one. Failure only means no chunk. */
-void kheap_nodes_refill(kheap_t *heap);
+KH_PRIVATE void kheap_nodes_refill(kheap_t *heap);
 /* Every node back into its block and every chunk freed, when nothing but
  * chunks is in use (or `force`): a heap that holds nothing is one free
  * block per region. */
-void kheap_nodes_collapse(kheap_t *heap, bool force);
+KH_PRIVATE void kheap_nodes_collapse(kheap_t *heap, bool force);
 /* Whether `base` (a used block's user pointer) is a listed, sound chunk. */
-bool kheap_nodes_listed(const kheap_t *heap, uintptr_t base);
+KH_PRIVATE bool kheap_nodes_listed(const kheap_t *heap, uintptr_t base);
 /* Whether ptr is a node slot inside one of the heap's chunks. */
-bool kheap_nodes_owns(const kheap_t *heap, uintptr_t ptr);
+KH_PRIVATE bool kheap_nodes_owns(const kheap_t *heap, uintptr_t ptr);
 /* Chunks sound and counted (chunk_blocks found by the region walk), the
  * spare list well formed, pooled + spare == all nodes. */
-bool kheap_nodes_verify(const kheap_t *heap, size_t chunk_blocks, size_t pooled,
+KH_PRIVATE bool kheap_nodes_verify(const kheap_t *heap, size_t chunk_blocks, size_t pooled,
                         const char **why, uintptr_t *where);
 
 /* ---- grow.c ------------------------------------------------------------ */
 
 /* Region containing addr, or NULL. Lock held. */
-kh_region_t *kheap_region_find(kheap_t *heap, uintptr_t addr);
+KH_HOT kh_region_t *kheap_region_find(kheap_t *heap, uintptr_t addr);
 static inline uintptr_t kh_region_end(const kh_region_t *r)
 {
     return kh_addr(r) + kh_size(&r->node);
@@ -408,24 +427,24 @@ static inline kh_block_t *kh_region_first(const kh_region_t *r)
 {
     return kh_at(kh_addr(r) + KH_REGION_DESC);
 }
-mm_status_t kheap_add_region_locked(kheap_t *heap, uintptr_t base, size_t size);
-mm_status_t kheap_validate_region(uintptr_t base, size_t size, uintptr_t *b_out, uintptr_t *s_out);
+KH_PRIVATE mm_status_t kheap_add_region_locked(kheap_t *heap, uintptr_t base, size_t size);
+KH_PRIVATE mm_status_t kheap_validate_region(uintptr_t base, size_t size, uintptr_t *b_out, uintptr_t *s_out);
 /* Allocation after a miss: grows (lock dropped around the callback), waits
  * for another context's growth, or fails. Called without the lock. */
-void *kheap_alloc_slow(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
+KH_COLD void *kheap_alloc_slow(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
 
 /* ---- alloc.c ----------------------------------------------------------- */
 
 /* First fit and carve a used block of n bytes (header written) whose user
  * pointer is aligned for `align` (the placement rule for alignment is in
  * kheap.h); NULL when nothing fits. Lock held. */
-kh_block_t *kheap_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
+KH_PRIVATE kh_block_t *kheap_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
 /* The same for a run: the smallest of the first KHEAP_RUN_FIT_CANDIDATES
  * blocks in address order where it fits (the lowest of equals). */
-kh_block_t *kheap_carve_run_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
+KH_PRIVATE kh_block_t *kheap_carve_run_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
 /* Allocate `req` bytes under the lock (a run slot when runs serve it);
  * NULL when nothing fits. Counts nothing as a failure. */
-void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
+KH_HOT void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
 
 /* ---- run.c: runs for small and medium requests -------------------------- */
 
@@ -488,24 +507,24 @@ static inline unsigned kheap_class_of(size_t req)
 }
 
 /* Usable bytes of a slot of class cls. */
-unsigned kheap_class_slot(unsigned cls);
+KH_PRIVATE unsigned kheap_class_slot(unsigned cls);
 
 /* A slot for `req` (<= KHEAP_RUN_MAX) bytes, its usable size in *usable;
  * NULL when the class has no run with a free slot and no new run fits.
  * Lock held. */
-void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable);
+KH_HOT void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable);
 /* The slot of the small run at `page` (marked in the run map) that ptr
  * names: MM_OK with run and slot index, MM_ERR_DOUBLE_FREE (slot free),
  * MM_ERR_BAD_POINTER (not a slot start). Lock held. */
-mm_status_t kheap_run_small_slot(uintptr_t page, uintptr_t ptr, kh_run_t **run, unsigned *slot);
+KH_HOT mm_status_t kheap_run_small_slot(uintptr_t page, uintptr_t ptr, kh_run_t **run, unsigned *slot);
 /* The medium slot at ptr, found through the slot header below it: as
  * above, or MM_ERR_NOT_MAPPED (no slot header there). Lock held. */
-mm_status_t kheap_run_medium_lookup(uintptr_t ptr, kh_run_t **run, unsigned *slot);
-void kheap_run_free(kheap_t *heap, kh_run_t *run, unsigned slot);
+KH_PRIVATE mm_status_t kheap_run_medium_lookup(uintptr_t ptr, kh_run_t **run, unsigned *slot);
+KH_HOT void kheap_run_free(kheap_t *heap, kh_run_t *run, unsigned slot);
 /* Verify one run (header, bitmap, slot headers, fit in its block of
  * block_size bytes at user pointer base); false with *why. List membership
  * is checked by kheap_check. */
-bool kheap_run_verify(uintptr_t base, uintptr_t block_size, const char **why);
+KH_PRIVATE bool kheap_run_verify(uintptr_t base, uintptr_t block_size, const char **why);
 
 /* ---- runmap.c: which pages are live small runs ------------------------- */
 
@@ -534,14 +553,14 @@ static inline uint64_t kh_map_check(uintptr_t leaf, uintptr_t span)
 
 /* Whether page-aligned `page` is a live small run. Reads only the map. Lock
  * held. O(leaves / KH_MAP_BUCKETS). */
-bool kheap_map_test(kheap_t *heap, uintptr_t page);
+KH_HOT bool kheap_map_test(kheap_t *heap, uintptr_t page);
 /* Record a new small run at `page`; allocates the span's leaf when it is the
  * first. False (nothing changed) when no leaf can be allocated. Lock held. */
-bool kheap_map_mark(kheap_t *heap, uintptr_t page);
+KH_PRIVATE bool kheap_map_mark(kheap_t *heap, uintptr_t page);
 /* Forget the small run at `page` (marked); releases an emptied leaf. */
-void kheap_map_clear(kheap_t *heap, uintptr_t page);
+KH_PRIVATE void kheap_map_clear(kheap_t *heap, uintptr_t page);
 /* Leaves sound, in their buckets, counted; exactly small_runs pages marked. */
-bool kheap_map_verify(const kheap_t *heap, size_t small_runs, const char **why);
+KH_PRIVATE bool kheap_map_verify(const kheap_t *heap, size_t small_runs, const char **why);
 
 /* ---- cache.c: per-CPU caches of freed run slots ---------------------- */
 
@@ -584,16 +603,16 @@ static inline bool kh_slot_cached(const kheap_t *heap, uintptr_t slot)
 
 /* A cached slot for `req` (<= KHEAP_RUN_MAX) bytes from the calling CPU's
  * cache, or NULL. Takes no lock (interrupts disabled inside). */
-void *kheap_cache_pop(kheap_t *heap, size_t req);
+KH_PRIVATE void *kheap_cache_pop(kheap_t *heap, size_t req);
 /* Put run slot `slot` (looked up, in use) in the calling CPU's cache if
  * caches are on and its class has room; false when it did not. Lock held. */
-bool kheap_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot);
+KH_PRIVATE bool kheap_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot);
 /* Give the calling CPU's cached slots back to their runs; how many. Lock
  * held. */
-size_t kheap_cache_flush_locked(kheap_t *heap);
+KH_PRIVATE size_t kheap_cache_flush_locked(kheap_t *heap);
 /* The calling CPU's cache is sound (links, check values, counts, each a
  * slot in use of its class); false with *why and *where. Lock held. */
-bool kheap_cache_verify(kheap_t *heap, const char **why, uintptr_t *where);
+KH_PRIVATE bool kheap_cache_verify(kheap_t *heap, const char **why, uintptr_t *where);
 #else
 /* Built without caches: nothing is ever cached. */
 static inline bool kh_slot_cached(const kheap_t *heap, uintptr_t slot)
@@ -642,13 +661,13 @@ typedef struct kh_ref {
 /* Classify ptr under the lock: MM_OK with *out filled, or
  * MM_ERR_DOUBLE_FREE / MM_ERR_BAD_POINTER. A slot in a CPU cache counts as
  * in use here (kheap_lookup_live calls it freed). */
-mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out);
+KH_HOT mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out);
 /* The same for a pointer a caller hands in: a cached slot is freed. */
-mm_status_t kheap_lookup_live(kheap_t *heap, uintptr_t ptr, kh_ref_t *out);
+KH_HOT mm_status_t kheap_lookup_live(kheap_t *heap, uintptr_t ptr, kh_ref_t *out);
 /* Turn used block b (valid) into free memory, merging. Lock held. */
-void kheap_release(kheap_t *heap, kh_block_t *b);
+KH_PRIVATE void kheap_release(kheap_t *heap, kh_block_t *b);
 /* Report a rejected pointer (lock not held). */
-void kheap_warn_pointer(mm_status_t st, uintptr_t ptr, const char *file, int line);
+KH_PRIVATE void kheap_warn_pointer(mm_status_t st, uintptr_t ptr, const char *file, int line);
 
 /* ---- debug.c ----------------------------------------------------------- */
 
@@ -667,21 +686,21 @@ static inline uint64_t kh_dbg_check(uintptr_t block, uint64_t requested)
     return 0x5ed20e5ba5eba11ull ^ kh_mix(block) ^ (requested * 0xff51afd7ed558ccdull);
 }
 /* Set up guards and fills for a fresh allocation of `req` bytes in b. */
-void kheap_dbg_arm(kh_block_t *b, size_t req, size_t keep);
+KH_PRIVATE void kheap_dbg_arm(kh_block_t *b, size_t req, size_t keep);
 /* Verify guards of used block b; panics with MM_REPORT_REDZONE. */
-void kheap_dbg_verify_guards(const kh_block_t *b);
+KH_PRIVATE void kheap_dbg_verify_guards(const kh_block_t *b);
 /* Same, filling *report instead of panicking; false when damaged. */
-bool kheap_dbg_guards_ok(const kh_block_t *b, mm_report_t *report);
+KH_PRIVATE bool kheap_dbg_guards_ok(const kh_block_t *b, mm_report_t *report);
 /* Fill [from, to) with the free pattern. */
-void kheap_dbg_poison(uintptr_t from, uintptr_t to);
+KH_PRIVATE void kheap_dbg_poison(uintptr_t from, uintptr_t to);
 /* Verify the free pattern over [from, to) (8-byte aligned, inside the free
  * block at `block`), accepting stale header links; panics with
  * MM_REPORT_POISON: address = block, offset = first bad byte - block. */
-void kheap_dbg_verify_poison(uintptr_t from, uintptr_t to, uintptr_t block);
-bool kheap_dbg_poison_ok(uintptr_t from, uintptr_t to, uintptr_t block, mm_report_t *report);
+KH_PRIVATE void kheap_dbg_verify_poison(uintptr_t from, uintptr_t to, uintptr_t block);
+KH_PRIVATE bool kheap_dbg_poison_ok(uintptr_t from, uintptr_t to, uintptr_t block, mm_report_t *report);
 /* Free-block metadata that must be re-poisoned when it becomes interior. */
-void kheap_dbg_bury_header(kh_block_t *b);
-void kheap_dbg_bury_footer(uintptr_t end);
+KH_PRIVATE void kheap_dbg_bury_header(kh_block_t *b);
+KH_PRIVATE void kheap_dbg_bury_footer(uintptr_t end);
 #endif
 
 static inline size_t kh_usable(const kh_block_t *b)
@@ -699,9 +718,9 @@ static inline size_t kh_ref_usable(const kh_ref_t *r)
 }
 
 #if HADRON_MM_ALLOC_TRACKING
-void kheap_track_alloc(kheap_t *heap, size_t req, size_t usable);
-void kheap_track_free(kheap_t *heap, size_t usable);
-void kheap_track_resize(kheap_t *heap, size_t old_usable, size_t new_usable);
+KH_PRIVATE void kheap_track_alloc(kheap_t *heap, size_t req, size_t usable);
+KH_PRIVATE void kheap_track_free(kheap_t *heap, size_t usable);
+KH_PRIVATE void kheap_track_resize(kheap_t *heap, size_t old_usable, size_t new_usable);
 #define KH_TRACK_FAIL(heap) ((heap)->failures++)
 #else
 #define kheap_track_alloc(heap, req, usable) ((void)(heap), (void)(req), (void)(usable))
