@@ -966,36 +966,32 @@ int main(int argc, char **argv)
         else
             printf(" %8.3f\n", fr[i]);
     }
-    for (int k = 0; k < 3; k++)
-        printf("ratio kheap.pair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP][k], res[GLIBC][k],
-               res[GLIBC][k] / res[KHEAP][k]);
-    for (int k = 0; k < 3; k++)
-        printf("ratio kheap-exact.pair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP_EXACT][k],
-               res[GLIBC][k], res[GLIBC][k] / res[KHEAP_EXACT][k]);
-    for (int k = 0; k < 3; k++)
-        printf("ratio kheap-cached.pair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP_CACHED][k],
-               res[GLIBC][k], res[GLIBC][k] / res[KHEAP_CACHED][k]);
-    if (have[MIMALLOC])
-        for (int k = 0; k < 3; k++)
-            printf("ratio kheap.mipair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP][k],
-                   res[MIMALLOC][k], res[MIMALLOC][k] / res[KHEAP][k]);
-    for (int k = 0; k < 2; k++)
-        printf("ratio kheap.seedpair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP][k], res[SEED][k],
-               res[SEED][k] / res[KHEAP][k]);
-    for (int k = 0; k < 2; k++)
-        printf("ratio kheap-exact.seedpair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP_EXACT][k],
-               res[SEED][k], res[SEED][k] / res[KHEAP_EXACT][k]);
-    for (int k = 0; k < 3; k++)
-        printf("ratio kheap.tlsfpair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP][k], res[TLSF][k],
-               res[TLSF][k] / res[KHEAP][k]);
-    /* The same comparisons on demand-paged memory for kheap and TLSF (glibc
-     * and mimalloc always run on it). */
-    for (int k = 0; k < 3; k++)
-        printf("ratio kheap-lazy.pair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP_LAZY][k],
-               res[GLIBC][k], res[GLIBC][k] / res[KHEAP_LAZY][k]);
-    for (int k = 0; k < 3; k++)
-        printf("ratio kheap-lazy.tlsfpair.%s %.1f %.1f %.2f\n", tag[k], res[KHEAP_LAZY][k],
-               res[TLSF_LAZY][k], res[TLSF_LAZY][k] / res[KHEAP_LAZY][k]);
+    /* Each line: ratio <row>.<case>.<N> <row's ns> <baseline's ns> <baseline/row>,
+     * for the first `sizes` N of the table. */
+    static const struct {
+        int row, base, sizes;
+        const char *name;
+    } ratios[] = {
+        {KHEAP, GLIBC, 3, "kheap.pair"},
+        {KHEAP_EXACT, GLIBC, 3, "kheap-exact.pair"},
+        {KHEAP_CACHED, GLIBC, 3, "kheap-cached.pair"},
+        {KHEAP, MIMALLOC, 3, "kheap.mipair"},
+        {KHEAP, SEED, 2, "kheap.seedpair"},
+        {KHEAP_EXACT, SEED, 2, "kheap-exact.seedpair"},
+        {KHEAP, TLSF, 3, "kheap.tlsfpair"},
+        /* The same comparisons on demand-paged memory for kheap and TLSF
+         * (glibc and mimalloc always run on it). */
+        {KHEAP_LAZY, GLIBC, 3, "kheap-lazy.pair"},
+        {KHEAP_LAZY, TLSF_LAZY, 3, "kheap-lazy.tlsfpair"},
+    };
+    for (size_t r = 0; r < sizeof(ratios) / sizeof(ratios[0]); r++) {
+        if (!have[ratios[r].base])
+            continue;
+        for (int k = 0; k < ratios[r].sizes; k++) {
+            double ours = res[ratios[r].row][k], base = res[ratios[r].base][k];
+            printf("ratio %s.%s %.1f %.1f %.2f\n", ratios[r].name, tag[k], ours, base, base / ours);
+        }
+    }
     for (int i = 0; i < NA; i++) {
         if (have[i])
             printf("frag %s %.3f\n", all[i]->name, fr[i]);
