@@ -398,7 +398,8 @@ KH_PRIVATE void kheap_free_del(kheap_t *heap, kh_block_t *node);
 /* The free block of `node` now spans [at, at + size), with no other free
  * block between its old start and `at`. Moves the node into the pool when
  * one is spare (else into the block at its new start); returns the node. */
-KH_PRIVATE kh_block_t *kheap_free_set(kheap_t *heap, kh_block_t *node, uintptr_t at, uintptr_t size);
+KH_PRIVATE kh_block_t *kheap_free_set(kheap_t *heap, kh_block_t *node, uintptr_t at,
+                                      uintptr_t size);
 /* Before an allocation: a new node chunk when the pool has run dry and the
  * tree is big enough to gain from one. Failure only means no chunk. */
 KH_PRIVATE void kheap_nodes_refill(kheap_t *heap);
@@ -413,7 +414,7 @@ KH_PRIVATE bool kheap_nodes_owns(const kheap_t *heap, uintptr_t ptr);
 /* Chunks sound and counted (chunk_blocks found by the region walk), the
  * spare list well formed, pooled + spare == all nodes. */
 KH_PRIVATE bool kheap_nodes_verify(const kheap_t *heap, size_t chunk_blocks, size_t pooled,
-                        const char **why, uintptr_t *where);
+                                   const char **why, uintptr_t *where);
 
 /* ---- grow.c ------------------------------------------------------------ */
 
@@ -428,7 +429,8 @@ static inline kh_block_t *kh_region_first(const kh_region_t *r)
     return kh_at(kh_addr(r) + KH_REGION_DESC);
 }
 KH_PRIVATE mm_status_t kheap_add_region_locked(kheap_t *heap, uintptr_t base, size_t size);
-KH_PRIVATE mm_status_t kheap_validate_region(uintptr_t base, size_t size, uintptr_t *b_out, uintptr_t *s_out);
+KH_PRIVATE mm_status_t kheap_validate_region(uintptr_t base, size_t size, uintptr_t *b_out,
+                                             uintptr_t *s_out);
 /* Allocation after a miss: grows (lock dropped around the callback), waits
  * for another context's growth, or fails. Called without the lock. */
 KH_COLD void *kheap_alloc_slow(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
@@ -516,7 +518,8 @@ KH_HOT void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable);
 /* The slot of the small run at `page` (marked in the run map) that ptr
  * names: MM_OK with run and slot index, MM_ERR_DOUBLE_FREE (slot free),
  * MM_ERR_BAD_POINTER (not a slot start). Lock held. */
-KH_HOT mm_status_t kheap_run_small_slot(uintptr_t page, uintptr_t ptr, kh_run_t **run, unsigned *slot);
+KH_HOT mm_status_t kheap_run_small_slot(uintptr_t page, uintptr_t ptr, kh_run_t **run,
+                                        unsigned *slot);
 /* The medium slot at ptr, found through the slot header below it: as
  * above, or MM_ERR_NOT_MAPPED (no slot header there). Lock held. */
 KH_PRIVATE mm_status_t kheap_run_medium_lookup(uintptr_t ptr, kh_run_t **run, unsigned *slot);
@@ -697,7 +700,8 @@ KH_PRIVATE void kheap_dbg_poison(uintptr_t from, uintptr_t to);
  * block at `block`), accepting stale header links; panics with
  * MM_REPORT_POISON: address = block, offset = first bad byte - block. */
 KH_PRIVATE void kheap_dbg_verify_poison(uintptr_t from, uintptr_t to, uintptr_t block);
-KH_PRIVATE bool kheap_dbg_poison_ok(uintptr_t from, uintptr_t to, uintptr_t block, mm_report_t *report);
+KH_PRIVATE bool kheap_dbg_poison_ok(uintptr_t from, uintptr_t to, uintptr_t block,
+                                    mm_report_t *report);
 /* Free-block metadata that must be re-poisoned when it becomes interior. */
 KH_PRIVATE void kheap_dbg_bury_header(kh_block_t *b);
 KH_PRIVATE void kheap_dbg_bury_footer(uintptr_t end);
