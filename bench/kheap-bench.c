@@ -153,6 +153,19 @@ static kheap_t kh;
 static uint8_t *kh_arena;
 static size_t kh_arena_size = (size_t)16 << 30, kh_used;
 
+/* Address space for an allocator's arena, reserved without memory behind
+ * it (pages come on first touch or from populate()); exits on failure. */
+static uint8_t *reserve(size_t size)
+{
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) {
+        perror("mmap");
+        exit(1);
+    }
+    return m;
+}
+
 /* Whether kheap's and TLSF's memory is mapped when they get it, as a
  * kernel's is (the "-lazy" rows turn it off for that run). */
 static bool mapped_memory = true;
@@ -194,12 +207,7 @@ static void kh_setup(void)
          * with them where its map leaves go) is the same in every run:
          * otherwise the figures move with the address-space layout. */
         const size_t gib = (size_t)1 << 30;
-        uint8_t *m = mmap(NULL, kh_arena_size + gib, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m == MAP_FAILED) {
-            perror("mmap");
-            exit(1);
-        }
+        uint8_t *m = reserve(kh_arena_size + gib);
         kh_arena = (uint8_t *)(((uintptr_t)m + gib - 1) & ~(uintptr_t)(gib - 1));
     }
     kh_used = 0;
@@ -376,14 +384,8 @@ static uintptr_t seed_high;
 
 static void seed_setup(void)
 {
-    if (seed_arena == NULL) {
-        seed_arena = mmap(NULL, seed_arena_size, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (seed_arena == MAP_FAILED) {
-            perror("mmap");
-            exit(1);
-        }
-    }
+    if (seed_arena == NULL)
+        seed_arena = reserve(seed_arena_size);
     hole_t *h = (hole_t *)seed_arena;
     h->size = seed_arena_size;
     h->next = NULL;
@@ -474,14 +476,8 @@ static size_t tl_mapped;
 
 static void tl_setup(void)
 {
-    if (tl_arena == NULL) {
-        tl_arena = mmap(NULL, tl_arena_size, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (tl_arena == MAP_FAILED) {
-            perror("mmap");
-            exit(1);
-        }
-    }
+    if (tl_arena == NULL)
+        tl_arena = reserve(tl_arena_size);
     tl = tlsf_ref_create(tl_arena, tl_arena_size);
     tl_mapped = 0;
     if (tl == NULL) {
@@ -493,8 +489,13 @@ static void tl_setup(void)
 static void *tl_alloc(size_t size, size_t align)
 {
     void *p = align != 0 ? tlsf_ref_memalign(tl, align, size) : tlsf_ref_malloc(tl, size);
-    size_t hw = tlsf_ref_high_water(tl);
-    if (mapped_memory && hw > tl_mapped) {
+    /* An inline bound first, so the baseline's timed path gains no call:
+     * the high-water mark lies less than 4 KiB past the request's end
+     * (remainder kept with the block, rounding, the next block's header). */
+    if (mapped_memory && p != NULL &&
+        (uintptr_t)p + size + 4096 > (uintptr_t)tl_arena + tl_mapped &&
+        tlsf_ref_high_water(tl) > tl_mapped) {
+        size_t hw = tlsf_ref_high_water(tl);
         size_t to = (hw + ((size_t)64 << 10) - 1) & ~(((size_t)64 << 10) - 1);
         populate(tl_arena + tl_mapped, to - tl_mapped);
         tl_mapped = to;
