@@ -150,7 +150,8 @@ void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align
     return (void *)kh_user_of(blk);
 }
 
-void *kheap_alloc(kheap_t *heap, size_t size, size_t align)
+/* Every request kheap_alloc's fast path does not finish. */
+static __attribute__((noinline)) void *kh_alloc_general(kheap_t *heap, size_t size, size_t align)
 {
     if (!kh_ready(heap))
         return NULL;
@@ -164,11 +165,6 @@ void *kheap_alloc(kheap_t *heap, size_t size, size_t align)
     }
     if (align < KH_GRAN)
         align = KH_GRAN;
-    if (size <= KHEAP_RUN_MAX && align == KH_GRAN) {
-        void *p = kheap_cache_pop(heap, size);
-        if (p != NULL)
-            return p;
-    }
     uintptr_t n = kh_block_size_for(size);
     mm_irqflags_t f = kh_lock(heap);
     void *p = kheap_alloc_locked(heap, size, n, align);
@@ -179,6 +175,44 @@ void *kheap_alloc(kheap_t *heap, size_t size, size_t align)
     if (p != NULL || !can_grow)
         return p;
     return kheap_alloc_slow(heap, size, n, align);
+}
+
+/* A slot from a run of the request's class that has one free: most
+ * requests, and all this path does (no new run, no block). NULL otherwise. */
+static inline void *kh_alloc_from_run(kheap_t *heap, size_t size)
+{
+#if HADRON_MM_HEAP_REDZONES
+    (void)heap;
+    (void)size;
+    return NULL;
+#else
+    unsigned cls = kheap_class_of(size);
+    mm_irqflags_t f = kh_lock(heap);
+    kh_run_t *run = heap->small_runs ? heap->partial[cls] : NULL;
+    void *p = NULL;
+    if (run != NULL) {
+        p = kheap_run_take(heap, run);
+        kheap_track_alloc(heap, size, run->slot);
+    }
+    kh_unlock(heap, f);
+    return p;
+#endif
+}
+
+void *kheap_alloc(kheap_t *heap, size_t size, size_t align)
+{
+    /* Runs serve requests of up to KHEAP_RUN_MAX bytes at granule alignment
+     * (align 0 and 1 ... 16). Kept small so the common case saves and
+     * restores almost nothing; everything else is kh_alloc_general's. */
+    if (size <= KHEAP_RUN_MAX && align <= KH_GRAN && (align & (align - 1)) == 0 &&
+        kh_ready(heap)) {
+        void *p = kheap_cache_pop(heap, size);
+        if (p == NULL)
+            p = kh_alloc_from_run(heap, size);
+        if (p != NULL)
+            return p;
+    }
+    return kh_alloc_general(heap, size, align);
 }
 
 void *kheap_calloc(kheap_t *heap, size_t count, size_t size)

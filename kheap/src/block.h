@@ -515,6 +515,9 @@ KH_PRIVATE unsigned kheap_class_slot(unsigned cls);
  * NULL when the class has no run with a free slot and no new run fits.
  * Lock held. */
 KH_HOT void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable);
+/* The lowest free slot of `run` (on its class's list, so it has one),
+ * taken. O(1). Lock held. */
+KH_HOT void *kheap_run_take(kheap_t *heap, kh_run_t *run);
 /* The slot of the small run at `page` (marked in the run map) that ptr
  * names: MM_OK with run and slot index, MM_ERR_DOUBLE_FREE (slot free),
  * MM_ERR_BAD_POINTER (not a slot start). Lock held. */
@@ -522,7 +525,7 @@ KH_HOT mm_status_t kheap_run_small_slot(uintptr_t page, uintptr_t ptr, kh_run_t 
                                         unsigned *slot);
 /* The medium slot at ptr, found through the slot header below it: as
  * above, or MM_ERR_NOT_MAPPED (no slot header there). Lock held. */
-KH_PRIVATE mm_status_t kheap_run_medium_lookup(uintptr_t ptr, kh_run_t **run, unsigned *slot);
+KH_HOT mm_status_t kheap_run_medium_lookup(uintptr_t ptr, kh_run_t **run, unsigned *slot);
 KH_HOT void kheap_run_free(kheap_t *heap, kh_run_t *run, unsigned slot);
 /* Verify one run (header, bitmap, slot headers, fit in its block of
  * block_size bytes at user pointer base); false with *why. List membership
@@ -610,6 +613,11 @@ KH_PRIVATE void *kheap_cache_pop(kheap_t *heap, size_t req);
 /* Put run slot `slot` (looked up, in use) in the calling CPU's cache if
  * caches are on and its class has room; false when it did not. Lock held. */
 KH_PRIVATE bool kheap_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot);
+/* The same, the common "caches are off" answer given inline. */
+static inline bool kh_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot)
+{
+    return heap->cpu_caches && kheap_cache_push(heap, run, slot);
+}
 /* Give the calling CPU's cached slots back to their runs; how many. Lock
  * held. */
 KH_PRIVATE size_t kheap_cache_flush_locked(kheap_t *heap);
@@ -631,6 +639,13 @@ static inline void *kheap_cache_pop(kheap_t *heap, size_t req)
     return NULL;
 }
 static inline bool kheap_cache_push(kheap_t *heap, const struct kh_run *run, uintptr_t slot)
+{
+    (void)heap;
+    (void)run;
+    (void)slot;
+    return false;
+}
+static inline bool kh_cache_push(kheap_t *heap, const struct kh_run *run, uintptr_t slot)
 {
     (void)heap;
     (void)run;

@@ -119,23 +119,13 @@ void kheap_release(kheap_t *heap, kh_block_t *b)
     kheap_nodes_collapse(heap, false);
 }
 
-mm_status_t kheap_free(kheap_t *heap, void *ptr)
+/* Every free kheap_free's fast path does not finish; the lock is held on
+ * entry (flags f) and dropped here. */
+static __attribute__((noinline)) mm_status_t kh_free_general(kheap_t *heap, uintptr_t ptr,
+                                                             mm_irqflags_t f)
 {
-    if (heap == NULL)
-        return MM_ERR_INVALID;
-    if (ptr == NULL)
-        return MM_OK;
-    if (!kh_ready(heap))
-        return MM_ERR_STATE;
     kh_ref_t ref;
-    /* The lock's atomic waits for every earlier store to drain (often the
-     * caller's miss on fresh memory); start the misses the lookup will take
-     * now so they overlap that wait. Prefetches read nothing in the
-     * language's sense and never fault, whatever ptr is. */
-    __builtin_prefetch((const void *)(kh_addr(ptr) - KH_HDR));
-    __builtin_prefetch((const void *)(kh_addr(ptr) & ~(uintptr_t)(KHEAP_RUN_SIZE - 1)));
-    mm_irqflags_t f = kh_lock(heap);
-    mm_status_t st = kheap_lookup_live(heap, kh_addr(ptr), &ref);
+    mm_status_t st = kheap_lookup_live(heap, ptr, &ref);
     if (st == MM_OK) {
 #if HADRON_MM_HEAP_REDZONES
         if (ref.run == NULL)
@@ -144,11 +134,42 @@ mm_status_t kheap_free(kheap_t *heap, void *ptr)
         kheap_track_free(heap, kh_ref_usable(&ref));
         if (ref.run == NULL)
             kheap_release(heap, ref.block);
-        else if (!kheap_cache_push(heap, ref.run, kh_addr(ptr)))
+        else if (!kh_cache_push(heap, ref.run, ptr))
             kheap_run_free(heap, ref.run, ref.slot);
     }
     kh_unlock(heap, f);
     if (st != MM_OK)
-        kheap_warn_pointer(st, kh_addr(ptr), __FILE__, __LINE__);
+        kheap_warn_pointer(st, ptr, __FILE__, __LINE__);
     return st;
+}
+
+mm_status_t kheap_free(kheap_t *heap, void *ptr)
+{
+    if (heap == NULL)
+        return MM_ERR_INVALID;
+    if (ptr == NULL)
+        return MM_OK;
+    if (!kh_ready(heap))
+        return MM_ERR_STATE;
+    uintptr_t p = kh_addr(ptr), page = p & ~(uintptr_t)(KHEAP_RUN_SIZE - 1);
+    /* The lock's atomic waits for every earlier store to drain (often the
+     * caller's miss on fresh memory); start the misses the lookup will take
+     * now so they overlap that wait. Prefetches read nothing in the
+     * language's sense and never fault, whatever ptr is. */
+    __builtin_prefetch((const void *)(p - KH_HDR));
+    __builtin_prefetch((const void *)page);
+    mm_irqflags_t f = kh_lock(heap);
+    /* The common free, a slot of a small run, done here in full; anything
+     * else, including every error, is kh_free_general's. */
+    kh_run_t *run;
+    unsigned idx;
+    if ((p & (KH_GRAN - 1)) == 0 && heap->map_leaves != 0 && kheap_map_test(heap, page) &&
+        kheap_run_small_slot(page, p, &run, &idx) == MM_OK && !kh_slot_cached(heap, p)) {
+        kheap_track_free(heap, run->slot);
+        if (!kh_cache_push(heap, run, p))
+            kheap_run_free(heap, run, idx);
+        kh_unlock(heap, f);
+        return MM_OK;
+    }
+    return kh_free_general(heap, p, f);
 }

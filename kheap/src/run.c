@@ -133,6 +133,13 @@ void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable)
     kh_run_t *run = heap->partial[cls];
     if (run == NULL && (run = kh_run_new(heap, cls)) == NULL)
         return NULL;
+    *usable = run->slot;
+    return kheap_run_take(heap, run);
+}
+#endif
+
+void *kheap_run_take(kheap_t *heap, kh_run_t *run)
+{
     unsigned w = run->hint;
     while (run->used[w] == ~(uint64_t)0)
         w++;
@@ -143,11 +150,9 @@ void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable)
     heap->run_slots_used++;
     if (++run->nused == run->nslots)
         kh_run_unlink(heap, run);
-    *usable = run->slot;
     return (void *)(kh_addr(run) + KH_RUN_HDR + (uintptr_t)(w * 64 + bit) * run->stride +
                     (run->medium ? sizeof(kh_slot_hdr_t) : 0));
 }
-#endif
 
 /* Slot index of the slot starting at `start` in run, or -1. */
 static int kh_run_index(const kh_run_t *run, uintptr_t start)
@@ -200,6 +205,20 @@ mm_status_t kheap_run_medium_lookup(uintptr_t ptr, kh_run_t **out, unsigned *slo
     return MM_ERR_DOUBLE_FREE;
 }
 
+/* Run's last slot was freed: the run goes back to the heap. Out of line,
+ * so the frees that only clear a bit stay short. */
+static __attribute__((noinline)) void kh_run_release(kheap_t *heap, kh_run_t *run)
+{
+    kh_run_unlink(heap, run);
+    run->magic = 0; /* a stale header must never pass for a run */
+    heap->runs--;
+    if (!run->medium)
+        kheap_map_clear(heap, kh_addr(run));
+    kh_block_t *b = kh_block_of_user(kh_addr(run));
+    b->word &= ~KH_RUN;
+    kheap_release(heap, b);
+}
+
 void kheap_run_free(kheap_t *heap, kh_run_t *run, unsigned idx)
 {
     unsigned w = idx / 64;
@@ -209,16 +228,8 @@ void kheap_run_free(kheap_t *heap, kh_run_t *run, unsigned idx)
     heap->run_slots_used--;
     if (run->nused-- == run->nslots)
         kh_run_push(heap, run);
-    if (run->nused == 0) {
-        kh_run_unlink(heap, run);
-        run->magic = 0; /* a stale header must never pass for a run */
-        heap->runs--;
-        if (!run->medium)
-            kheap_map_clear(heap, kh_addr(run));
-        kh_block_t *b = kh_block_of_user(kh_addr(run));
-        b->word &= ~KH_RUN;
-        kheap_release(heap, b);
-    }
+    if (run->nused == 0)
+        kh_run_release(heap, run);
 }
 
 bool kheap_run_verify(uintptr_t base, uintptr_t block_size, const char **why)
