@@ -188,6 +188,10 @@ static inline void *kh_alloc_from_run(kheap_t *heap, size_t size)
 #else
     unsigned cls = kheap_class_of(size);
     mm_irqflags_t f = kh_lock(heap);
+    /* As on every allocation: a dry node pool is refilled first, so chunks
+     * land where they always did whichever path serves the request. */
+    if (heap->node_spare == NULL)
+        kheap_nodes_refill(heap);
     kh_run_t *run = heap->small_runs ? heap->partial[cls] : NULL;
     void *p = NULL;
     if (run != NULL) {
