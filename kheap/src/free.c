@@ -119,6 +119,15 @@ void kheap_release(kheap_t *heap, kh_block_t *b)
     kheap_nodes_collapse(heap, false);
 }
 
+/* Run slot idx of run (looked up, in use, not cached) freed, into the
+ * CPU's cache when it takes it. */
+static inline void kh_slot_free(kheap_t *heap, kh_run_t *run, unsigned idx, uintptr_t ptr)
+{
+    kheap_track_free(heap, run->slot);
+    if (!kh_cache_push(heap, run, ptr))
+        kheap_run_free(heap, run, idx);
+}
+
 /* Every free kheap_free's fast path does not finish; the lock is held on
  * entry (flags f) and dropped here. */
 static __attribute__((noinline)) mm_status_t kh_free_general(kheap_t *heap, uintptr_t ptr,
@@ -131,11 +140,12 @@ static __attribute__((noinline)) mm_status_t kh_free_general(kheap_t *heap, uint
         if (ref.run == NULL)
             kheap_dbg_verify_guards(ref.block); /* before trusting its size */
 #endif
-        kheap_track_free(heap, kh_ref_usable(&ref));
-        if (ref.run == NULL)
+        if (ref.run == NULL) {
+            kheap_track_free(heap, kh_usable(ref.block));
             kheap_release(heap, ref.block);
-        else if (!kh_cache_push(heap, ref.run, ptr))
-            kheap_run_free(heap, ref.run, ref.slot);
+        } else {
+            kh_slot_free(heap, ref.run, ref.slot, ptr);
+        }
     }
     kh_unlock(heap, f);
     if (st != MM_OK)
@@ -165,9 +175,7 @@ mm_status_t kheap_free(kheap_t *heap, void *ptr)
     unsigned idx;
     if ((p & (KH_GRAN - 1)) == 0 && heap->map_leaves != 0 && kheap_map_test(heap, page) &&
         kheap_run_small_slot(page, p, &run, &idx) == MM_OK && !kh_slot_cached(heap, p)) {
-        kheap_track_free(heap, run->slot);
-        if (!kh_cache_push(heap, run, p))
-            kheap_run_free(heap, run, idx);
+        kh_slot_free(heap, run, idx, p);
         kh_unlock(heap, f);
         return MM_OK;
     }
