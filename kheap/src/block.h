@@ -610,10 +610,11 @@ static inline bool kh_slot_cached(const kheap_t *heap, uintptr_t slot)
 /* A cached slot for `req` (<= KHEAP_RUN_MAX) bytes from the calling CPU's
  * cache, or NULL. Takes no lock (interrupts disabled inside). */
 KH_PRIVATE void *kheap_cache_pop(kheap_t *heap, size_t req);
-/* Put run slot `slot` (looked up, in use) in the calling CPU's cache if
- * caches are on and its class has room; false when it did not. Lock held. */
+/* Put run slot `slot` (looked up, in use) in the calling CPU's cache, caches
+ * being on, if its class has room; false when it did not. Lock held. */
 KH_PRIVATE bool kheap_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot);
-/* The same, the common "caches are off" answer given inline. */
+/* The same for any heap: the common "caches are off" answer given inline,
+ * so a free with caches off calls nothing. */
 static inline bool kh_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot)
 {
     return heap->cpu_caches && kheap_cache_push(heap, run, slot);
@@ -637,13 +638,6 @@ static inline void *kheap_cache_pop(kheap_t *heap, size_t req)
     (void)heap;
     (void)req;
     return NULL;
-}
-static inline bool kheap_cache_push(kheap_t *heap, const struct kh_run *run, uintptr_t slot)
-{
-    (void)heap;
-    (void)run;
-    (void)slot;
-    return false;
 }
 static inline bool kh_cache_push(kheap_t *heap, const struct kh_run *run, uintptr_t slot)
 {

@@ -69,8 +69,7 @@ void *kheap_cache_pop(kheap_t *heap, size_t req)
 
 bool kheap_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot)
 {
-    if (!heap->cpu_caches)
-        return false;
+    MM_ASSERT(heap->cpu_caches);
     kheap_cpu_cache_t *c = kh_cache_here(heap);
     unsigned cls = run->cls;
     /* The last slot in use of a run goes back (and the run with it): cached,
