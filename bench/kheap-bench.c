@@ -853,6 +853,10 @@ static void tlsf_self_check(void)
            CHECK_N, CHECK_STEPS, aligned, swept, touched >> 10);
 }
 
+/* The fragmentation trace: fill N = 10k, then these steps; and how many
+ * other traces of the same distribution show the spread. */
+enum { FRAG_STEPS = 50000, FRAG_VARIANTS = 8 };
+
 /* `kheap-bench <allocator> <N> [batches]`: time that one case only, for a
  * profiler (perf record -- kheap-bench kheap 100000 40). */
 static int profile_one(const allocator_t *const *all, int na, const char *name, const char *nstr,
@@ -883,6 +887,38 @@ static int profile_one(const allocator_t *const *all, int na, const char *name, 
     return 2;
 }
 
+/* `kheap-bench frag <allocator>`: its fragmentation on the bench trace and
+ * on the other variants only, for trying a placement change quickly. */
+static int frag_one(const allocator_t *const *all, int na, const char *name)
+{
+    for (int i = 0; i < na; i++) {
+        if (strcmp(all[i]->name, name) != 0)
+            continue;
+        if (all[i] == &A_MI && !mi_load()) {
+            fprintf(stderr, "kheap-bench: mimalloc not available\n");
+            return 2;
+        }
+        double sum = 0, lo = 1e9, hi = 0;
+        for (uint64_t v = 0; v <= FRAG_VARIANTS; v++) {
+            step_t *t = make_trace_variant(10000, FRAG_STEPS, v);
+            double f = frag(all[i], t, 10000, FRAG_STEPS);
+            free(t);
+            if (v == 0) {
+                printf("frag %s %.3f\n", name, f);
+                continue;
+            }
+            sum += f;
+            lo = f < lo ? f : lo;
+            hi = f > hi ? f : hi;
+        }
+        printf("frag-variants %s mean %.3f min %.3f max %.3f over %d other traces\n", name,
+               sum / FRAG_VARIANTS, lo, hi, FRAG_VARIANTS);
+        return 0;
+    }
+    fprintf(stderr, "kheap-bench: unknown allocator %s\n", name);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -892,9 +928,11 @@ int main(int argc, char **argv)
     enum { KHEAP, KHEAP_EXACT, GLIBC, MIMALLOC, SEED, KHEAP_CACHED, TLSF, KHEAP_LAZY, TLSF_LAZY, NA };
     const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI,     &A_SEED,
                                   &A_KHEAPC, &A_TLSF,  &A_KHEAPL, &A_TLSFL};
+    if (argc == 3 && strcmp(argv[1], "frag") == 0)
+        return frag_one(all, NA, argv[2]);
     if (argc >= 3)
         return profile_one(all, NA, argv[1], argv[2], argc >= 4 ? argv[3] : NULL);
-    const size_t batch = 50000, runs = 7, frag_steps = 50000;
+    const size_t batch = 50000, runs = 7, frag_steps = FRAG_STEPS;
     const size_t seed_batch[] = {2000, 300}, seed_runs = 5;
     bool have[NA] = {true, true, true, mi_load(), true, true, true, true, true};
 
@@ -916,7 +954,7 @@ int main(int argc, char **argv)
     free(t10);
     /* The same on other traces of the same distribution (not the slow
      * reference): mean, min and max. */
-    enum { VARIANTS = 8 };
+    enum { VARIANTS = FRAG_VARIANTS };
     double fr_sum[NA] = {0}, fr_min[NA], fr_max[NA];
     for (int i = 0; i < NA; i++)
         fr_min[i] = 1e9, fr_max[i] = 0;
