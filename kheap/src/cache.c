@@ -84,6 +84,10 @@ bool kheap_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot)
 
 size_t kheap_cache_flush_locked(kheap_t *heap)
 {
+    /* Called whenever an allocation finds no room: a heap that never had
+     * caches on has nothing cached. */
+    if (!__atomic_load_n(&heap->cache_seen, __ATOMIC_RELAXED))
+        return 0;
     kheap_cpu_cache_t *c = kh_cache_here(heap);
     size_t flushed = 0;
     for (unsigned cls = 0; c != NULL && cls < KHEAP_RUN_CLASSES; cls++) {

@@ -3,17 +3,10 @@
  */
 #include "block.h"
 
-mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
+/* kheap_lookup for a granule-aligned pointer whose page the run map does
+ * not mark: a block, a medium slot or nothing of this heap. */
+static inline mm_status_t kh_lookup_unmapped(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
 {
-    if ((ptr & (KH_GRAN - 1)) != 0)
-        return MM_ERR_BAD_POINTER;
-    /* A small slot has no header: its page decides, through the run map,
-     * so nothing of the page is read unless it is a live run (runmap.c). */
-    uintptr_t page = ptr & ~(uintptr_t)(KHEAP_RUN_SIZE - 1);
-    if (heap->map_leaves != 0 && kheap_map_test(heap, page)) {
-        out->block = NULL;
-        return kheap_run_small_slot(page, ptr, &out->run, &out->slot);
-    }
     kh_region_t *r = kheap_region_find(heap, ptr);
     if (r == NULL)
         return MM_ERR_BAD_POINTER;
@@ -46,6 +39,25 @@ mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
             return MM_ERR_DOUBLE_FREE;
     }
     return MM_ERR_BAD_POINTER;
+}
+
+/* A small slot has no header: its page decides, through the run map, so
+ * nothing of the page is read unless it is a live run (runmap.c). */
+static inline bool kh_small_run_page(kheap_t *heap, uintptr_t page)
+{
+    return heap->map_leaves != 0 && kheap_map_test(heap, page);
+}
+
+mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
+{
+    if ((ptr & (KH_GRAN - 1)) != 0)
+        return MM_ERR_BAD_POINTER;
+    uintptr_t page = ptr & ~(uintptr_t)(KHEAP_RUN_SIZE - 1);
+    if (kh_small_run_page(heap, page)) {
+        out->block = NULL;
+        return kheap_run_small_slot(page, ptr, &out->run, &out->slot);
+    }
+    return kh_lookup_unmapped(heap, ptr, out);
 }
 
 mm_status_t kheap_lookup_live(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
@@ -129,12 +141,16 @@ static inline void kh_slot_free(kheap_t *heap, kh_run_t *run, unsigned idx, uint
 }
 
 /* Every free kheap_free's fast path does not finish; the lock is held on
- * entry (flags f) and dropped here. */
+ * entry (flags f) and dropped here. `unmapped`: ptr is granule-aligned and
+ * the run map has been asked already (no small run there), so the lookup
+ * starts at the region. */
 static __attribute__((noinline)) mm_status_t kh_free_general(kheap_t *heap, uintptr_t ptr,
-                                                             mm_irqflags_t f)
+                                                             mm_irqflags_t f, bool unmapped)
 {
     kh_ref_t ref;
-    mm_status_t st = kheap_lookup_live(heap, ptr, &ref);
+    mm_status_t st = unmapped ? kh_lookup_unmapped(heap, ptr, &ref) : kheap_lookup(heap, ptr, &ref);
+    if (st == MM_OK && ref.run != NULL && kh_slot_cached(heap, ptr))
+        st = MM_ERR_DOUBLE_FREE;
     if (st == MM_OK) {
 #if HADRON_MM_HEAP_REDZONES
         if (ref.run == NULL)
@@ -170,14 +186,18 @@ mm_status_t kheap_free(kheap_t *heap, void *ptr)
     __builtin_prefetch((const void *)page);
     mm_irqflags_t f = kh_lock(heap);
     /* The common free, a slot of a small run, done here in full; anything
-     * else, including every error, is kh_free_general's. */
+     * else, including every error, is kh_free_general's, told when the run
+     * map has already said "no small run here" (medium slots and blocks). */
+    if ((p & (KH_GRAN - 1)) != 0)
+        return kh_free_general(heap, p, f, false);
+    if (!kh_small_run_page(heap, page))
+        return kh_free_general(heap, p, f, true);
     kh_run_t *run;
     unsigned idx;
-    if ((p & (KH_GRAN - 1)) == 0 && heap->map_leaves != 0 && kheap_map_test(heap, page) &&
-        kheap_run_small_slot(page, p, &run, &idx) == MM_OK && !kh_slot_cached(heap, p)) {
+    if (kheap_run_small_slot(page, p, &run, &idx) == MM_OK && !kh_slot_cached(heap, p)) {
         kh_slot_free(heap, run, idx, p);
         kh_unlock(heap, f);
         return MM_OK;
     }
-    return kh_free_general(heap, p, f);
+    return kh_free_general(heap, p, f, false);
 }
