@@ -464,6 +464,162 @@ static void seed_teardown(void)
     madvise(seed_arena, seed_arena_size, MADV_DONTNEED);
 }
 
+/*
+ * The floor of kheap's placement rule: address-ordered first fit done with
+ * nothing else in the way (and, for comparison, best fit done the same way:
+ * the smallest free block that fits, the lowest of equals). Free blocks are a sorted array (O(free blocks)
+ * per call: it is not timed), each block a 16-byte header and the request
+ * rounded to 16 bytes (48 at least, kheap's minimum block), padding for
+ * alignment a free block or nothing, a tail too small to be a block given
+ * with the allocation, and growth exactly what the request needs beyond a
+ * free block at the top. No runs, no node chunks, no 64 KiB growth steps:
+ * what first fit itself costs in fragmentation on this trace.
+ */
+typedef struct span {
+    uintptr_t start, end;
+} span_t;
+
+enum { FF_HDR = 16, FF_MIN = 48, FF_GRAN = 16, FF_SPANS = 1 << 20 };
+static span_t *ff_free;
+static size_t ff_n;
+static uint8_t *ff_arena;
+static const size_t ff_arena_size = (size_t)4 << 30;
+static uintptr_t ff_top;
+static bool ff_best;
+
+static void ff_setup(void)
+{
+    if (ff_arena == NULL)
+        ff_arena = reserve(ff_arena_size);
+    if (ff_free == NULL && (ff_free = malloc(FF_SPANS * sizeof(span_t))) == NULL) {
+        perror("malloc");
+        exit(1);
+    }
+    ff_n = 0;
+    ff_top = (uintptr_t)ff_arena;
+}
+
+/* Add [s, e) to the free blocks, merged with its neighbours. */
+static void ff_insert(uintptr_t s, uintptr_t e)
+{
+    size_t lo = 0, hi = ff_n;
+    while (lo < hi) {
+        size_t m = (lo + hi) / 2;
+        if (ff_free[m].start < s)
+            lo = m + 1;
+        else
+            hi = m;
+    }
+    bool below = lo > 0 && ff_free[lo - 1].end == s, above = lo < ff_n && ff_free[lo].start == e;
+    if (below && above) {
+        ff_free[lo - 1].end = ff_free[lo].end;
+        memmove(&ff_free[lo], &ff_free[lo + 1], (ff_n - lo - 1) * sizeof(span_t));
+        ff_n--;
+    } else if (below) {
+        ff_free[lo - 1].end = e;
+    } else if (above) {
+        ff_free[lo].start = s;
+    } else {
+        if (ff_n == FF_SPANS) {
+            fprintf(stderr, "first-fit floor: too many free blocks\n");
+            exit(1);
+        }
+        memmove(&ff_free[lo + 1], &ff_free[lo], (ff_n - lo) * sizeof(span_t));
+        ff_free[lo] = (span_t){s, e};
+        ff_n++;
+    }
+}
+
+/* Where a block of n bytes aligned for `align` starts in a free block at
+ * s: padding is nothing or a whole block (kh_place's rule). */
+static uintptr_t ff_start(uintptr_t s, uintptr_t align)
+{
+    uintptr_t b = ((s + FF_HDR + align - 1) & ~(align - 1)) - FF_HDR;
+    if (b != s && b - s < FF_MIN)
+        b = ((s + FF_MIN + FF_HDR + align - 1) & ~(align - 1)) - FF_HDR;
+    return b;
+}
+
+/* The free block a request of n bytes (block size) aligned for `align`
+ * goes to by the rule in force, or ff_n when none holds it. */
+static size_t ff_choose(uintptr_t n, uintptr_t align)
+{
+    size_t pick = ff_n;
+    for (size_t i = 0; i < ff_n; i++) {
+        uintptr_t b = ff_start(ff_free[i].start, align), e = ff_free[i].end;
+        if (b >= e || e - b < n)
+            continue;
+        if (!ff_best)
+            return i;
+        if (pick == ff_n || e - ff_free[i].start < ff_free[pick].end - ff_free[pick].start)
+            pick = i;
+    }
+    return pick;
+}
+
+static uintptr_t ff_block_size(size_t size)
+{
+    uintptr_t n = (size + FF_HDR + FF_GRAN - 1) & ~(uintptr_t)(FF_GRAN - 1);
+    return n < FF_MIN ? FF_MIN : n;
+}
+
+static void *ff_alloc(size_t size, size_t align)
+{
+    uintptr_t n = ff_block_size(size);
+    align = align < FF_GRAN ? FF_GRAN : align;
+    size_t i = ff_choose(n, align);
+    uintptr_t s = 0, e = 0, b = 0;
+    if (i < ff_n) {
+        s = ff_free[i].start;
+        e = ff_free[i].end;
+        b = ff_start(s, align);
+        memmove(&ff_free[i], &ff_free[i + 1], (ff_n - i - 1) * sizeof(span_t));
+        ff_n--;
+    } else {
+        /* Grow: from a free block at the top, else from the top. */
+        s = ff_n > 0 && ff_free[ff_n - 1].end == ff_top ? ff_free[--ff_n].start : ff_top;
+        b = ff_start(s, align);
+        e = b + n;
+        if (e - (uintptr_t)ff_arena > ff_arena_size)
+            return NULL;
+        ff_top = e;
+    }
+    if (e - (b + n) < FF_MIN)
+        n = e - b;
+    if (b > s)
+        ff_insert(s, b);
+    if (b + n < e)
+        ff_insert(b + n, e);
+    uintptr_t *hdr = (uintptr_t *)b;
+    hdr[0] = b;
+    hdr[1] = n;
+    return (void *)(b + FF_HDR);
+}
+
+static void ff_free_(void *p, size_t size)
+{
+    (void)size;
+    const uintptr_t *hdr = (const uintptr_t *)((uintptr_t)p - FF_HDR);
+    ff_insert(hdr[0], hdr[0] + hdr[1]);
+}
+
+static size_t ff_footprint(void)
+{
+    return ff_top - (uintptr_t)ff_arena;
+}
+
+static void ff_teardown(void)
+{
+    madvise(ff_arena, ff_arena_size, MADV_DONTNEED);
+    ff_best = false;
+}
+
+static void bf_setup(void)
+{
+    ff_setup();
+    ff_best = true;
+}
+
 /* TLSF: one fixed pool, as a kernel hands TLSF a region; large enough that
  * it never runs out, so no pool is ever added. */
 static tlsf_ref_t *tl;
@@ -543,6 +699,10 @@ static const allocator_t A_MI = {"mimalloc", mi_setup, mi_alloc, mi_free_, mi_fo
 static const allocator_t A_SEED = {"reference", seed_setup, seed_alloc, seed_free, seed_footprint,
                                    seed_teardown};
 static const allocator_t A_TLSF = {"tlsf", tl_setup, tl_alloc, tl_free, tl_footprint, tl_teardown};
+static const allocator_t A_FLOOR = {"first-fit", ff_setup, ff_alloc, ff_free_, ff_footprint,
+                                    ff_teardown};
+static const allocator_t A_BEST = {"best-fit", bf_setup, ff_alloc, ff_free_, ff_footprint,
+                                   ff_teardown};
 static const allocator_t A_KHEAPL = {"kheap-lazy", khl_setup, kh_alloc, kh_free, kh_footprint,
                                      khl_teardown};
 static const allocator_t A_TLSFL = {"tlsf-lazy", tll_setup, tl_alloc, tl_free, tl_footprint,
@@ -709,9 +869,12 @@ static live_range_t check_live[CHECK_N + CHECK_SWEEP];
 static size_t check_live_count;
 static uint8_t check_next_fill;
 
+/* Which allocator the self-check is looking at. */
+static const char *check_who = "tlsf";
+
 static _Noreturn void check_fail(const char *why)
 {
-    fprintf(stderr, "kheap-bench: tlsf self-check failed: %s\n", why);
+    fprintf(stderr, "kheap-bench: %s self-check failed: %s\n", check_who, why);
     exit(1);
 }
 
@@ -857,6 +1020,67 @@ static void tlsf_self_check(void)
  * other traces of the same distribution show the spread. */
 enum { FRAG_STEPS = 50000, FRAG_VARIANTS = 8 };
 
+/* The first-fit floor is re-implemented here too, and its figure is only
+ * worth printing if it is a correct first fit: on the same small trace
+ * every block must be aligned as asked, no two live blocks may overlap, no
+ * requested byte may change while live, each block must start in the
+ * lowest free block it fits (checked against a walk of the free array
+ * before the call), and freeing everything must leave one free block from
+ * the arena start to the top. */
+static void fit_self_check(const allocator_t *a)
+{
+    static check_block_t slot[CHECK_N];
+    step_t *t = make_trace(CHECK_N, CHECK_STEPS);
+    check_who = a->name;
+    a->setup();
+    check_live_count = 0;
+    for (size_t i = 0; i < CHECK_N + CHECK_STEPS; i++) {
+        const step_t *s = &t[i];
+        check_block_t *b = &slot[i < CHECK_N ? i : s->victim];
+        if (i >= CHECK_N) {
+            for (size_t k = 0; k < b->usable; k++)
+                if (b->p[k] != b->fill)
+                    check_fail("a live block changed under its owner");
+            live_remove((uintptr_t)b->p);
+            a->free(b->p, b->usable);
+        }
+        /* Where the rule puts this request, worked out before the call by
+         * a walk of its own over the free blocks: the first that holds it,
+         * or the smallest (the lowest of equals). */
+        uintptr_t n = ff_block_size(s->size), align = s->align < FF_GRAN ? FF_GRAN : s->align;
+        uintptr_t want = 0, want_size = UINTPTR_MAX;
+        for (size_t k = 0; k < ff_n; k++) {
+            uintptr_t st = ff_start(ff_free[k].start, align), size = ff_free[k].end - ff_free[k].start;
+            if (st >= ff_free[k].end || ff_free[k].end - st < n || size >= want_size)
+                continue;
+            want = st + FF_HDR;
+            want_size = ff_best ? size : 0;
+        }
+        uint8_t *p = a->alloc(s->size, s->align);
+        if (p == NULL)
+            check_fail("out of memory");
+        if ((uintptr_t)p % align != 0)
+            check_fail("block not aligned as asked");
+        if (want != 0 && (uintptr_t)p != want)
+            check_fail("not the free block the rule picks");
+        *b = (check_block_t){p, s->size, check_next_fill++};
+        live_add((uintptr_t)p, (uintptr_t)p + s->size);
+        memset(p, b->fill, s->size);
+    }
+    for (size_t i = 0; i < CHECK_N; i++) {
+        live_remove((uintptr_t)slot[i].p);
+        a->free(slot[i].p, slot[i].usable);
+    }
+    if (ff_n != 1 || ff_free[0].start != (uintptr_t)ff_arena || ff_free[0].end != ff_top)
+        check_fail("freeing everything did not leave one free block");
+    a->teardown();
+    free(t);
+    check_who = "tlsf";
+    printf("%s self-check: ok (N=%d + %d steps: the block the rule picks every time, no "
+           "overlap, all freed: one free block)\n",
+           a->name, CHECK_N, CHECK_STEPS);
+}
+
 /* `kheap-bench <allocator> <N> [batches]`: time that one case only, for a
  * profiler (perf record -- kheap-bench kheap 100000 40). */
 static int profile_one(const allocator_t *const *all, int na, const char *name, const char *nstr,
@@ -876,6 +1100,8 @@ static int profile_one(const allocator_t *const *all, int na, const char *name, 
         }
         if (all[i] == &A_TLSF)
             tlsf_self_check();
+        if (all[i] == &A_FLOOR || all[i] == &A_BEST)
+            fit_self_check(all[i]);
         const size_t batch = 50000, warm = n < 20000 ? 20000 : (size_t)n;
         step_t *t = make_trace((uint32_t)n, warm + (size_t)runs * batch);
         double ns = time_pairs(all[i], t, (uint32_t)n, warm, batch, (int)runs);
@@ -898,6 +1124,8 @@ static int frag_one(const allocator_t *const *all, int na, const char *name)
             fprintf(stderr, "kheap-bench: mimalloc not available\n");
             return 2;
         }
+        if (all[i] == &A_FLOOR || all[i] == &A_BEST)
+            fit_self_check(all[i]);
         double sum = 0, lo = 1e9, hi = 0;
         for (uint64_t v = 0; v <= FRAG_VARIANTS; v++) {
             step_t *t = make_trace_variant(10000, FRAG_STEPS, v);
@@ -925,16 +1153,19 @@ int main(int argc, char **argv)
     static const uint32_t ns_[] = {1000, 10000, 100000};
     static const char *const tag[] = {"1k", "10k", "100k"};
     /* Positions in all[]: the table's rows, in this order. */
-    enum { KHEAP, KHEAP_EXACT, GLIBC, MIMALLOC, SEED, KHEAP_CACHED, TLSF, KHEAP_LAZY, TLSF_LAZY, NA };
-    const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI,     &A_SEED,
-                                  &A_KHEAPC, &A_TLSF,  &A_KHEAPL, &A_TLSFL};
+    enum {
+        KHEAP, KHEAP_EXACT, GLIBC, MIMALLOC, SEED, KHEAP_CACHED, TLSF, KHEAP_LAZY, TLSF_LAZY,
+        FLOOR, BEST, NA
+    };
+    const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI,    &A_SEED,  &A_KHEAPC,
+                                  &A_TLSF,  &A_KHEAPL, &A_TLSFL, &A_FLOOR, &A_BEST};
     if (argc == 3 && strcmp(argv[1], "frag") == 0)
         return frag_one(all, NA, argv[2]);
     if (argc >= 3)
         return profile_one(all, NA, argv[1], argv[2], argc >= 4 ? argv[3] : NULL);
     const size_t batch = 50000, runs = 7, frag_steps = FRAG_STEPS;
     const size_t seed_batch[] = {2000, 300}, seed_runs = 5;
-    bool have[NA] = {true, true, true, mi_load(), true, true, true, true, true};
+    bool have[NA] = {true, true, true, mi_load(), true, true, true, true, true, true, true};
 
     printf("kheap-bench: ns per free+allocate pair, median of %zu batches of %zu steps after N "
            "warm-up steps (reference: %zu batches of %zu / %zu steps);\n"
@@ -942,7 +1173,8 @@ int main(int argc, char **argv)
            "kheap: default (runs on for requests up to 4 KiB); kheap-exact: runs off, address-ordered first "
            "fit for every request; kheap-cached: default plus per-CPU caches;\n"
            "tlsf: Conte's TLSF (bench/tlsf_ref.c), 32 second-level lists, 16-byte alignment, one "
-           "16 GiB pool.\n",
+           "16 GiB pool;\nfirst-fit / best-fit: that rule and nothing else (exact growth, no runs), "
+           "fragmentation only: first-fit is the floor of kheap's placement rule.\n",
            runs, batch, seed_runs, seed_batch[0], seed_batch[1], frag_steps);
 
     /* Fragmentation first, each in a fresh child, before this process
@@ -971,8 +1203,10 @@ int main(int argc, char **argv)
         free(tv);
     }
 
-    /* Before any timing: the TLSF figures below are only worth printing if
-     * it is a correct allocator (exits if not). */
+    /* Before any timing: the TLSF and first-fit figures below are only worth
+     * printing if they are correct allocators (exits if not). */
+    fit_self_check(&A_FLOOR);
+    fit_self_check(&A_BEST);
     tlsf_self_check();
 
     double res[NA][3];
@@ -981,7 +1215,7 @@ int main(int argc, char **argv)
         size_t warm = n < 20000 ? 20000 : n;
         step_t *t = make_trace(n, warm + runs * batch);
         for (int i = 0; i < NA; i++) {
-            if (!have[i])
+            if (!have[i] || i == FLOOR || i == BEST)
                 res[i][k] = -1;
             else if (i == SEED)
                 res[i][k] = k < 2 ? time_pairs(all[i], t, n, n, seed_batch[k], (int)seed_runs) : -1;
