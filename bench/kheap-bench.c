@@ -1081,6 +1081,28 @@ static void fit_self_check(const allocator_t *a)
            a->name, CHECK_N, CHECK_STEPS);
 }
 
+/* The allocator called `name`, ready to measure (the ones re-implemented
+ * here self-checked first, which exits if one is wrong); NULL, said on
+ * stderr, when there is none or it is not available. */
+static const allocator_t *pick(const allocator_t *const *all, int na, const char *name)
+{
+    for (int i = 0; i < na; i++) {
+        if (strcmp(all[i]->name, name) != 0)
+            continue;
+        if (all[i] == &A_MI && !mi_load()) {
+            fprintf(stderr, "kheap-bench: mimalloc not available\n");
+            return NULL;
+        }
+        if (all[i] == &A_TLSF)
+            tlsf_self_check();
+        if (all[i] == &A_FLOOR || all[i] == &A_BEST)
+            fit_self_check(all[i]);
+        return all[i];
+    }
+    fprintf(stderr, "kheap-bench: unknown allocator %s\n", name);
+    return NULL;
+}
+
 /* `kheap-bench <allocator> <N> [batches]`: time that one case only, for a
  * profiler (perf record -- kheap-bench kheap 100000 40). */
 static int profile_one(const allocator_t *const *all, int na, const char *name, const char *nstr,
@@ -1091,60 +1113,40 @@ static int profile_one(const allocator_t *const *all, int na, const char *name, 
         fprintf(stderr, "kheap-bench: N must be 1..100000, batches 1..15\n");
         return 2;
     }
-    for (int i = 0; i < na; i++) {
-        if (strcmp(all[i]->name, name) != 0)
-            continue;
-        if (all[i] == &A_MI && !mi_load()) {
-            fprintf(stderr, "kheap-bench: mimalloc not available\n");
-            return 2;
-        }
-        if (all[i] == &A_TLSF)
-            tlsf_self_check();
-        if (all[i] == &A_FLOOR || all[i] == &A_BEST)
-            fit_self_check(all[i]);
-        const size_t batch = 50000, warm = n < 20000 ? 20000 : (size_t)n;
-        step_t *t = make_trace((uint32_t)n, warm + (size_t)runs * batch);
-        double ns = time_pairs(all[i], t, (uint32_t)n, warm, batch, (int)runs);
-        printf("%s N=%ld: %.1f ns per pair\n", name, n, ns);
-        free(t);
-        return 0;
-    }
-    fprintf(stderr, "kheap-bench: unknown allocator %s\n", name);
-    return 2;
+    const allocator_t *a = pick(all, na, name);
+    if (a == NULL)
+        return 2;
+    const size_t batch = 50000, warm = n < 20000 ? 20000 : (size_t)n;
+    step_t *t = make_trace((uint32_t)n, warm + (size_t)runs * batch);
+    double ns = time_pairs(a, t, (uint32_t)n, warm, batch, (int)runs);
+    printf("%s N=%ld: %.1f ns per pair\n", name, n, ns);
+    free(t);
+    return 0;
 }
 
 /* `kheap-bench frag <allocator>`: its fragmentation on the bench trace and
  * on the other variants only, for trying a placement change quickly. */
 static int frag_one(const allocator_t *const *all, int na, const char *name)
 {
-    for (int i = 0; i < na; i++) {
-        if (strcmp(all[i]->name, name) != 0)
+    const allocator_t *a = pick(all, na, name);
+    if (a == NULL)
+        return 2;
+    double sum = 0, lo = 1e9, hi = 0;
+    for (uint64_t v = 0; v <= FRAG_VARIANTS; v++) {
+        step_t *t = make_trace_variant(10000, FRAG_STEPS, v);
+        double f = frag(a, t, 10000, FRAG_STEPS);
+        free(t);
+        if (v == 0) {
+            printf("frag %s %.3f\n", name, f);
             continue;
-        if (all[i] == &A_MI && !mi_load()) {
-            fprintf(stderr, "kheap-bench: mimalloc not available\n");
-            return 2;
         }
-        if (all[i] == &A_FLOOR || all[i] == &A_BEST)
-            fit_self_check(all[i]);
-        double sum = 0, lo = 1e9, hi = 0;
-        for (uint64_t v = 0; v <= FRAG_VARIANTS; v++) {
-            step_t *t = make_trace_variant(10000, FRAG_STEPS, v);
-            double f = frag(all[i], t, 10000, FRAG_STEPS);
-            free(t);
-            if (v == 0) {
-                printf("frag %s %.3f\n", name, f);
-                continue;
-            }
-            sum += f;
-            lo = f < lo ? f : lo;
-            hi = f > hi ? f : hi;
-        }
-        printf("frag-variants %s mean %.3f min %.3f max %.3f over %d other traces\n", name,
-               sum / FRAG_VARIANTS, lo, hi, FRAG_VARIANTS);
-        return 0;
+        sum += f;
+        lo = f < lo ? f : lo;
+        hi = f > hi ? f : hi;
     }
-    fprintf(stderr, "kheap-bench: unknown allocator %s\n", name);
-    return 2;
+    printf("frag-variants %s mean %.3f min %.3f max %.3f over %d other traces\n", name,
+           sum / FRAG_VARIANTS, lo, hi, FRAG_VARIANTS);
+    return 0;
 }
 
 int main(int argc, char **argv)
