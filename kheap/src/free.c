@@ -60,12 +60,17 @@ mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
     return kh_lookup_unmapped(heap, ptr, out);
 }
 
+/* A lookup's answer st for ptr, with a slot sitting in a CPU cache (in use
+ * in its run, freed to the caller) told as the double free it is. */
+static inline mm_status_t kh_live(kheap_t *heap, uintptr_t ptr, const kh_ref_t *ref,
+                                  mm_status_t st)
+{
+    return st == MM_OK && ref->run != NULL && kh_slot_cached(heap, ptr) ? MM_ERR_DOUBLE_FREE : st;
+}
+
 mm_status_t kheap_lookup_live(kheap_t *heap, uintptr_t ptr, kh_ref_t *out)
 {
-    mm_status_t st = kheap_lookup(heap, ptr, out);
-    if (st == MM_OK && out->run != NULL && kh_slot_cached(heap, ptr))
-        return MM_ERR_DOUBLE_FREE;
-    return st;
+    return kh_live(heap, ptr, out, kheap_lookup(heap, ptr, out));
 }
 
 void kheap_warn_pointer(mm_status_t st, uintptr_t ptr, const char *file, int line)
@@ -148,9 +153,9 @@ static __attribute__((noinline)) mm_status_t kh_free_general(kheap_t *heap, uint
                                                              mm_irqflags_t f, bool unmapped)
 {
     kh_ref_t ref;
-    mm_status_t st = unmapped ? kh_lookup_unmapped(heap, ptr, &ref) : kheap_lookup(heap, ptr, &ref);
-    if (st == MM_OK && ref.run != NULL && kh_slot_cached(heap, ptr))
-        st = MM_ERR_DOUBLE_FREE;
+    mm_status_t st = kh_live(heap, ptr, &ref,
+                             unmapped ? kh_lookup_unmapped(heap, ptr, &ref)
+                                      : kheap_lookup(heap, ptr, &ref));
     if (st == MM_OK) {
 #if HADRON_MM_HEAP_REDZONES
         if (ref.run == NULL)
