@@ -576,12 +576,15 @@ static void *ff_alloc(size_t size, size_t align)
         memmove(&ff_free[i], &ff_free[i + 1], (ff_n - i - 1) * sizeof(span_t));
         ff_n--;
     } else {
-        /* Grow: from a free block at the top, else from the top. */
-        s = ff_n > 0 && ff_free[ff_n - 1].end == ff_top ? ff_free[--ff_n].start : ff_top;
+        /* Grow: from a free block at the top, else from the top; a request
+         * past the arena fails with that block still free. */
+        bool top_free = ff_n > 0 && ff_free[ff_n - 1].end == ff_top;
+        s = top_free ? ff_free[ff_n - 1].start : ff_top;
         b = ff_start(s, align);
         e = b + n;
         if (e - (uintptr_t)ff_arena > ff_arena_size)
             return NULL;
+        ff_n -= top_free;
         ff_top = e;
     }
     if (e - (b + n) < FF_MIN)
