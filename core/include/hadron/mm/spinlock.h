@@ -49,22 +49,19 @@ static inline void mm_spin_init(mm_spinlock_t *lock)
     atomic_init(&lock->now_serving, 0);
 }
 
+/* Waits until `ticket` is served; the contended half of mm_spin_lock, out
+ * of line (spinlock.c) so the uncontended lock taken inline on every
+ * allocation keeps no loop state in registers. O(waiters). */
+void mm_spin_wait(mm_spinlock_t *lock, unsigned ticket);
+
 /* O(waiters). Does not touch interrupts: use the _irqsave form unless the
  * caller already runs with interrupts off. */
 static inline void mm_spin_lock(mm_spinlock_t *lock)
 {
     unsigned ticket = atomic_fetch_add_explicit(&lock->next_ticket, 1, memory_order_relaxed);
-#if HADRON_MM_SPIN_YIELD
-    unsigned spins = 0;
-    while (atomic_load_explicit(&lock->now_serving, memory_order_acquire) != ticket) {
-        mm_cpu_relax();
-        if (++spins % MM_SPIN_YIELD_SPINS == 0)
-            mm_hook_spin_yield();
-    }
-#else
-    while (atomic_load_explicit(&lock->now_serving, memory_order_acquire) != ticket)
-        mm_cpu_relax();
-#endif
+    if (__builtin_expect(atomic_load_explicit(&lock->now_serving, memory_order_acquire) != ticket,
+                         0))
+        mm_spin_wait(lock, ticket);
 }
 
 /* Takes the lock only if nobody holds or waits for it. */
