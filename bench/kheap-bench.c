@@ -1127,20 +1127,27 @@ static int profile_one(const allocator_t *const *all, int na, const char *name, 
     return 0;
 }
 
-/* `kheap-bench frag <allocator>`: its fragmentation on the bench trace and
- * on the other variants only, for trying a placement change quickly. */
-static int frag_one(const allocator_t *const *all, int na, const char *name)
+/* `kheap-bench frag <allocator> [steps]`: its fragmentation on the bench
+ * trace and on the other variants only, for trying a placement change
+ * quickly; `steps` (default FRAG_STEPS) lengthens the traces, since the
+ * figure depends on how long a trace runs. */
+static int frag_one(const allocator_t *const *all, int na, const char *name, const char *sstr)
 {
+    long steps = sstr != NULL ? strtol(sstr, NULL, 10) : FRAG_STEPS;
+    if (steps < 1 || steps > 10000000) {
+        fprintf(stderr, "kheap-bench: frag steps must be 1..10000000\n");
+        return 2;
+    }
     const allocator_t *a = pick(all, na, name);
     if (a == NULL)
         return 2;
     double sum = 0, lo = 1e9, hi = 0;
     for (uint64_t v = 0; v <= FRAG_VARIANTS; v++) {
-        step_t *t = make_trace_variant(10000, FRAG_STEPS, v);
-        double f = frag(a, t, 10000, FRAG_STEPS);
+        step_t *t = make_trace_variant(10000, (size_t)steps, v);
+        double f = frag(a, t, 10000, (size_t)steps);
         free(t);
         if (v == 0) {
-            printf("frag %s %.3f\n", name, f);
+            printf("frag %s %.3f (fill + %ld steps)\n", name, f, steps);
             continue;
         }
         sum += f;
@@ -1164,8 +1171,8 @@ int main(int argc, char **argv)
     };
     const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI,    &A_SEED,  &A_KHEAPC,
                                   &A_TLSF,  &A_KHEAPL, &A_TLSFL, &A_FLOOR, &A_BEST};
-    if (argc == 3 && strcmp(argv[1], "frag") == 0)
-        return frag_one(all, NA, argv[2]);
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "frag") == 0)
+        return frag_one(all, NA, argv[2], argc == 4 ? argv[3] : NULL);
     if (argc >= 3)
         return profile_one(all, NA, argv[1], argv[2], argc >= 4 ? argv[3] : NULL);
     const size_t batch = 50000, runs = 7, frag_steps = FRAG_STEPS;
