@@ -40,6 +40,10 @@
  * no live blocks overlapped or were written by the allocator, its lists and
  * boundary tags stayed consistent and freeing everything left one free
  * block: its figures are those of a correct allocator.
+ * "tlsf-locked" is the same TLSF behind the lock every kheap call takes
+ * (interrupts off through the hooks, then the core ticket lock), timed
+ * only: kheap must have that lock and TLSF has none, so the row tells
+ * what the lock costs from what the allocators do.
  *
  * Memory: kheap and TLSF run on memory that is mapped when they get it, as
  * a kernel heap's is (vmm_heap_grow_callback maps every page of a growth
@@ -78,6 +82,7 @@
 #include <unistd.h>
 
 #include <hadron/mm/kheap.h>
+#include <hadron/mm/spinlock.h>
 
 #include "host_hooks.h" /* the kernel's hooks, as for the other benches */
 #include "tlsf_ref.h"
@@ -690,6 +695,28 @@ static void tll_teardown(void)
     mapped_memory = true;
 }
 
+/* TLSF behind the lock a kheap instance takes (interrupts off through the
+ * hooks, then the core ticket lock) around each call: the issue requires
+ * that lock of kheap, and TLSF has none, so this row tells the placement
+ * and bookkeeping apart from the lock. Timing only: its placement is
+ * TLSF's. */
+static mm_spinlock_t tlk_lock = MM_SPINLOCK_INIT;
+
+static void *tlk_alloc(size_t size, size_t align)
+{
+    mm_irqflags_t f = mm_spin_lock_irqsave(&tlk_lock);
+    void *p = tl_alloc(size, align);
+    mm_spin_unlock_irqrestore(&tlk_lock, f);
+    return p;
+}
+
+static void tlk_free(void *p, size_t size)
+{
+    mm_irqflags_t f = mm_spin_lock_irqsave(&tlk_lock);
+    tl_free(p, size);
+    mm_spin_unlock_irqrestore(&tlk_lock, f);
+}
+
 static const allocator_t A_KHEAP = {"kheap", kh_setup, kh_alloc, kh_free, kh_footprint, kh_teardown};
 static const allocator_t A_KHEAPC = {"kheap-cached", khc_setup, kh_alloc, kh_free, kh_footprint,
                                      kh_teardown};
@@ -710,6 +737,8 @@ static const allocator_t A_KHEAPL = {"kheap-lazy", khl_setup, kh_alloc, kh_free,
                                      khl_teardown};
 static const allocator_t A_TLSFL = {"tlsf-lazy", tll_setup, tl_alloc, tl_free, tl_footprint,
                                     tll_teardown};
+static const allocator_t A_TLSFK = {"tlsf-locked", tl_setup, tlk_alloc, tlk_free, tl_footprint,
+                                    tl_teardown};
 
 /* ---- running ------------------------------------------------------------ */
 
@@ -1096,7 +1125,7 @@ static const allocator_t *pick(const allocator_t *const *all, int na, const char
             fprintf(stderr, "kheap-bench: mimalloc not available\n");
             return NULL;
         }
-        if (all[i] == &A_TLSF)
+        if (all[i]->setup == tl_setup || all[i]->setup == tll_setup)
             tlsf_self_check();
         if (all[i] == &A_FLOOR || all[i] == &A_BEST)
             fit_self_check(all[i]);
@@ -1167,17 +1196,20 @@ int main(int argc, char **argv)
     /* Positions in all[]: the table's rows, in this order. */
     enum {
         KHEAP, KHEAP_EXACT, GLIBC, MIMALLOC, SEED, KHEAP_CACHED, TLSF, KHEAP_LAZY, TLSF_LAZY,
-        FLOOR, BEST, NA
+        FLOOR, BEST, TLSF_LOCKED, NA
     };
-    const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC, &A_MI,    &A_SEED,  &A_KHEAPC,
-                                  &A_TLSF,  &A_KHEAPL, &A_TLSFL, &A_FLOOR, &A_BEST};
+    const allocator_t *all[NA] = {&A_KHEAP,  &A_KHEAPX, &A_GLIBC, &A_MI,   &A_SEED,
+                                  &A_KHEAPC, &A_TLSF,   &A_KHEAPL, &A_TLSFL, &A_FLOOR,
+                                  &A_BEST,   &A_TLSFK};
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "frag") == 0)
         return frag_one(all, NA, argv[2], argc == 4 ? argv[3] : NULL);
     if (argc >= 3)
         return profile_one(all, NA, argv[1], argv[2], argc >= 4 ? argv[3] : NULL);
     const size_t batch = 50000, runs = 7, frag_steps = FRAG_STEPS;
     const size_t seed_batch[] = {2000, 300}, seed_runs = 5;
-    bool have[NA] = {true, true, true, mi_load(), true, true, true, true, true, true, true};
+    bool have[NA] = {true, true, true, mi_load(), true, true, true, true, true, true, true, true};
+    /* Rows whose fragmentation is another row's (same placement). */
+#define FRAG_OF_ANOTHER(i) ((i) == TLSF_LOCKED)
 
     printf("kheap-bench: ns per free+allocate pair, median of %zu batches of %zu steps after N "
            "warm-up steps (reference: %zu batches of %zu / %zu steps);\n"
@@ -1185,7 +1217,7 @@ int main(int argc, char **argv)
            "kheap: default (runs on for requests up to 4 KiB); kheap-exact: runs off, address-ordered first "
            "fit for every request; kheap-cached: default plus per-CPU caches;\n"
            "tlsf: Conte's TLSF (bench/tlsf_ref.c), 32 second-level lists, 16-byte alignment, one "
-           "16 GiB pool;\nfirst-fit / best-fit: that rule and nothing else (exact growth, no runs), "
+           "16 GiB pool; tlsf-locked: the same behind kheap's lock (irq hooks + ticket lock), timing only;\nfirst-fit / best-fit: that rule and nothing else (exact growth, no runs), "
            "fragmentation only: first-fit is the floor of kheap's placement rule.\n",
            runs, batch, seed_runs, seed_batch[0], seed_batch[1], frag_steps);
 
@@ -1194,7 +1226,7 @@ int main(int argc, char **argv)
     double fr[NA];
     step_t *t10 = make_trace(10000, frag_steps);
     for (int i = 0; i < NA; i++)
-        fr[i] = have[i] ? frag(all[i], t10, 10000, frag_steps) : -1;
+        fr[i] = have[i] && !FRAG_OF_ANOTHER(i) ? frag(all[i], t10, 10000, frag_steps) : -1;
     free(t10);
     /* The same on other traces of the same distribution (not the slow
      * reference): mean, min and max. */
@@ -1205,7 +1237,7 @@ int main(int argc, char **argv)
     for (uint64_t v = 1; v <= VARIANTS; v++) {
         step_t *tv = make_trace_variant(10000, frag_steps, v);
         for (int i = 0; i < NA; i++) {
-            if (!have[i] || i == SEED)
+            if (!have[i] || i == SEED || FRAG_OF_ANOTHER(i))
                 continue;
             double f = frag(all[i], tv, 10000, frag_steps);
             fr_sum[i] += f;
@@ -1264,6 +1296,7 @@ int main(int argc, char **argv)
         {KHEAP, SEED, 2, "kheap.seedpair"},
         {KHEAP_EXACT, SEED, 2, "kheap-exact.seedpair"},
         {KHEAP, TLSF, 3, "kheap.tlsfpair"},
+        {KHEAP, TLSF_LOCKED, 3, "kheap.tlsflockedpair"},
         /* The same comparisons on demand-paged memory for kheap and TLSF
          * (glibc and mimalloc always run on it). */
         {KHEAP_LAZY, GLIBC, 3, "kheap-lazy.pair"},
@@ -1278,13 +1311,15 @@ int main(int argc, char **argv)
         }
     }
     for (int i = 0; i < NA; i++) {
+        if (FRAG_OF_ANOTHER(i))
+            continue;
         if (have[i])
             printf("frag %s %.3f\n", all[i]->name, fr[i]);
         else
             printf("# %s not available (libmimalloc-dev not installed): skipped\n", all[i]->name);
     }
     for (int i = 0; i < NA; i++)
-        if (have[i] && i != SEED)
+        if (have[i] && i != SEED && !FRAG_OF_ANOTHER(i))
             printf("frag-variants %s mean %.3f min %.3f max %.3f over %d other traces\n",
                    all[i]->name, fr_sum[i] / VARIANTS, fr_min[i], fr_max[i], VARIANTS);
     return 0;
