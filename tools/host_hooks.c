@@ -1,6 +1,4 @@
-#include <limits.h>
 #include <sched.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -43,18 +41,6 @@ void mm_hook_irq_restore(mm_irqflags_t flags)
 void mm_hook_spin_yield(void)
 {
     sched_yield();
-}
-
-/* Each thread is a "CPU" of its own, numbered in order of its first call:
- * no two threads ever share an index, which is all the heap's per-CPU
- * caches need (threads past the configured count get none). */
-unsigned mm_hook_cpu_index(void)
-{
-    static atomic_uint next_index;
-    static _Thread_local unsigned index = UINT_MAX;
-    if (index == UINT_MAX)
-        index = atomic_fetch_add_explicit(&next_index, 1, memory_order_relaxed);
-    return index;
 }
 
 void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count)

@@ -16,7 +16,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -87,18 +86,6 @@ void mm_hook_irq_restore(mm_irqflags_t flags)
 void mm_hook_spin_yield(void)
 {
     sched_yield();
-}
-
-/* Each thread is a "CPU" of its own, numbered in order of its first call:
- * no two threads ever share an index, which is all the heap's per-CPU
- * caches need (threads past the configured count get none). */
-unsigned mm_hook_cpu_index(void)
-{
-    static atomic_uint next_index;
-    static _Thread_local unsigned index = UINT_MAX;
-    if (index == UINT_MAX)
-        index = atomic_fetch_add_explicit(&next_index, 1, memory_order_relaxed);
-    return index;
 }
 
 /* ---- growth from mmap --------------------------------------------------- */
