@@ -1,7 +1,9 @@
 /*
  * kheap-bench: the kernel heap against glibc malloc, mimalloc (when
  * installed), a re-implementation of the reference list allocator and TLSF,
- * in one process, on one deterministic trace.
+ * in one process, on one deterministic trace; jemalloc and tcmalloc (when
+ * installed), which replace malloc wherever they are loaded, in processes
+ * of their own.
  *
  * Trace: N live objects (N = 1,000 / 10,000 / 100,000). Each step frees a
  * random live object and allocates a new one in its slot. Sizes: 70% 16-256
@@ -13,7 +15,8 @@
  * Fragmentation: peak footprint / peak live (requested) bytes over the fill
  * and 50,000 steps at N = 10,000, each allocator in a fresh child process.
  * Footprint: kheap, the bytes its growth callback handed out; glibc,
- * mallinfo2 arena + mmapped bytes; mimalloc, committed bytes; the reference,
+ * mallinfo2 arena + mmapped bytes; mimalloc, committed bytes; jemalloc,
+ * stats.active; tcmalloc, heap size less unmapped bytes; the reference,
  * its high-water mark; TLSF, the offset from its pool's start (control
  * structure included) of the end of the highest block it ever handed out,
  * plus the end sentinel: the part of its pool it has touched, which it never
@@ -375,6 +378,71 @@ static void mi_teardown(void)
     mi_collect_p(true);
 }
 
+/* jemalloc and tcmalloc: reference points beside mimalloc. Each replaces
+ * malloc for the whole process it is loaded into, so each runs in a process
+ * of its own started with LD_PRELOAD (`kheap-bench jemalloc ...` starts
+ * itself again that way); there the row calls malloc and free as the glibc
+ * row does, and reads the footprint from the allocator's own statistics:
+ * jemalloc's stats.active (pages holding allocations: its most favourable
+ * figure; stats.mapped also counts dirty pages kept for reuse), tcmalloc's
+ * heap size less the bytes it has unmapped. */
+typedef struct {
+    const char *name;   /* the row */
+    const char *lib;    /* for LD_PRELOAD (found on the library path) */
+    const char *stats;  /* a symbol only this allocator defines */
+    const char *package;
+} preload_t;
+
+static const preload_t PRELOADS[] = {
+    {"jemalloc", "libjemalloc.so.2", "mallctl", "libjemalloc2"},
+    {"tcmalloc", "libtcmalloc_minimal.so.4", "MallocExtension_GetNumericProperty",
+     "libtcmalloc-minimal4"},
+};
+enum { NPRELOADS = sizeof(PRELOADS) / sizeof(PRELOADS[0]) };
+
+static int (*je_mallctl_p)(const char *, void *, size_t *, void *, size_t);
+static int (*tc_property_p)(const char *, size_t *);
+static size_t pre_base;
+
+/* Whether this process's malloc is the one `lib` defines. */
+static bool malloc_comes_from(const char *lib)
+{
+    Dl_info di;
+    void *m = dlsym(RTLD_DEFAULT, "malloc");
+    return m != NULL && dladdr(m, &di) != 0 && di.dli_fname != NULL &&
+           strstr(di.dli_fname, lib) != NULL;
+}
+
+static size_t pre_raw(void)
+{
+    if (je_mallctl_p != NULL) {
+        uint64_t epoch = 1; /* refreshes the statistics */
+        size_t len = sizeof epoch, active = 0;
+        je_mallctl_p("epoch", &epoch, &len, &epoch, len);
+        len = sizeof active;
+        return je_mallctl_p("stats.active", &active, &len, NULL, 0) == 0 ? active : 0;
+    }
+    size_t heap = 0, unmapped = 0;
+    tc_property_p("generic.heap_size", &heap);
+    tc_property_p("tcmalloc.pageheap_unmapped_bytes", &unmapped);
+    return heap > unmapped ? heap - unmapped : 0;
+}
+
+static void pre_setup(void)
+{
+    pre_base = pre_raw();
+}
+
+static size_t pre_footprint(void)
+{
+    size_t raw = pre_raw();
+    return raw > pre_base ? raw - pre_base : 0;
+}
+
+static void pre_teardown(void)
+{
+}
+
 /* The reference list allocator. */
 typedef struct hole {
     size_t size;
@@ -724,6 +792,10 @@ static const allocator_t A_KHEAPX = {"kheap-exact", khx_setup, kh_alloc, kh_free
                                      kh_teardown};
 static const allocator_t A_GLIBC = {"glibc", glibc_setup, glibc_alloc, glibc_free, glibc_footprint,
                                     glibc_teardown};
+static const allocator_t A_JE = {"jemalloc", pre_setup, glibc_alloc, glibc_free, pre_footprint,
+                                 pre_teardown};
+static const allocator_t A_TC = {"tcmalloc", pre_setup, glibc_alloc, glibc_free, pre_footprint,
+                                 pre_teardown};
 static const allocator_t A_MI = {"mimalloc", mi_setup, mi_alloc, mi_free_, mi_footprint,
                                  mi_teardown};
 static const allocator_t A_SEED = {"reference", seed_setup, seed_alloc, seed_free, seed_footprint,
@@ -1113,16 +1185,49 @@ static void fit_self_check(const allocator_t *a)
            a->name, CHECK_N, CHECK_STEPS);
 }
 
+static char **bench_argv;
+
+/* Whether preload row pl can run in this process. When this process's
+ * malloc is not that allocator's, starts this program again with it
+ * preloaded (once: if the new process still lacks it, the library is not
+ * installed). */
+static bool preload_ready(const preload_t *pl)
+{
+    if (malloc_comes_from(pl->lib)) {
+        void *sym = dlsym(RTLD_DEFAULT, pl->stats);
+        if (pl == &PRELOADS[0])
+            je_mallctl_p = (int (*)(const char *, void *, size_t *, void *, size_t))sym;
+        else
+            tc_property_p = (int (*)(const char *, size_t *))sym;
+        return sym != NULL;
+    }
+    if (getenv("KHEAP_BENCH_PRELOAD") == NULL) {
+        setenv("KHEAP_BENCH_PRELOAD", pl->lib, 1);
+        setenv("LD_PRELOAD", pl->lib, 1);
+        execv("/proc/self/exe", bench_argv);
+        perror("kheap-bench: execv /proc/self/exe");
+    }
+    fprintf(stderr, "kheap-bench: %s not available (Debian package %s)\n", pl->name, pl->package);
+    return false;
+}
+
 /* The allocator called `name`, ready to measure (the ones re-implemented
  * here self-checked first, which exits if one is wrong); NULL, said on
  * stderr, when there is none or it is not available. */
 static const allocator_t *pick(const allocator_t *const *all, int na, const char *name)
 {
+    for (int k = 0; k < NPRELOADS; k++)
+        if (strcmp(PRELOADS[k].name, name) == 0)
+            return preload_ready(&PRELOADS[k]) ? (k == 0 ? &A_JE : &A_TC) : NULL;
     for (int i = 0; i < na; i++) {
         if (strcmp(all[i]->name, name) != 0)
             continue;
         if (all[i] == &A_MI && !mi_load()) {
             fprintf(stderr, "kheap-bench: mimalloc not available\n");
+            return NULL;
+        }
+        if (all[i] == &A_GLIBC && !malloc_comes_from("libc.so")) {
+            fprintf(stderr, "kheap-bench: malloc here is not glibc's (LD_PRELOAD?)\n");
             return NULL;
         }
         if (all[i]->setup == tl_setup || all[i]->setup == tll_setup)
@@ -1188,28 +1293,86 @@ static int frag_one(const allocator_t *const *all, int na, const char *name, con
     return 0;
 }
 
+/* Runs `cmd` and reads numbers out of the first line of its output that
+ * starts with `prefix`, by `fmt` (applied to the whole line, `want`
+ * numbers into out[]); false when the command fails or prints no such
+ * line. */
+static bool read_figures(const char *cmd, const char *prefix, const char *fmt, int want,
+                         double *out)
+{
+    FILE *f = popen(cmd, "r");
+    if (f == NULL)
+        return false;
+    char line[512];
+    bool found = false;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (!found && strncmp(line, prefix, strlen(prefix)) == 0)
+            found = sscanf(line, fmt, &out[0], &out[1], &out[2]) == want;
+    return pclose(f) == 0 && found;
+}
+
+/* A preload row's figures, each from a process of its own (see
+ * PRELOADS): ns per pair at each N (median of `runs` batches, as for the
+ * other rows), fragmentation on the bench trace and mean, min and max over
+ * the other traces; false (figures -1) when the allocator is not
+ * installed. */
+static bool preload_row(const char *name, const uint32_t *ns_, size_t runs, double res[3],
+                        double *fr, double variants[3])
+{
+    char exe[4096], cmd[4600];
+    double scratch[3];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    bool ok = len > 0;
+    if (ok) {
+        exe[len] = '\0';
+        ok = strchr(exe, '\'') == NULL;
+    }
+    snprintf(cmd, sizeof cmd, "'%s' frag %s 2>/dev/null", exe, name);
+    ok = ok && read_figures(cmd, "frag ", "frag %*s %lf", 1, scratch);
+    *fr = scratch[0];
+    ok = ok && read_figures(cmd, "frag-variants ", "frag-variants %*s mean %lf min %lf max %lf", 3,
+                            variants);
+    for (int k = 0; k < 3 && ok; k++) {
+        snprintf(cmd, sizeof cmd, "'%s' %s %u %zu 2>/dev/null", exe, name, ns_[k], runs);
+        ok = read_figures(cmd, name, "%*s N=%*u: %lf", 1, &res[k]);
+    }
+    if (!ok)
+        *fr = res[0] = res[1] = res[2] = -1;
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    bench_argv = argv;
     static const uint32_t ns_[] = {1000, 10000, 100000};
     static const char *const tag[] = {"1k", "10k", "100k"};
     /* Positions in all[]: the table's rows, in this order. */
     enum {
         KHEAP, KHEAP_EXACT, GLIBC, MIMALLOC, SEED, KHEAP_CACHED, TLSF, KHEAP_LAZY, TLSF_LAZY,
-        FLOOR, BEST, TLSF_LOCKED, NA
+        FLOOR, BEST, TLSF_LOCKED, JEMALLOC, TCMALLOC, NA
     };
-    const allocator_t *all[NA] = {&A_KHEAP,  &A_KHEAPX, &A_GLIBC, &A_MI,   &A_SEED,
-                                  &A_KHEAPC, &A_TLSF,   &A_KHEAPL, &A_TLSFL, &A_FLOOR,
-                                  &A_BEST,   &A_TLSFK};
+    const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC,  &A_MI,    &A_SEED,
+                                  &A_KHEAPC, &A_TLSF,  &A_KHEAPL, &A_TLSFL, &A_FLOOR,
+                                  &A_BEST,  &A_TLSFK,  &A_JE,     &A_TC};
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "frag") == 0)
         return frag_one(all, NA, argv[2], argc == 4 ? argv[3] : NULL);
     if (argc >= 3)
         return profile_one(all, NA, argv[1], argv[2], argc >= 4 ? argv[3] : NULL);
     const size_t batch = 50000, runs = 7, frag_steps = FRAG_STEPS;
     const size_t seed_batch[] = {2000, 300}, seed_runs = 5;
-    bool have[NA] = {true, true, true, mi_load(), true, true, true, true, true, true, true, true};
+    if (!malloc_comes_from("libc.so")) {
+        fprintf(stderr, "kheap-bench: malloc here is not glibc's (LD_PRELOAD?)\n");
+        return 2;
+    }
+    bool have[NA] = {true, true, true, mi_load(), true, true, true,
+                     true, true, true, true,      true, true, true};
     /* Rows whose fragmentation is another row's (same placement). */
 #define FRAG_OF_ANOTHER(i) ((i) == TLSF_LOCKED)
+    /* Rows measured in processes of their own (preload_row). */
+#define ELSEWHERE(i) ((i) == JEMALLOC || (i) == TCMALLOC)
+    const char *package[NA] = {[MIMALLOC] = "libmimalloc-dev", [JEMALLOC] = "libjemalloc2",
+                               [TCMALLOC] = "libtcmalloc-minimal4"};
 
     printf("kheap-bench: ns per free+allocate pair, median of %zu batches of %zu steps after N "
            "warm-up steps (reference: %zu batches of %zu / %zu steps);\n"
@@ -1218,7 +1381,9 @@ int main(int argc, char **argv)
            "fit for every request; kheap-cached: default plus per-CPU caches;\n"
            "tlsf: Conte's TLSF (bench/tlsf_ref.c), 32 second-level lists, 16-byte alignment, one "
            "16 GiB pool; tlsf-locked: the same behind kheap's lock (irq hooks + ticket lock), timing only;\nfirst-fit / best-fit: that rule and nothing else (exact growth, no runs), "
-           "fragmentation only: first-fit is the floor of kheap's placement rule.\n",
+           "fragmentation only: first-fit is the floor of kheap's placement rule;\n"
+           "jemalloc / tcmalloc: reference points, each run in processes of its own under "
+           "LD_PRELOAD (Debian's libjemalloc2, libtcmalloc-minimal4).\n",
            runs, batch, seed_runs, seed_batch[0], seed_batch[1], frag_steps);
 
     /* Fragmentation first, each in a fresh child, before this process
@@ -1226,7 +1391,8 @@ int main(int argc, char **argv)
     double fr[NA];
     step_t *t10 = make_trace(10000, frag_steps);
     for (int i = 0; i < NA; i++)
-        fr[i] = have[i] && !FRAG_OF_ANOTHER(i) ? frag(all[i], t10, 10000, frag_steps) : -1;
+        fr[i] = have[i] && !FRAG_OF_ANOTHER(i) && !ELSEWHERE(i) ? frag(all[i], t10, 10000, frag_steps)
+                                                                : -1;
     free(t10);
     /* The same on other traces of the same distribution (not the slow
      * reference): mean, min and max. */
@@ -1237,7 +1403,7 @@ int main(int argc, char **argv)
     for (uint64_t v = 1; v <= VARIANTS; v++) {
         step_t *tv = make_trace_variant(10000, frag_steps, v);
         for (int i = 0; i < NA; i++) {
-            if (!have[i] || i == SEED || FRAG_OF_ANOTHER(i))
+            if (!have[i] || i == SEED || FRAG_OF_ANOTHER(i) || ELSEWHERE(i))
                 continue;
             double f = frag(all[i], tv, 10000, frag_steps);
             fr_sum[i] += f;
@@ -1259,7 +1425,7 @@ int main(int argc, char **argv)
         size_t warm = n < 20000 ? 20000 : n;
         step_t *t = make_trace(n, warm + runs * batch);
         for (int i = 0; i < NA; i++) {
-            if (!have[i] || i == FLOOR || i == BEST)
+            if (!have[i] || i == FLOOR || i == BEST || ELSEWHERE(i))
                 res[i][k] = -1;
             else if (i == SEED)
                 res[i][k] = k < 2 ? time_pairs(all[i], t, n, n, seed_batch[k], (int)seed_runs) : -1;
@@ -1267,6 +1433,16 @@ int main(int argc, char **argv)
                 res[i][k] = time_pairs(all[i], t, n, warm, batch, (int)runs);
         }
         free(t);
+    }
+
+    /* Last, so that their processes do not run beside the timing above. */
+    unsetenv("KHEAP_BENCH_PRELOAD");
+    for (int i = 0; i < NA; i++) {
+        if (!ELSEWHERE(i))
+            continue;
+        double v[3];
+        have[i] = preload_row(all[i]->name, ns_, runs, res[i], &fr[i], v);
+        fr_sum[i] = v[0] * VARIANTS, fr_min[i] = v[1], fr_max[i] = v[2];
     }
 
     printf("%-12s %12s %12s %12s %8s\n", "allocator", "N=1k", "N=10k", "N=100k", "frag");
@@ -1297,6 +1473,8 @@ int main(int argc, char **argv)
         {KHEAP_EXACT, SEED, 2, "kheap-exact.seedpair"},
         {KHEAP, TLSF, 3, "kheap.tlsfpair"},
         {KHEAP, TLSF_LOCKED, 3, "kheap.tlsflockedpair"},
+        {KHEAP, JEMALLOC, 3, "kheap.jemallocpair"},
+        {KHEAP, TCMALLOC, 3, "kheap.tcmallocpair"},
         /* The same comparisons on demand-paged memory for kheap and TLSF
          * (glibc and mimalloc always run on it). */
         {KHEAP_LAZY, GLIBC, 3, "kheap-lazy.pair"},
@@ -1316,7 +1494,7 @@ int main(int argc, char **argv)
         if (have[i])
             printf("frag %s %.3f\n", all[i]->name, fr[i]);
         else
-            printf("# %s not available (libmimalloc-dev not installed): skipped\n", all[i]->name);
+            printf("# %s not available (%s not installed): skipped\n", all[i]->name, package[i]);
     }
     for (int i = 0; i < NA; i++)
         if (have[i] && i != SEED && !FRAG_OF_ANOTHER(i))
