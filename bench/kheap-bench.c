@@ -1195,7 +1195,7 @@ static bool preload_ready(const preload_t *pl)
 {
     if (malloc_comes_from(pl->lib)) {
         void *sym = dlsym(RTLD_DEFAULT, pl->stats);
-        if (pl == &PRELOADS[0])
+        if (strcmp(pl->name, "jemalloc") == 0)
             je_mallctl_p = (int (*)(const char *, void *, size_t *, void *, size_t))sym;
         else
             tc_property_p = (int (*)(const char *, size_t *))sym;
@@ -1218,7 +1218,9 @@ static const allocator_t *pick(const allocator_t *const *all, int na, const char
 {
     for (int k = 0; k < NPRELOADS; k++)
         if (strcmp(PRELOADS[k].name, name) == 0)
-            return preload_ready(&PRELOADS[k]) ? (k == 0 ? &A_JE : &A_TC) : NULL;
+            return !preload_ready(&PRELOADS[k]) ? NULL
+                   : strcmp(name, "jemalloc") == 0 ? &A_JE
+                                                   : &A_TC;
     for (int i = 0; i < na; i++) {
         if (strcmp(all[i]->name, name) != 0)
             continue;
@@ -1320,7 +1322,7 @@ static bool preload_row(const char *name, const uint32_t *ns_, size_t runs, doub
                         double *fr, double variants[3])
 {
     char exe[4096], cmd[4600];
-    double scratch[3];
+    double scratch[3] = {-1, -1, -1};
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     bool ok = len > 0;
     if (ok) {
@@ -1440,7 +1442,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < NA; i++) {
         if (!ELSEWHERE(i))
             continue;
-        double v[3];
+        double v[3] = {-1, -1, -1};
         have[i] = preload_row(all[i]->name, ns_, runs, res[i], &fr[i], v);
         fr_sum[i] = v[0] * VARIANTS, fr_min[i] = v[1], fr_max[i] = v[2];
     }
