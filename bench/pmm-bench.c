@@ -283,7 +283,7 @@ static void side_init(side_t *s, const pmm_region_t *map, size_t n)
 {
     if (s->ours) {
         memset(&s->pmm, 0, sizeof s->pmm);
-        if (pmm_init(&s->pmm, map, n) != MM_OK)
+        if (pmm_init(&s->pmm, map, n, NULL, 0) != MM_OK)
             die("pmm_init failed");
     } else if (!ref_init(&s->ref, map, n)) {
         die("baseline init failed");

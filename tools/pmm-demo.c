@@ -147,7 +147,7 @@ int main(void)
                human(map[i].length, a, sizeof a), pmm_region_type_str(map[i].type));
 
     static pmm_t pmm; /* zero-initialised, as a kernel's .bss */
-    mm_status_t st = pmm_init(&pmm, map, n);
+    mm_status_t st = pmm_init(&pmm, map, n, NULL, 0);
     printf("\npmm_init -> %s\n", mm_status_str(st));
     if (st != MM_OK)
         return 1;

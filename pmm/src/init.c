@@ -14,6 +14,8 @@
 typedef struct pmm_sweep {
     const pmm_region_t *map;
     size_t count;
+    const pmm_range_t *keep; /* reserved like a map entry of a reserved type */
+    size_t keep_count;
     uint64_t end;          /* sweep [0, end) */
     uint64_t meta0, meta1; /* forced reserved: the metadata */
 } pmm_sweep_t;
@@ -41,6 +43,19 @@ static bool entry_frames(const pmm_region_t *r, uint64_t *f0, uint64_t *f1)
     return true;
 }
 
+/* Entry i of the sweep: the map's entries, then the ranges to keep. */
+static bool sweep_entry(const pmm_sweep_t *s, size_t i, uint64_t *f0, uint64_t *f1, bool *usable)
+{
+    if (i < s->count) {
+        *usable = s->map[i].type == PMM_REGION_USABLE;
+        return entry_frames(&s->map[i], f0, f1);
+    }
+    const pmm_range_t *k = &s->keep[i - s->count];
+    pmm_region_t as_entry = {k->base, k->length, PMM_REGION_KERNEL_AND_MODULES};
+    *usable = false;
+    return entry_frames(&as_entry, f0, f1);
+}
+
 static void consider(uint64_t b, uint64_t pos, uint64_t *next)
 {
     if (b > pos && b < *next)
@@ -55,9 +70,10 @@ static uint64_t sweep_next(const pmm_sweep_t *s, uint64_t pos)
     consider(1, pos, &next); /* frame 0 is never managed */
     consider(s->meta0, pos, &next);
     consider(s->meta1, pos, &next);
-    for (size_t i = 0; i < s->count; i++) {
+    for (size_t i = 0; i < s->count + s->keep_count; i++) {
         uint64_t f0, f1;
-        if (entry_frames(&s->map[i], &f0, &f1)) {
+        bool usable;
+        if (sweep_entry(s, i, &f0, &f1, &usable)) {
             consider(f0, pos, &next);
             consider(f1, pos, &next);
         }
@@ -71,11 +87,12 @@ static bool sweep_usable(const pmm_sweep_t *s, uint64_t pos)
     if (pos == 0 || (pos >= s->meta0 && pos < s->meta1))
         return false;
     bool usable = false;
-    for (size_t i = 0; i < s->count; i++) {
+    for (size_t i = 0; i < s->count + s->keep_count; i++) {
         uint64_t f0, f1;
-        if (!entry_frames(&s->map[i], &f0, &f1) || pos < f0 || pos >= f1)
+        bool entry_usable;
+        if (!sweep_entry(s, i, &f0, &f1, &entry_usable) || pos < f0 || pos >= f1)
             continue;
-        if (s->map[i].type != PMM_REGION_USABLE)
+        if (!entry_usable)
             return false;
         usable = true;
     }
@@ -207,11 +224,14 @@ static void writer_put(pmm_writer_t *wr, uint64_t a, uint64_t b, bool usable)
     }
 }
 
-mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count)
+mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pmm_range_t *keep,
+                     size_t keep_count)
 {
-    if (pmm == NULL || map == NULL || count == 0)
+    if (pmm == NULL || map == NULL || count == 0 || (keep == NULL && keep_count != 0))
         return MM_ERR_INVALID;
-    if (pmm_ready(pmm) || !hhdm_is_ready())
+    /* The magic alone: a copy of a live instance is not a fresh one either,
+     * and initialising it would write over the original's metadata. */
+    if (pmm->magic == PMM_MAGIC || !hhdm_is_ready())
         return MM_ERR_STATE;
 
     uint64_t span = 0;
@@ -225,6 +245,11 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count)
         if (r->type == PMM_REGION_USABLE && entry_frames(r, &f0, &f1))
             span = pmm_max(span, f1);
     }
+    for (size_t i = 0; i < keep_count; i++) {
+        uint64_t last;
+        if (keep[i].length != 0 && __builtin_add_overflow(keep[i].base, keep[i].length - 1, &last))
+            return MM_ERR_INVALID;
+    }
     if (span == 0)
         return MM_ERR_NOMEM;
     if (span > (hhdm_window_size >> MM_PAGE_SHIFT) || span > PMM_MAX_FRAMES)
@@ -235,7 +260,13 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count)
     uint64_t bytes = layout(&n, span, 0);
     uint64_t meta_frames = (bytes + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT;
 
-    pmm_sweep_t s = {.map = map, .count = count, .end = n.words << 6, .meta0 = 0, .meta1 = 0};
+    pmm_sweep_t s = {.map = map,
+                     .count = count,
+                     .keep = keep,
+                     .keep_count = keep_count,
+                     .end = n.words << 6,
+                     .meta0 = 0,
+                     .meta1 = 0};
     uint64_t meta = find_meta(&s, meta_frames, PMM_META_PREFERRED_FRAME);
     if (meta == PMM_NONE)
         meta = find_meta(&s, meta_frames, 1);
@@ -289,6 +320,7 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count)
 
     __builtin_memcpy(pmm, &n, sizeof n);
     mm_spin_init(&pmm->lock);
+    pmm->self = pmm;
     pmm->magic = PMM_MAGIC;
     return MM_OK;
 }

@@ -40,9 +40,12 @@
 #define PMM_FREE(p, w) ((p)->bm[(uint64_t)(w) << 1])
 #define PMM_USABLE(p, w) ((p)->bm[((uint64_t)(w) << 1) | 1])
 
+/* Initialised, and this is the instance pmm_init set up, not a copy of it:
+ * a copy shares the bitmaps but not the lock or the counts, so every call
+ * through one would corrupt the other. */
 static inline bool pmm_ready(const pmm_t *p)
 {
-    return p->magic == PMM_MAGIC;
+    return p->magic == PMM_MAGIC && p->self == p;
 }
 
 static inline uint64_t pmm_min(uint64_t a, uint64_t b)

@@ -29,8 +29,14 @@ mm_status_t pmm_reserve(pmm_t *pmm, mm_paddr_t base, uint64_t length)
 
     mm_status_t st = MM_OK;
     mm_irqflags_t flags = mm_spin_lock_irqsave(&pmm->lock);
+    uint64_t m0 = pmm->meta_base >> MM_PAGE_SHIFT, m1 = m0 + pmm->meta_frames;
     if (f1 > pmm->span_frames) {
         st = MM_ERR_RANGE;
+    } else if (f0 < m1 && m0 < f1) {
+        /* The caller believes something of its own lives there (the usual
+         * case: a kernel image the map called usable, reserved too late).
+         * Succeeding would hide that the bitmaps were written over it. */
+        st = MM_ERR_OVERLAP;
     } else if (first_allocated(pmm, f0, f1) != PMM_NONE) {
         st = MM_ERR_STATE;
     } else {

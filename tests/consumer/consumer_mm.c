@@ -16,5 +16,5 @@ mm_status_t consumer_mm_init(pmm_t *pmm, uint64_t hhdm, uint64_t phys_bytes)
     const pmm_region_t map[] = {
         {.base = 0, .length = phys_bytes, .type = PMM_REGION_USABLE},
     };
-    return pmm_init(pmm, map, sizeof map / sizeof map[0]);
+    return pmm_init(pmm, map, sizeof map / sizeof map[0], NULL, 0);
 }

@@ -726,8 +726,8 @@ static void run_op(fz_in_t *in)
         /* Bad instances, and a second pmm_init on a live one. */
         check_uninitialised();
         pmm_region_t map[1] = {{0, SIM_FRAMES * PG, PMM_REGION_USABLE}};
-        expect(pmm_init(&W.p, map, 1), MM_ERR_STATE, "second pmm_init");
-        expect(pmm_init(&W.p, NULL, 1), MM_ERR_INVALID, "pmm_init NULL map");
+        expect(pmm_init(&W.p, map, 1, NULL, 0), MM_ERR_STATE, "second pmm_init");
+        expect(pmm_init(&W.p, NULL, 1, NULL, 0), MM_ERR_INVALID, "pmm_init NULL map");
         break;
     }
     default: { /* give everything back, or a sweep of every frame */
@@ -795,7 +795,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     mm_status_t want = model_init(map, n);
-    mm_status_t st = pmm_init(&W.p, n ? map : NULL, n);
+    mm_status_t st = pmm_init(&W.p, n ? map : NULL, n, NULL, 0);
     if (n == 0)
         want = MM_ERR_INVALID;
     FZ_TRACE("pmm_init -> %s (model %s)\n", mm_status_str(st), mm_status_str(want));

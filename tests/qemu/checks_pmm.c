@@ -206,7 +206,7 @@ static void check_poison_word(unsigned word)
         return;
     }
     pmm_region_t map[1] = {{run, 256 * MM_PAGE_SIZE, PMM_REGION_USABLE}};
-    mm_status_t st = pmm_init(&test_pmm, map, 1);
+    mm_status_t st = pmm_init(&test_pmm, map, 1, NULL, 0);
     mm_paddr_t f = 0;
     if (st == MM_OK)
         st = pmm_alloc(&test_pmm, &f);

@@ -53,7 +53,7 @@ static void pmm_bringup(void)
                                          kernel_image_phys_end() - kernel_image_phys_start(),
                                          PMM_REGION_KERNEL_AND_MODULES};
     kernel_pmm_map_count = n;
-    kernel_pmm_status = pmm_init(&kernel_pmm, kernel_pmm_map, n);
+    kernel_pmm_status = pmm_init(&kernel_pmm, kernel_pmm_map, n, NULL, 0);
     if (kernel_pmm_status == MM_OK)
         pmm_get_stats(&kernel_pmm, &kernel_pmm_stats_at_init);
     if (kernel_pmm_status == MM_OK) {

@@ -193,7 +193,7 @@ int main(int argc, char **argv)
         {0, SIM, PMM_REGION_USABLE},
         {HOLE_BASE, HOLE_LEN, PMM_REGION_ACPI_RECLAIMABLE},
     };
-    CHECK(pmm_init(&pmm, map, 2) == MM_OK, "pmm_init");
+    CHECK(pmm_init(&pmm, map, 2, NULL, 0) == MM_OK, "pmm_init");
     pmm_stats_t s0;
     CHECK(pmm_get_stats(&pmm, &s0) == MM_OK, "stats");
     owner = calloc(s0.span_frames, sizeof *owner);

@@ -169,7 +169,7 @@ int main(int argc, char **argv)
     layout_params_t lp = {.hhdm_base = 0xffff800000000000ull, .phys_top = SIM};
     CHECK(layout_compute(&lp, &layout) == MM_OK, "layout");
     const pmm_region_t map[] = {{0, SIM, PMM_REGION_USABLE}};
-    CHECK(pmm_init(&pmm, map, 1) == MM_OK, "pmm_init");
+    CHECK(pmm_init(&pmm, map, 1, NULL, 0) == MM_OK, "pmm_init");
     mm_frame_allocator_t fa = pmm_frame_allocator(&pmm);
     x86pt_config_t xc = {.levels = 4, .phys_bits = 40, .nx = true, .pages_1g = true, .frames = fa};
     CHECK(x86pt_init(&x86, &xc) == MM_OK, "x86pt_init");

@@ -80,7 +80,7 @@ void fx_init(pmm_t *p, const pmm_region_t *map, size_t n, uint64_t sim_bytes)
 {
     sim_phys_create(sim_bytes);
     memset(p, 0, sizeof *p);
-    mm_status_t st = pmm_init(p, map, n);
+    mm_status_t st = pmm_init(p, map, n, NULL, 0);
     cr_assert_eq(st, MM_OK, "pmm_init: %s", mm_status_str(st));
     fx_check(p);
 }

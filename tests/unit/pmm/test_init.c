@@ -156,8 +156,8 @@ Test(pmm, init_messy_map_matches_brute_force)
     drain_and_verify(&p, map, n);
 }
 
-/* Random maps over one simulated memory: each initialisation must agree
- * with the brute-force reading frame by frame. */
+/* Random maps and kept ranges over one simulated memory: each
+ * initialisation must agree with the brute-force reading frame by frame. */
 Test(pmm, init_random_maps_match_brute_force)
 {
     sim_phys_create(16 * FX_MIB);
@@ -179,9 +179,19 @@ Test(pmm, init_random_maps_match_brute_force)
                 map[i].base &= ~(FX_PG - 1);
             map[i].type = types[fx_rand(&rng) % FX_ARRAY_LEN(types)];
         }
+        /* Kept ranges join the brute-force map as reserved entries. */
+        pmm_range_t keep[3];
+        size_t nkeep = fx_rand(&rng) % 4;
+        pmm_region_t all[FX_ARRAY_LEN(map) + FX_ARRAY_LEN(keep)];
+        memcpy(all, map, n * sizeof map[0]);
+        for (size_t i = 0; i < nkeep; i++) {
+            keep[i].base = fx_rand(&rng) % (16 * FX_MIB);
+            keep[i].length = fx_rand(&rng) % (2 * FX_MIB);
+            all[n + i] = (pmm_region_t){keep[i].base, keep[i].length, PMM_REGION_RESERVED};
+        }
         pmm_t p;
         memset(&p, 0, sizeof p);
-        mm_status_t st = pmm_init(&p, map, n);
+        mm_status_t st = pmm_init(&p, map, n, nkeep ? keep : NULL, nkeep);
         uint64_t span = 0;
         for (size_t i = 0; i < n; i++)
             if (map[i].type == PMM_REGION_USABLE && map[i].length) {
@@ -203,14 +213,14 @@ Test(pmm, init_random_maps_match_brute_force)
         uint64_t m0 = s.meta_base / FX_PG, m1 = m0 + s.meta_frames;
         uint64_t managed = 0;
         for (uint64_t f = 0; f < span; f++) {
-            bool want = f != 0 && (f < m0 || f >= m1) && fx_map_frame_usable(map, n, f);
+            bool want = f != 0 && (f < m0 || f >= m1) && fx_map_frame_usable(all, n + nkeep, f);
             managed += want;
             assert_state(&p, f * FX_PG, want ? PMM_FRAME_FREE : PMM_FRAME_RESERVED);
         }
         cr_assert_eq(s.free_frames, managed, "round %d", round);
         for (uint64_t f = m0; f < m1; f++)
-            cr_assert(fx_map_frame_usable(map, n, f), "round %d: metadata on unusable frame",
-                      round);
+            cr_assert(fx_map_frame_usable(all, n + nkeep, f),
+                      "round %d: metadata on an unusable or kept frame", round);
     }
     cr_assert_gt(initialised, 30, "the random maps should mostly be initialisable");
 }
@@ -249,22 +259,24 @@ Test(pmm, init_errors_leave_instance_untouched)
     memset(&zero, 0, sizeof zero);
 
     /* Before the HHDM exists nothing can be written. */
-    cr_assert_eq(pmm_init(&p, good, 1), MM_ERR_STATE);
+    cr_assert_eq(pmm_init(&p, good, 1, NULL, 0), MM_ERR_STATE);
     sim_phys_create(16 * FX_MIB);
 
-    cr_assert_eq(pmm_init(NULL, good, 1), MM_ERR_INVALID);
-    cr_assert_eq(pmm_init(&p, NULL, 1), MM_ERR_INVALID);
-    cr_assert_eq(pmm_init(&p, good, 0), MM_ERR_INVALID);
+    cr_assert_eq(pmm_init(NULL, good, 1, NULL, 0), MM_ERR_INVALID);
+    cr_assert_eq(pmm_init(&p, NULL, 1, NULL, 0), MM_ERR_INVALID);
+    cr_assert_eq(pmm_init(&p, good, 0, NULL, 0), MM_ERR_INVALID);
     pmm_region_t bad_type[] = {{0, 16 * FX_MIB, (pmm_region_type_t)99}};
-    cr_assert_eq(pmm_init(&p, bad_type, 1), MM_ERR_INVALID);
+    cr_assert_eq(pmm_init(&p, bad_type, 1, NULL, 0), MM_ERR_INVALID);
     pmm_region_t wraps[] = {good[0], {0xfffffffffffff000ull, 0x2000, PMM_REGION_RESERVED}};
-    cr_assert_eq(pmm_init(&p, wraps, 2), MM_ERR_INVALID);
-    pmm_region_t none[] = {{0, 16 * FX_MIB, PMM_REGION_RESERVED}, {0x1000, 0x800, PMM_REGION_USABLE}};
-    cr_assert_eq(pmm_init(&p, none, 2), MM_ERR_NOMEM);
+    cr_assert_eq(pmm_init(&p, wraps, 2, NULL, 0), MM_ERR_INVALID);
+    pmm_region_t none[] = {{0, 16 * FX_MIB, PMM_REGION_RESERVED},
+                           {0x1000, 0x800, PMM_REGION_USABLE}};
+    cr_assert_eq(pmm_init(&p, none, 2, NULL, 0), MM_ERR_NOMEM);
     pmm_region_t only_zero[] = {{0, FX_PG, PMM_REGION_USABLE}};
-    cr_assert_eq(pmm_init(&p, only_zero, 1), MM_ERR_NOMEM, "frame 0 cannot hold the bitmap");
+    cr_assert_eq(pmm_init(&p, only_zero, 1, NULL, 0), MM_ERR_NOMEM,
+                 "frame 0 cannot hold the bitmap");
     pmm_region_t beyond[] = {{0, 32 * FX_MIB, PMM_REGION_USABLE}};
-    cr_assert_eq(pmm_init(&p, beyond, 1), MM_ERR_RANGE, "RAM beyond the HHDM window");
+    cr_assert_eq(pmm_init(&p, beyond, 1, NULL, 0), MM_ERR_RANGE, "RAM beyond the HHDM window");
     cr_assert(memcmp(&p, &zero, sizeof p) == 0, "a failed init wrote the instance");
 
     /* Calls on an uninitialised instance. */
@@ -281,11 +293,11 @@ Test(pmm, init_errors_leave_instance_untouched)
     cr_assert_eq(pmm_frame_state(&p, 0x1000), PMM_FRAME_OUTSIDE);
     cr_assert_eq(pa, 7);
 
-    cr_assert_eq(pmm_init(&p, good, 1), MM_OK);
+    cr_assert_eq(pmm_init(&p, good, 1, NULL, 0), MM_OK);
     fx_check(&p);
     pmm_t copy;
     memcpy(&copy, &p, sizeof p);
-    cr_assert_eq(pmm_init(&p, good, 1), MM_ERR_STATE, "initialised twice");
+    cr_assert_eq(pmm_init(&p, good, 1, NULL, 0), MM_ERR_STATE, "initialised twice");
     cr_assert(memcmp(&copy, &p, sizeof p) == 0);
 }
 
@@ -313,6 +325,6 @@ Test(pmm, init_no_room_for_metadata)
     pmm_t p, zero;
     memset(&p, 0, sizeof p);
     memset(&zero, 0, sizeof zero);
-    cr_assert_eq(pmm_init(&p, crumbs, 65), MM_ERR_NOMEM);
+    cr_assert_eq(pmm_init(&p, crumbs, 65, NULL, 0), MM_ERR_NOMEM);
     cr_assert(memcmp(&p, &zero, sizeof p) == 0);
 }

@@ -46,7 +46,7 @@ void fx_setup(fx_t *fx, fx_kind_t kind, const fx_opts_t *opts, bool no_vmm)
 
 #if VMM_TEST_HAVE_PMM
     pmm_region_t map[] = {{0, FX_SIM_BYTES, PMM_REGION_USABLE}};
-    cr_assert_eq(pmm_init(&fx->pmm, map, 1), MM_OK);
+    cr_assert_eq(pmm_init(&fx->pmm, map, 1, NULL, 0), MM_OK);
     fx->backing = pmm_frame_allocator(&fx->pmm);
 #else
     /* Frame 0 left out, like the PMM. */

@@ -41,9 +41,17 @@
  * Typical kernel use:
  *
  *     static pmm_t pmm;                        // zero-initialised (.bss)
- *     pmm_init(&pmm, map, n);                  // after hhdm_init()
- *     pmm_reserve(&pmm, kernel_phys, kernel_size);
+ *     const pmm_range_t keep[] = {             // what the bootloader may call
+ *         {kernel_phys, kernel_size},          // usable but must survive
+ *         {boot_info_phys, boot_info_size},
+ *     };
+ *     pmm_init(&pmm, map, n, keep, 2);         // after hhdm_init()
  *     mm_frame_allocator_t fa = pmm_frame_allocator(&pmm);
+ *
+ * The ranges to keep are passed to pmm_init, not reserved afterwards: the
+ * metadata is written during pmm_init, and a range the map calls usable
+ * could be where it lands. pmm_reserve of a range overlapping the metadata
+ * is refused (MM_ERR_OVERLAP) for the same reason.
  */
 #ifndef HADRON_MM_PMM_H
 #define HADRON_MM_PMM_H
@@ -82,6 +90,13 @@ typedef struct pmm_region {
     uint64_t length;
     pmm_region_type_t type;
 } pmm_region_t;
+
+/* A physical range [base, base + length) the caller owns: pmm_init keeps
+ * its frames (rounded outward) reserved and its metadata out of them. */
+typedef struct pmm_range {
+    mm_paddr_t base;
+    uint64_t length;
+} pmm_range_t;
 
 /* What a frame is, as seen by pmm_frame_state(). */
 typedef enum pmm_frame_state {
@@ -124,6 +139,7 @@ typedef struct pmm_tree {
 typedef struct pmm {
     mm_spinlock_t lock;
     uint32_t magic;
+    const struct pmm *self; /* the initialised instance: a copy is refused */
     uint64_t span_frames;
     uint64_t words;       /* bitmap words: ceil(span / 64) */
     uint64_t chunks;      /* 4096-frame chunks: ceil(words / 64) */
@@ -146,30 +162,37 @@ typedef struct pmm {
 /* Initialisation                                                          */
 /* ---------------------------------------------------------------------- */
 
-/* Initialises `pmm` from a bootloader memory map of `count` entries.
+/* Initialises `pmm` from a bootloader memory map of `count` entries, keeping
+ * the `keep_count` ranges of `keep` (may be NULL when keep_count is 0) out
+ * of circulation: the kernel image, modules, the boot information, anything
+ * the kernel still needs that the map may report as usable.
  *
  * A frame is managed when a usable entry covers all of it and no other entry
- * touches any byte of it (usable ranges shrink inward to whole frames,
- * reserved ones grow outward; reserved wins). Frame 0 is never managed. The
- * bitmap covers [0, end of the highest usable frame), so reserved entries
- * far above RAM (PCI holes at 1 TiB) cost nothing. The metadata goes in the
- * lowest usable run that fits, preferring runs at or above 16 MiB (ISA DMA
- * memory is scarce), and is reserved. The map is not referenced afterwards.
+ * or kept range touches any byte of it (usable ranges shrink inward to whole
+ * frames, reserved entries and kept ranges grow outward; reserved wins).
+ * Frame 0 is never managed. The bitmap covers [0, end of the highest usable
+ * frame), so reserved entries far above RAM (PCI holes at 1 TiB) cost
+ * nothing. The metadata goes in the lowest managed run that fits, preferring
+ * runs at or above 16 MiB (ISA DMA memory is scarce), and is reserved; it is
+ * never written over a kept range. Neither array is referenced afterwards.
  *
  * Requires hhdm_init() first: the metadata is written through the HHDM, and
  * the whole span must lie inside the HHDM window.
  *
  * Errors (nothing written, `pmm` untouched): MM_ERR_INVALID (NULL pmm or map,
- * count 0, unknown type, an entry wrapping past 2^64); MM_ERR_STATE (HHDM
- * not set, or `pmm` already initialised); MM_ERR_NOMEM (no usable frame, or
- * no usable run large enough for the metadata); MM_ERR_RANGE (usable memory
- * beyond the HHDM window).
+ * count 0, NULL keep with keep_count > 0, unknown type, an entry or kept
+ * range wrapping past 2^64); MM_ERR_STATE (HHDM not set, or `pmm` already
+ * initialised); MM_ERR_NOMEM (no usable frame, or no managed run large
+ * enough for the metadata); MM_ERR_RANGE (usable memory beyond the HHDM
+ * window).
  *
- * Not thread-safe: call once, before sharing `pmm`. Complexity
- * O(count^2 + span/64): the map is swept without sorting it (no memory to
- * sort into yet; bootloader maps hold tens of entries), and the bitmaps are
- * written a whole word (interior of ranges: a memset) at a time. */
-mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count);
+ * Not thread-safe: call once, before sharing `pmm`; the instance must not be
+ * moved or copied afterwards (a copy is refused with MM_ERR_STATE). Complexity
+ * O((count + keep_count)^2 + span/64): the map is swept without sorting it
+ * (no memory to sort into yet; bootloader maps hold tens of entries), and the
+ * bitmaps are written a whole word (interior of ranges: a memset) at a time. */
+mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pmm_range_t *keep,
+                     size_t keep_count);
 
 /* ---------------------------------------------------------------------- */
 /* Allocation                                                              */
@@ -242,13 +265,16 @@ mm_status_t pmm_free_contig(pmm_t *pmm, mm_paddr_t base, size_t count);
 /* ---------------------------------------------------------------------- */
 
 /* Takes [base, base + length), rounded outward to whole frames, out of
- * circulation for good (the kernel image and modules when the bootloader
- * reported them as usable, a firmware table found later). Frames already
- * reserved stay reserved. Errors (nothing changed): MM_ERR_INVALID (NULL,
- * length 0, range wraps), MM_ERR_STATE (not initialised, or some frame in
- * the range is allocated: it is in use and cannot be taken away),
- * MM_ERR_RANGE (the range ends beyond the span). O(frames/64). Takes the
- * lock. */
+ * circulation for good (a firmware table found after initialisation, a
+ * range a driver claims). Ranges known at boot (the kernel image, modules,
+ * boot information) belong in pmm_init's keep list instead, which keeps the
+ * metadata out of them. Frames already reserved stay reserved. Errors
+ * (nothing changed): MM_ERR_INVALID (NULL, length 0, range wraps),
+ * MM_ERR_STATE (not initialised), MM_ERR_RANGE (the range ends beyond the
+ * span), MM_ERR_OVERLAP (the range touches the allocator's own metadata:
+ * whatever the caller meant to protect there was already written over),
+ * MM_ERR_STATE (some frame in the range is allocated: it is in use and
+ * cannot be taken away). O(frames/64). Takes the lock. */
 mm_status_t pmm_reserve(pmm_t *pmm, mm_paddr_t base, uint64_t length);
 
 /* Hands [base, base + length), rounded inward to whole frames, to the
