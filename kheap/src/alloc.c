@@ -138,9 +138,14 @@ void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align
         return kheap_alloc_locked(heap, req, n, align);
     if (blk == NULL) {
         /* The chunk this call may have taken could be all the heap holds
-         * (free regions only): an empty heap keeps none. */
-        kheap_nodes_collapse(heap, false);
-        return NULL;
+         * (free regions only): an empty heap keeps none. The chunk may also
+         * have been cut from the one block that holds the request, so the
+         * request is tried once more on what the collapse gave back (with
+         * no spare nodes: the pool refills only on the next call). */
+        if (kheap_nodes_collapse(heap, false))
+            blk = kheap_carve_locked(heap, n, align);
+        if (blk == NULL)
+            return NULL;
     }
 #if HADRON_MM_HEAP_REDZONES
     kheap_dbg_arm(blk, req, 0);

@@ -322,7 +322,9 @@ static inline void kh_unlock(kheap_t *heap, mm_irqflags_t flags)
 
 static inline bool kh_ready(const kheap_t *heap)
 {
-    return heap != NULL && heap->magic == KH_HEAP_MAGIC;
+    /* A copy of a live heap would share its blocks but not its lock or
+     * counts: it is refused like an uninitialised one. */
+    return heap != NULL && heap->magic == KH_HEAP_MAGIC && heap->instance == heap;
 }
 
 /* Corruption of the heap's own data: never returns. */
@@ -405,8 +407,8 @@ KH_PRIVATE kh_block_t *kheap_free_set(kheap_t *heap, kh_block_t *node, uintptr_t
 KH_PRIVATE void kheap_nodes_refill(kheap_t *heap);
 /* Every node back into its block and every chunk freed, when nothing but
  * chunks is in use (or `force`): a heap that holds nothing is one free
- * block per region. */
-KH_PRIVATE void kheap_nodes_collapse(kheap_t *heap, bool force);
+ * block per region. Returns whether it did. */
+KH_PRIVATE bool kheap_nodes_collapse(kheap_t *heap, bool force);
 /* Whether `base` (a used block's user pointer) is a listed, sound chunk. */
 KH_PRIVATE bool kheap_nodes_listed(const kheap_t *heap, uintptr_t base);
 /* Whether ptr is a node slot inside one of the heap's chunks. */

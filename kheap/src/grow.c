@@ -106,6 +106,7 @@ mm_status_t kheap_init(kheap_t *heap, void *base, size_t size)
     heap->hi = 0;
     heap->small_runs = !HADRON_MM_HEAP_REDZONES;
     heap->node_pool = true;
+    heap->instance = heap;
     heap->magic = KH_HEAP_MAGIC;
     if (s != 0) {
         mm_status_t st = kheap_add_region_locked(heap, b, s);

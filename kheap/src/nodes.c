@@ -140,14 +140,14 @@ void kheap_nodes_refill(kheap_t *heap)
     heap->node_chunk_bytes += kh_size(b);
 }
 
-void kheap_nodes_collapse(kheap_t *heap, bool force)
+bool kheap_nodes_collapse(kheap_t *heap, bool force)
 {
     if (heap->node_chunk == NULL || heap->node_collapsing)
-        return;
+        return false;
     if (!force && heap->free_bytes + heap->node_chunk_bytes +
                           heap->regions * (size_t)KHEAP_REGION_OVERHEAD !=
                       heap->total_bytes)
-        return;
+        return false;
     heap->node_collapsing = true;
     /* Every pooled node back into its block, which always has room. */
     for (kh_block_t *n = kheap_tree_first(heap->free_root); n != NULL; n = kheap_tree_succ(n)) {
@@ -172,6 +172,7 @@ void kheap_nodes_collapse(kheap_t *heap, bool force)
         kheap_release(heap, b);
     }
     heap->node_collapsing = false;
+    return true;
 }
 
 bool kheap_nodes_listed(const kheap_t *heap, uintptr_t base)

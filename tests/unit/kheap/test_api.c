@@ -83,6 +83,43 @@ Test(kheap_uninitialised, every_entry_point_refuses)
     cr_assert_eq(test_warnings.count, 0);
 }
 
+/* A copy of a live heap shares its blocks but not its lock or counts:
+ * every entry point refuses it as uninitialised, and the heap it was copied
+ * from is exactly as it was. */
+Test(kheap_uninitialised, a_copied_heap_is_refused)
+{
+    static kheap_t h, copy;
+    cr_assert_eq(kheap_init(&h, t_arena(64 * 1024), 64 * 1024), MM_OK);
+    void *p = kheap_alloc(&h, 100, 0), *q = kheap_alloc(&h, 3000, 0);
+    cr_assert_not_null(q);
+    t_snap_t before = t_snapshot(&h);
+    memcpy(&copy, &h, sizeof h);
+
+    kheap_stats_t st;
+    void *out = (void *)1;
+    cr_assert_null(kheap_alloc(&copy, 16, 0));
+    cr_assert_null(kheap_calloc(&copy, 1, 16));
+    cr_assert_eq(kheap_free(&copy, p), MM_ERR_STATE);
+    cr_assert_eq(kheap_free(&copy, q), MM_ERR_STATE);
+    cr_assert_eq(kheap_realloc(&copy, p, 200, &out), MM_ERR_STATE);
+    cr_assert_null(out, "the documented result of a refused realloc");
+    cr_assert_eq(kheap_add_region(&copy, t_arena(4096), 4096), MM_ERR_STATE);
+    cr_assert_eq(kheap_set_grow(&copy, NULL, NULL, NULL), MM_ERR_STATE);
+    cr_assert_eq(kheap_usable_size(&copy, p), 0);
+    cr_assert_not(kheap_contains(&copy, p));
+    cr_assert_eq(kheap_get_stats(&copy, &st), MM_ERR_STATE);
+    cr_assert_eq(kheap_check(&copy, NULL), MM_ERR_STATE);
+    cr_assert_eq(kheap_walk(&copy, t_snap_cb, NULL), MM_ERR_STATE);
+
+    t_snap_t after = t_snapshot(&h);
+    cr_assert(t_snap_equal(&before, &after), "calls through a copy changed the heap");
+    t_snap_free(&before);
+    t_snap_free(&after);
+    cr_assert_eq(kheap_free(&h, p), MM_OK, "the heap itself still works");
+    cr_assert_eq(kheap_free(&h, q), MM_OK);
+    T_CHECK(&h);
+}
+
 Test(kheap_add_region, overlap_rejected_and_adjacent_merged)
 {
     uint8_t *a = t_arena(3 * 65536);

@@ -396,3 +396,25 @@ Test(kheap_nodes, check_sees_chunks_kept_by_an_empty_heap)
     T_CHECK(&h);
     t_assert_all_free(&h);
 }
+
+/* An empty heap whose one big block is also where a new node chunk would
+ * go: the chunk taken before the request must not make the request fail
+ * (found by fuzz-kheap: alloc(267, 64) NULL with a 1120-byte free block). */
+Test(kheap_nodes, a_chunk_never_takes_the_only_block_that_holds_the_request)
+{
+    kheap_t h;
+    uint8_t *a = t_arena(64 * 1024);
+    cr_assert_eq(kheap_init(&h, a, 1184), MM_OK);
+    for (unsigned i = 0; i < KHEAP_NODE_POOL_FROM + 4; i++)
+        cr_assert_eq(kheap_add_region(&h, a + 2048 + i * 256, 160), MM_OK);
+    kheap_stats_t st = stats_of(&h);
+    cr_assert_gt(st.free_blocks, KHEAP_NODE_POOL_FROM);
+    cr_assert_eq(st.node_chunks, 0);
+    void *p = kheap_alloc(&h, 267, 64);
+    cr_assert_not_null(p, "the first region's block holds it");
+    cr_assert_lt((uintptr_t)p, (uintptr_t)a + 1184);
+    cr_assert_eq((uintptr_t)p % 64, 0);
+    cr_assert_eq(kheap_check(&h, NULL), MM_OK);
+    cr_assert_eq(kheap_free(&h, p), MM_OK);
+    t_assert_all_free(&h);
+}

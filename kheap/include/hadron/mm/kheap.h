@@ -234,6 +234,7 @@ typedef struct kheap_cpu_cache {
 typedef struct kheap {
     mm_spinlock_t lock;
     uint32_t magic;
+    const struct kheap *instance; /* where kheap_init set it up: a copy is refused */
     struct kh_block *free_root;   /* free blocks by address, augmented with max size */
     struct kh_block *region_root; /* region descriptors by address */
     uintptr_t lo, hi;             /* span of all regions: cheap first pointer check */
