@@ -41,9 +41,16 @@
 #include "mm_test.h"
 
 #define ARENA_BYTES (4u << 20)
-#define MAX_LIVE 4096u
-#define MAX_REGIONS 64u
 #define MAX_OPS 2048u
+/* The model's capacities. The heap itself bounds neither regions nor live
+ * allocations, so these are set above what MAX_OPS operations can reach
+ * (an operation adds at most one region, through a growth or an added
+ * region, and at most two allocations, one of them made inside the growth
+ * callback), and run_input stops an input that would still get near them
+ * instead of failing it. */
+#define OP_MAX_NEW 4u
+#define MAX_LIVE (2u * MAX_OPS + 2u * OP_MAX_NEW)
+#define MAX_REGIONS (MAX_OPS + 2u * OP_MAX_NEW)
 #define SLACK (64u + 2u * KHEAP_REDZONE + 48u) /* headers, guards, a padding block */
 
 typedef struct alloc {
@@ -502,6 +509,12 @@ static void do_add_region(fz_in_t *in)
         K.cursor = base + size - (uintptr_t)arena;
 }
 
+/* Whether the model can take any one more operation (see OP_MAX_NEW). */
+static bool model_has_room(void)
+{
+    return K.nreg + OP_MAX_NEW <= MAX_REGIONS && K.nlive + OP_MAX_NEW <= MAX_LIVE;
+}
+
 static void run_op(fz_in_t *in)
 {
     uint8_t op = fz_u8(in);
@@ -671,7 +684,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     K.runs_on = !HADRON_MM_HEAP_REDZONES && !(flags & 4);
     verify(true);
 
-    for (unsigned k = 0; k < MAX_OPS && fz_more(&in); k++)
+    for (unsigned k = 0; k < MAX_OPS && fz_more(&in) && model_has_room(); k++)
         run_op(&in);
 
     verify(true);

@@ -40,8 +40,11 @@
 #define ARG_FRAMES 20480u                /* map positions: 80 MiB, or 16 times that */
 #define MODEL_FRAMES (SIM_FRAMES + 64u)  /* span rounded up to whole words */
 #define MAX_ENTRIES 8u
+#define MAX_KEEP 3u
 #define MAX_OPS 2048u
-#define HELD_CAP 8192u
+#define HELD_CAP 8192u /* an operation adds at most one held piece (an allocation,
+                          or a piece split by a free inside it) */
+_Static_assert(HELD_CAP > MAX_OPS, "the held list must take one piece per operation");
 #define NONE UINT64_MAX
 
 enum { M_RESERVED, M_FREE, M_USED };
@@ -307,7 +310,9 @@ FZ_NOCOV static uint64_t find_run(uint64_t need, uint64_t from, uint64_t end)
 }
 
 /* What pmm_init must do with this map; fills the model on success. */
-static mm_status_t model_init(const pmm_region_t *map, size_t n)
+/* `keep` is appended to the map as reserved entries: a kept range is
+ * reserved exactly like one (rounded outward, reserved wins). */
+static mm_status_t model_init(pmm_region_t *map, size_t n, const pmm_range_t *keep, size_t nkeep)
 {
     if (n == 0)
         return MM_ERR_INVALID;
@@ -320,6 +325,12 @@ static mm_status_t model_init(const pmm_region_t *map, size_t n)
             return MM_ERR_INVALID;
         if (map[i].type == PMM_REGION_USABLE && entry_frames(&map[i], &f0, &f1) && f1 > span)
             span = f1;
+    }
+    for (size_t i = 0; i < nkeep; i++) {
+        uint64_t last;
+        if (keep[i].length != 0 && __builtin_add_overflow(keep[i].base, keep[i].length - 1, &last))
+            return MM_ERR_INVALID;
+        map[n++] = (pmm_region_t){keep[i].base, keep[i].length, PMM_REGION_RESERVED};
     }
     if (span == 0)
         return MM_ERR_NOMEM;
@@ -577,6 +588,8 @@ static void do_reserve(uint64_t base, uint64_t len)
         f1 = last / PG + 1;
         if (f1 > W.span)
             want = MM_ERR_RANGE;
+        else if (f0 < W.meta1 && W.meta0 < f1)
+            want = MM_ERR_OVERLAP;
         else if (model_any(f0, f1, M_USED))
             want = MM_ERR_STATE;
         else
@@ -766,8 +779,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     test_warnings.count = 0;
     W.warnings = 0;
 
-    pmm_region_t map[MAX_ENTRIES];
-    size_t n = fz_u8(&in) % (MAX_ENTRIES + 1);
+    pmm_region_t map[MAX_ENTRIES + MAX_KEEP]; /* the model appends the kept ranges */
+    uint8_t counts = fz_u8(&in);
+    size_t n = counts % (MAX_ENTRIES + 1);
+    size_t nkeep = counts / (MAX_ENTRIES + 1) % (MAX_KEEP + 1);
     for (size_t i = 0; i < n; i++) {
         uint8_t t = fz_u8(&in), fl = fz_u8(&in);
         uint16_t b = fz_u16(&in), l = fz_u16(&in), sb = fz_u16(&in), sl = fz_u16(&in);
@@ -794,8 +809,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  (unsigned long long)r->length, (int)r->type);
     }
 
-    mm_status_t want = model_init(map, n);
-    mm_status_t st = pmm_init(&W.p, n ? map : NULL, n, NULL, 0);
+    pmm_range_t keep[MAX_KEEP];
+    for (size_t i = 0; i < nkeep; i++) {
+        uint16_t b = fz_u16(&in), l = fz_u16(&in);
+        uint8_t fl = fz_u8(&in);
+        keep[i].base = (uint64_t)(b % ARG_FRAMES) * PG + (fl & 1 ? (uint64_t)(l >> 4) : 0);
+        keep[i].length = (uint64_t)(l % 2048) * PG + (fl & 2 ? (uint64_t)(b >> 4) : 0);
+        if ((fl & 0xc0) == 0xc0)
+            keep[i].base = UINT64_MAX - b;
+        FZ_TRACE("keep[%zu] = {%#llx, %#llx}\n", i, (unsigned long long)keep[i].base,
+                 (unsigned long long)keep[i].length);
+    }
+
+    mm_status_t st = pmm_init(&W.p, n ? map : NULL, n, nkeep ? keep : NULL, nkeep);
+    mm_status_t want = model_init(map, n, keep, nkeep);
     if (n == 0)
         want = MM_ERR_INVALID;
     FZ_TRACE("pmm_init -> %s (model %s)\n", mm_status_str(st), mm_status_str(want));

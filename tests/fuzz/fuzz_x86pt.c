@@ -37,6 +37,12 @@
 #define POOL_BASE (1ull << 20)
 #define MAXMAP 8192u
 #define MAXTAB 4096u
+/* Table pool sizes the header picks; every table comes from the pool, so
+ * the table model can never fill up. Mappings have no such bound: a map
+ * that would overflow its view's model is skipped (op_map, op_map_range). */
+#define POOL_MIN_FRAMES 32u
+#define POOL_MAX_FRAMES (POOL_MIN_FRAMES + 6u * 250u)
+_Static_assert(MAXTAB > POOL_MAX_FRAMES, "the table model must hold every pool frame");
 #define MAX_OPS 1024u
 #define MAX_STEPS 2048u
 
@@ -718,6 +724,8 @@ static void op_map(fz_in_t *in, int r, uint8_t op, bool iface)
     if (want == MM_OK && (pa >= end || end - pa < bytes))
         want = MM_ERR_RANGE;
     int view = view_of(r, va);
+    if (E.views[view].n == MAXMAP)
+        return; /* the model is full: skipped, not failed */
     if (want == MM_OK && ml_overlap(&E.views[view], va, va + (bytes - 1)) >= 0)
         want = MM_ERR_EXISTS;
     if (want == MM_OK && !pool_can(tables_missing(view, va, level_of(size))))
@@ -1336,7 +1344,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (E.pool_live)
         frame_pool_destroy(&E.pool);
     memset(&E, 0, sizeof E);
-    size_t frames = 32 + 6 * (size_t)(ps % 251);
+    size_t frames = POOL_MIN_FRAMES + 6 * (size_t)(ps % 251);
     frame_pool_init(&E.pool, POOL_BASE, frames);
     E.pool_live = true;
 

@@ -1,15 +1,23 @@
 #!/usr/bin/env python3
-"""Runs one libFuzzer harness for a bounded time; exit status 0 when the
-fuzzer found nothing.
+"""Runs one libFuzzer harness; exit status 0 when the fuzzer found nothing.
 
+    run_fuzz.py HARNESS SEED_DIR WORK_DIR --runs N --seed S
     run_fuzz.py HARNESS SEED_DIR WORK_DIR SECONDS [--keep]
 
 The fuzzer starts from every input in SEED_DIR (the committed corpus, which
 it only reads) and from WORK_DIR/corpus, where it writes the new inputs it
-finds. Without --keep WORK_DIR/corpus starts empty, so every run is a fresh
-run from the committed corpus. A crashing or mismatching input is saved in
-WORK_DIR and the log says how to replay it. HADRON_FUZZ_SECONDS overrides
-SECONDS.
+finds. A crashing or mismatching input is saved in WORK_DIR and the log says
+how to replay it.
+
+With --runs and --seed (the test suite) the run is reproducible: a fixed
+number of inputs, a fixed mutation seed, WORK_DIR/corpus emptied first, no
+corpus reloading, and address-space randomisation off (setarch -R), so the
+harness sees the same addresses and libFuzzer the same coverage; two runs on
+the same commit execute the same inputs and give the same verdict.
+
+With SECONDS (scripts/fuzz) the run is time-boxed and random: that is where
+new inputs are found. Without --keep WORK_DIR/corpus starts empty.
+HADRON_FUZZ_SECONDS overrides SECONDS.
 """
 import os
 import re
@@ -18,14 +26,44 @@ import subprocess
 import sys
 
 
+def parse(argv):
+    """(harness, seeds, work, budget options, keep) or None."""
+    keep = "--keep" in argv
+    rest = [a for a in argv if a != "--keep"]
+    named = {}
+    while len(rest) >= 2 and rest[-2] in ("--runs", "--seed"):
+        named[rest[-2]] = rest[-1]
+        rest = rest[:-2]
+    if named:
+        if len(rest) != 3 or set(named) != {"--runs", "--seed"} or keep:
+            return None
+        budget = [f"-runs={int(named['--runs'])}", f"-seed={int(named['--seed'])}",
+                  "-reload=0"]
+        return (*rest, budget, False)
+    if len(rest) != 4:
+        return None
+    seconds = int(os.environ.get("HADRON_FUZZ_SECONDS", rest[3]))
+    return (*rest[:3], [f"-max_total_time={seconds}"], keep)
+
+
+def no_aslr():
+    """Prefix that runs a command with address-space randomisation off."""
+    try:
+        subprocess.run(["setarch", os.uname().machine, "-R", "true"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError):
+        print("# setarch -R unavailable: addresses may differ from run to run")
+        return []
+    return ["setarch", os.uname().machine, "-R"]
+
+
 def main():
-    args = [a for a in sys.argv[1:] if a != "--keep"]
-    keep = "--keep" in sys.argv[1:]
-    if len(args) != 4:
+    parsed = parse(sys.argv[1:])
+    if parsed is None:
         print(__doc__.strip(), file=sys.stderr)
         return 2
-    harness, seeds, work, seconds = args
-    seconds = os.environ.get("HADRON_FUZZ_SECONDS", seconds)
+    harness, seeds, work, budget, keep = parsed
+    reproducible = any(b.startswith("-seed=") for b in budget)
     corpus = os.path.join(work, "corpus")
     if not keep:
         shutil.rmtree(corpus, ignore_errors=True)
@@ -39,10 +77,12 @@ def main():
     # default); make any report fatal so the fuzzer records it.
     env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-    cmd = [
+    cmd = (no_aslr() if reproducible else []) + [
         harness,
-        f"-max_total_time={seconds}",
-        "-timeout=30",
+        *budget,
+        # Per input: far above the slowest input seen (under a second), so a
+        # loaded machine cannot turn a slow input into a failure.
+        "-timeout=300",
         "-rss_limit_mb=2048",
         "-max_len=8192",
         "-print_final_stats=1",
