@@ -127,6 +127,29 @@ FX_TEST(init_rejects_bad_configurations)
     BAD(MM_ERR_ALIGN, c.stack_size = 5000);
     BAD(MM_ERR_INVALID, c.stack_size = l_.regions[LAYOUT_STACKS].size);
     BAD(MM_ERR_INVALID, l_.regions[LAYOUT_STACKS].size = P; c.stack_size = P);
+    /* Every layout field the VMM relies on, hand-made wrong. */
+    BAD(MM_ERR_INVALID, memset(&l_, 0, sizeof l_));
+    BAD(MM_ERR_INVALID, l_.paging_levels = 7);
+    BAD(MM_ERR_INVALID, l_.paging_levels = 0);
+    BAD(MM_ERR_INVALID, l_.paging_levels = 5); /* upper half no longer matches */
+    BAD(MM_ERR_INVALID, l_.upper_half_start = 0xff00000000000000ull);
+    BAD(MM_ERR_INVALID, l_.upper_half_start += P);
+    /* The whole layout moved into the lower half, with an upper half that
+     * "starts" at 0: the heap would be mapped global in the user half. */
+    BAD(MM_ERR_INVALID, l_.upper_half_start = 0;
+        for (int i_ = 0; i_ < LAYOUT_REGION_COUNT; i_++) l_.regions[i_].base &= (1ull << 47) - 1);
+    BAD(MM_ERR_INVALID, l_.regions[LAYOUT_HHDM].size = 0);
+    BAD(MM_ERR_INVALID, l_.regions[LAYOUT_KERNEL_IMAGE].base = 0x200000);
+    BAD(MM_ERR_ALIGN, l_.regions[LAYOUT_HHDM].size += 8);
+    BAD(MM_ERR_ALIGN, l_.regions[LAYOUT_KERNEL_IMAGE].base += 8);
+    BAD(MM_ERR_RANGE, l_.regions[LAYOUT_KERNEL_IMAGE].size += 2ull << 30);
+    BAD(MM_ERR_OVERLAP, l_.regions[LAYOUT_HEAP].base = l_.regions[LAYOUT_HHDM].base);
+    BAD(MM_ERR_OVERLAP, l_.regions[LAYOUT_HHDM].size += 2 * MM_GIB);
+    BAD(MM_ERR_OVERLAP,
+        l_.regions[LAYOUT_KERNEL_IMAGE].base = l_.regions[LAYOUT_MMIO].base + MM_GIB);
+    BAD(MM_ERR_OVERLAP,
+        l_.regions[LAYOUT_KERNEL_IMAGE].base = l_.regions[LAYOUT_STACKS].base - P;
+        l_.regions[LAYOUT_KERNEL_IMAGE].size = 2 * P);
 #undef BAD
     cr_assert_eq(memcmp(&ready, &fx->vmm, sizeof(ready)), 0);
 }
@@ -747,6 +770,64 @@ Test(vmm_fake, mmio_release_with_full_free_list_keeps_the_range)
     OK(vmm_mmio_release(&b));
     OK(vmm_mmio_release(&a)); /* now at the watermark */
     cr_assert_eq(fx.vmm.mmio.watermark, 0);
+}
+
+/* ---- a foreign mapping in the way ------------------------------------------ */
+
+/* Someone else (boot code, a driver using the mapper directly) mapped a
+ * page in a VMM region. Heap growth, stack creation and MMIO mapping run
+ * into it half way: MM_ERR_EXISTS, and everything they had mapped is
+ * unmapped and given back; the foreign page stays. */
+static void map_foreign(fx_t *fx, mm_vaddr_t va)
+{
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    OK(mm_pm_map(&fx->mapper, fx->kroot, va, 0x5000, MM_PAGE_4K, DATA_FLAGS, &tlb));
+    mm_tlb_batch_flush(&tlb);
+}
+
+static void unmap_foreign(fx_t *fx, mm_vaddr_t va)
+{
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    mm_paddr_t pa;
+    OK(mm_pm_unmap(&fx->mapper, fx->kroot, va, MM_PAGE_4K, &pa, &tlb));
+    mm_tlb_batch_flush(&tlb);
+    cr_assert_eq(pa, 0x5000);
+}
+
+FX_TEST(foreign_mapping_in_the_way_is_exists_and_rolls_back)
+{
+    void *b = (void *)1;
+    size_t sz = 7;
+    mm_vaddr_t heap = region(fx, LAYOUT_HEAP)->base;
+    map_foreign(fx, heap + 5 * P);
+    REJECTED(fx, MM_ERR_EXISTS, vmm_heap_grow(&fx->vmm, 1, &b, &sz));
+    REJECTED(fx, MM_ERR_EXISTS, vmm_heap_init(&fx->vmm, 0, &b, &sz));
+    cr_assert_eq(b, (void *)1, "out untouched");
+    cr_assert_eq(sz, 7);
+    unmap_foreign(fx, heap + 5 * P);
+    OK(vmm_heap_grow(&fx->vmm, 1, &b, &sz));
+    cr_assert_eq((mm_vaddr_t)(uintptr_t)b, heap, "the range was given back");
+
+    vmm_stack_t s;
+    mm_vaddr_t slot0 = region(fx, LAYOUT_STACKS)->base;
+    map_foreign(fx, slot0 + 6 * P);
+    REJECTED(fx, MM_ERR_EXISTS, vmm_stack_create(&fx->vmm, &s));
+    cr_assert_null(s.vmm, "a failed create leaves a released object");
+    unmap_foreign(fx, slot0 + 6 * P);
+    OK(vmm_stack_create(&fx->vmm, &s));
+    cr_assert_eq(s.bottom, slot0 + P, "the slot was given back");
+
+    vmm_mmio_t m;
+    mm_vaddr_t mmio = region(fx, LAYOUT_MMIO)->base;
+    map_foreign(fx, mmio + 2 * P);
+    REJECTED(fx, MM_ERR_EXISTS, vmm_mmio_map(&fx->vmm, 0xfee00000, 4 * P, VMM_MMIO_UNCACHED, &m));
+    cr_assert_null(m.vmm);
+    unmap_foreign(fx, mmio + 2 * P);
+    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 4 * P, VMM_MMIO_UNCACHED, &m));
+    cr_assert_eq((mm_vaddr_t)(uintptr_t)m.ptr, mmio, "the range was given back");
+    OK(vmm_mmio_release(&m));
+    OK(vmm_stack_release(&s));
+    fx_assert_sane(fx);
 }
 
 /* ---- everything at once ------------------------------------------------- */

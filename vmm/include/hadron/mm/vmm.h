@@ -121,14 +121,18 @@ typedef struct vmm {
  * VMM makes afterwards. *vmm must not be live: there is no reliable way to
  * tell a live instance from uninitialised memory, so re-initialising one is
  * not detected (as with every *_init in hadron-mm).
+ * The layout is re-validated field by field, since it may be hand-made:
+ * paging_levels, upper_half_start and all five regions.
  * Errors (nothing changed, *vmm untouched):
  *   MM_ERR_INVALID   vmm/cfg/layout NULL, a mapper op or frame-allocator
- *                    function NULL, kernel_root 0, a region empty or not in
- *                    the upper half, stack_size + guard not fitting the
- *                    stack region
+ *                    function NULL, kernel_root 0, layout paging_levels not
+ *                    4 or 5, upper_half_start not the upper half's first
+ *                    address for those levels, a region (any of the five)
+ *                    empty or below upper_half_start, stack_size + guard
+ *                    not fitting the stack region
  *   MM_ERR_ALIGN     kernel_root, a region or stack_size not page aligned
  *   MM_ERR_RANGE     a region wraps past 2^64
- *   MM_ERR_OVERLAP   two of the three regions overlap
+ *   MM_ERR_OVERLAP   two of the five regions overlap (e.g. heap and HHDM)
  *   MM_ERR_NOMEM / MM_ERR_NOT_CANONICAL   from prepopulate_top
  * Not thread-safe (call once, before anything else uses *vmm). O(1) plus the
  * mapper's prepopulate. */
@@ -158,7 +162,9 @@ mm_status_t vmm_check(vmm_t *vmm);
  * Errors (nothing changed; *base and *size untouched): MM_ERR_INVALID (NULL
  * argument), MM_ERR_STATE (vmm not initialised), MM_ERR_EXHAUSTED (heap
  * region too small; includes min_bytes too large to round), MM_ERR_NOMEM
- * (out of frames or page-table memory).
+ * (out of frames or page-table memory), MM_ERR_EXISTS (a page of the new
+ * range is already mapped by someone else through the mapper: what was
+ * mapped is rolled back, the foreign page stays).
  * Locking: takes the VMM lock (the frame allocator is called outside it);
  * may be called with a kernel-heap lock held. O(pages). */
 mm_status_t vmm_heap_grow(vmm_t *vmm, size_t min_bytes, void **base, size_t *size);
@@ -192,7 +198,8 @@ typedef struct vmm_stack {
  * no-execute, global pages with one unmapped guard page below them.
  * Errors (nothing changed; *out left released): MM_ERR_INVALID (NULL),
  * MM_ERR_STATE (vmm not initialised), MM_ERR_EXHAUSTED (stack region full),
- * MM_ERR_NOMEM (frames or page-table memory).
+ * MM_ERR_NOMEM (frames or page-table memory), MM_ERR_EXISTS (a foreign
+ * mapping in the slot: rolled back, the foreign page stays).
  * Locking: VMM lock, frames allocated outside it. O(pages + free slots). */
 mm_status_t vmm_stack_create(vmm_t *vmm, vmm_stack_t *out);
 
@@ -236,7 +243,8 @@ typedef struct vmm_mmio {
  * 0, unknown cache mode), MM_ERR_STATE (vmm not initialised), MM_ERR_RANGE
  * (phys + size wraps past 2^64, or the mapper rejects the physical address),
  * MM_ERR_EXHAUSTED (MMIO region full), MM_ERR_NOMEM (page-table memory),
- * MM_ERR_UNSUPPORTED (cache mode the CPU lacks).
+ * MM_ERR_UNSUPPORTED (cache mode the CPU lacks), MM_ERR_EXISTS (a foreign
+ * mapping in the range: rolled back, the foreign page stays).
  * Locking: VMM lock. O(pages + free slots). */
 mm_status_t vmm_mmio_map(vmm_t *vmm, mm_paddr_t phys, uint64_t size, vmm_mmio_cache_t cache,
                          vmm_mmio_t *out);
