@@ -79,6 +79,9 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
         return MM_ERR_INVALID;
     if (!mapper_complete(&cfg->mapper) || cfg->frames.alloc == NULL || cfg->frames.free == NULL)
         return MM_ERR_INVALID;
+    if ((cfg->handles != NULL && (cfg->handle_count == 0 || cfg->handle_count > VMM_MAX_RECORDS)) ||
+        (cfg->spaces != NULL && (cfg->space_count == 0 || cfg->space_count > VMM_MAX_RECORDS)))
+        return MM_ERR_INVALID;
     if (cfg->kernel_root == 0)
         return MM_ERR_INVALID;
     if (!mm_is_aligned(cfg->kernel_root, MM_PAGE_SIZE))
@@ -110,6 +113,7 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
         return st;
 
     *vmm = (vmm_t){0};
+    vmm->self = vmm;
     mm_spin_init(&vmm->lock);
     vmm->layout = *l;
     vmm->kernel_root = cfg->kernel_root;
@@ -141,6 +145,20 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
     st = vmm_region_freelist_init(&vmm->mmio, mmio->base, mmio->size, mmio_slots, mmio_cap);
     MM_ASSERT(st == MM_OK);
     (void)st;
+
+    vmm_handle_rec_t *handles = cfg->handles;
+    size_t handle_cap = cfg->handle_count;
+    if (handles == NULL) {
+        handles = vmm->builtin_handles;
+        handle_cap = VMM_DEFAULT_HANDLES;
+    }
+    vmm_space_rec_t *spaces = cfg->spaces;
+    size_t space_cap = cfg->space_count;
+    if (spaces == NULL) {
+        spaces = vmm->builtin_spaces;
+        space_cap = VMM_DEFAULT_SPACES;
+    }
+    vmm_records_init(vmm, handles, (uint32_t)handle_cap, spaces, (uint32_t)space_cap);
     vmm->ready = true;
     return MM_OK;
 }
@@ -190,6 +208,10 @@ static mm_status_t check_locked(const vmm_t *vmm)
     if (s->data_frames < s->heap_bytes / MM_PAGE_SIZE ||
         s->data_frames > s->heap_bytes / MM_PAGE_SIZE + s->stacks * (vmm->stack_size / MM_PAGE_SIZE))
         return MM_ERR_CORRUPT;
+    /* Every live stack and MMIO mapping has exactly one record, and the
+     * record's range is allocated in its region. */
+    if (!vmm_records_consistent_locked(vmm))
+        return MM_ERR_CORRUPT;
     return MM_OK;
 }
 
@@ -197,7 +219,7 @@ mm_status_t vmm_check(vmm_t *vmm)
 {
     if (vmm == NULL)
         return MM_ERR_INVALID;
-    if (!vmm->ready)
+    if (!vmm_ready(vmm))
         return MM_ERR_STATE;
     mm_irqflags_t irq = mm_spin_lock_irqsave(&vmm->lock);
     mm_status_t st = check_locked(vmm);
@@ -267,7 +289,7 @@ mm_status_t vmm_switch_to_kernel(vmm_t *vmm)
 {
     if (vmm == NULL)
         return MM_ERR_INVALID;
-    if (!vmm->ready)
+    if (!vmm_ready(vmm))
         return MM_ERR_STATE;
     mm_hook_switch_root(vmm->kernel_root);
     return MM_OK;
