@@ -202,9 +202,11 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg);
  * always 0 without concurrency. Takes the VMM lock; O(1). */
 void vmm_stats(vmm_t *vmm, vmm_stats_t *out);
 
-/* Runs the region checkers and the VMM's own accounting checks. MM_OK or
- * MM_ERR_CORRUPT (MM_ERR_INVALID for NULL, MM_ERR_STATE before vmm_init).
- * Takes the VMM lock; O(free-list slots). */
+/* Runs the region checkers and the VMM's own accounting checks, including
+ * the handle records of stacks and MMIO mappings against the regions and
+ * the stats. MM_OK or MM_ERR_CORRUPT (MM_ERR_INVALID for NULL, MM_ERR_STATE
+ * before vmm_init or on a struct copy). Takes the VMM lock; O(free-list
+ * slots + handle records * log(free-list slots)). */
 mm_status_t vmm_check(vmm_t *vmm);
 
 /* ------------------------------------------------------------------------
