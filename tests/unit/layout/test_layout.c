@@ -88,6 +88,19 @@ Test(layout, hhdm_too_small_for_physical_space)
     layout_t before = l;
     cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE);
     cr_assert_eq(memcmp(&l, &before, sizeof l), 0, "out written on error");
+    /* Heap, stacks and MMIO placed below a higher HHDM, so nothing wraps:
+     * the HHDM alone reaches the image at its default base. */
+    layout_params_t q = {.hhdm_base = 0xffffc00000000000ull,
+                         .phys_top = (64ull << 40) - (1ull << 30),
+                         .regions_base = HHDM4,
+                         .heap_size = 1ull << 30,
+                         .stacks_size = 1ull << 30,
+                         .mmio_size = 1ull << 30};
+    cr_assert_eq(layout_compute(&q, &l), MM_ERR_RANGE);
+    cr_assert_eq(memcmp(&l, &before, sizeof l), 0, "out written on error");
+    q.phys_top -= 1ull << 30; /* now it ends just below the image */
+    cr_assert_eq(layout_compute(&q, &l), MM_OK);
+    memcpy(&l, &before, sizeof l);
     /* Large enough that the regions after the HHDM wrap past 2^64. */
     p.kernel_base = 0;
     p.phys_top = 123ull << 40;
