@@ -19,6 +19,7 @@ static const char *const status_names[MM_STATUS_COUNT] = {
     [MM_ERR_UNSUPPORTED] = "MM_ERR_UNSUPPORTED: not supported",
     [MM_ERR_BAD_POINTER] = "MM_ERR_BAD_POINTER: pointer not owned here",
     [MM_ERR_CORRUPT] = "MM_ERR_CORRUPT: corruption detected",
+    [MM_ERR_STALE] = "MM_ERR_STALE: stale or forged handle",
 };
 
 const char *mm_status_str(mm_status_t status)

@@ -66,7 +66,11 @@ static mm_status_t check_params(const layout_params_t *p)
     return MM_OK;
 }
 
-static mm_status_t check_no_overlap(const layout_t *l)
+/* Any two regions that overlap are MM_ERR_OVERLAP (a base the caller chose
+ * lands inside another region), with one exception: the HHDM running into
+ * the kernel image at its default place means the physical address space
+ * is too large for this HHDM base, which is MM_ERR_RANGE. */
+static mm_status_t check_no_overlap(const layout_t *l, bool default_kernel_base)
 {
     for (unsigned a = 0; a < LAYOUT_REGION_COUNT; a++) {
         const layout_region_t *ra = &l->regions[a];
@@ -76,9 +80,7 @@ static mm_status_t check_no_overlap(const layout_t *l)
             uint64_t b_last = rb->base + (rb->size - 1);
             if (!mm_ranges_overlap(ra->base, a_last, rb->base, b_last))
                 continue;
-            /* The HHDM running into the kernel image means the physical
-             * address space is too large for this HHDM base. */
-            if (a == LAYOUT_HHDM && b == LAYOUT_KERNEL_IMAGE)
+            if (a == LAYOUT_HHDM && b == LAYOUT_KERNEL_IMAGE && default_kernel_base)
                 return MM_ERR_RANGE;
             return MM_ERR_OVERLAP;
         }
@@ -131,7 +133,7 @@ mm_status_t layout_compute(const layout_params_t *params, layout_t *out)
                     or_default(params->mmio_size, LAYOUT_DEFAULT_MMIO_SIZE))) != MM_OK)
         return st;
 
-    if ((st = check_no_overlap(&l)) != MM_OK)
+    if ((st = check_no_overlap(&l, params->kernel_base == 0)) != MM_OK)
         return st;
     *out = l;
     return MM_OK;

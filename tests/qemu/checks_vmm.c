@@ -95,6 +95,7 @@ static void check_stacks(void)
 
     unsigned flushes = hook_tlb_page_calls + hook_tlb_all_calls;
     uint64_t stack_pages = stack.size / MM_PAGE_SIZE;
+    vmm_stack_t copy = stack;
     st = vmm_stack_release(&stack);
     flushes = hook_tlb_page_calls + hook_tlb_all_calls - flushes;
     mm_status_t st2 = vmm_stack_release(&stack);
@@ -105,6 +106,21 @@ static void check_stacks(void)
               free1);
     tap_check(flushes == 1, "vmm: releasing a %lu-page stack costs %u TLB-flush hook call(s)",
               stack_pages, flushes);
+
+    /* A copy of the released stack, once a new stack has taken its slot:
+     * refused and warned, and the new stack stays mapped and writable. */
+    vmm_stack_t next = VMM_STACK_INIT;
+    mm_status_t cs = vmm_stack_create(&kernel_vmm, &next);
+    unsigned warns = hook_warn_count;
+    mm_status_t stale = vmm_stack_release(&copy);
+    bool faulted = cs != MM_OK || fault_probe_write(next.top - 8, 1, &rec) ||
+                   fault_probe_write(next.bottom, 1, &rec);
+    tap_check(cs == MM_OK && next.bottom == copy.bottom && stale == MM_ERR_STALE &&
+                  hook_warn_count == warns + 1 && !faulted && vmm_check(&kernel_vmm) == MM_OK,
+              "vmm: a stale copy of the released stack, its slot reused, is refused (%s) with "
+              "a warning; the new stack stays mapped",
+              mm_status_str(stale));
+    vmm_stack_release(&next);
 }
 
 /* ---- MMIO ---------------------------------------------------------------- */

@@ -3,7 +3,10 @@
  * kernel root's top-level entries (pre-created by vmm_init, so later kernel
  * mappings appear in every space) and whose user half belongs to it alone.
  * The per-space lock serialises edits of that user half; the kernel half is
- * never edited through an address space.
+ * never edited through an address space. The lock, the root that is
+ * obeyed and the leaf callback live in the space's record in the VMM, not
+ * in the caller's vmm_as_t, so every copy of a handle takes the same lock
+ * and a stale or forged copy is refused under it (handle.c).
  */
 #include <hadron/mm/hooks.h>
 
@@ -11,11 +14,49 @@
 
 static void set_released(vmm_as_t *as)
 {
-    as->root = 0;
-    as->vmm = NULL;
-    mm_spin_init(&as->lock);
-    as->leaf_fn = NULL;
-    as->leaf_arg = NULL;
+    *as = (vmm_as_t)VMM_AS_INIT;
+}
+
+static void warn_stale(const vmm_as_t *as)
+{
+    vmm_warn_stale("vmm: stale or forged address-space handle", as->root, false);
+}
+
+/* The handle's shape, before its arguments are checked: MM_ERR_STATE for a
+ * released struct, MM_ERR_STALE (warned) for one whose vmm is no live VMM
+ * or whose record index is out of range. No lock. */
+static mm_status_t check_handle(const vmm_as_t *as)
+{
+    if (as->vmm == NULL)
+        return MM_ERR_STATE;
+    if (!vmm_ready(as->vmm) || as->rec >= as->vmm->space_count) {
+        warn_stale(as);
+        return MM_ERR_STALE;
+    }
+    return MM_OK;
+}
+
+/* Takes the space's lock and checks the handle against its record: on
+ * MM_OK the lock is held and *rec is the record; MM_ERR_STALE (warned)
+ * otherwise, lock not held. check_handle must have passed. */
+static mm_status_t enter(const vmm_as_t *as, vmm_space_rec_t **rec, mm_irqflags_t *irq)
+{
+    vmm_space_rec_t *r = &as->vmm->spaces[as->rec];
+    *irq = mm_spin_lock_irqsave(&r->lock);
+    if (r->serial == 0 || r->serial != as->serial || r->root != as->root) {
+        /* The record of a released space keeps its last root: a copy of
+         * that space is a use after release, anything else a forgery. */
+        bool released = r->serial == 0 && as->root != 0 && r->root == as->root;
+        mm_spin_unlock_irqrestore(&r->lock, *irq);
+        if (released)
+            vmm_warn_stale("vmm: address space used or released after its release (stale copy)",
+                           as->root, true);
+        else
+            warn_stale(as);
+        return MM_ERR_STALE;
+    }
+    *rec = r;
+    return MM_OK;
 }
 
 /* One past the highest user address: 2^47 (4-level) or 2^56 (5-level). */
@@ -54,8 +95,9 @@ static mm_status_t check_flags(mm_map_flags_t flags)
 /* The checks every single-page operation shares, in the documented order. */
 static mm_status_t check_page(const vmm_as_t *as, mm_page_size_t size)
 {
-    if (as->vmm == NULL)
-        return MM_ERR_STATE;
+    mm_status_t st = check_handle(as);
+    if (st != MM_OK)
+        return st;
     if (!page_size_valid(size))
         return MM_ERR_INVALID;
     return MM_OK;
@@ -91,21 +133,41 @@ mm_status_t vmm_as_create(vmm_t *vmm, mm_leaf_fn leaf_fn, void *leaf_arg, vmm_as
     set_released(out);
     if (vmm == NULL)
         return MM_ERR_INVALID;
-    if (!vmm->ready)
+    if (!vmm_ready(vmm))
         return MM_ERR_STATE;
 
     mm_paddr_t root;
     /* The mapper reads the kernel root's top level: serialise with kernel
      * page-table edits. */
     mm_irqflags_t irq = mm_spin_lock_irqsave(&vmm->lock);
+    uint32_t index = vmm_space_rec_take_locked(vmm);
+    if (index == VMM_REC_NONE) {
+        mm_spin_unlock_irqrestore(&vmm->lock, irq);
+        return MM_ERR_FULL;
+    }
     mm_status_t st = vmm->mapper.ops->root_create(vmm->mapper.ctx, vmm->kernel_root, &root);
-    mm_spin_unlock_irqrestore(&vmm->lock, irq);
-    if (st != MM_OK)
+    if (st != MM_OK) {
+        vmm_space_rec_put_locked(vmm, index);
+        mm_spin_unlock_irqrestore(&vmm->lock, irq);
         return st;
+    }
+    uint64_t serial = vmm_serial_next_locked(vmm);
+    mm_spin_unlock_irqrestore(&vmm->lock, irq);
+
+    /* Published under the space's own lock (never nested in the VMM
+     * lock), which is what every user of the record takes. */
+    vmm_space_rec_t *r = &vmm->spaces[index];
+    irq = mm_spin_lock_irqsave(&r->lock);
+    r->root = root;
+    r->leaf_fn = leaf_fn;
+    r->leaf_arg = leaf_arg;
+    r->serial = serial;
+    mm_spin_unlock_irqrestore(&r->lock, irq);
+
     out->root = root;
     out->vmm = vmm;
-    out->leaf_fn = leaf_fn;
-    out->leaf_arg = leaf_arg;
+    out->serial = serial;
+    out->rec = index;
     return MM_OK;
 }
 
@@ -125,10 +187,13 @@ mm_status_t vmm_as_map(vmm_as_t *as, mm_vaddr_t va, mm_paddr_t pa, mm_page_size_
         return MM_ERR_ALIGN;
 
     vmm_t *vmm = as->vmm;
+    vmm_space_rec_t *r;
+    mm_irqflags_t irq;
+    if ((st = enter(as, &r, &irq)) != MM_OK)
+        return st;
     mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
-    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
-    st = mm_pm_map(&vmm->mapper, as->root, va, pa, size, flags | MM_MAP_USER, &tlb);
-    mm_spin_unlock_irqrestore(&as->lock, irq);
+    st = mm_pm_map(&vmm->mapper, r->root, va, pa, size, flags | MM_MAP_USER, &tlb);
+    mm_spin_unlock_irqrestore(&r->lock, irq);
     mm_tlb_batch_flush(&tlb);
     return st;
 }
@@ -137,10 +202,10 @@ mm_status_t vmm_as_map_anon(vmm_as_t *as, mm_vaddr_t va, size_t pages, mm_map_fl
 {
     if (as == NULL || pages == 0)
         return MM_ERR_INVALID;
-    if (as->vmm == NULL)
-        return MM_ERR_STATE;
-    mm_status_t st = check_flags(flags);
+    mm_status_t st = check_handle(as);
     if (st != MM_OK)
+        return st;
+    if ((st = check_flags(flags)) != MM_OK)
         return st;
     vmm_t *vmm = as->vmm;
     if (pages > user_top(vmm) / MM_PAGE_SIZE)
@@ -153,14 +218,19 @@ mm_status_t vmm_as_map_anon(vmm_as_t *as, mm_vaddr_t va, size_t pages, mm_map_fl
     vmm_chain_t chain;
     if ((st = vmm_chain_alloc(&vmm->frames, pages, &chain)) != MM_OK)
         return st;
+    vmm_space_rec_t *r;
+    mm_irqflags_t irq;
+    if ((st = enter(as, &r, &irq)) != MM_OK) {
+        vmm_chain_free(&vmm->frames, &chain);
+        return st;
+    }
     mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
     size_t done;
-    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
-    st = vmm_map_pages(&vmm->mapper, as->root, va, pages, &chain, 0, flags | MM_MAP_USER, &tlb,
+    st = vmm_map_pages(&vmm->mapper, r->root, va, pages, &chain, 0, flags | MM_MAP_USER, &tlb,
                        &done);
     if (st != MM_OK)
-        vmm_unmap_pages(&vmm->mapper, as->root, va, done, &chain, &tlb);
-    mm_spin_unlock_irqrestore(&as->lock, irq);
+        vmm_unmap_pages(&vmm->mapper, r->root, va, done, &chain, &tlb);
+    mm_spin_unlock_irqrestore(&r->lock, irq);
     mm_tlb_batch_flush(&tlb);
     /* Empty on success; on failure every frame, mapped or not, is back on
      * the chain and unreachable after the flush. */
@@ -179,11 +249,14 @@ mm_status_t vmm_as_unmap(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size, mm_pa
         return st;
 
     vmm_t *vmm = as->vmm;
+    vmm_space_rec_t *r;
+    mm_irqflags_t irq;
+    if ((st = enter(as, &r, &irq)) != MM_OK)
+        return st;
     mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
     mm_paddr_t pa = 0;
-    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
-    st = mm_pm_unmap(&vmm->mapper, as->root, va, size, &pa, &tlb);
-    mm_spin_unlock_irqrestore(&as->lock, irq);
+    st = mm_pm_unmap(&vmm->mapper, r->root, va, size, &pa, &tlb);
+    mm_spin_unlock_irqrestore(&r->lock, irq);
     /* Before returning the frame: the caller may free it at once. */
     mm_tlb_batch_flush(&tlb);
     if (st == MM_OK && pa_out != NULL)
@@ -205,10 +278,13 @@ mm_status_t vmm_as_protect(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size,
         return st;
 
     vmm_t *vmm = as->vmm;
+    vmm_space_rec_t *r;
+    mm_irqflags_t irq;
+    if ((st = enter(as, &r, &irq)) != MM_OK)
+        return st;
     mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
-    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
-    st = mm_pm_protect(&vmm->mapper, as->root, va, size, flags | MM_MAP_USER, &tlb);
-    mm_spin_unlock_irqrestore(&as->lock, irq);
+    st = mm_pm_protect(&vmm->mapper, r->root, va, size, flags | MM_MAP_USER, &tlb);
+    mm_spin_unlock_irqrestore(&r->lock, irq);
     mm_tlb_batch_flush(&tlb);
     return st;
 }
@@ -217,14 +293,17 @@ mm_status_t vmm_as_translate(vmm_as_t *as, mm_vaddr_t va, mm_translation_t *out)
 {
     if (as == NULL || out == NULL)
         return MM_ERR_INVALID;
-    if (as->vmm == NULL)
-        return MM_ERR_STATE;
-    mm_status_t st = check_user_range(as->vmm, va, 1);
+    mm_status_t st = check_handle(as);
     if (st != MM_OK)
         return st;
-    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
-    st = mm_pm_translate(&as->vmm->mapper, as->root, va, out);
-    mm_spin_unlock_irqrestore(&as->lock, irq);
+    if ((st = check_user_range(as->vmm, va, 1)) != MM_OK)
+        return st;
+    vmm_space_rec_t *r;
+    mm_irqflags_t irq;
+    if ((st = enter(as, &r, &irq)) != MM_OK)
+        return st;
+    st = mm_pm_translate(&as->vmm->mapper, r->root, va, out);
+    mm_spin_unlock_irqrestore(&r->lock, irq);
     return st;
 }
 
@@ -232,9 +311,18 @@ mm_status_t vmm_as_switch(vmm_as_t *as)
 {
     if (as == NULL)
         return MM_ERR_INVALID;
-    if (as->vmm == NULL)
-        return MM_ERR_STATE;
-    mm_hook_switch_root(as->root);
+    mm_status_t st = check_handle(as);
+    if (st != MM_OK)
+        return st;
+    vmm_space_rec_t *r;
+    mm_irqflags_t irq;
+    if ((st = enter(as, &r, &irq)) != MM_OK)
+        return st;
+    mm_paddr_t root = r->root;
+    mm_spin_unlock_irqrestore(&r->lock, irq);
+    /* Outside the lock, as the hook's contract says. Switching to a space
+     * while another CPU releases it is the caller's race (vmm.h). */
+    mm_hook_switch_root(root);
     return MM_OK;
 }
 
@@ -242,10 +330,23 @@ mm_status_t vmm_as_release(vmm_as_t *as)
 {
     if (as == NULL || as->vmm == NULL)
         return MM_OK;
+    mm_status_t st = check_handle(as);
+    if (st != MM_OK)
+        return st;
     vmm_t *vmm = as->vmm;
-    mm_irqflags_t irq = mm_spin_lock_irqsave(&as->lock);
-    vmm->mapper.ops->root_destroy(vmm->mapper.ctx, as->root, as->leaf_fn, as->leaf_arg);
-    mm_spin_unlock_irqrestore(&as->lock, irq);
+    vmm_space_rec_t *r;
+    mm_irqflags_t irq;
+    if ((st = enter(as, &r, &irq)) != MM_OK)
+        return st;
+    vmm->mapper.ops->root_destroy(vmm->mapper.ctx, r->root, r->leaf_fn, r->leaf_arg);
+    r->serial = 0; /* root kept, for the report on a later stale use */
+    r->leaf_fn = NULL;
+    r->leaf_arg = NULL;
+    mm_spin_unlock_irqrestore(&r->lock, irq);
+    /* Reusable only now; never nested in the space's lock. */
+    irq = mm_spin_lock_irqsave(&vmm->lock);
+    vmm_space_rec_put_locked(vmm, as->rec);
+    mm_spin_unlock_irqrestore(&vmm->lock, irq);
     set_released(as);
     return MM_OK;
 }

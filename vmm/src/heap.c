@@ -19,7 +19,7 @@ static mm_status_t grow(vmm_t *vmm, size_t min_bytes, bool initial, void **base,
 {
     if (vmm == NULL || base == NULL || size == NULL)
         return MM_ERR_INVALID;
-    if (!vmm->ready)
+    if (!vmm_ready(vmm))
         return MM_ERR_STATE;
     uint64_t bytes;
     uint64_t want = min_bytes < VMM_HEAP_MIN_GROWTH ? VMM_HEAP_MIN_GROWTH : min_bytes;

@@ -23,7 +23,7 @@ mm_status_t vmm_mmio_map(vmm_t *vmm, mm_paddr_t phys, uint64_t size, vmm_mmio_ca
     set_released(out);
     if (vmm == NULL || size == 0 || (unsigned)cache >= VMM_MMIO_CACHE_COUNT)
         return MM_ERR_INVALID;
-    if (!vmm->ready)
+    if (!vmm_ready(vmm))
         return MM_ERR_STATE;
     uint64_t last;
     if (!mm_range_last(phys, size, &last))
@@ -32,7 +32,7 @@ mm_status_t vmm_mmio_map(vmm_t *vmm, mm_paddr_t phys, uint64_t size, vmm_mmio_ca
     /* Every page the range touches, so a register block that straddles a
      * page boundary is mapped whole, and the in-page offset survives. */
     mm_paddr_t first_page = mm_align_down(phys, MM_PAGE_SIZE);
-    uint64_t pages = (mm_align_down(last, MM_PAGE_SIZE) - first_page) / MM_PAGE_SIZE + 1;
+    uint64_t pages = vmm_mmio_page_count(phys, size);
     if (pages > vmm->mmio.size / MM_PAGE_SIZE)
         return MM_ERR_EXHAUSTED; /* also keeps pages * 4 KiB from wrapping */
     uint64_t bytes = pages * MM_PAGE_SIZE;
@@ -41,7 +41,10 @@ mm_status_t vmm_mmio_map(vmm_t *vmm, mm_paddr_t phys, uint64_t size, vmm_mmio_ca
     mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
     mm_irqflags_t irq = mm_spin_lock_irqsave(&vmm->lock);
     mm_vaddr_t range;
-    mm_status_t st = vmm_region_freelist_alloc(&vmm->mmio, bytes, &range);
+    /* The record is taken on success in this lock hold (see stack.c). */
+    mm_status_t st = vmm_handle_rec_available_locked(vmm) ? MM_OK : MM_ERR_FULL;
+    if (st == MM_OK)
+        st = vmm_region_freelist_alloc(&vmm->mmio, bytes, &range);
     if (st != MM_OK) {
         mm_spin_unlock_irqrestore(&vmm->lock, irq);
         return st;
@@ -60,6 +63,8 @@ mm_status_t vmm_mmio_map(vmm_t *vmm, mm_paddr_t phys, uint64_t size, vmm_mmio_ca
         mm_spin_unlock_irqrestore(&vmm->lock, irq);
         return st;
     }
+    uint64_t serial = vmm_serial_next_locked(vmm);
+    uint32_t rec = vmm_handle_rec_take_locked(vmm, VMM_REC_MMIO, serial, range, phys, size);
     vmm->stats.mmio_mappings++;
     vmm->stats.mmio_pages += pages;
     mm_spin_unlock_irqrestore(&vmm->lock, irq);
@@ -68,11 +73,23 @@ mm_status_t vmm_mmio_map(vmm_t *vmm, mm_paddr_t phys, uint64_t size, vmm_mmio_ca
     out->ptr = (volatile void *)(uintptr_t)(range + (phys - first_page));
     out->phys = phys;
     out->size = size;
-    out->vmm = vmm;
-    out->range = range;
     out->pages = pages;
-    out->pages_unmapped = false;
+    out->vmm = vmm;
+    out->serial = serial;
+    out->rec = rec;
     return MM_OK;
+}
+
+/* The live record this handle names, if every field of it matches. Under
+ * the VMM lock. */
+static vmm_handle_rec_t *find_locked(vmm_t *vmm, const vmm_mmio_t *m)
+{
+    vmm_handle_rec_t *r = vmm_handle_rec_find_locked(vmm, m->rec, m->serial, VMM_REC_MMIO);
+    if (r == NULL || m->phys != r->phys || m->size != r->size ||
+        m->pages != vmm_mmio_page_count(r->phys, r->size) ||
+        (mm_vaddr_t)(uintptr_t)m->ptr != r->base + (r->phys & (MM_PAGE_SIZE - 1)))
+        return NULL;
+    return r;
 }
 
 mm_status_t vmm_mmio_release(vmm_mmio_t *mmio)
@@ -80,26 +97,41 @@ mm_status_t vmm_mmio_release(vmm_mmio_t *mmio)
     if (mmio == NULL || mmio->vmm == NULL)
         return MM_OK;
     vmm_t *vmm = mmio->vmm;
-    mm_irqflags_t irq;
+    mm_vaddr_t ptr = (mm_vaddr_t)(uintptr_t)mmio->ptr;
+    if (!vmm_ready(vmm)) {
+        vmm_warn_stale("vmm: MMIO handle of no live VMM", ptr, false);
+        return MM_ERR_STALE;
+    }
 
-    if (!mmio->pages_unmapped) {
+    mm_irqflags_t irq = mm_spin_lock_irqsave(&vmm->lock);
+    vmm_handle_rec_t *r = find_locked(vmm, mmio);
+    if (r == NULL) {
+        bool released = vmm_handle_rec_free_locked(vmm, mmio->rec);
+        mm_spin_unlock_irqrestore(&vmm->lock, irq);
+        vmm_warn_stale(released ? "vmm: MMIO mapping released twice (stale copy)"
+                                : "vmm: stale or forged MMIO handle",
+                       ptr, released);
+        return MM_ERR_STALE;
+    }
+    mm_vaddr_t range = r->base;
+    uint64_t pages = mmio->pages;
+    if (r->state == VMM_REC_LIVE) {
+        r->state = VMM_REC_RELEASING;
         mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
-        irq = mm_spin_lock_irqsave(&vmm->lock);
-        vmm_unmap_pages(&vmm->mapper, vmm->kernel_root, mmio->range, (size_t)mmio->pages, NULL,
-                        &tlb);
+        vmm_unmap_pages(&vmm->mapper, vmm->kernel_root, range, (size_t)pages, NULL, &tlb);
         mm_spin_unlock_irqrestore(&vmm->lock, irq);
         mm_tlb_batch_flush(&tlb);
-        mmio->pages_unmapped = true;
+        irq = mm_spin_lock_irqsave(&vmm->lock);
+        r->state = VMM_REC_PAGES_GONE;
     }
 
     /* After the flush, so the range cannot be reused while a CPU may still
      * translate it to the old device. */
-    irq = mm_spin_lock_irqsave(&vmm->lock);
-    mm_status_t st = vmm_region_freelist_free(&vmm->mmio, mmio->range,
-                                              mmio->pages * MM_PAGE_SIZE);
+    mm_status_t st = vmm_region_freelist_free(&vmm->mmio, range, pages * MM_PAGE_SIZE);
     if (st == MM_OK) {
         vmm->stats.mmio_mappings--;
-        vmm->stats.mmio_pages -= mmio->pages;
+        vmm->stats.mmio_pages -= pages;
+        vmm_handle_rec_put_locked(vmm, mmio->rec);
     }
     mm_spin_unlock_irqrestore(&vmm->lock, irq);
     if (st != MM_OK) {

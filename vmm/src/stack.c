@@ -25,7 +25,7 @@ mm_status_t vmm_stack_create(vmm_t *vmm, vmm_stack_t *out)
     set_released(out);
     if (vmm == NULL)
         return MM_ERR_INVALID;
-    if (!vmm->ready)
+    if (!vmm_ready(vmm))
         return MM_ERR_STATE;
 
     size_t pages = (size_t)(vmm->stack_size / MM_PAGE_SIZE);
@@ -37,7 +37,11 @@ mm_status_t vmm_stack_create(vmm_t *vmm, vmm_stack_t *out)
     mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
     mm_irqflags_t irq = mm_spin_lock_irqsave(&vmm->lock);
     mm_vaddr_t range;
-    st = vmm_region_freelist_alloc(&vmm->stacks, vmm->stack_slot, &range);
+    /* The record is taken only on success, in this same lock hold, so a
+     * rollback (which drops the lock) never has one to give back. */
+    st = vmm_handle_rec_available_locked(vmm) ? MM_OK : MM_ERR_FULL;
+    if (st == MM_OK)
+        st = vmm_region_freelist_alloc(&vmm->stacks, vmm->stack_slot, &range);
     if (st != MM_OK) {
         mm_spin_unlock_irqrestore(&vmm->lock, irq);
         vmm_chain_free(&vmm->frames, &chain);
@@ -60,6 +64,8 @@ mm_status_t vmm_stack_create(vmm_t *vmm, vmm_stack_t *out)
         return st;
     }
     MM_ASSERT(chain.count == 0);
+    uint64_t serial = vmm_serial_next_locked(vmm);
+    uint32_t rec = vmm_handle_rec_take_locked(vmm, VMM_REC_STACK, serial, range, 0, 0);
     vmm->stats.stacks++;
     vmm->stats.data_frames += pages;
     mm_spin_unlock_irqrestore(&vmm->lock, irq);
@@ -69,9 +75,20 @@ mm_status_t vmm_stack_create(vmm_t *vmm, vmm_stack_t *out)
     out->top = range + vmm->stack_slot;
     out->size = vmm->stack_size;
     out->vmm = vmm;
-    out->range = range;
-    out->pages_freed = false;
+    out->serial = serial;
+    out->rec = rec;
     return MM_OK;
+}
+
+/* The live record this handle names, if every field of it matches. Under
+ * the VMM lock. */
+static vmm_handle_rec_t *find_locked(vmm_t *vmm, const vmm_stack_t *s)
+{
+    vmm_handle_rec_t *r = vmm_handle_rec_find_locked(vmm, s->rec, s->serial, VMM_REC_STACK);
+    if (r == NULL || s->bottom != r->base + VMM_STACK_GUARD_SIZE ||
+        s->top != r->base + vmm->stack_slot || s->size != vmm->stack_size)
+        return NULL;
+    return r;
 }
 
 mm_status_t vmm_stack_release(vmm_stack_t *stack)
@@ -79,27 +96,47 @@ mm_status_t vmm_stack_release(vmm_stack_t *stack)
     if (stack == NULL || stack->vmm == NULL)
         return MM_OK;
     vmm_t *vmm = stack->vmm;
-    mm_irqflags_t irq;
+    if (!vmm_ready(vmm)) {
+        vmm_warn_stale("vmm: stack handle of no live VMM", stack->bottom, false);
+        return MM_ERR_STALE;
+    }
 
-    if (!stack->pages_freed) {
+    mm_irqflags_t irq = mm_spin_lock_irqsave(&vmm->lock);
+    vmm_handle_rec_t *r = find_locked(vmm, stack);
+    if (r == NULL) {
+        bool released = vmm_handle_rec_free_locked(vmm, stack->rec);
+        mm_spin_unlock_irqrestore(&vmm->lock, irq);
+        vmm_warn_stale(released ? "vmm: stack released twice (stale copy)"
+                                : "vmm: stale or forged stack handle",
+                       stack->bottom, released);
+        return MM_ERR_STALE;
+    }
+    mm_vaddr_t range = r->base;
+    if (r->state == VMM_REC_LIVE) {
+        /* RELEASING keeps a concurrent release of a copy out while the
+         * lock is dropped for the flush. */
+        r->state = VMM_REC_RELEASING;
         size_t pages = (size_t)(vmm->stack_size / MM_PAGE_SIZE);
         vmm_chain_t chain = VMM_CHAIN_INIT;
         mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
-        irq = mm_spin_lock_irqsave(&vmm->lock);
-        vmm_unmap_pages(&vmm->mapper, vmm->kernel_root, stack->bottom, pages, &chain, &tlb);
+        vmm_unmap_pages(&vmm->mapper, vmm->kernel_root, range + VMM_STACK_GUARD_SIZE, pages,
+                        &chain, &tlb);
         vmm->stats.data_frames -= pages;
         mm_spin_unlock_irqrestore(&vmm->lock, irq);
         mm_tlb_batch_flush(&tlb);
         vmm_chain_free(&vmm->frames, &chain);
-        stack->pages_freed = true;
+        irq = mm_spin_lock_irqsave(&vmm->lock);
+        /* The table cannot move: records are only freed by this release. */
+        r->state = VMM_REC_PAGES_GONE;
     }
 
     /* The range goes back only now, after the flush: until then another CPU
      * could still hold a translation for it. */
-    irq = mm_spin_lock_irqsave(&vmm->lock);
-    mm_status_t st = vmm_region_freelist_free(&vmm->stacks, stack->range, vmm->stack_slot);
-    if (st == MM_OK)
+    mm_status_t st = vmm_region_freelist_free(&vmm->stacks, range, vmm->stack_slot);
+    if (st == MM_OK) {
         vmm->stats.stacks--;
+        vmm_handle_rec_put_locked(vmm, stack->rec);
+    }
     mm_spin_unlock_irqrestore(&vmm->lock, irq);
     if (st != MM_OK) {
         /* Only a full free list can refuse a range this VMM handed out. */

@@ -18,6 +18,19 @@ static bool mapper_complete(const mm_page_mapper_t *pm)
            ops->prepopulate_top != NULL;
 }
 
+/* Every region the VMM uses, directly (heap, stacks, MMIO) or to classify
+ * faults and keep its own regions apart from the rest (HHDM, image). */
+static const layout_region_id_t all_regions[] = {LAYOUT_HHDM, LAYOUT_HEAP, LAYOUT_STACKS,
+                                                 LAYOUT_MMIO, LAYOUT_KERNEL_IMAGE};
+#define ALL_COUNT (sizeof(all_regions) / sizeof(all_regions[0]))
+
+/* The first address of the upper half for a paging mode: 2^64 - 2^47 or
+ * 2^64 - 2^56. */
+static mm_vaddr_t upper_half_start(unsigned levels)
+{
+    return ~((UINT64_C(1) << (levels == 5 ? 56 : 47)) - 1);
+}
+
 static mm_status_t check_region(const layout_t *l, layout_region_id_t id)
 {
     const layout_region_t *r = &l->regions[id];
@@ -32,18 +45,26 @@ static mm_status_t check_region(const layout_t *l, layout_region_id_t id)
 }
 
 /* The layout is the caller's data and may be hand-made rather than from
- * layout_compute(), so everything the VMM relies on is checked again. */
+ * layout_compute(), so every field the VMM relies on is checked again: the
+ * paging mode (user-half bounds), the upper-half start that matches it (so
+ * no kernel region, mapped global, can sit in the user half), and all five
+ * regions (fault classification, and a heap overlapping the HHDM would
+ * otherwise only show up as MM_ERR_EXISTS from a later growth). */
 static mm_status_t check_layout(const layout_t *l)
 {
-    for (unsigned i = 0; i < MANAGED_COUNT; i++) {
-        mm_status_t st = check_region(l, managed[i]);
+    if (l->paging_levels != 4 && l->paging_levels != 5)
+        return MM_ERR_INVALID;
+    if (l->upper_half_start != upper_half_start(l->paging_levels))
+        return MM_ERR_INVALID;
+    for (unsigned i = 0; i < ALL_COUNT; i++) {
+        mm_status_t st = check_region(l, all_regions[i]);
         if (st != MM_OK)
             return st;
     }
-    for (unsigned a = 0; a < MANAGED_COUNT; a++) {
-        const layout_region_t *ra = &l->regions[managed[a]];
-        for (unsigned b = a + 1; b < MANAGED_COUNT; b++) {
-            const layout_region_t *rb = &l->regions[managed[b]];
+    for (unsigned a = 0; a < ALL_COUNT; a++) {
+        const layout_region_t *ra = &l->regions[all_regions[a]];
+        for (unsigned b = a + 1; b < ALL_COUNT; b++) {
+            const layout_region_t *rb = &l->regions[all_regions[b]];
             if (mm_ranges_overlap(ra->base, ra->base + (ra->size - 1), rb->base,
                                   rb->base + (rb->size - 1)))
                 return MM_ERR_OVERLAP;
@@ -57,6 +78,9 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
     if (vmm == NULL || cfg == NULL || cfg->layout == NULL)
         return MM_ERR_INVALID;
     if (!mapper_complete(&cfg->mapper) || cfg->frames.alloc == NULL || cfg->frames.free == NULL)
+        return MM_ERR_INVALID;
+    if ((cfg->handles != NULL && (cfg->handle_count == 0 || cfg->handle_count > VMM_MAX_RECORDS)) ||
+        (cfg->spaces != NULL && (cfg->space_count == 0 || cfg->space_count > VMM_MAX_RECORDS)))
         return MM_ERR_INVALID;
     if (cfg->kernel_root == 0)
         return MM_ERR_INVALID;
@@ -89,6 +113,7 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
         return st;
 
     *vmm = (vmm_t){0};
+    vmm->self = vmm;
     mm_spin_init(&vmm->lock);
     vmm->layout = *l;
     vmm->kernel_root = cfg->kernel_root;
@@ -120,6 +145,20 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
     st = vmm_region_freelist_init(&vmm->mmio, mmio->base, mmio->size, mmio_slots, mmio_cap);
     MM_ASSERT(st == MM_OK);
     (void)st;
+
+    vmm_handle_rec_t *handles = cfg->handles;
+    size_t handle_cap = cfg->handle_count;
+    if (handles == NULL) {
+        handles = vmm->builtin_handles;
+        handle_cap = VMM_DEFAULT_HANDLES;
+    }
+    vmm_space_rec_t *spaces = cfg->spaces;
+    size_t space_cap = cfg->space_count;
+    if (spaces == NULL) {
+        spaces = vmm->builtin_spaces;
+        space_cap = VMM_DEFAULT_SPACES;
+    }
+    vmm_records_init(vmm, handles, (uint32_t)handle_cap, spaces, (uint32_t)space_cap);
     vmm->ready = true;
     return MM_OK;
 }
@@ -169,6 +208,10 @@ static mm_status_t check_locked(const vmm_t *vmm)
     if (s->data_frames < s->heap_bytes / MM_PAGE_SIZE ||
         s->data_frames > s->heap_bytes / MM_PAGE_SIZE + s->stacks * (vmm->stack_size / MM_PAGE_SIZE))
         return MM_ERR_CORRUPT;
+    /* Every live stack and MMIO mapping has exactly one record, and the
+     * record's range is allocated in its region. */
+    if (!vmm_records_consistent_locked(vmm))
+        return MM_ERR_CORRUPT;
     return MM_OK;
 }
 
@@ -176,7 +219,7 @@ mm_status_t vmm_check(vmm_t *vmm)
 {
     if (vmm == NULL)
         return MM_ERR_INVALID;
-    if (!vmm->ready)
+    if (!vmm_ready(vmm))
         return MM_ERR_STATE;
     mm_irqflags_t irq = mm_spin_lock_irqsave(&vmm->lock);
     mm_status_t st = check_locked(vmm);
@@ -246,7 +289,7 @@ mm_status_t vmm_switch_to_kernel(vmm_t *vmm)
 {
     if (vmm == NULL)
         return MM_ERR_INVALID;
-    if (!vmm->ready)
+    if (!vmm_ready(vmm))
         return MM_ERR_STATE;
     mm_hook_switch_root(vmm->kernel_root);
     return MM_OK;

@@ -52,10 +52,84 @@ mm_status_t vmm_map_pages(const mm_page_mapper_t *pm, mm_paddr_t root, mm_vaddr_
 void vmm_unmap_pages(const mm_page_mapper_t *pm, mm_paddr_t root, mm_vaddr_t va, size_t pages,
                      vmm_chain_t *chain, mm_tlb_batch_t *tlb);
 
-/* Whether vmm_init completed (checked by every entry point). */
+/* Whether vmm_init completed on this very struct (checked by every entry
+ * point): a struct copy would share the original's free-list storage and
+ * hold a stale copy of its records. */
 static inline bool vmm_ready(const vmm_t *vmm)
 {
-    return vmm != NULL && vmm->ready;
+    return vmm != NULL && vmm->ready && vmm->self == vmm;
+}
+
+/* ---- handle records (handle.c) ------------------------------------------ */
+
+#define VMM_REC_NONE UINT32_MAX /* end of a free-record chain */
+
+enum vmm_rec_kind { VMM_REC_STACK = 1, VMM_REC_MMIO = 2 };
+
+enum vmm_rec_state {
+    VMM_REC_LIVE,       /* mapped */
+    VMM_REC_RELEASING,  /* a release is unmapping and flushing (lock dropped) */
+    VMM_REC_PAGES_GONE, /* unmapped and flushed; the range is still allocated */
+};
+
+/* Sets up both record tables (cleared, all free) and the serial counter. */
+void vmm_records_init(vmm_t *vmm, vmm_handle_rec_t *handles, uint32_t handle_count,
+                      vmm_space_rec_t *spaces, uint32_t space_count);
+
+/* A fresh serial: never 0, never repeated in this vmm_t's lifetime, and
+ * different between vmm_t instances. Under the VMM lock. */
+uint64_t vmm_serial_next_locked(vmm_t *vmm);
+
+/* Whether a handle record can be taken. Under the VMM lock. O(1). */
+bool vmm_handle_rec_available_locked(const vmm_t *vmm);
+
+/* Takes a free handle record (vmm_handle_rec_available_locked must have
+ * said so in this lock hold), fills it in live and returns its index. */
+uint32_t vmm_handle_rec_take_locked(vmm_t *vmm, uint8_t kind, uint64_t serial, mm_vaddr_t base,
+                                    mm_paddr_t phys, uint64_t size);
+
+/* The live record `index` of `kind` with this serial, or NULL (out of range,
+ * free, another kind, another serial, or a release already in progress).
+ * Under the VMM lock. O(1). */
+vmm_handle_rec_t *vmm_handle_rec_find_locked(vmm_t *vmm, uint32_t index, uint64_t serial,
+                                             uint8_t kind);
+
+/* Frees handle record `index`. Under the VMM lock. O(1). */
+void vmm_handle_rec_put_locked(vmm_t *vmm, uint32_t index);
+
+/* Takes a free space record, or VMM_REC_NONE if the table is full. Its
+ * serial stays 0 until the creator publishes it under the record's lock.
+ * Under the VMM lock. O(1). */
+uint32_t vmm_space_rec_take_locked(vmm_t *vmm);
+
+/* Returns a space record whose serial is 0 to the free chain. Under the
+ * VMM lock. O(1). */
+void vmm_space_rec_put_locked(vmm_t *vmm, uint32_t index);
+
+/* Reports a refused handle to mm_hook_warn; call with no hadron-mm lock
+ * held. `released` says the record it names is free (a release of an
+ * already released object, reported as a double free); otherwise the
+ * handle was never this object's (reported as a bad pointer). */
+void vmm_warn_stale(const char *message, uint64_t address, bool released);
+
+/* Whether handle record `index` exists and is free: tells a release of an
+ * already released object from a forgery, for the warning. Under the VMM
+ * lock. O(1). */
+bool vmm_handle_rec_free_locked(const vmm_t *vmm, uint32_t index);
+
+/* Checks the handle table against the regions and the stats: every live
+ * record's range allocated in its region (stacks on the slot grid), counts
+ * and MMIO pages equal to the stats, the free chain well formed. Under the
+ * VMM lock. O(records * log free slots). */
+bool vmm_records_consistent_locked(const vmm_t *vmm);
+
+/* Pages an MMIO mapping of [phys, phys + size) maps; size > 0, no wrap. */
+static inline uint64_t vmm_mmio_page_count(mm_paddr_t phys, uint64_t size)
+{
+    mm_paddr_t last = phys + (size - 1);
+    return (mm_align_down(last, MM_PAGE_SIZE) - mm_align_down(phys, MM_PAGE_SIZE)) /
+               MM_PAGE_SIZE +
+           1;
 }
 
 #endif /* HADRON_MM_VMM_INTERNAL_H */

@@ -19,6 +19,7 @@ Test(status, names_match_enumerators)
     cr_assert(strncmp(mm_status_str(MM_OK), "MM_OK:", 6) == 0);
     cr_assert(strncmp(mm_status_str(MM_ERR_NOMEM), "MM_ERR_NOMEM:", 13) == 0);
     cr_assert(strncmp(mm_status_str(MM_ERR_DOUBLE_FREE), "MM_ERR_DOUBLE_FREE:", 19) == 0);
+    cr_assert(strncmp(mm_status_str(MM_ERR_STALE), "MM_ERR_STALE:", 13) == 0);
 }
 
 Test(status, unknown_values_are_named_unknown)

@@ -88,10 +88,19 @@ Test(layout, hhdm_too_small_for_physical_space)
     layout_t before = l;
     cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE);
     cr_assert_eq(memcmp(&l, &before, sizeof l), 0, "out written on error");
-    /* A kernel image placed low: the HHDM for 8 GiB runs into it. */
-    p.phys_top = 8ull << 30;
-    p.kernel_base = HHDM4 + (4ull << 30);
-    cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE);
+    /* Heap, stacks and MMIO placed below a higher HHDM, so nothing wraps:
+     * the HHDM alone reaches the image at its default base. */
+    layout_params_t q = {.hhdm_base = 0xffffc00000000000ull,
+                         .phys_top = (64ull << 40) - (1ull << 30),
+                         .regions_base = HHDM4,
+                         .heap_size = 1ull << 30,
+                         .stacks_size = 1ull << 30,
+                         .mmio_size = 1ull << 30};
+    cr_assert_eq(layout_compute(&q, &l), MM_ERR_RANGE);
+    cr_assert_eq(memcmp(&l, &before, sizeof l), 0, "out written on error");
+    q.phys_top -= 1ull << 30; /* now it ends just below the image */
+    cr_assert_eq(layout_compute(&q, &l), MM_OK);
+    memcpy(&l, &before, sizeof l);
     /* Large enough that the regions after the HHDM wrap past 2^64. */
     p.kernel_base = 0;
     p.phys_top = 123ull << 40;
@@ -121,6 +130,19 @@ Test(layout, base_overlapping_hhdm_or_kernel_is_rejected)
     p.regions_base = 0;
     p.kernel_base = HHDM4 + (1ull << 40);
     cr_assert_eq(layout_compute(&p, &l), MM_ERR_OVERLAP);
+    /* A kernel base the caller chose inside a small HHDM (8 GiB): the base
+     * is at fault, not the physical space, so OVERLAP, not RANGE. */
+    p.regions_base = 0;
+    p.phys_top = 8ull << 30;
+    p.kernel_base = HHDM4 + (4ull << 30);
+    layout_t untouched;
+    memset(&l, 0xab, sizeof l);
+    untouched = l;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_OVERLAP);
+    cr_assert_eq(memcmp(&l, &untouched, sizeof l), 0, "out written on error");
+    p.kernel_base = HHDM4; /* at the HHDM's very first byte */
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_OVERLAP);
+    p.phys_top = 64ull << 30;
     /* A randomised base whose MMIO region reaches the default image. */
     p.kernel_base = 0;
     p.regions_base = 0xfffffa0000000000ull;

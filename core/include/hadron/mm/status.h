@@ -27,6 +27,7 @@ typedef enum mm_status {
     MM_ERR_UNSUPPORTED,   /* the CPU or configuration cannot honour the request */
     MM_ERR_BAD_POINTER,   /* pointer not owned by this allocator */
     MM_ERR_CORRUPT,       /* consistency check found damage */
+    MM_ERR_STALE,         /* handle stale (its object was released) or forged */
     MM_STATUS_COUNT
 } mm_status_t;
 

@@ -75,9 +75,11 @@ typedef struct layout_params {
  *   MM_ERR_ALIGN          hhdm_base / regions_base not 1 GiB aligned,
  *                         kernel_base not 2 MiB aligned
  *   MM_ERR_NOT_CANONICAL  a base outside the upper half of the paging mode
- *   MM_ERR_RANGE          a region would wrap past 2^64, or the HHDM is too
- *                         small for phys_top (runs into what follows it)
- *   MM_ERR_OVERLAP        two regions overlap
+ *   MM_ERR_RANGE          a region would wrap past 2^64, or the HHDM for
+ *                         phys_top runs into the kernel image at its default
+ *                         base (phys_top too large for this hhdm_base)
+ *   MM_ERR_OVERLAP        two regions overlap, including a kernel_base or
+ *                         regions_base the caller chose inside the HHDM
  * No locking (pure function); O(1). */
 mm_status_t layout_compute(const layout_params_t *params, layout_t *out);
 

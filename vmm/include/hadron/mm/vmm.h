@@ -16,6 +16,16 @@
  * declared with MM_SCOPED(vmm_stack_release) etc. A failed create leaves the
  * object in the released state, so a scoped release after a failure is safe.
  *
+ * Handle identity: these objects are plain structs a caller may copy, so
+ * the VMM does not trust them. Each live object has a record in the VMM (a
+ * serial number unique for the vmm_t's lifetime, and what it maps); a handle
+ * is obeyed only if it names a live record of its kind in its own,
+ * initialised, not copied vmm_t and every field matches. Anything else is a
+ * stale copy (its object was released, perhaps its slot reused) or a forged
+ * handle: the call returns MM_ERR_STALE, changes nothing and reports it to
+ * mm_hook_warn (with no hadron-mm lock held), like a double free. Releasing
+ * the same struct twice stays a no-op: the first release marks it released.
+ *
  * Locking and lock order
  * ----------------------
  *   kheap lock  ->  address-space lock  ->  VMM lock  ->  frame-allocator lock
@@ -72,6 +82,33 @@
 #define VMM_STACK_DEFAULT_SIZE (64 * MM_KIB) /* usable bytes per kernel stack */
 #define VMM_STACK_GUARD_SIZE MM_PAGE_SIZE   /* unmapped page below each stack */
 #define VMM_DEFAULT_RANGE_SLOTS 64u         /* built-in free-list capacity */
+#define VMM_DEFAULT_HANDLES 256u            /* built-in live stacks + MMIO mappings */
+#define VMM_DEFAULT_SPACES 64u              /* built-in live address spaces */
+#define VMM_MAX_RECORDS 0x7fffffffu         /* largest record table */
+
+/* The VMM's record of one live kernel stack or MMIO mapping: what a handle
+ * must match to be obeyed. Private; public only so that vmm_t can embed the
+ * built-in table and a caller can supply a larger one. */
+typedef struct vmm_handle_rec {
+    uint64_t serial;    /* 0: free */
+    mm_vaddr_t base;    /* start of the virtual range (stack: its guard page) */
+    mm_paddr_t phys;    /* MMIO: as requested */
+    uint64_t size;      /* MMIO: as requested */
+    uint32_t next_free; /* free-record chain */
+    uint8_t kind;
+    uint8_t state;
+} vmm_handle_rec_t;
+
+/* The VMM's record of one live address space; it also holds the space's
+ * lock, so every copy of a handle serialises on the same lock. Private. */
+typedef struct vmm_space_rec {
+    uint64_t serial;    /* 0: free; written under `lock` */
+    mm_paddr_t root;
+    mm_spinlock_t lock; /* the address-space lock */
+    mm_leaf_fn leaf_fn; /* called for each user leaf at release */
+    void *leaf_arg;
+    uint32_t next_free; /* free-record chain, under the VMM lock */
+} vmm_space_rec_t;
 
 typedef struct vmm_config {
     const layout_t *layout;       /* regions; copied */
@@ -86,6 +123,16 @@ typedef struct vmm_config {
     size_t stack_slot_count;
     vmm_range_t *mmio_slots;
     size_t mmio_slot_count;
+    /* Records of live objects: one per live stack or MMIO mapping
+     * (`handles`), one per live address space (`spaces`). NULL: the
+     * VMM_DEFAULT_HANDLES / VMM_DEFAULT_SPACES built into vmm_t. A caller
+     * array (1 .. VMM_MAX_RECORDS entries) is cleared by vmm_init and must
+     * outlive the vmm_t. When a table is full, creation fails with
+     * MM_ERR_FULL. */
+    vmm_handle_rec_t *handles;
+    size_t handle_count;
+    vmm_space_rec_t *spaces;
+    size_t space_count;
 } vmm_config_t;
 
 typedef struct vmm_stats {
@@ -98,6 +145,7 @@ typedef struct vmm_stats {
 } vmm_stats_t;
 
 typedef struct vmm {
+    const struct vmm *self;      /* this vmm_t: a struct copy is not a VMM */
     mm_spinlock_t lock;
     layout_t layout;
     mm_paddr_t kernel_root;
@@ -110,8 +158,15 @@ typedef struct vmm {
     vmm_region_freelist_t mmio;
     vmm_stats_t stats;
     bool ready;
+    uint64_t next_serial;        /* odd, never 0; shared by both tables */
+    vmm_handle_rec_t *handles;   /* stacks and MMIO, under the VMM lock */
+    uint32_t handle_count, handle_used, handle_free;
+    vmm_space_rec_t *spaces;     /* address spaces */
+    uint32_t space_count, space_used, space_free;
     vmm_range_t builtin_stack_slots[VMM_DEFAULT_RANGE_SLOTS];
     vmm_range_t builtin_mmio_slots[VMM_DEFAULT_RANGE_SLOTS];
+    vmm_handle_rec_t builtin_handles[VMM_DEFAULT_HANDLES];
+    vmm_space_rec_t builtin_spaces[VMM_DEFAULT_SPACES];
 } vmm_t;
 
 /* Sets up *vmm from cfg and pre-creates the top-level page-table entries
@@ -121,17 +176,23 @@ typedef struct vmm {
  * VMM makes afterwards. *vmm must not be live: there is no reliable way to
  * tell a live instance from uninitialised memory, so re-initialising one is
  * not detected (as with every *_init in hadron-mm).
- * Errors (nothing changed, *vmm untouched):
+ * The layout is re-validated field by field, since it may be hand-made:
+ * paging_levels, upper_half_start and all five regions.
+ * Errors (nothing changed, *vmm and the caller's record arrays untouched):
  *   MM_ERR_INVALID   vmm/cfg/layout NULL, a mapper op or frame-allocator
- *                    function NULL, kernel_root 0, a region empty or not in
- *                    the upper half, stack_size + guard not fitting the
- *                    stack region
+ *                    function NULL, record array with a count of 0 or above
+ *                    VMM_MAX_RECORDS, kernel_root 0, layout paging_levels not
+ *                    4 or 5, upper_half_start not the upper half's first
+ *                    address for those levels, a region (any of the five)
+ *                    empty or below upper_half_start, stack_size + guard
+ *                    not fitting the stack region
  *   MM_ERR_ALIGN     kernel_root, a region or stack_size not page aligned
  *   MM_ERR_RANGE     a region wraps past 2^64
- *   MM_ERR_OVERLAP   two of the three regions overlap
+ *   MM_ERR_OVERLAP   two of the five regions overlap (e.g. heap and HHDM)
  *   MM_ERR_NOMEM / MM_ERR_NOT_CANONICAL   from prepopulate_top
- * Not thread-safe (call once, before anything else uses *vmm). O(1) plus the
- * mapper's prepopulate. */
+ * Not thread-safe (call once, before anything else uses *vmm). O(records)
+ * plus the mapper's prepopulate. A struct copy of the initialised vmm_t is
+ * not a VMM: every call on it returns MM_ERR_STATE. */
 mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg);
 
 /* Current counters. stranded_bytes counts virtual space a failed operation
@@ -141,9 +202,11 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg);
  * always 0 without concurrency. Takes the VMM lock; O(1). */
 void vmm_stats(vmm_t *vmm, vmm_stats_t *out);
 
-/* Runs the region checkers and the VMM's own accounting checks. MM_OK or
- * MM_ERR_CORRUPT (MM_ERR_INVALID for NULL, MM_ERR_STATE before vmm_init).
- * Takes the VMM lock; O(free-list slots). */
+/* Runs the region checkers and the VMM's own accounting checks, including
+ * the handle records of stacks and MMIO mappings against the regions and
+ * the stats. MM_OK or MM_ERR_CORRUPT (MM_ERR_INVALID for NULL, MM_ERR_STATE
+ * before vmm_init or on a struct copy). Takes the VMM lock; O(free-list
+ * slots + handle records * log(free-list slots)). */
 mm_status_t vmm_check(vmm_t *vmm);
 
 /* ------------------------------------------------------------------------
@@ -158,7 +221,9 @@ mm_status_t vmm_check(vmm_t *vmm);
  * Errors (nothing changed; *base and *size untouched): MM_ERR_INVALID (NULL
  * argument), MM_ERR_STATE (vmm not initialised), MM_ERR_EXHAUSTED (heap
  * region too small; includes min_bytes too large to round), MM_ERR_NOMEM
- * (out of frames or page-table memory).
+ * (out of frames or page-table memory), MM_ERR_EXISTS (a page of the new
+ * range is already mapped by someone else through the mapper: what was
+ * mapped is rolled back, the foreign page stays).
  * Locking: takes the VMM lock (the frame allocator is called outside it);
  * may be called with a kernel-heap lock held. O(pages). */
 mm_status_t vmm_heap_grow(vmm_t *vmm, size_t min_bytes, void **base, size_t *size);
@@ -180,27 +245,34 @@ typedef struct vmm_stack {
     mm_vaddr_t bottom;  /* lowest usable address (just above the guard page) */
     mm_vaddr_t top;     /* one past the highest: the initial stack pointer */
     uint64_t size;      /* top - bottom */
-    /* cleanup state, private */
+    /* identity, private: checked against the VMM's record on release */
     vmm_t *vmm;         /* NULL: released (or never created) */
-    mm_vaddr_t range;   /* guard page address: start of the VA range */
-    bool pages_freed;   /* unmapped and frames freed; only the range is left */
+    uint64_t serial;
+    uint32_t rec;
 } vmm_stack_t;
 
-#define VMM_STACK_INIT {0, 0, 0, NULL, 0, false}
+#define VMM_STACK_INIT {0, 0, 0, NULL, 0, 0}
 
 /* Allocates a kernel stack of the VMM's stack size: zeroed, writable,
  * no-execute, global pages with one unmapped guard page below them.
  * Errors (nothing changed; *out left released): MM_ERR_INVALID (NULL),
  * MM_ERR_STATE (vmm not initialised), MM_ERR_EXHAUSTED (stack region full),
- * MM_ERR_NOMEM (frames or page-table memory).
+ * MM_ERR_NOMEM (frames or page-table memory; checked first), MM_ERR_FULL
+ * (the handle-record table is full), MM_ERR_EXISTS (a foreign mapping in
+ * the slot: rolled back, the foreign page stays).
  * Locking: VMM lock, frames allocated outside it. O(pages + free slots). */
 mm_status_t vmm_stack_create(vmm_t *vmm, vmm_stack_t *out);
 
 /* Unmaps the stack, flushes the TLB, frees its frames and gives back its
- * range, once. A NULL or released stack is a no-op returning MM_OK. If the
- * stack region's free list is full (MM_ERR_FULL) the pages are already gone
- * but the range stays allocated and recorded in *stack: a later release
- * retries just that. Must not be called on the stack in use.
+ * range, once, and marks *stack released. A NULL or released stack is a
+ * no-op returning MM_OK. If the stack region's free list is full
+ * (MM_ERR_FULL) the pages are already gone but the range stays allocated
+ * and the handle stays live: a later release (of it or of a copy) retries
+ * just that. Must not be called on the stack in use.
+ * MM_ERR_STALE (warned, nothing changed): the handle is not a live stack of
+ * its vmm_t: a copy of a released stack (whether or not its slot was
+ * reused), a field changed, a vmm pointer to another, uninitialised or
+ * copied vmm_t, or a release of the same stack already in progress.
  * Locking: VMM lock, dropped for the flush and the frame frees. O(pages +
  * free slots). */
 mm_status_t vmm_stack_release(vmm_stack_t *stack);
@@ -219,14 +291,14 @@ typedef struct vmm_mmio {
     volatile void *ptr; /* the virtual address of `phys` (in-page offset kept) */
     mm_paddr_t phys;    /* as requested */
     uint64_t size;      /* as requested */
-    /* cleanup state, private */
-    vmm_t *vmm;         /* NULL: released (or never created) */
-    mm_vaddr_t range;   /* page-aligned start of the VA range */
     uint64_t pages;     /* pages mapped: every page [phys, phys + size) touches */
-    bool pages_unmapped;
+    /* identity, private: checked against the VMM's record on release */
+    vmm_t *vmm;         /* NULL: released (or never created) */
+    uint64_t serial;
+    uint32_t rec;
 } vmm_mmio_t;
 
-#define VMM_MMIO_INIT {NULL, 0, 0, NULL, 0, 0, false}
+#define VMM_MMIO_INIT {NULL, 0, 0, 0, NULL, 0, 0}
 
 /* Maps the physical range [phys, phys + size) into the MMIO region:
  * writable, no-execute, global, uncached or write-combining. Any phys and
@@ -235,14 +307,18 @@ typedef struct vmm_mmio {
  * Errors (nothing changed; *out left released): MM_ERR_INVALID (NULL, size
  * 0, unknown cache mode), MM_ERR_STATE (vmm not initialised), MM_ERR_RANGE
  * (phys + size wraps past 2^64, or the mapper rejects the physical address),
- * MM_ERR_EXHAUSTED (MMIO region full), MM_ERR_NOMEM (page-table memory),
- * MM_ERR_UNSUPPORTED (cache mode the CPU lacks).
+ * MM_ERR_EXHAUSTED (MMIO region full), MM_ERR_FULL (the handle-record
+ * table is full), MM_ERR_NOMEM (page-table memory),
+ * MM_ERR_UNSUPPORTED (cache mode the CPU lacks), MM_ERR_EXISTS (a foreign
+ * mapping in the range: rolled back, the foreign page stays).
  * Locking: VMM lock. O(pages + free slots). */
 mm_status_t vmm_mmio_map(vmm_t *vmm, mm_paddr_t phys, uint64_t size, vmm_mmio_cache_t cache,
                          vmm_mmio_t *out);
 
 /* Unmaps, flushes and gives back the range, once; NULL or released: no-op,
- * MM_OK. MM_ERR_FULL as vmm_stack_release (retry later).
+ * MM_OK. MM_ERR_FULL as vmm_stack_release (retry later). MM_ERR_STALE
+ * (warned, nothing changed) as vmm_stack_release: not a live mapping of its
+ * vmm_t, or a field (ptr, phys, size, pages, identity) changed.
  * Locking: VMM lock, dropped for the flush. O(pages + free slots). */
 mm_status_t vmm_mmio_release(vmm_mmio_t *mmio);
 
@@ -288,14 +364,14 @@ const char *vmm_fault_kind_str(vmm_fault_kind_t kind);
 
 typedef struct vmm_as {
     mm_paddr_t root;    /* physical address of this space's root table */
-    /* private */
+    /* identity, private: checked against the VMM's record on every call;
+     * the lock, leaf callback and root that are obeyed live in the record */
     vmm_t *vmm;         /* NULL: released (or never created) */
-    mm_spinlock_t lock;
-    mm_leaf_fn leaf_fn; /* called for each user leaf at release */
-    void *leaf_arg;
+    uint64_t serial;
+    uint32_t rec;
 } vmm_as_t;
 
-#define VMM_AS_INIT {0, NULL, MM_SPINLOCK_INIT, NULL, NULL}
+#define VMM_AS_INIT {0, NULL, 0, 0}
 
 /* A ready-made leaf callback for vmm_as_create: gives every user page's
  * frames (512 for a 2 MiB page) back to the VMM's frame allocator. leaf_arg
@@ -312,9 +388,17 @@ void vmm_as_leaf_free_frames(void *vmm, mm_vaddr_t va, mm_paddr_t pa, mm_page_si
  * `leaf_fn` (may be NULL: frames are the caller's business) is called for
  * every user page still mapped.
  * Errors (*out left released): MM_ERR_INVALID (NULL), MM_ERR_STATE (vmm not
- * initialised), MM_ERR_NOMEM (no frame for the root).
+ * initialised), MM_ERR_FULL (the address-space record table is full),
+ * MM_ERR_NOMEM (no frame for the root).
  * Locking: VMM lock (the mapper reads the kernel root). O(top-level entries). */
 mm_status_t vmm_as_create(vmm_t *vmm, mm_leaf_fn leaf_fn, void *leaf_arg, vmm_as_t *out);
+
+/* Every call below that takes a vmm_as_t refuses a stale or forged one:
+ * MM_ERR_STATE for a released struct (vmm NULL), MM_ERR_STALE (warned,
+ * nothing changed) when it does not name a live address space of an
+ * initialised, not copied vmm_t, or its root or identity does not match.
+ * The identity is checked under the address-space lock, after the other
+ * arguments, so no stale copy can reach a freed or reused root. */
 
 /* Maps one user page of `size` at va -> pa. MM_MAP_USER is implied; flags
  * may combine MM_MAP_WRITE, MM_MAP_EXEC and the cache flags.
@@ -357,7 +441,9 @@ mm_status_t vmm_as_protect(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size,
 mm_status_t vmm_as_translate(vmm_as_t *as, mm_vaddr_t va, mm_translation_t *out);
 
 /* Makes this address space current on this CPU through mm_hook_switch_root.
- * Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE (released). No lock; O(1). */
+ * Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE (released), MM_ERR_STALE.
+ * Takes the address-space lock to check the handle, calls the hook without
+ * it; O(1). */
 mm_status_t vmm_as_switch(vmm_as_t *as);
 
 /* Makes the kernel root current on this CPU (before releasing the address
@@ -365,11 +451,14 @@ mm_status_t vmm_as_switch(vmm_as_t *as);
 mm_status_t vmm_switch_to_kernel(vmm_t *vmm);
 
 /* Destroys the address space once: calls the leaf callback for every user
- * page, frees every user-half page-table page and the root. NULL or released:
- * no-op. The caller must have switched every CPU away from it first (its
- * user-half TLB entries then died with the switch). Always MM_OK.
+ * page, frees every user-half page-table page and the root, and marks *as
+ * released. NULL or released: no-op, MM_OK. The caller must have switched
+ * every CPU away from it first (its user-half TLB entries then died with
+ * the switch). MM_ERR_STALE (warned, nothing freed): a copy of a released
+ * space, or a forged handle (root, identity or vmm changed).
  * Locking: the address-space lock (the leaf callback runs under it and must
- * not use this address space). O(mapped pages + tables). */
+ * not use this address space), then the VMM lock to free the record.
+ * O(mapped pages + tables). */
 mm_status_t vmm_as_release(vmm_as_t *as);
 
 #endif /* HADRON_MM_VMM_H */
