@@ -24,59 +24,51 @@ static bool before(const pmm_region_t *a, const pmm_region_t *b)
     return a->base < b->base || (a->base == b->base && a->type < b->type);
 }
 
-/* Merges map[i + 1] into map[i] when both have one type and touch. */
-static bool merge_next(pmm_region_t *map, size_t *n, size_t i)
+/* True when a and b overlap or touch (no byte between them). */
+static bool touch(const pmm_region_t *a, const pmm_region_t *b)
 {
-    if (i + 1 >= *n || map[i].type != map[i + 1].type ||
-        map[i + 1].base > map[i].base + map[i].length)
-        return false;
-    uint64_t end = map[i + 1].base + map[i + 1].length;
-    if (end > map[i].base + map[i].length)
-        map[i].length = end - map[i].base;
-    for (size_t k = i + 1; k + 1 < *n; k++)
-        map[k] = map[k + 1];
-    (*n)--;
-    return true;
+    return a->base <= b->base + b->length && b->base <= a->base + a->length;
 }
 
 bool pmm_map_add(pmm_region_t *map, size_t *n, size_t cap, pmm_region_t r)
 {
     if (r.length == 0)
         return true;
-    /* Maps come sorted more often than not: search from the end. */
-    size_t k = *n;
-    while (k > 0 && before(&r, &map[k - 1]))
-        k--;
-    /* Room is needed only when r merges with neither neighbour. */
-    bool joins_prev = k > 0 && map[k - 1].type == r.type &&
-                      r.base <= map[k - 1].base + map[k - 1].length;
-    bool joins_next = k < *n && map[k].type == r.type && map[k].base <= r.base + r.length;
-    if (!joins_prev && !joins_next && *n >= cap)
-        return false;
-    uint64_t end = r.base + r.length;
-    if (joins_prev) {
-        k--;
-        if (end > map[k].base + map[k].length)
-            map[k].length = end - map[k].base;
-    } else if (joins_next) {
-        /* r.base <= map[k].base (sort order): r takes the entry's place. */
-        uint64_t next_end = map[k].base + map[k].length;
-        map[k] = (pmm_region_t){r.base, (end > next_end ? end : next_end) - r.base, r.type};
-    } else {
-        for (size_t i = *n; i > k; i--)
-            map[i] = map[i - 1];
-        map[k] = r;
-        (*n)++;
+    /* Absorb every entry of r's type that r touches; r grows each time, so
+     * look again from the start until nothing more joins. */
+    bool merged = false;
+    for (size_t i = 0; i < *n;) {
+        if (map[i].type != r.type || !touch(&map[i], &r)) {
+            i++;
+            continue;
+        }
+        uint64_t end = r.base + r.length, other = map[i].base + map[i].length;
+        r.base = r.base < map[i].base ? r.base : map[i].base;
+        r.length = (end > other ? end : other) - r.base;
+        for (size_t k = i; k + 1 < *n; k++)
+            map[k] = map[k + 1];
+        (*n)--;
+        merged = true;
+        i = 0;
     }
-    while (merge_next(map, n, k))
-        ;
+    if (!merged && *n >= cap)
+        return false;
+    /* Insert in order; maps come sorted more often than not, so search
+     * from the end. */
+    size_t k = *n;
+    while (k > 0 && before(&r, &map[k - 1])) {
+        map[k] = map[k - 1];
+        k--;
+    }
+    map[k] = r;
+    (*n)++;
     return true;
 }
 
 size_t pmm_map_normalize(pmm_region_t *map, size_t n)
 {
     /* Re-adding each entry into the prefix already normalized never needs
-     * more room than the entries taken out. */
+     * more room than the entries taken out: out <= i. */
     size_t out = 0;
     for (size_t i = 0; i < n; i++) {
         pmm_region_t r = map[i];

@@ -63,8 +63,9 @@ efi_mmap_error_t efi_mmap_to_pmm(const uint8_t *descs, uint32_t desc_size, size_
             sum.empty++;
             continue;
         }
+        /* The end must be representable: the PMM's map is base + length. */
         if (d.pages > UINT64_MAX / EFI_PAGE_SIZE ||
-            d.pages * EFI_PAGE_SIZE - 1 > UINT64_MAX - d.phys_start)
+            d.pages * EFI_PAGE_SIZE > UINT64_MAX - d.phys_start)
             return EFI_MMAP_ERR_OVERFLOW;
         pmm_region_t r = {d.phys_start, d.pages * EFI_PAGE_SIZE, efi_type_to_pmm(d.type)};
         if (!pmm_map_add(out, &n, cap, r))
@@ -104,7 +105,7 @@ const char *efi_mmap_error_str(efi_mmap_error_t err)
     static const char *const names[EFI_MMAP_ERR_COUNT_] = {
         [EFI_MMAP_OK] = "ok",
         [EFI_MMAP_ERR_DESC_SIZE] = "descriptor size below 40",
-        [EFI_MMAP_ERR_OVERFLOW] = "descriptor wraps past 2^64",
+        [EFI_MMAP_ERR_OVERFLOW] = "descriptor ends at or past 2^64",
         [EFI_MMAP_ERR_FULL] = "too many entries for the output",
     };
     return (unsigned)err < EFI_MMAP_ERR_COUNT_ ? names[err] : "unknown error";

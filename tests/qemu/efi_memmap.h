@@ -75,7 +75,7 @@ typedef struct efi_mmap_summary {
 typedef enum efi_mmap_error {
     EFI_MMAP_OK = 0,
     EFI_MMAP_ERR_DESC_SIZE, /* descriptor stride below 40 */
-    EFI_MMAP_ERR_OVERFLOW,  /* NumberOfPages * 4096 or the end wraps past 2^64 */
+    EFI_MMAP_ERR_OVERFLOW,  /* NumberOfPages * 4096 or the end reaches 2^64 */
     EFI_MMAP_ERR_FULL,      /* the output array is too small (nothing is dropped silently) */
     EFI_MMAP_ERR_COUNT_
 } efi_mmap_error_t;

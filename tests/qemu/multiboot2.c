@@ -141,7 +141,8 @@ static mb2_error_t walk(const uint8_t *p, uint32_t total, mb2_info_t *info)
 {
     uint32_t off = 8;
     for (;;) {
-        /* Here off <= total and off is a multiple of 8. */
+        /* Here off <= total and off is a multiple of 8 (total need not be:
+         * then the last tag header is cut short, or the end is missing). */
         if (off == total)
             return MB2_ERR_NO_END;
         if (total - off < 8)
@@ -181,7 +182,7 @@ mb2_error_t mb2_parse(const void *mbi, size_t limit, mb2_info_t *out)
     if (total < MB2_INFO_MIN_SIZE || total > limit)
         return MB2_ERR_TOTAL_SIZE;
     mb2_info_t info = {.total_size = total};
-    mb2_error_t err = walk(p, total & ~7u, &info);
+    mb2_error_t err = walk(p, total, &info);
     if (err == MB2_OK)
         *out = info;
     return err;

@@ -116,9 +116,9 @@ typedef struct mb2_mmap_entry {
  * Checks: `mbi` 8-aligned; 16 <= total_size <= limit; every tag header and
  * body inside total_size, every size >= 8 and >= the tag's fixed fields;
  * an end tag of size 8; strings NUL-terminated inside their tag; memory-map
- * entry sizes >= 24 and EFI descriptor sizes >= 40, both multiples of 8, a
- * whole number of entries; at most one memory-map, EFI memory-map and
- * command-line tag. Unknown tag types are skipped. Bytes after the end tag
+ * entry sizes >= 24 and EFI descriptor sizes >= 40, both multiples of 8
+ * (bytes after the last whole entry are ignored); at most one memory-map,
+ * EFI memory-map and command-line tag. Unknown tag types are skipped. Bytes after the end tag
  * are ignored. On error *out is zeroed.
  * O(total_size / 8); reads nothing outside [mbi, mbi + total_size). */
 mb2_error_t mb2_parse(const void *mbi, size_t limit, mb2_info_t *out);
