@@ -14,6 +14,7 @@
 #include "bootmap.h"
 #include "efi_memmap.h"
 #include "mm_test.h"
+#include "pmm_fixture.h"
 #include "reclaim.h"
 
 #define PG 4096ull
@@ -55,16 +56,16 @@ static uint64_t count_frames(pmm_t *p, const pmm_region_t *m, size_t n, uint64_t
     return c;
 }
 
-/* pmm_init over simulated memory large enough for every entry below 1 TiB. */
+/* The PMM over simulated memory large enough for every entry below 1 TiB,
+ * through the pmm tests' fixture (the one place these tests initialise a
+ * PMM). */
 static void init_pmm(pmm_t *p, const pmm_region_t *m, size_t n)
 {
     uint64_t top = 0;
     for (size_t i = 0; i < n; i++)
         if (m[i].base + m[i].length < (1ull << 40) && m[i].base + m[i].length > top)
             top = m[i].base + m[i].length;
-    sim_phys_create((top + (1ull << 30) - 1) & ~((1ull << 30) - 1));
-    memset(p, 0, sizeof *p);
-    cr_assert_eq(pmm_init(p, m, n), MM_OK);
+    fx_init(p, m, n, (top + (1ull << 30) - 1) & ~((1ull << 30) - 1));
 }
 
 static pmm_stats_t stats(pmm_t *p)
