@@ -107,9 +107,10 @@ void checks_reclaim(void)
     uint64_t now_free = for_each_reclaimable(span_end, is_free, &overflow);
     tap_check(now_free == expected, "reclaim: each of them is now a free frame (%lu of %lu)",
               now_free, expected);
-    bool kept = range_reserved(kernel_image_phys_start(),
-                               kernel_image_phys_end() - kernel_image_phys_start()) &&
-                (boot_info.info_size == 0 || range_reserved(boot_info.info_phys, boot_info.info_size));
+    bool kept =
+        range_reserved(kernel_image_phys_start(),
+                       kernel_image_phys_end() - kernel_image_phys_start()) &&
+        (boot_info.info_size == 0 || range_reserved(boot_info.info_phys, boot_info.info_size));
     tap_check(kept,
               "reclaim: the kernel image and the boot information [%#lx, +%lu) stay reserved",
               boot_info.info_phys, boot_info.info_size);
