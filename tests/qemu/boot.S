@@ -1,9 +1,18 @@
 /*
- * Test kernel: PVH entry and the way into long mode.
+ * Test kernel: the two boot entries (PVH and Multiboot2) and the one way
+ * into long mode they share.
  *
- * QEMU's -kernel loads this ELF at its physical addresses (1 MiB up) and,
- * finding the Xen PHYS32_ENTRY note, enters pvh_entry in 32-bit protected
- * mode with paging off and %ebx = physical address of struct hvm_start_info.
+ * PVH: QEMU's -kernel loads this ELF at its physical addresses (1 MiB up)
+ * and, finding the Xen PHYS32_ENTRY note, enters pvh_entry with
+ * %ebx = physical address of struct hvm_start_info.
+ * Multiboot2: GRUB (BIOS or UEFI, after ExitBootServices) finds the header
+ * in the first 32 KiB of the file, loads the PT_LOAD segments at their
+ * physical addresses and enters mb2_entry (the header's entry-address tag)
+ * with %eax = 0x36d76289 and %ebx = physical address of the boot
+ * information.
+ * Both arrive in 32-bit protected mode with paging off and flat segments.
+ * Each checks its magic, then boot32 does the rest with %esi = the boot
+ * protocol (BOOT_PROTO_*), which kmain receives beside the info address.
  * The kernel is linked at KERNEL_VMA + physical, so until paging is on every
  * absolute reference goes through PA().
  *
@@ -25,6 +34,14 @@
 #define PA(x) ((x) - KERNEL_VMA)
 
 #define PVH_MAGIC 0x336ec578
+#define MB2_HEADER_MAGIC 0xe85250d6
+#define MB2_BOOT_MAGIC 0x36d76289
+#define MB2_TAG_END 0
+#define MB2_TAG_CMDLINE 1
+#define MB2_HEADER_TAG_ENTRY 3
+
+#define BOOT_PROTO_PVH 1
+#define BOOT_PROTO_MB2 2
 #define PTE_P 0x1
 #define PTE_RW 0x2
 #define PTE_PS 0x80
@@ -53,17 +70,52 @@
     .quad PA(pvh_entry)
 
 /* ---------------------------------------------------------------------- */
+/* The Multiboot2 header: 8-aligned in the first 32 KiB of the file (the
+ * linker script puts it first in the text segment). Architecture 0 asks for
+ * 32-bit protected mode. Only the entry-address tag: GRUB takes the ELF's
+ * segments itself, and without the EFI boot-services tags it exits boot
+ * services and uses the i386 entry on UEFI machines too. */
+    .section .multiboot2, "a"
+    .p2align 3
+mb2_header:
+    .long MB2_HEADER_MAGIC
+    .long 0                         /* architecture: i386 */
+    .long mb2_header_end - mb2_header
+    .long 0x100000000 - (MB2_HEADER_MAGIC + (mb2_header_end - mb2_header))
+    .p2align 3
+    .short MB2_HEADER_TAG_ENTRY, 0  /* type, flags: required */
+    .long 12
+    .long PA(mb2_entry)             /* the ELF entry is a -2 GiB address */
+    .p2align 3
+    .short 0, 0                     /* end tag */
+    .long 8
+mb2_header_end:
+
+/* ---------------------------------------------------------------------- */
     .section .boot.text, "ax"
     .code32
-    .globl pvh_entry
+    .globl pvh_entry, mb2_entry
 pvh_entry:
     cli
     cld
     lidt PA(null_idtr)
     cmpl $PVH_MAGIC, (%ebx)
     jne boot_fail32
+    movl $BOOT_PROTO_PVH, %esi
+    jmp boot32
 
-    /* Zero .bss (page tables and the boot stack live there). %ebx survives. */
+mb2_entry:
+    cli
+    cld
+    lidt PA(null_idtr)
+    cmpl $MB2_BOOT_MAGIC, %eax
+    jne boot_fail32
+    movl $BOOT_PROTO_MB2, %esi
+
+/* %ebx = boot information (physical), %esi = BOOT_PROTO_*. */
+boot32:
+    /* Zero .bss (page tables and the boot stack live there). %ebx and %esi
+     * survive. */
     movl $PA(__bss_start), %edi
     movl $PA(__bss_end), %ecx
     subl %edi, %ecx
@@ -72,6 +124,7 @@ pvh_entry:
     rep stosl
     movl $PA(boot_stack_top), %esp
     movl %ebx, PA(boot_start_info)
+    movl %esi, PA(boot_protocol)
 
     /* Long mode is required. */
     movl $0x80000000, %eax
@@ -92,13 +145,16 @@ pvh_entry:
     jnc 1f
     orl $BOOT_PGE_ENABLED, %ebp
 1:
-    /* "la57" on the command line requests 5-level paging. */
+    /* "la57" on the command line requests 5-level paging. The scan stops
+     * at the NUL or at the end of the Multiboot2 tag. */
     movl PA(boot_start_info), %ebx  /* cpuid clobbered %ebx */
-    movl 24(%ebx), %esi             /* cmdline_paddr (low half) */
+    call boot_cmdline32
     testl %esi, %esi
     jz 3f
     movl %esi, %edx                 /* start of the command line */
-1:  movb (%esi), %al
+1:  cmpl %edi, %esi
+    jae 3f
+    movb (%esi), %al
     testb %al, %al
     jz 3f
     cmpl $0x3735616c, (%esi)        /* "la57" */
@@ -197,6 +253,48 @@ pvh_entry:
     lgdt PA(gdtr32)
     ljmp $0x08, $PA(long_low)
 
+/* The command line, before anything has been validated: %ebx = boot
+ * information. Returns %esi = its physical address (0: none) and %edi = the
+ * address it must end before. For Multiboot2 the walk checks each tag's
+ * size against total_size and stops at the first bad one (kmain's parser
+ * checks everything again, and fails the boot cleanly). Clobbers %eax,
+ * %ecx, %edx. */
+boot_cmdline32:
+    cmpl $BOOT_PROTO_MB2, PA(boot_protocol)
+    je 1f
+    movl 24(%ebx), %esi             /* hvm_start_info.cmdline_paddr (low half) */
+    movl $0xffffffff, %edi
+    ret
+1:  movl (%ebx), %ecx               /* total_size */
+    addl %ebx, %ecx                 /* end of the information */
+    jc 9f
+    leal 8(%ebx), %edx              /* first tag */
+2:  cmpl %edx, %ecx
+    jbe 9f
+    movl %ecx, %edi
+    subl %edx, %edi                 /* bytes left */
+    cmpl $8, %edi
+    jb 9f
+    movl 4(%edx), %eax              /* tag size */
+    cmpl $8, %eax
+    jb 9f
+    cmpl %edi, %eax
+    ja 9f
+    cmpl $MB2_TAG_END, (%edx)
+    je 9f
+    cmpl $MB2_TAG_CMDLINE, (%edx)
+    je 3f
+    addl $7, %eax                   /* next tag: 8-aligned */
+    andl $~7, %eax
+    addl %eax, %edx
+    jmp 2b
+3:  leal 8(%edx), %esi
+    leal (%edx,%eax), %edi
+    ret
+9:  xorl %esi, %esi
+    xorl %edi, %edi
+    ret
+
 boot_fail32:
     movw $DEBUG_EXIT_PORT, %dx
     movl $DEBUG_EXIT_BOOT_FAIL, %eax
@@ -223,6 +321,7 @@ long_high:
     movabsq $boot_stack_top, %rsp
     xorl %ebp, %ebp
     movl boot_start_info(%rip), %edi
+    movl boot_protocol(%rip), %esi
     call kmain
 1:  cli
     hlt
@@ -255,9 +354,11 @@ gdt:
     .quad 0x00affa000000ffff        /* 0x30 user 64-bit code, DPL 3 */
 gdt_end:
 
-    .globl boot_start_info, boot_flags
+    .globl boot_start_info, boot_protocol, boot_flags
     .p2align 2
 boot_start_info:
+    .long 0
+boot_protocol:
     .long 0
 boot_flags:
     .long 0

@@ -48,12 +48,12 @@ static mm_status_t bm_free(void *ctx, mm_paddr_t base, size_t count)
 void bootmem_init(void)
 {
     uint64_t best_end = 0, best_start = 0;
-    for (unsigned i = 0; i < boot_info.memmap_count; i++) {
-        const boot_mem_range_t *r = &boot_info.memmap[i];
-        if (r->type != E820_RAM)
+    for (size_t i = 0; i < boot_info.map_count; i++) {
+        const pmm_region_t *r = &boot_info.map[i];
+        if (r->type != PMM_REGION_USABLE)
             continue;
-        uint64_t start = mm_align_up(r->addr, MM_PAGE_SIZE);
-        uint64_t end = mm_align_down(r->addr + r->size, MM_PAGE_SIZE);
+        uint64_t start = mm_align_up(r->base, MM_PAGE_SIZE);
+        uint64_t end = mm_align_down(r->base + r->length, MM_PAGE_SIZE);
         if (start < kernel_image_phys_end())
             start = mm_align_up(kernel_image_phys_end(), MM_PAGE_SIZE);
         if (end > start && end > best_end) {

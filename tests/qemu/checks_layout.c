@@ -13,14 +13,15 @@ extern uint64_t early_mapped_bytes;
 
 void checks_boot(void)
 {
-    tap_check(true, "boot: PVH entry, long mode, kmain at %p on stack %p", (void *)(uintptr_t)kmain,
-              (void *)__builtin_frame_address(0));
+    tap_check(true, "boot: %s entry, long mode, kmain at %p on stack %p", boot_protocol_name(),
+              (void *)(uintptr_t)kmain, (void *)__builtin_frame_address(0));
     tap_diag("cpu: %s phys %u bits virt %u bits nx=%d 1g=%d pge=%d pat=%d la57=%d",
              cpu_feat.vendor, cpu_feat.phys_bits, cpu_feat.virt_bits, cpu_feat.nx,
              cpu_feat.page1g, cpu_feat.pge, cpu_feat.pat, cpu_feat.la57);
-    tap_check(boot_info.memmap_count > 0 && boot_info.ram_bytes > 0,
-              "boot: PVH memory map has %u ranges, %lu MiB RAM, top %#lx",
-              boot_info.memmap_count, boot_info.ram_bytes / MM_MIB, boot_info.phys_top);
+    tap_check(boot_info.map_count > 0 && boot_info.ram_bytes > 0,
+              "boot: %s: %u firmware ranges, %zu in the PMM's terms (%s), %lu MiB RAM, top %#lx",
+              boot_protocol_name(), boot_info.memmap_count, boot_info.map_count,
+              boot_info.map_source, boot_info.ram_bytes / MM_MIB, boot_info.phys_top);
 
     tap_check(boot_info.la57_requested == cmdline_has("la57"),
               "boot: the stub's command-line scan agrees with kmain's (la57 %s)",

@@ -91,18 +91,14 @@ static void check_image_rights(void)
 
 static void check_hhdm(void)
 {
-    /* Every RAM range: its last word through the HHDM, and the page size
-     * chosen for its largest aligned chunk. */
+    /* Every RAM range: its last word through the HHDM. */
     bool all_ok = true;
-    mm_page_size_t best = MM_PAGE_4K;
-    uint64_t best_va = 0;
-    bool gib_chunk = false; /* some RAM range holds a whole aligned GiB */
-    for (unsigned i = 0; i < boot_info.memmap_count; i++) {
-        const boot_mem_range_t *r = &boot_info.memmap[i];
-        if (r->type != E820_RAM)
+    for (size_t i = 0; i < boot_info.map_count; i++) {
+        const pmm_region_t *r = &boot_info.map[i];
+        if (r->type != PMM_REGION_USABLE && r->type != PMM_REGION_BOOTLOADER_RECLAIMABLE)
             continue;
-        uint64_t start = mm_align_up(r->addr, MM_PAGE_SIZE);
-        uint64_t end = mm_align_down(r->addr + r->size, MM_PAGE_SIZE);
+        uint64_t start = mm_align_up(r->base, MM_PAGE_SIZE);
+        uint64_t end = mm_align_down(r->base + r->length, MM_PAGE_SIZE);
         if (end <= start)
             continue;
         /* Restore the word: the frame may be free, and poisoned. */
@@ -111,6 +107,18 @@ static void check_hhdm(void)
         *w = end ^ 0x5a5a5a5a5a5a5a5au;
         all_ok = all_ok && *w == (end ^ 0x5a5a5a5a5a5a5a5au);
         *w = saved;
+    }
+    /* The page size the HHDM must use for the largest aligned chunk of the
+     * RAM runs it maps (boot_info.ram_runs). */
+    mm_page_size_t best = MM_PAGE_4K;
+    uint64_t best_va = 0;
+    bool gib_chunk = false; /* some RAM run holds a whole aligned GiB */
+    for (size_t i = 0; i < boot_info.ram_run_count; i++) {
+        const boot_mem_range_t *r = &boot_info.ram_runs[i];
+        uint64_t start = mm_align_up(r->addr, MM_PAGE_SIZE);
+        uint64_t end = mm_align_down(r->addr + r->size, MM_PAGE_SIZE);
+        if (end <= start)
+            continue;
         uint64_t g = mm_align_up(start, MM_GIB);
         uint64_t m = mm_align_up(start, MM_SIZE_2M);
         gib_chunk = gib_chunk || g + MM_GIB <= end;

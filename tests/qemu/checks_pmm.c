@@ -16,7 +16,7 @@ typedef struct interval {
  * usable entries that no other entry touches, minus frame 0. */
 static uint64_t expected_managed_frames(void)
 {
-    interval_t res[BOOT_MEMMAP_MAX + 2];
+    interval_t res[BOOT_MAP_MAX + 3];
     size_t nres = 0;
     res[nres++] = (interval_t){0, MM_PAGE_SIZE};
     for (size_t i = 0; i < kernel_pmm_map_count; i++) {
@@ -61,6 +61,19 @@ static uint64_t expected_managed_frames(void)
         frames += bytes / MM_PAGE_SIZE;
     }
     return frames;
+}
+
+/* End of the highest usable entry: the bitmap's span reaches it (memory
+ * above it, reclaimable or not, is never managed). */
+static uint64_t usable_top(void)
+{
+    uint64_t top = 0;
+    for (size_t i = 0; i < kernel_pmm_map_count; i++) {
+        const pmm_region_t *r = &kernel_pmm_map[i];
+        if (r->type == PMM_REGION_USABLE && r->base + r->length > top)
+            top = r->base + r->length;
+    }
+    return top;
 }
 
 static uint64_t free_now(void)
@@ -230,8 +243,8 @@ static void check_poison_word(unsigned word)
 
 void checks_pmm(void)
 {
-    if (!tap_check(kernel_pmm_status == MM_OK, "pmm: initialised from the PVH map (%s)",
-                   mm_status_str(kernel_pmm_status)))
+    if (!tap_check(kernel_pmm_status == MM_OK, "pmm: initialised from the %s (%s)",
+                   boot_info.map_source, mm_status_str(kernel_pmm_status)))
         return;
     const pmm_stats_t *s0 = &kernel_pmm_stats_at_init;
     uint64_t expected = expected_managed_frames();
@@ -240,7 +253,7 @@ void checks_pmm(void)
               "pmm: manages exactly the usable frames: %lu + %lu metadata = %lu expected, all "
               "free at start",
               s0->usable_frames, s0->meta_frames, expected);
-    tap_check(s0->span_frames * MM_PAGE_SIZE >= boot_info.phys_top - MM_PAGE_SIZE &&
+    tap_check(s0->span_frames * MM_PAGE_SIZE >= usable_top() - MM_PAGE_SIZE &&
                   s0->meta_base >= MM_PAGE_SIZE &&
                   pmm_frame_state(&kernel_pmm, s0->meta_base) == PMM_FRAME_RESERVED,
               "pmm: bitmaps at %#lx (%lu frames) are reserved, span %lu frames", s0->meta_base,

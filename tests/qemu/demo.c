@@ -1,17 +1,19 @@
 /*
  * Test kernel: the demo report (command line "demo"). What a kernel
  * developer wants to see at a glance after hadron-mm came up on a machine:
- * the firmware's memory map, where the PMM put its bitmaps and what it
- * manages, the virtual layout, the kernel's page tables (merged runs, as
+ * how it booted and the firmware's memory map (demo_boot.c), where the PMM
+ * put its bitmaps and what it manages, what the bootloader's memory gave
+ * back, the virtual layout, the kernel's page tables (merged runs, as
  * paging-x86_64's dump prints them) and the heap.
  */
 #include <hadron/mm/hhdm.h>
 
 #include "cpu.h"
+#include "demo.h"
 #include "kernel.h"
 #include "kmem.h"
 
-static void rule(const char *title)
+void demo_rule(const char *title)
 {
     kprintf("\n== %s ", title);
     size_t n = 0;
@@ -22,7 +24,7 @@ static void rule(const char *title)
     serial_putc('\n');
 }
 
-static void human(char *buf, size_t size, uint64_t bytes)
+void demo_human(char *buf, size_t size, uint64_t bytes)
 {
     if (bytes >= MM_GIB && bytes % MM_GIB == 0)
         ksnprintf(buf, size, "%lu GiB", bytes / MM_GIB);
@@ -36,7 +38,7 @@ static void human(char *buf, size_t size, uint64_t bytes)
 
 static void demo_machine(void)
 {
-    rule("machine");
+    demo_rule("machine");
     kprintf("  CPU         %s, %u-bit physical, %u-bit virtual addresses\n", cpu_feat.vendor,
             cpu_feat.phys_bits, cpu_feat.virt_bits);
     kprintf("  features    NX %s, 1 GiB pages %s, global pages %s, PAT %s, LA57 %s\n",
@@ -48,61 +50,48 @@ static void demo_machine(void)
                                                         : "");
     kprintf("  command     \"%s\"\n", boot_info.cmdline);
     char k[32];
-    human(k, sizeof k, kernel_image_phys_end() - kernel_image_phys_start());
+    demo_human(k, sizeof k, kernel_image_phys_end() - kernel_image_phys_start());
     kprintf("  kernel      phys %#lx-%#lx (%s), virt %p\n", kernel_image_phys_start(),
             kernel_image_phys_end(), k, (void *)__kernel_start);
-
-    rule("firmware memory map (PVH / e820)");
-    kprintf("  %-18s %-18s %12s  %s\n", "start", "end", "size", "type");
-    for (unsigned i = 0; i < boot_info.memmap_count; i++) {
-        const boot_mem_range_t *r = &boot_info.memmap[i];
-        char sz[32];
-        human(sz, sizeof sz, r->size);
-        kprintf("  0x%016lx 0x%016lx %12s  %s\n", r->addr, r->addr + r->size, sz,
-                e820_type_name(r->type));
-    }
-    char ram[32];
-    human(ram, sizeof ram, boot_info.ram_bytes);
-    kprintf("  usable RAM: %s, highest address %#lx\n", ram, boot_info.phys_top);
 }
 
 static void demo_pmm(void)
 {
 #if KTEST_HAVE_PMM
-    rule("physical memory manager (bitmap)");
+    demo_rule("physical memory manager (bitmap)");
     pmm_stats_t s;
     if (pmm_get_stats(&kernel_pmm, &s) != MM_OK) {
         kprintf("  not initialised (%s)\n", mm_status_str(kernel_pmm_status));
         return;
     }
     char a[32], b[32], c[32];
-    human(a, sizeof a, s.span_frames * MM_PAGE_SIZE);
+    demo_human(a, sizeof a, s.span_frames * MM_PAGE_SIZE);
     kprintf("  bitmap span  %lu frames (%s): one bit per 4 KiB frame\n", s.span_frames, a);
-    human(a, sizeof a, s.meta_frames * MM_PAGE_SIZE);
+    demo_human(a, sizeof a, s.meta_frames * MM_PAGE_SIZE);
     kprintf("  metadata     phys %#lx, %lu frames (%s, %lu bytes used)\n", s.meta_base,
             s.meta_frames, a, s.meta_bytes);
     kprintf("               free + usable%s bitmaps, summary trees, per-chunk run bounds\n",
             HADRON_MM_PMM_POISON ? " + poisoned" : "");
-    human(a, sizeof a, s.usable_frames * MM_PAGE_SIZE);
-    human(b, sizeof b, s.free_frames * MM_PAGE_SIZE);
-    human(c, sizeof c, s.used_frames * MM_PAGE_SIZE);
+    demo_human(a, sizeof a, s.usable_frames * MM_PAGE_SIZE);
+    demo_human(b, sizeof b, s.free_frames * MM_PAGE_SIZE);
+    demo_human(c, sizeof c, s.used_frames * MM_PAGE_SIZE);
     kprintf("  managed      %8lu frames  %s\n", s.usable_frames, a);
     kprintf("  free         %8lu frames  %s\n", s.free_frames, b);
     kprintf("  in use       %8lu frames  %s   (page tables, heap, ...)\n", s.used_frames, c);
-    human(a, sizeof a, s.reserved_frames * MM_PAGE_SIZE);
+    demo_human(a, sizeof a, s.reserved_frames * MM_PAGE_SIZE);
     kprintf("  reserved     %8lu frames  %s   (holes, firmware, frame 0, kernel, metadata)\n",
             s.reserved_frames, a);
     kprintf("  poisoning    %s\n", HADRON_MM_PMM_POISON ? "on (0xDEADDEAD, verified on reuse)"
                                                          : "off");
 #else
-    rule("physical memory manager");
+    demo_rule("physical memory manager");
     kprintf("  not built into this tree yet: frames come from a bump allocator\n");
 #endif
 }
 
 static void demo_layout(void)
 {
-    rule("kernel virtual layout");
+    demo_rule("kernel virtual layout");
     if (!kernel_layout_ready) {
         kprintf("  not computed\n");
         return;
@@ -111,7 +100,7 @@ static void demo_layout(void)
     for (unsigned id = 0; id < LAYOUT_REGION_COUNT; id++) {
         const layout_region_t *r = &kernel_layout.regions[id];
         char sz[32];
-        human(sz, sizeof sz, r->size);
+        demo_human(sz, sizeof sz, r->size);
         kprintf("  %-8s 0x%016lx 0x%016lx %10s\n", layout_region_name(id), r->base,
                 r->base + r->size - 1, sz);
     }
@@ -143,7 +132,7 @@ static void dump_flush(dump_run_t *r)
         return;
     mm_map_flags_t f = r->first.flags;
     char sz[32];
-    human(sz, sizeof sz, r->va_end - r->first.va);
+    demo_human(sz, sizeof sz, r->va_end - r->first.va);
     const char *cache = (f & MM_MAP_WRITECOMBINE)    ? "WC"
                         : (f & MM_MAP_NOCACHE)       ? "UC"
                         : (f & MM_MAP_WRITETHROUGH) ? "WT"
@@ -178,7 +167,7 @@ static bool dump_leaf(void *arg, const x86pt_leaf_t *leaf)
 static void demo_tables(void)
 {
 #if KTEST_HAVE_PAGING
-    rule("kernel page tables (merged runs)");
+    demo_rule("kernel page tables (merged runs)");
     if (!kernel_tables_ready) {
         kprintf("  not built (%s)\n", kernel_tables_error_step);
         return;
@@ -198,7 +187,7 @@ static void demo_tables(void)
             counts.wx, counts.kernel_user_leaves, info.kernel_tables + info.user_tables,
             info.leaves);
 #else
-    rule("kernel page tables");
+    demo_rule("kernel page tables");
     kprintf("  paging-x86_64 not built into this tree yet: running on the boot tables\n");
 #endif
 }
@@ -206,22 +195,22 @@ static void demo_tables(void)
 static void demo_heap(void)
 {
 #if KTEST_HAVE_KHEAP
-    rule("kernel heap");
+    demo_rule("kernel heap");
     kheap_stats_t s;
     if (kheap_get_stats(kheap_default(), &s) != MM_OK) {
         kprintf("  not initialised\n");
         return;
     }
     char a[32], b[32], c[32];
-    human(a, sizeof a, s.total_bytes);
-    human(b, sizeof b, s.free_bytes);
-    human(c, sizeof c, s.largest_free);
+    demo_human(a, sizeof a, s.total_bytes);
+    demo_human(b, sizeof b, s.free_bytes);
+    demo_human(c, sizeof c, s.largest_free);
     kprintf("  regions %zu, total %s, free %s in %zu block(s), largest free %s\n", s.regions, a,
             b, s.free_blocks, c);
     kprintf("  grown %lu time(s) through the VMM (%lu failed)\n", (unsigned long)s.grow_calls,
             (unsigned long)s.grow_failures);
     if (s.tracking) {
-        human(a, sizeof a, s.peak_live_bytes);
+        demo_human(a, sizeof a, s.peak_live_bytes);
         kprintf("  tracking: %zu live blocks, peak %s, %lu allocations, %lu frees, %lu failures\n",
                 s.live_count, a, (unsigned long)s.allocs, (unsigned long)s.frees,
                 (unsigned long)s.failures);
@@ -240,9 +229,11 @@ void demo_print(void)
 {
     kprintf("\n#### hadron-mm on an emulated x86_64 machine, after the self-checks above ####\n");
     demo_machine();
+    demo_boot();
     demo_pmm();
+    demo_reclaim();
     demo_layout();
     demo_tables();
     demo_heap();
-    rule("summary");
+    demo_rule("summary");
 }

@@ -10,7 +10,10 @@
 #include <stdint.h>
 
 #include <hadron/mm/layout.h>
+#include <hadron/mm/pmm.h>
 #include <hadron/mm/report.h>
+
+#include "efi_memmap.h"
 
 #define KERNEL_VMA UINT64_C(0xffffffff80000000)
 #define KERNEL_PHYS_BASE UINT64_C(0x100000)
@@ -36,16 +39,20 @@ static inline uint64_t kernel_virt_to_phys(const void *p)
 #define BOOT_LA57_ENABLED 2u
 #define BOOT_NX_ENABLED 4u
 #define BOOT_PGE_ENABLED 8u
-extern uint32_t boot_flags;
+extern uint32_t boot_flags, boot_protocol;
 extern uint64_t boot_pml5[512], boot_pml4[512], boot_pml4_hhdm[512], boot_pdpt_low[512],
     boot_pdpt_hhdm[512];
 
-/* ---- boot_info.c: what PVH handed us, copied out of low memory ---------- */
+/* ---- boot_info.c, boot_mb2.c: what the boot protocol handed us --------- */
+#define BOOT_PROTO_PVH 1u /* QEMU -kernel: struct hvm_start_info */
+#define BOOT_PROTO_MB2 2u /* GRUB multiboot2: Multiboot2 boot information */
+
 #define E820_RAM 1u
 #define E820_RESERVED 2u
 #define E820_ACPI 3u
 #define E820_NVS 4u
-#define BOOT_MEMMAP_MAX 64u
+#define BOOT_MEMMAP_MAX 64u /* firmware map entries kept for the report */
+#define BOOT_MAP_MAX 128u   /* converted (PMM) map entries */
 
 typedef struct boot_mem_range {
     uint64_t addr;
@@ -54,22 +61,56 @@ typedef struct boot_mem_range {
 } boot_mem_range_t;
 
 typedef struct boot_info {
+    unsigned protocol; /* BOOT_PROTO_* */
+    /* The firmware's map as received (PVH e820 table or the Multiboot2
+     * memory-map tag; both use the e820 numbering): for the report. */
     boot_mem_range_t memmap[BOOT_MEMMAP_MAX];
     unsigned memmap_count;
+    unsigned memmap_dropped; /* entries beyond BOOT_MEMMAP_MAX (report only) */
+    /* The map in the PMM's terms, normalized: from the EFI memory map when
+     * GRUB passed one (it is the exact one), else from memmap. Everything
+     * the kernel decides about physical memory starts here. */
+    pmm_region_t map[BOOT_MAP_MAX];
+    size_t map_count;
+    const char *map_source;
+    /* RAM-backed entries of map (pmm_type_is_ram) merged where they touch,
+     * whatever their types: what the HHDM maps, so a GiB of RAM split
+     * between conventional and boot-services memory still gets a 1 GiB
+     * page. */
+    boot_mem_range_t ram_runs[BOOT_MAP_MAX];
+    size_t ram_run_count;
+    /* Multiboot2 only. The structure itself stays reserved for good. */
+    uint64_t info_phys, info_size;
+    unsigned info_tags;
+    char loader_name[64];
+    bool have_meminfo;
+    uint32_t mem_lower_kib, mem_upper_kib;
+    bool efi;             /* an EFI memory map was passed */
+    efi_mmap_summary_t efi_summary;
+    uint32_t efi_desc_size, efi_desc_version;
+    bool efi64;
+    uint64_t efi_systab;
     char cmdline[256];
     uint64_t rsdp;
-    uint64_t phys_top;       /* end of the highest RAM range */
-    uint64_t ram_bytes;      /* sum of RAM ranges */
+    uint64_t phys_top;       /* end of the highest RAM range (usable or reclaimable) */
+    uint64_t ram_bytes;      /* sum of usable and bootloader-reclaimable ranges */
     bool la57_requested;
     bool la57;               /* running with 5-level paging */
     bool demo;               /* "demo" on the command line */
 } boot_info_t;
 
 extern boot_info_t boot_info;
-/* Copies the start info; false when the magic is wrong. */
-bool boot_info_parse(uint32_t start_info_phys);
+/* Copies what the boot protocol handed over into boot_info while the boot
+ * identity map still exists. Returns NULL, or why the information is not
+ * usable (the caller bails out). */
+const char *boot_info_parse(uint32_t info_phys, uint32_t protocol);
+const char *boot_info_parse_mb2(uint32_t info_phys);
+const char *boot_protocol_name(void);
 bool cmdline_has(const char *word);
 const char *e820_type_name(uint32_t type);
+/* True for the map types backed by RAM the kernel reaches through the
+ * HHDM: usable, bootloader reclaimable, ACPI, the kernel and modules. */
+bool pmm_type_is_ram(pmm_region_type_t type);
 
 /* ---- serial.c / fmt.c ----------------------------------------------- */
 void serial_init(void);
@@ -175,7 +216,7 @@ extern mm_report_t hook_last_warn;
 extern unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
 
 /* ---- kmain.c: the kernel's memory state, shared by the checks ---------- */
-void kmain(uint32_t start_info_phys);
+void kmain(uint32_t info_phys, uint32_t protocol);
 extern layout_t kernel_layout;
 extern bool kernel_layout_ready;
 extern uint64_t hhdm_base;

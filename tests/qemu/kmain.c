@@ -34,13 +34,14 @@ static void memory_bootstrap(void)
     kernel_layout_ready = layout_status == MM_OK;
 }
 
-void kmain(uint32_t start_info_phys)
+void kmain(uint32_t info_phys, uint32_t protocol)
 {
     serial_init();
     kprintf("TAP version 13\n# hadron-mm test kernel %s\n", HADRON_MM_VERSION);
     idt_init();
-    if (!boot_info_parse(start_info_phys))
-        tap_bail("no PVH start info (bad magic at %#x)", start_info_phys);
+    const char *why = boot_info_parse(info_phys, protocol);
+    if (why)
+        tap_bail("boot information at %#x: %s", info_phys, why);
     cpu_features_init();
     kprintf("# command line: \"%s\"\n", boot_info.cmdline);
 
@@ -51,6 +52,7 @@ void kmain(uint32_t start_info_phys)
     mem_init();
     checks_layout();
     checks_pmm();
+    checks_reclaim();
     checks_paging();
     checks_vmm();
     checks_heap();

@@ -31,6 +31,8 @@
 
 #if KTEST_HAVE_PMM
 #include <hadron/mm/pmm.h>
+
+#include "reclaim.h"
 #endif
 #if KTEST_HAVE_PAGING
 #include <hadron/mm/x86pt.h>
@@ -55,6 +57,12 @@ extern mm_status_t kernel_pmm_status;
 extern pmm_region_t kernel_pmm_map[];
 extern size_t kernel_pmm_map_count;
 extern pmm_stats_t kernel_pmm_stats_at_init;
+/* Releases the bootloader-reclaimable ranges of kernel_pmm_map (reclaim.c)
+ * and records the free count around it. */
+void mem_reclaim_boot(void);
+extern reclaim_result_t kernel_reclaim;
+extern mm_status_t kernel_reclaim_status; /* MM_ERR_STATE: not run */
+extern uint64_t kernel_reclaim_free_before, kernel_reclaim_free_after;
 #endif
 
 void bootmem_init(void);
@@ -107,6 +115,7 @@ static inline bool kernel_vmm_ready_for_heap(void)
 
 void mem_init(void);
 void checks_pmm(void);
+void checks_reclaim(void);
 void checks_paging(void);
 void checks_paging_audit(mm_paddr_t root, const char *what);
 void checks_vmm(void);

@@ -1,7 +1,7 @@
 /*
  * Test kernel: bringing up hadron-mm in kernel order.
  *
- *   1. frames   the PMM from the PVH memory map (bootmem without a PMM)
+ *   1. frames   the PMM from the boot map (bootmem without a PMM)
  *   2. tables   paging-x86_64 builds the kernel's own hierarchy: HHDM over
  *               every RAM range with the largest pages the CPU has, the image
  *               with per-section rights; PAT programmed; CR3 switched
@@ -22,36 +22,25 @@ bool kernel_frames_ready;
 #if KTEST_HAVE_PMM
 pmm_t kernel_pmm;
 mm_status_t kernel_pmm_status = MM_ERR_STATE;
-pmm_region_t kernel_pmm_map[BOOT_MEMMAP_MAX + 1];
+pmm_region_t kernel_pmm_map[BOOT_MAP_MAX + 2];
 pmm_stats_t kernel_pmm_stats_at_init;
 size_t kernel_pmm_map_count;
 
-static pmm_region_type_t e820_to_pmm(uint32_t type)
-{
-    switch (type) {
-    case E820_RAM:
-        return PMM_REGION_USABLE;
-    case E820_ACPI:
-        return PMM_REGION_ACPI_RECLAIMABLE;
-    case E820_NVS:
-        return PMM_REGION_ACPI_NVS;
-    case 5:
-        return PMM_REGION_BAD_MEMORY;
-    default:
-        return PMM_REGION_RESERVED;
-    }
-}
-
-/* The firmware map plus the kernel image, which PVH reports as usable RAM. */
+/* The converted boot map plus what must never be handed out: the kernel
+ * image (which PVH and GRUB report as usable RAM) and the Multiboot2
+ * information (the kernel keeps pointing into it: the RSDP copy). Reserved
+ * wins in pmm_init, so adding entries is enough. */
 static void pmm_bringup(void)
 {
     size_t n = 0;
-    for (unsigned i = 0; i < boot_info.memmap_count; i++)
-        kernel_pmm_map[n++] = (pmm_region_t){boot_info.memmap[i].addr, boot_info.memmap[i].size,
-                                             e820_to_pmm(boot_info.memmap[i].type)};
+    for (size_t i = 0; i < boot_info.map_count; i++)
+        kernel_pmm_map[n++] = boot_info.map[i];
     kernel_pmm_map[n++] = (pmm_region_t){kernel_image_phys_start(),
                                          kernel_image_phys_end() - kernel_image_phys_start(),
                                          PMM_REGION_KERNEL_AND_MODULES};
+    if (boot_info.info_size != 0)
+        kernel_pmm_map[n++] = (pmm_region_t){boot_info.info_phys, boot_info.info_size,
+                                             PMM_REGION_KERNEL_AND_MODULES};
     kernel_pmm_map_count = n;
     kernel_pmm_status = pmm_init(&kernel_pmm, kernel_pmm_map, n, NULL, 0);
     if (kernel_pmm_status == MM_OK)
@@ -60,6 +49,26 @@ static void pmm_bringup(void)
         kernel_frames = pmm_frame_allocator(&kernel_pmm);
         kernel_frames_ready = true;
     }
+}
+
+reclaim_result_t kernel_reclaim;
+uint64_t kernel_reclaim_free_before, kernel_reclaim_free_after;
+mm_status_t kernel_reclaim_status = MM_ERR_STATE;
+
+/* The boot information was copied into boot_info before the PMM came up
+ * and nothing reads reclaimable memory since (the boot tables, stack and
+ * GDT live in the image; the Multiboot2 structure stays reserved), so the
+ * bootloader's memory can go back now. */
+void mem_reclaim_boot(void)
+{
+    pmm_stats_t st;
+    if (kernel_pmm_status != MM_OK || pmm_get_stats(&kernel_pmm, &st) != MM_OK)
+        return;
+    kernel_reclaim_free_before = st.free_frames;
+    kernel_reclaim_status =
+        boot_reclaim(&kernel_pmm, kernel_pmm_map, kernel_pmm_map_count, &kernel_reclaim);
+    if (pmm_get_stats(&kernel_pmm, &st) == MM_OK)
+        kernel_reclaim_free_after = st.free_frames;
 }
 
 bool kernel_frames_free_count(uint64_t *out)
@@ -121,11 +130,10 @@ mm_status_t kernel_tables_build(void)
     }
 
     mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
-    /* HHDM: every RAM-like range of the firmware map, page-aligned inward. */
-    for (unsigned i = 0; i < boot_info.memmap_count; i++) {
-        const boot_mem_range_t *r = &boot_info.memmap[i];
-        if (r->type != E820_RAM && r->type != E820_ACPI && r->type != E820_NVS)
-            continue;
+    /* HHDM: every run of RAM-backed ranges (reclaimable ones too: they
+     * become free frames later), page-aligned inward. */
+    for (size_t i = 0; i < boot_info.ram_run_count; i++) {
+        const boot_mem_range_t *r = &boot_info.ram_runs[i];
         uint64_t start = mm_align_up(r->addr, MM_PAGE_SIZE);
         uint64_t end = mm_align_down(r->addr + r->size, MM_PAGE_SIZE);
         if (end <= start)
