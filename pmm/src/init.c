@@ -56,6 +56,18 @@ static bool sweep_entry(const pmm_sweep_t *s, size_t i, uint64_t *f0, uint64_t *
     return entry_frames(&as_entry, f0, f1);
 }
 
+static bool pmm_region_reclaimable(pmm_region_type_t type)
+{
+    return type == PMM_REGION_BOOTLOADER_RECLAIMABLE || type == PMM_REGION_ACPI_RECLAIMABLE;
+}
+
+/* The whole frames of a reclaimable entry: what pmm_release would take. */
+static bool pmm_reclaimable_frames(const pmm_region_t *r, uint64_t *f0, uint64_t *f1)
+{
+    pmm_region_t inward = {r->base, r->length, PMM_REGION_USABLE};
+    return entry_frames(&inward, f0, f1);
+}
+
 static void consider(uint64_t b, uint64_t pos, uint64_t *next)
 {
     if (b > pos && b < *next)
@@ -234,7 +246,7 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pm
     if (pmm->magic == PMM_MAGIC || !hhdm_is_ready())
         return MM_ERR_STATE;
 
-    uint64_t span = 0;
+    uint64_t span = 0, reclaim_end = 0;
     for (size_t i = 0; i < count; i++) {
         const pmm_region_t *r = &map[i];
         uint64_t last, f0, f1;
@@ -244,7 +256,13 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pm
             return MM_ERR_INVALID;
         if (r->type == PMM_REGION_USABLE && entry_frames(r, &f0, &f1))
             span = pmm_max(span, f1);
+        if (pmm_region_reclaimable(r->type) && pmm_reclaimable_frames(r, &f0, &f1))
+            reclaim_end = pmm_max(reclaim_end, f1);
     }
+    /* Reclaimable memory above the last usable frame widens the span, so
+     * pmm_release can take it later; none at all is still "no memory". */
+    if (span != 0)
+        span = pmm_max(span, reclaim_end);
     for (size_t i = 0; i < keep_count; i++) {
         uint64_t last;
         if (keep[i].length != 0 && __builtin_add_overflow(keep[i].base, keep[i].length - 1, &last))

@@ -316,7 +316,7 @@ static mm_status_t model_init(pmm_region_t *map, size_t n, const pmm_range_t *ke
 {
     if (n == 0)
         return MM_ERR_INVALID;
-    uint64_t span = 0;
+    uint64_t span = 0, reclaim_end = 0;
     for (size_t i = 0; i < n; i++) {
         uint64_t last, f0, f1;
         if ((unsigned)map[i].type >= PMM_REGION_TYPE_COUNT)
@@ -325,7 +325,14 @@ static mm_status_t model_init(pmm_region_t *map, size_t n, const pmm_range_t *ke
             return MM_ERR_INVALID;
         if (map[i].type == PMM_REGION_USABLE && entry_frames(&map[i], &f0, &f1) && f1 > span)
             span = f1;
+        pmm_region_t inward = {map[i].base, map[i].length, PMM_REGION_USABLE};
+        if ((map[i].type == PMM_REGION_BOOTLOADER_RECLAIMABLE ||
+             map[i].type == PMM_REGION_ACPI_RECLAIMABLE) &&
+            entry_frames(&inward, &f0, &f1) && f1 > reclaim_end)
+            reclaim_end = f1;
     }
+    if (span != 0 && reclaim_end > span)
+        span = reclaim_end;
     for (size_t i = 0; i < nkeep; i++) {
         uint64_t last;
         if (keep[i].length != 0 && __builtin_add_overflow(keep[i].base, keep[i].length - 1, &last))

@@ -173,7 +173,7 @@ Test(reclaim, corner_cases)
 {
     /* Usable memory to 64 MiB; reclaimable ranges that start at frame 0,
      * are unaligned, overlap a reserved range, overlap each other, and
-     * reach above the span. */
+     * end above the last usable frame. */
     pmm_region_t m[] = {
         {0x0, 0x3000, PMM_REGION_BOOTLOADER_RECLAIMABLE},       /* frame 0 stays out */
         {0x10000, 0x1000000, PMM_REGION_USABLE},
@@ -182,25 +182,26 @@ Test(reclaim, corner_cases)
         {0x2180000, 0x10, PMM_REGION_RESERVED},                 /* cuts one frame out */
         {0x21f0000, 0x20000, PMM_REGION_BOOTLOADER_RECLAIMABLE}, /* overlaps the one above */
         {0x2300000, 0x1d00000, PMM_REGION_USABLE},              /* span ends at 64 MiB */
-        {0x3ff0000, 0x20000, PMM_REGION_BOOTLOADER_RECLAIMABLE}, /* half above the span */
+        {0x3ff0000, 0x20000, PMM_REGION_BOOTLOADER_RECLAIMABLE}, /* widens the span */
         {0x2101000, 0x1000, PMM_REGION_KERNEL_AND_MODULES},
     };
     const size_t n = sizeof m / sizeof m[0];
     static pmm_t p;
     init_pmm(&p, m, n);
     uint64_t span = stats(&p).span_frames;
-    cr_assert_eq(span * PG, 0x4000000);
+    cr_assert_eq(span * PG, 0x4010000, "the span reaches the end of the reclaimable range");
     uint64_t expected = count_frames(&p, m, n, span, PMM_FRAME_RESERVED, NULL);
     /* frames 1, 2; 0x2001000, 0x2002000; 0x2100000-0x2210000 minus
-     * 0x2180000 and 0x2101000; 0x3ff0000-0x4000000 */
-    cr_assert_eq(expected, 2 + 2 + (0x110 - 2) + 0x10);
+     * 0x2180000 and 0x2101000; 0x3ff0000-0x4010000 */
+    cr_assert_eq(expected, 2 + 2 + (0x110 - 2) + 0x20);
     uint64_t free0 = stats(&p).free_frames;
     reclaim_result_t r;
     cr_assert_eq(boot_reclaim(&p, m, n, &r), MM_OK);
     cr_expect_eq(r.status, MM_OK, "%s", mm_status_str(r.status));
     cr_expect_eq(r.released_frames, expected);
     cr_expect_eq(stats(&p).free_frames - free0, expected);
-    cr_expect_eq(r.beyond_span_frames, 0x10);
+    cr_expect_eq(r.beyond_span_frames, 0);
+    cr_expect_eq(pmm_frame_state(&p, 0x400f000), PMM_FRAME_FREE, "the top reclaimable frame");
     cr_expect_eq(pmm_frame_state(&p, 0), PMM_FRAME_RESERVED);
     cr_expect_eq(pmm_frame_state(&p, 0x1000), PMM_FRAME_FREE);
     cr_expect_eq(pmm_frame_state(&p, 0x2000000), PMM_FRAME_RESERVED, "partly reclaimable");

@@ -192,14 +192,23 @@ Test(pmm, init_random_maps_match_brute_force)
         pmm_t p;
         memset(&p, 0, sizeof p);
         mm_status_t st = pmm_init(&p, map, n, nkeep ? keep : NULL, nkeep);
-        uint64_t span = 0;
-        for (size_t i = 0; i < n; i++)
-            if (map[i].type == PMM_REGION_USABLE && map[i].length) {
-                uint64_t b = (map[i].base + FX_PG - 1) / FX_PG;
-                uint64_t e = (map[i].base + map[i].length) / FX_PG;
-                if (e > b && e > span)
-                    span = e;
-            }
+        /* The span: up to the highest usable or reclaimable whole frame,
+         * when there is any usable one. */
+        uint64_t span = 0, reclaim_end = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t b = (map[i].base + FX_PG - 1) / FX_PG;
+            uint64_t e = (map[i].base + map[i].length) / FX_PG;
+            if (map[i].length == 0 || e <= b)
+                continue;
+            if (map[i].type == PMM_REGION_USABLE && e > span)
+                span = e;
+            if ((map[i].type == PMM_REGION_BOOTLOADER_RECLAIMABLE ||
+                 map[i].type == PMM_REGION_ACPI_RECLAIMABLE) &&
+                e > reclaim_end)
+                reclaim_end = e;
+        }
+        if (span != 0 && reclaim_end > span)
+            span = reclaim_end;
         if (st != MM_OK) {
             /* Only a map without room for the metadata may fail. */
             cr_assert_eq(st, MM_ERR_NOMEM, "round %d: %s", round, mm_status_str(st));

@@ -171,8 +171,9 @@ typedef struct pmm {
  * or kept range touches any byte of it (usable ranges shrink inward to whole
  * frames, reserved entries and kept ranges grow outward; reserved wins).
  * Frame 0 is never managed. The bitmap covers [0, end of the highest usable
- * frame), so reserved entries far above RAM (PCI holes at 1 TiB) cost
- * nothing. The metadata goes in the lowest managed run that fits, preferring
+ * or reclaimable (bootloader, ACPI) frame), so reclaimable memory at the top
+ * of RAM can be handed over later with pmm_release, while reserved entries
+ * far above RAM (PCI holes at 1 TiB) cost nothing. The metadata goes in the lowest managed run that fits, preferring
  * runs at or above 16 MiB (ISA DMA memory is scarce), and is reserved; it is
  * never written over a kept range. Neither array is referenced afterwards.
  *
@@ -183,8 +184,8 @@ typedef struct pmm {
  * count 0, NULL keep with keep_count > 0, unknown type, an entry or kept
  * range wrapping past 2^64); MM_ERR_STATE (HHDM not set, or `pmm` already
  * initialised); MM_ERR_NOMEM (no usable frame, or no managed run large
- * enough for the metadata); MM_ERR_RANGE (usable memory beyond the HHDM
- * window).
+ * enough for the metadata); MM_ERR_RANGE (the span, usable or reclaimable
+ * memory, beyond the HHDM window).
  *
  * Not thread-safe: call once, before sharing `pmm`; the instance must not be
  * moved or copied afterwards (a copy is refused with MM_ERR_STATE). Complexity
