@@ -1,0 +1,241 @@
+/*
+ * hadron-mm kmem_cache: object caches over a kernel heap.
+ *
+ * A cache hands out objects of one size and alignment, carved from slabs:
+ * blocks of the heap (kheap_alloc) of a power-of-two size, aligned to that
+ * size, each holding a header and an array of equal slots. The kernel names
+ * its caches after what they hold ("task", "vma", "inode") and gets, per
+ * cache, dense packing, no per-object header, objects that come back in the
+ * state the constructor left them, statistics and a walker (Bonwick's slab
+ * allocator; Linux SLUB and FreeBSD UMA are its descendants).
+ *
+ *   slab (KMEM_SLAB_MIN ... KMEM_SLAB_MAX bytes, aligned to its size)
+ *   | header: check, cache, list links, free count, free bitmap | slot | slot | ...
+ *
+ * A slab goes back to the heap the moment its last object is freed, so a
+ * cache keeps no memory it does not use, and a heap whose caches hold no
+ * objects is again one free block per region.
+ *
+ * Every free is validated in every build, without reading memory near the
+ * pointer: the cache keeps a table of its own slabs (an open-addressing hash
+ * of their addresses, itself a heap block), so a pointer is first matched to
+ * one of them by its address alone, then to a slot by its offset, then to
+ * the slot's bit in the slab's free bitmap. A pointer outside every slab of
+ * the cache (never allocated, from another cache, from kmalloc, from the
+ * stack) is MM_ERR_BAD_POINTER, a pointer inside a slot MM_ERR_BAD_POINTER,
+ * a second free MM_ERR_DOUBLE_FREE; each is reported through mm_hook_warn
+ * after the lock is dropped and changes nothing. The allocator never writes
+ * into a free object (no free list threads through the objects: the bitmap
+ * is the free list), so a constructed object stays constructed and a
+ * use-after-free cannot corrupt the allocator.
+ *
+ * Debug options: with heap_redzones each slot carries KHEAP_REDZONE guard
+ * bytes (0xFD) after the object, verified on free and by kmem_cache_check
+ * (MM_REPORT_REDZONE, address = the object, offset = the bad byte's distance
+ * from it); objects of caches without a constructor are filled with 0xDD
+ * when freed and verified when allocated again (MM_REPORT_POISON, address =
+ * the object, offset = the first byte written after free), and with 0xCD
+ * when handed out. Without the option neither costs anything.
+ *
+ * Locking: each cache has its own spinlock, taken with interrupts disabled.
+ * A new slab is allocated, constructed and registered with the lock dropped,
+ * so a heap growth callback may itself allocate from the cache that made the
+ * heap grow. Lock order: cache -> heap (-> the heap's growth callback's
+ * locks). No function calls out (constructor, hooks, walker callback) while
+ * holding the cache lock.
+ *
+ * Typical kernel use:
+ *
+ *     static kmem_cache_t task_cache;          // zero-initialised
+ *     kmem_cache_init(&task_cache, heap, "task", sizeof(task_t), 64, NULL, NULL);
+ *     task_t *t = kmem_cache_alloc(&task_cache);
+ *     ...
+ *     kmem_cache_free(&task_cache, t);
+ */
+#ifndef HADRON_MM_KMEM_CACHE_H
+#define HADRON_MM_KMEM_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hadron/mm/kheap.h>
+#include <hadron/mm/report.h>
+#include <hadron/mm/spinlock.h>
+#include <hadron/mm/status.h>
+
+/* Tunables (not options: a kernel that needs others edits them here). */
+/* Slab sizes: powers of two in [KMEM_SLAB_MIN, KMEM_SLAB_MAX]; a cache uses
+ * the smallest that holds KMEM_SLAB_OBJECTS_MIN objects. */
+#define KMEM_SLAB_MIN ((size_t)4096)
+#define KMEM_SLAB_MAX ((size_t)256 * 1024)
+#define KMEM_SLAB_OBJECTS_MIN 8u
+/* Most objects in one slab: the free bitmap's size. */
+#define KMEM_SLAB_OBJECTS_MAX 512u
+/* Largest object and alignment a cache takes. */
+#define KMEM_OBJECT_MAX ((size_t)32 * 1024)
+#define KMEM_ALIGN_MAX ((size_t)4096)
+/* Alignment when the caller passes 0. */
+#define KMEM_ALIGN_DEFAULT ((size_t)8)
+/* A cache's name, terminating NUL included (longer names are cut). */
+#define KMEM_NAME_MAX 32u
+
+/* Called once for every object when its slab is created, with the lock not
+ * held, before the object is ever handed out. Objects must be freed in the
+ * constructed state: the cache never writes into them. */
+typedef void (*kmem_ctor_fn)(void *arg, void *obj);
+
+/* Statistics (a consistent snapshot taken under the cache lock). */
+typedef struct kmem_cache_stats {
+    size_t object_size;      /* as created */
+    size_t align;            /* effective alignment */
+    size_t stride;           /* distance between slots (object, guard, alignment) */
+    size_t slab_bytes;       /* size of each slab */
+    size_t objects_per_slab;
+    size_t slabs;            /* slabs held (each a heap block) */
+    size_t partial_slabs;    /* ... of which have a free slot */
+    size_t live;             /* objects allocated and not freed */
+    size_t free_slots;       /* free slots in the slabs held */
+    size_t table_bytes;      /* the slab table's heap block (0 without slabs) */
+    uint64_t allocs, frees;
+    uint64_t failures;       /* kmem_cache_alloc calls that returned NULL */
+    uint64_t slabs_created, slabs_released;
+    uint64_t rejected_frees; /* bad pointers and double frees refused */
+} kmem_cache_stats_t;
+
+struct km_slab;
+
+/* A cache. Treat every field as private; the struct is public so a kernel
+ * can place caches statically. Zero-filled it is "not initialised". Fields
+ * are grouped by who writes them. */
+typedef struct kmem_cache {
+    /* Constant after initialisation. */
+    uint32_t magic;
+    const struct kmem_cache *instance; /* where it was set up: a copy is refused */
+    kheap_t *heap;
+    kmem_ctor_fn ctor;
+    void *ctor_arg;
+    size_t object_size, align, stride, slab_bytes;
+    uint32_t objects_per_slab;
+    uint32_t first_offset; /* of slot 0 from the slab's start */
+    uint64_t recip;        /* slot index from an offset without a divide */
+    bool heap_descriptor;  /* from kmem_cache_create: freed by destroy */
+    char name[KMEM_NAME_MAX];
+
+    /* Written under the lock. */
+    mm_spinlock_t lock;
+    struct km_slab *partial; /* slabs with a free slot, most recently used first */
+    uintptr_t *table;        /* slab addresses, open addressing; 0 empty, 1 deleted */
+    size_t table_cap, table_used, table_deleted;
+    size_t slabs, partial_slabs, live;
+    uint64_t allocs, frees, failures, slabs_created, slabs_released, rejected_frees;
+} kmem_cache_t;
+
+/* ---------------------------------------------------------------------- */
+
+/*
+ * Initialise `cache` (zero-filled, caller's storage) for objects of `size`
+ * bytes aligned to `align` (0: KMEM_ALIGN_DEFAULT; else a power of two up to
+ * KMEM_ALIGN_MAX), carved from slabs of `heap` (initialised, and outliving
+ * the cache). `name` (may be NULL) is copied, cut to KMEM_NAME_MAX - 1
+ * bytes. `ctor` (may be NULL) constructs each object once, with `ctor_arg`.
+ * Errors (cache untouched): MM_ERR_INVALID (cache NULL, size 0 or above
+ * KMEM_OBJECT_MAX, align not a power of two or above KMEM_ALIGN_MAX),
+ * MM_ERR_STATE (heap NULL or not initialised, or cache already
+ * initialised). Allocates nothing. No lock; O(1). Any context.
+ */
+mm_status_t kmem_cache_init(kmem_cache_t *cache, kheap_t *heap, const char *name, size_t size,
+                            size_t align, kmem_ctor_fn ctor, void *ctor_arg);
+
+/*
+ * As kmem_cache_init, with the descriptor allocated from `heap` itself and
+ * stored in *out (freed by kmem_cache_destroy). Errors as kmem_cache_init,
+ * plus MM_ERR_INVALID (out NULL) and MM_ERR_NOMEM (no memory for the
+ * descriptor); *out is untouched on error. Takes the heap lock (kheap_alloc).
+ */
+mm_status_t kmem_cache_create(kheap_t *heap, const char *name, size_t size, size_t align,
+                              kmem_ctor_fn ctor, void *ctor_arg, kmem_cache_t **out);
+
+/*
+ * An object, or NULL (cache NULL, not initialised, or no memory for a new
+ * slab or for a larger slab table even after the heap's growth). Takes the
+ * cache lock; O(1) from a partial slab (a scan of at most
+ * KMEM_SLAB_OBJECTS_MAX / 64 bitmap words). A new slab costs one
+ * kheap_alloc, the constructor on each of its objects and, now and then,
+ * doubling the slab table, all with the lock dropped. Any context in which
+ * kheap_alloc may be called.
+ */
+void *kmem_cache_alloc(kmem_cache_t *cache);
+
+/*
+ * Free an object of this cache. obj NULL: nothing happens, MM_OK. Errors,
+ * each leaving the cache unchanged and (the last three) reported through
+ * mm_hook_warn after the lock is dropped (address = obj): MM_ERR_INVALID
+ * (cache NULL), MM_ERR_STATE (not initialised), MM_ERR_BAD_POINTER (not in
+ * one of this cache's slabs, or not the start of a slot),
+ * MM_ERR_DOUBLE_FREE (the slot is free). Redzone or poison damage panics.
+ * A slab whose last object this was goes back to the heap (kheap_free, with
+ * the cache lock dropped). Takes the cache lock; O(1) expected (one table
+ * probe sequence).
+ */
+mm_status_t kmem_cache_free(kmem_cache_t *cache, void *obj);
+
+/*
+ * Give back what the cache holds beyond its live objects: slabs never stay
+ * empty, so that is the slab table's spare room (the table shrinks to fit,
+ * or goes when there are no slabs). *released (may be NULL) gets the bytes
+ * given back to the heap. Errors: MM_ERR_INVALID, MM_ERR_STATE; MM_ERR_NOMEM
+ * (no memory for the smaller table: nothing changed). Takes the cache lock
+ * (dropped around the heap calls). O(slabs).
+ */
+mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released);
+
+/*
+ * Tear the cache down. Refused while objects are live: MM_ERR_STATE with
+ * their number in *live (may be NULL), nothing changed. Otherwise the slab
+ * table goes back to the heap, the cache becomes "not initialised" (every
+ * later call refuses it), and a descriptor from kmem_cache_create is freed.
+ * Errors: MM_ERR_INVALID (cache NULL), MM_ERR_STATE (not initialised, or
+ * objects live). The caller guarantees no other context uses the cache
+ * during and after the call. O(1).
+ */
+mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live);
+
+/* Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE. Takes the cache lock. O(1). */
+mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out);
+
+/* The cache's name (never NULL; "" for a NULL or uninitialised cache). */
+const char *kmem_cache_name(const kmem_cache_t *cache);
+
+/* One live object as the walker reports it. */
+typedef struct kmem_object_info {
+    void *obj;
+    const void *slab; /* start of its slab */
+    size_t index;     /* slot index in the slab */
+} kmem_object_info_t;
+
+/* Return false to stop the walk. */
+typedef bool (*kmem_walk_fn)(void *arg, const kmem_object_info_t *info);
+
+/*
+ * Call fn for every live object, slab by slab (in table order) and in
+ * address order within a slab, until it returns false. Does NOT take the
+ * lock (it would call out while holding it): the caller guarantees nobody
+ * uses the cache during the walk, and fn may not change it. Errors:
+ * MM_ERR_INVALID (cache or fn NULL), MM_ERR_STATE. O(slabs * objects).
+ */
+mm_status_t kmem_cache_walk(kmem_cache_t *cache, kmem_walk_fn fn, void *arg);
+
+/*
+ * Consistency check: the table (each entry a slab of this cache, at its
+ * size's alignment, found by its own probe sequence), each slab header
+ * (check value, cache, counts equal to its bitmap), the partial list (every
+ * slab with a free slot on it once, no other), the cache's counters, and
+ * with heap_redzones every guard and every poisoned free slot. MM_OK, or
+ * MM_ERR_CORRUPT with the first problem in *report (may be NULL), without
+ * panicking; MM_ERR_INVALID / MM_ERR_STATE for a NULL / uninitialised cache.
+ * Takes the cache lock. O(slabs * objects) (O(bytes) with heap_redzones).
+ */
+mm_status_t kmem_cache_check(kmem_cache_t *cache, mm_report_t *report);
+
+#endif /* HADRON_MM_KMEM_CACHE_H */

@@ -1,0 +1,432 @@
+/*
+ * kmem_cache: object caches (see kmem_cache.h for the contract).
+ *
+ * Allocation takes the lowest free slot of the most recently used partial
+ * slab; a free sets the slot's bit again and puts a slab that was full at
+ * the head of the partial list, so allocations go back to slabs that are
+ * warm. A slab is made and given back with the lock dropped: the heap may
+ * grow, and its growth callback may allocate from this very cache.
+ */
+#include "kmem_internal.h"
+
+static mm_irqflags_t km_lock(kmem_cache_t *c)
+{
+    return mm_spin_lock_irqsave(&c->lock);
+}
+
+static void km_unlock(kmem_cache_t *c, mm_irqflags_t f)
+{
+    mm_spin_unlock_irqrestore(&c->lock, f);
+}
+
+/* ---- geometry ---------------------------------------------------------- */
+
+static size_t km_align_up(size_t x, size_t a)
+{
+    return (x + a - 1) & ~(a - 1);
+}
+
+/* Stride, slab size, objects per slab and first slot's offset. */
+static void km_geometry(kmem_cache_t *c)
+{
+    size_t guard = HADRON_MM_HEAP_REDZONES ? KHEAP_REDZONE : 0;
+    c->stride = km_align_up(c->object_size + guard, c->align);
+    c->first_offset = (uint32_t)km_align_up(sizeof(km_slab_t), c->align);
+    size_t slab = KMEM_SLAB_MIN, n = 0;
+    for (;; slab *= 2) {
+        n = slab > c->first_offset ? (slab - c->first_offset) / c->stride : 0;
+        if (n >= KMEM_SLAB_OBJECTS_MIN || slab == KMEM_SLAB_MAX)
+            break;
+    }
+    if (n > KMEM_SLAB_OBJECTS_MAX)
+        n = KMEM_SLAB_OBJECTS_MAX;
+    MM_ASSERT(n >= 1);
+    c->slab_bytes = slab;
+    c->objects_per_slab = (uint32_t)n;
+    c->recip = (((uint64_t)1 << KM_RECIP_SHIFT) + c->stride - 1) / c->stride;
+}
+
+/* ---- partial list ------------------------------------------------------ */
+
+static void km_partial_push(kmem_cache_t *c, km_slab_t *s)
+{
+    s->prev = NULL;
+    s->next = c->partial;
+    if (c->partial != NULL)
+        c->partial->prev = s;
+    c->partial = s;
+    c->partial_slabs++;
+}
+
+static void km_partial_unlink(kmem_cache_t *c, km_slab_t *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        c->partial = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+    c->partial_slabs--;
+}
+
+/* ---- slots ------------------------------------------------------------- */
+
+/* The lowest free slot of partial slab s, taken. Lock held. */
+static void *km_take(kmem_cache_t *c, km_slab_t *s)
+{
+    uint32_t w = s->hint;
+    while (s->free[w] == 0)
+        w++;
+    MM_ASSERT(w < km_bitmap_words(c));
+    unsigned bit = (unsigned)__builtin_ctzll(s->free[w]);
+    s->free[w] &= s->free[w] - 1;
+    s->hint = w;
+    size_t i = (size_t)w * 64 + bit;
+    MM_ASSERT(i < c->objects_per_slab && s->nfree != 0);
+    if (--s->nfree == 0)
+        km_partial_unlink(c, s);
+    c->live++;
+    c->allocs++;
+#if HADRON_MM_HEAP_REDZONES
+    km_debug_on_alloc(c, s, i);
+#endif
+    return (void *)km_slot(c, s, i);
+}
+
+/* Slab and slot of obj: MM_OK, MM_ERR_BAD_POINTER (not a slot start of one
+ * of this cache's slabs) or MM_ERR_DOUBLE_FREE. Reads the table, then the
+ * slab's header; never the memory around obj. Lock held. */
+static mm_status_t km_locate(kmem_cache_t *c, uintptr_t obj, km_slab_t **slab, size_t *index,
+                             long *entry)
+{
+    uintptr_t base = obj & ~(uintptr_t)(c->slab_bytes - 1);
+    long e = km_table_find(c, base);
+    if (e < 0)
+        return MM_ERR_BAD_POINTER;
+    km_slab_t *s = (km_slab_t *)base;
+    if (s->check != km_slab_check(s, c))
+        mm_panic_report(MM_REPORT_CORRUPT, "kmem_cache: slab header damaged", __FILE__, __LINE__,
+                        (uint64_t)base, 0, s->check, km_slab_check(s, c));
+    if (obj < base + c->first_offset)
+        return MM_ERR_BAD_POINTER;
+    uint64_t off = obj - base - c->first_offset;
+    uint64_t i = (off * c->recip) >> KM_RECIP_SHIFT;
+    if (i * c->stride != off || i >= c->objects_per_slab)
+        return MM_ERR_BAD_POINTER;
+    if (km_slot_free(s, (size_t)i))
+        return MM_ERR_DOUBLE_FREE;
+    *slab = s;
+    *index = (size_t)i;
+    *entry = e;
+    return MM_OK;
+}
+
+static void km_warn(mm_status_t st, uintptr_t obj)
+{
+    mm_report_t r = {
+        .kind = st == MM_ERR_DOUBLE_FREE ? MM_REPORT_DOUBLE_FREE : MM_REPORT_BAD_POINTER,
+        .message = st == MM_ERR_DOUBLE_FREE ? "kmem_cache: object freed twice"
+                                            : "kmem_cache: pointer is not an object of this cache",
+        .file = __FILE__,
+        .line = __LINE__,
+        .address = (uint64_t)obj,
+    };
+    mm_hook_warn(&r);
+}
+
+/* ---- slabs ------------------------------------------------------------- */
+
+/* A slab straight from the heap, every slot free and constructed, not yet
+ * known to the cache. NULL when the heap has no room. Lock not held. */
+static km_slab_t *km_slab_new(kmem_cache_t *c)
+{
+    km_slab_t *s = kheap_alloc(c->heap, c->slab_bytes, c->slab_bytes);
+    if (s == NULL)
+        return NULL;
+    __builtin_memset(s, 0, sizeof(*s));
+    s->check = km_slab_check(s, c);
+    s->cache = c;
+    s->nfree = c->objects_per_slab;
+    for (uint32_t i = 0; i < c->objects_per_slab; i++)
+        s->free[i / 64] |= (uint64_t)1 << (i % 64);
+#if HADRON_MM_HEAP_REDZONES
+    km_debug_slab_init(c, s);
+#endif
+    if (c->ctor != NULL)
+        for (uint32_t i = 0; i < c->objects_per_slab; i++)
+            c->ctor(c->ctor_arg, (void *)km_slot(c, s, i));
+    return s;
+}
+
+static void km_slab_dispose(kmem_cache_t *c, km_slab_t *s)
+{
+    s->check = 0; /* a stale header must never pass for a slab */
+    mm_status_t st = kheap_free(c->heap, s);
+    MM_ASSERT(st == MM_OK);
+    (void)st;
+}
+
+/* Lock held on entry and on return (dropped inside): make the table able to
+ * take one more slab. False when the heap has no memory for a bigger one. */
+static bool km_table_reserve(kmem_cache_t *c, mm_irqflags_t *f)
+{
+    while (!km_table_has_room(c)) {
+        size_t cap = km_table_cap_for(c->table_used + 1);
+        km_unlock(c, *f);
+        uintptr_t *fresh = kheap_alloc(c->heap, cap * sizeof(uintptr_t), 0);
+        *f = km_lock(c);
+        if (fresh == NULL)
+            return false;
+        uintptr_t *old = NULL;
+        if (!km_table_has_room(c) && (c->table_used + 1) * 2 <= cap)
+            old = km_table_rebuild(c, fresh, cap);
+        else
+            old = fresh; /* another context made room meanwhile */
+        if (old != NULL) {
+            km_unlock(c, *f);
+            kheap_free(c->heap, old);
+            *f = km_lock(c);
+        }
+    }
+    return true;
+}
+
+/* Allocation with no partial slab: a new slab, made with the lock dropped.
+ * Lock not held on entry or return. */
+static __attribute__((noinline)) void *km_alloc_slow(kmem_cache_t *c)
+{
+    km_slab_t *s = km_slab_new(c);
+    mm_irqflags_t f = km_lock(c);
+    if (s == NULL || !km_table_reserve(c, &f)) {
+        c->failures++;
+        km_unlock(c, f);
+        if (s != NULL)
+            km_slab_dispose(c, s);
+        return NULL;
+    }
+    km_table_insert(c, (uintptr_t)s);
+    km_partial_push(c, s);
+    c->slabs++;
+    c->slabs_created++;
+    /* Another context may have freed into a slab meanwhile: the new slab
+     * is at the head either way, and is taken from. */
+    void *obj = km_take(c, s);
+    km_unlock(c, f);
+    return obj;
+}
+
+/* ---- API --------------------------------------------------------------- */
+
+mm_status_t kmem_cache_init(kmem_cache_t *cache, kheap_t *heap, const char *name, size_t size,
+                            size_t align, kmem_ctor_fn ctor, void *ctor_arg)
+{
+    if (cache == NULL || size == 0 || size > KMEM_OBJECT_MAX)
+        return MM_ERR_INVALID;
+    if (align == 0)
+        align = KMEM_ALIGN_DEFAULT;
+    if ((align & (align - 1)) != 0 || align > KMEM_ALIGN_MAX)
+        return MM_ERR_INVALID;
+    kheap_stats_t hs;
+    if (cache->magic == KM_MAGIC_CACHE || heap == NULL || kheap_get_stats(heap, &hs) != MM_OK)
+        return MM_ERR_STATE;
+
+    __builtin_memset(cache, 0, sizeof(*cache));
+    cache->heap = heap;
+    cache->ctor = ctor;
+    cache->ctor_arg = ctor_arg;
+    cache->object_size = size;
+    cache->align = align;
+    km_geometry(cache);
+    for (size_t i = 0; name != NULL && name[i] != '\0' && i + 1 < KMEM_NAME_MAX; i++)
+        cache->name[i] = name[i];
+    mm_spin_init(&cache->lock);
+    cache->instance = cache;
+    cache->magic = KM_MAGIC_CACHE;
+    return MM_OK;
+}
+
+mm_status_t kmem_cache_create(kheap_t *heap, const char *name, size_t size, size_t align,
+                              kmem_ctor_fn ctor, void *ctor_arg, kmem_cache_t **out)
+{
+    if (out == NULL)
+        return MM_ERR_INVALID;
+    kmem_cache_t probe;
+    __builtin_memset(&probe, 0, sizeof(probe));
+    mm_status_t st = kmem_cache_init(&probe, heap, name, size, align, ctor, ctor_arg);
+    if (st != MM_OK)
+        return st;
+    kmem_cache_t *c = kheap_alloc(heap, sizeof(*c), 64);
+    if (c == NULL)
+        return MM_ERR_NOMEM;
+    __builtin_memset(c, 0, sizeof(*c));
+    st = kmem_cache_init(c, heap, name, size, align, ctor, ctor_arg);
+    MM_ASSERT(st == MM_OK);
+    c->heap_descriptor = true;
+    *out = c;
+    return MM_OK;
+}
+
+void *kmem_cache_alloc(kmem_cache_t *cache)
+{
+    if (!km_ready(cache))
+        return NULL;
+    mm_irqflags_t f = km_lock(cache);
+    km_slab_t *s = cache->partial;
+    if (s != NULL) {
+        void *obj = km_take(cache, s);
+        km_unlock(cache, f);
+        return obj;
+    }
+    km_unlock(cache, f);
+    return km_alloc_slow(cache);
+}
+
+mm_status_t kmem_cache_free(kmem_cache_t *cache, void *obj)
+{
+    if (cache == NULL)
+        return MM_ERR_INVALID;
+    if (!km_ready(cache))
+        return MM_ERR_STATE;
+    if (obj == NULL)
+        return MM_OK;
+    mm_irqflags_t f = km_lock(cache);
+    km_slab_t *s;
+    size_t i;
+    long entry;
+    mm_status_t st = km_locate(cache, (uintptr_t)obj, &s, &i, &entry);
+    if (st != MM_OK) {
+        cache->rejected_frees++;
+        km_unlock(cache, f);
+        km_warn(st, (uintptr_t)obj);
+        return st;
+    }
+#if HADRON_MM_HEAP_REDZONES
+    km_debug_on_free(cache, s, i);
+#endif
+    s->free[i / 64] |= (uint64_t)1 << (i % 64);
+    if (i / 64 < s->hint)
+        s->hint = (uint32_t)(i / 64);
+    cache->live--;
+    cache->frees++;
+    if (s->nfree++ == 0)
+        km_partial_push(cache, s);
+    uintptr_t *table = NULL;
+    bool empty = s->nfree == cache->objects_per_slab;
+    if (empty) {
+        km_partial_unlink(cache, s);
+        km_table_delete(cache, entry);
+        cache->slabs--;
+        cache->slabs_released++;
+        if (cache->slabs == 0) /* an unused cache holds nothing of the heap */
+            table = km_table_drop(cache);
+    }
+    km_unlock(cache, f);
+    if (empty)
+        km_slab_dispose(cache, s);
+    if (table != NULL)
+        kheap_free(cache->heap, table);
+    return MM_OK;
+}
+
+mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
+{
+    if (cache == NULL)
+        return MM_ERR_INVALID;
+    if (!km_ready(cache))
+        return MM_ERR_STATE;
+    size_t gave = 0;
+    mm_status_t st = MM_OK;
+    mm_irqflags_t f = km_lock(cache);
+    for (;;) {
+        size_t want = cache->slabs == 0 ? 0 : km_table_cap_for(cache->slabs);
+        if (want == cache->table_cap && cache->table_deleted == 0)
+            break;
+        uintptr_t *fresh = NULL;
+        if (want != 0) {
+            km_unlock(cache, f);
+            fresh = kheap_alloc(cache->heap, want * sizeof(uintptr_t), 0);
+            f = km_lock(cache);
+            if (fresh == NULL) {
+                st = MM_ERR_NOMEM;
+                break;
+            }
+            if ((cache->slabs + 1) * 2 > want) { /* slabs came meanwhile: again */
+                km_unlock(cache, f);
+                kheap_free(cache->heap, fresh);
+                f = km_lock(cache);
+                continue;
+            }
+        }
+        gave += (cache->table_cap - want) * sizeof(uintptr_t);
+        uintptr_t *old = fresh != NULL ? km_table_rebuild(cache, fresh, want) : km_table_drop(cache);
+        km_unlock(cache, f);
+        kheap_free(cache->heap, old);
+        f = km_lock(cache);
+    }
+    km_unlock(cache, f);
+    if (released != NULL)
+        *released = gave;
+    return st;
+}
+
+mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live)
+{
+    if (cache == NULL)
+        return MM_ERR_INVALID;
+    if (!km_ready(cache))
+        return MM_ERR_STATE;
+    mm_irqflags_t f = km_lock(cache);
+    size_t n = cache->live;
+    uintptr_t *table = NULL;
+    if (n == 0) {
+        MM_ASSERT(cache->slabs == 0 && cache->partial == NULL);
+        table = km_table_drop(cache);
+        cache->magic = 0;
+    }
+    km_unlock(cache, f);
+    if (live != NULL)
+        *live = n;
+    if (n != 0)
+        return MM_ERR_STATE;
+    kheap_t *heap = cache->heap;
+    if (table != NULL)
+        kheap_free(heap, table);
+    if (cache->heap_descriptor)
+        kheap_free(heap, cache);
+    return MM_OK;
+}
+
+mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
+{
+    if (cache == NULL || out == NULL)
+        return MM_ERR_INVALID;
+    if (!km_ready(cache))
+        return MM_ERR_STATE;
+    mm_irqflags_t f = km_lock(cache);
+    *out = (kmem_cache_stats_t){
+        .object_size = cache->object_size,
+        .align = cache->align,
+        .stride = cache->stride,
+        .slab_bytes = cache->slab_bytes,
+        .objects_per_slab = cache->objects_per_slab,
+        .slabs = cache->slabs,
+        .partial_slabs = cache->partial_slabs,
+        .live = cache->live,
+        .free_slots = cache->slabs * cache->objects_per_slab - cache->live,
+        .table_bytes = cache->table_cap * sizeof(uintptr_t),
+        .allocs = cache->allocs,
+        .frees = cache->frees,
+        .failures = cache->failures,
+        .slabs_created = cache->slabs_created,
+        .slabs_released = cache->slabs_released,
+        .rejected_frees = cache->rejected_frees,
+    };
+    km_unlock(cache, f);
+    return MM_OK;
+}
+
+const char *kmem_cache_name(const kmem_cache_t *cache)
+{
+    return km_ready(cache) ? cache->name : "";
+}

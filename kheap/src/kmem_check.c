@@ -1,0 +1,129 @@
+/*
+ * kmem_cache: the consistency checker and the walker.
+ */
+#include "kmem_internal.h"
+
+#define KM_BAD(msg, addr, found_, expected_)                                                       \
+    do {                                                                                           \
+        *report = (mm_report_t){.kind = MM_REPORT_CORRUPT,                                         \
+                                .message = (msg),                                                  \
+                                .file = __FILE__,                                                  \
+                                .line = __LINE__,                                                  \
+                                .address = (uint64_t)(addr),                                       \
+                                .found = (uint64_t)(found_),                                       \
+                                .expected = (uint64_t)(expected_)};                                \
+        return false;                                                                              \
+    } while (0)
+
+/* One slab: header, bitmap and counts (and guards/fills in debug builds).
+ * Adds its free slots to *free_slots. */
+static bool km_check_slab(const kmem_cache_t *c, const km_slab_t *s, size_t *free_slots,
+                          mm_report_t *report)
+{
+    if (((uintptr_t)s & (c->slab_bytes - 1)) != 0)
+        KM_BAD("kmem_cache: table entry not at a slab boundary", s, (uintptr_t)s, 0);
+    if (s->check != km_slab_check(s, c) || s->cache != c)
+        KM_BAD("kmem_cache: slab header damaged", s, s->check, km_slab_check(s, c));
+    size_t bits = 0;
+    uint32_t words = km_bitmap_words(c);
+    for (uint32_t w = 0; w < KM_BITMAP_WORDS; w++) {
+        uint64_t valid = w < words ? ~(uint64_t)0 : 0;
+        if (w + 1 == words && c->objects_per_slab % 64 != 0)
+            valid = ((uint64_t)1 << (c->objects_per_slab % 64)) - 1;
+        if ((s->free[w] & ~valid) != 0)
+            KM_BAD("kmem_cache: free bit beyond the last slot", s, s->free[w], s->free[w] & valid);
+        if (w < s->hint && s->free[w] != 0)
+            KM_BAD("kmem_cache: free slot below the slab's hint", s, w, s->hint);
+        bits += (size_t)__builtin_popcountll(s->free[w]);
+    }
+    if (bits != s->nfree)
+        KM_BAD("kmem_cache: slab free count does not match its bitmap", s, s->nfree, bits);
+    if (s->nfree >= c->objects_per_slab)
+        KM_BAD("kmem_cache: an empty slab was kept", s, s->nfree, c->objects_per_slab - 1);
+#if HADRON_MM_HEAP_REDZONES
+    for (size_t i = 0; i < c->objects_per_slab; i++)
+        if (!km_debug_slot_ok(c, s, i, report))
+            return false;
+#endif
+    *free_slots += s->nfree;
+    return true;
+}
+
+static bool km_check_locked(const kmem_cache_t *c, mm_report_t *report)
+{
+    size_t slabs = 0, deleted = 0, free_slots = 0, partial_wanted = 0;
+    for (size_t i = 0; i < c->table_cap; i++) {
+        uintptr_t e = c->table[i];
+        if (e == KM_TABLE_DELETED)
+            deleted++;
+        if (e <= KM_TABLE_DELETED)
+            continue;
+        if (km_table_find(c, e) != (long)i)
+            KM_BAD("kmem_cache: slab table entry not reachable by its probe sequence", e, i,
+                   km_table_find(c, e));
+        const km_slab_t *s = (const km_slab_t *)e;
+        if (!km_check_slab(c, s, &free_slots, report))
+            return false;
+        partial_wanted += s->nfree != 0;
+        slabs++;
+    }
+    if (slabs != c->slabs || slabs != c->table_used || deleted != c->table_deleted ||
+        (c->table_cap != 0 && (c->table_used + c->table_deleted) * 2 > c->table_cap) ||
+        (c->table_cap == 0) != (c->table == NULL) || (slabs == 0 && c->table_cap != 0))
+        KM_BAD("kmem_cache: slab table counts wrong", c, slabs, c->slabs);
+    if (slabs * c->objects_per_slab - free_slots != c->live)
+        KM_BAD("kmem_cache: live count does not match the slabs", c, c->live,
+               slabs * c->objects_per_slab - free_slots);
+
+    size_t listed = 0;
+    const km_slab_t *prev = NULL;
+    for (const km_slab_t *s = c->partial; s != NULL; prev = s, s = s->next) {
+        if (++listed > slabs || km_table_find(c, (uintptr_t)s) < 0)
+            KM_BAD("kmem_cache: partial list holds a slab the table lacks", s, listed, slabs);
+        if (s->prev != prev)
+            KM_BAD("kmem_cache: partial list back link wrong", s, (uintptr_t)s->prev,
+                   (uintptr_t)prev);
+        if (s->nfree == 0)
+            KM_BAD("kmem_cache: full slab on the partial list", s, 0, 1);
+    }
+    if (listed != partial_wanted || listed != c->partial_slabs)
+        KM_BAD("kmem_cache: partial list misses a slab with a free slot", c, listed,
+               partial_wanted);
+    return true;
+}
+
+mm_status_t kmem_cache_check(kmem_cache_t *cache, mm_report_t *report)
+{
+    if (cache == NULL)
+        return MM_ERR_INVALID;
+    if (!km_ready(cache))
+        return MM_ERR_STATE;
+    mm_report_t local;
+    if (report == NULL)
+        report = &local;
+    mm_irqflags_t f = mm_spin_lock_irqsave(&cache->lock);
+    bool ok = km_check_locked(cache, report);
+    mm_spin_unlock_irqrestore(&cache->lock, f);
+    return ok ? MM_OK : MM_ERR_CORRUPT;
+}
+
+mm_status_t kmem_cache_walk(kmem_cache_t *cache, kmem_walk_fn fn, void *arg)
+{
+    if (cache == NULL || fn == NULL)
+        return MM_ERR_INVALID;
+    if (!km_ready(cache))
+        return MM_ERR_STATE;
+    for (size_t e = 0; e < cache->table_cap; e++) {
+        if (cache->table[e] <= KM_TABLE_DELETED)
+            continue;
+        const km_slab_t *s = (const km_slab_t *)cache->table[e];
+        for (size_t i = 0; i < cache->objects_per_slab; i++) {
+            if (km_slot_free(s, i))
+                continue;
+            kmem_object_info_t info = {(void *)km_slot(cache, s, i), s, i};
+            if (!fn(arg, &info))
+                return MM_OK;
+        }
+    }
+    return MM_OK;
+}
