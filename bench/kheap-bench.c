@@ -87,6 +87,7 @@
 #include <hadron/mm/kheap.h>
 #include <hadron/mm/spinlock.h>
 
+#include "kmem-cache-pairs.h"
 #include "host_hooks.h" /* the kernel's hooks, as for the other benches */
 #include "tlsf_ref.h"
 
@@ -1357,6 +1358,10 @@ int main(int argc, char **argv)
     const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC,  &A_MI,    &A_SEED,
                                   &A_KHEAPC, &A_TLSF,  &A_KHEAPL, &A_TLSFL, &A_FLOOR,
                                   &A_BEST,  &A_TLSFK,  &A_JE,     &A_TC};
+    if (argc == 2 && strcmp(argv[1], "kmem_cache") == 0) {
+        kmem_cache_pairs();
+        return 0;
+    }
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "frag") == 0)
         return frag_one(all, NA, argv[2], argc == 4 ? argv[3] : NULL);
     if (argc >= 3)
@@ -1502,5 +1507,6 @@ int main(int argc, char **argv)
         if (have[i] && i != SEED && !FRAG_OF_ANOTHER(i))
             printf("frag-variants %s mean %.3f min %.3f max %.3f over %d other traces\n",
                    all[i]->name, fr_sum[i] / VARIANTS, fr_min[i], fr_max[i], VARIANTS);
+    kmem_cache_pairs();
     return 0;
 }

@@ -1,10 +1,11 @@
 /*
  * kmem_cache: object caches (see kmem_cache.h for the contract).
  *
- * Allocation takes the lowest free slot of the most recently used partial
- * slab; a free sets the slot's bit again and puts a slab that was full at
- * the head of the partial list, so allocations go back to slabs that are
- * warm. A slab is made and given back with the lock dropped: the heap may
+ * Allocation takes, from the slab at the head of the partial list, the slot
+ * freed last if it is still free, else the lowest free slot; a free sets the
+ * slot's bit again and moves its slab to the head of the list, so the next
+ * allocation gets back memory that is still in the cache (LIFO, as glibc's
+ * tcache and SLUB's per-CPU freelist). A slab is made and given back with the lock dropped: the heap may
  * grow, and its growth callback may allocate from this very cache.
  */
 #include "kmem_internal.h"
@@ -75,14 +76,21 @@ static void km_partial_unlink(kmem_cache_t *c, km_slab_t *s)
 /* The lowest free slot of partial slab s, taken. Lock held. */
 static void *km_take(kmem_cache_t *c, km_slab_t *s)
 {
-    uint32_t w = s->hint;
-    while (s->free[w] == 0)
-        w++;
-    MM_ASSERT(w < km_bitmap_words(c));
-    unsigned bit = (unsigned)__builtin_ctzll(s->free[w]);
-    s->free[w] &= s->free[w] - 1;
-    s->hint = w;
-    size_t i = (size_t)w * 64 + bit;
+    size_t i;
+    if (s->hot != 0 && km_slot_free(s, s->hot - 1)) {
+        i = s->hot - 1;
+        s->free[i / 64] &= ~((uint64_t)1 << (i % 64));
+    } else {
+        uint32_t w = s->hint;
+        while (s->free[w] == 0)
+            w++;
+        MM_ASSERT(w < km_bitmap_words(c));
+        unsigned bit = (unsigned)__builtin_ctzll(s->free[w]);
+        s->free[w] &= s->free[w] - 1;
+        s->hint = w;
+        i = (size_t)w * 64 + bit;
+    }
+    s->hot = 0;
     MM_ASSERT(i < c->objects_per_slab && s->nfree != 0);
     if (--s->nfree == 0)
         km_partial_unlink(c, s);
@@ -307,9 +315,14 @@ mm_status_t kmem_cache_free(kmem_cache_t *cache, void *obj)
     s->free[i / 64] |= (uint64_t)1 << (i % 64);
     if (i / 64 < s->hint)
         s->hint = (uint32_t)(i / 64);
+    s->hot = (uint32_t)i + 1;
     cache->live--;
     cache->frees++;
-    if (s->nfree++ == 0)
+    /* To the head of the partial list: the next allocation takes this
+     * slot back while its cache lines are still warm. */
+    if (s->nfree++ != 0 && cache->partial != s)
+        km_partial_unlink(cache, s);
+    if (cache->partial != s)
         km_partial_push(cache, s);
     uintptr_t *table = NULL;
     bool empty = s->nfree == cache->objects_per_slab;

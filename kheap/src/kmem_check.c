@@ -36,6 +36,8 @@ static bool km_check_slab(const kmem_cache_t *c, const km_slab_t *s, size_t *fre
             KM_BAD("kmem_cache: free slot below the slab's hint", s, w, s->hint);
         bits += (size_t)__builtin_popcountll(s->free[w]);
     }
+    if (s->hot > c->objects_per_slab)
+        KM_BAD("kmem_cache: slab's last-freed slot out of range", s, s->hot, c->objects_per_slab);
     if (bits != s->nfree)
         KM_BAD("kmem_cache: slab free count does not match its bitmap", s, s->nfree, bits);
     if (s->nfree >= c->objects_per_slab)

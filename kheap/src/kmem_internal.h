@@ -40,6 +40,8 @@ typedef struct km_slab {
     struct km_slab *prev, *next; /* the cache's partial list */
     uint32_t nfree;
     uint32_t hint;               /* lowest bitmap word that may have a free slot */
+    uint32_t hot;                /* 1 + the slot freed last (taken first: cache-warm), or 0 */
+    uint32_t pad;
     uint64_t free[KM_BITMAP_WORDS]; /* bit i set: slot i free; bits >= objects never set */
 } km_slab_t;
 
@@ -80,8 +82,28 @@ static inline uint32_t km_bitmap_words(const kmem_cache_t *c)
 
 /* ---- kmem_table.c: the cache's slabs by address (cache lock held) ------ */
 
-/* Entry index of slab address `base`, or -1. */
-long km_table_find(const kmem_cache_t *c, uintptr_t base);
+static inline size_t km_hash(uintptr_t base, size_t cap)
+{
+    return (size_t)(((uint64_t)(base >> 12) * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+/* Entry index of slab address `base`, or -1. Inline: every free asks. */
+static inline long km_table_find(const kmem_cache_t *c, uintptr_t base)
+{
+    /* 0 and 1 mark empty and deleted entries: never a slab (a pointer in
+     * the first slab-sized span of the address space masks to 0). */
+    if (c->table_cap == 0 || base <= KM_TABLE_DELETED)
+        return -1;
+    size_t mask = c->table_cap - 1;
+    for (size_t i = km_hash(base, c->table_cap), n = 0; n < c->table_cap; i = (i + 1) & mask, n++) {
+        uintptr_t e = c->table[i];
+        if (e == base)
+            return (long)i;
+        if (e == KM_TABLE_EMPTY)
+            return -1;
+    }
+    return -1;
+}
 /* Whether one more slab fits without a bigger table. */
 bool km_table_has_room(const kmem_cache_t *c);
 /* Capacity that holds `slabs` (+1 spare) at the table's load factor. */

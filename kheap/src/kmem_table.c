@@ -8,28 +8,6 @@
  */
 #include "kmem_internal.h"
 
-static size_t km_hash(uintptr_t base, size_t cap)
-{
-    return (size_t)(((uint64_t)(base >> 12) * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
-}
-
-long km_table_find(const kmem_cache_t *c, uintptr_t base)
-{
-    /* 0 and 1 mark empty and deleted entries: never a slab (a pointer in
-     * the first slab-sized span of the address space masks to 0). */
-    if (c->table_cap == 0 || base <= KM_TABLE_DELETED)
-        return -1;
-    size_t mask = c->table_cap - 1;
-    for (size_t i = km_hash(base, c->table_cap), n = 0; n < c->table_cap; i = (i + 1) & mask, n++) {
-        uintptr_t e = c->table[i];
-        if (e == base)
-            return (long)i;
-        if (e == KM_TABLE_EMPTY)
-            return -1;
-    }
-    return -1;
-}
-
 bool km_table_has_room(const kmem_cache_t *c)
 {
     return (c->table_used + c->table_deleted + 1) * 2 <= c->table_cap;
