@@ -353,6 +353,8 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
     mm_irqflags_t f = km_lock(cache);
     for (;;) {
         size_t want = cache->slabs == 0 ? 0 : km_table_cap_for(cache->slabs);
+        if (want > cache->table_cap)
+            want = cache->table_cap; /* full to the load factor: compact only */
         if (want == cache->table_cap && cache->table_deleted == 0)
             break;
         uintptr_t *fresh = NULL;
@@ -364,7 +366,7 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
                 st = MM_ERR_NOMEM;
                 break;
             }
-            if ((cache->slabs + 1) * 2 > want) { /* slabs came meanwhile: again */
+            if (cache->slabs * 2 > want) { /* slabs came meanwhile: again */
                 km_unlock(cache, f);
                 kheap_free(cache->heap, fresh);
                 f = km_lock(cache);

@@ -106,7 +106,7 @@ static inline long km_table_find(const kmem_cache_t *c, uintptr_t base)
 }
 /* Whether one more slab fits without a bigger table. */
 bool km_table_has_room(const kmem_cache_t *c);
-/* Capacity that holds `slabs` (+1 spare) at the table's load factor. */
+/* Smallest capacity that holds `slabs` at the table's load factor. */
 size_t km_table_cap_for(size_t slabs);
 void km_table_insert(kmem_cache_t *c, uintptr_t base);
 void km_table_delete(kmem_cache_t *c, long index);

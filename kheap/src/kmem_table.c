@@ -16,7 +16,7 @@ bool km_table_has_room(const kmem_cache_t *c)
 size_t km_table_cap_for(size_t slabs)
 {
     size_t cap = KM_TABLE_MIN;
-    while ((slabs + 1) * 2 > cap)
+    while (slabs * 2 > cap)
         cap *= 2;
     return cap;
 }
@@ -43,7 +43,7 @@ void km_table_delete(kmem_cache_t *c, long index)
 
 uintptr_t *km_table_rebuild(kmem_cache_t *c, uintptr_t *fresh, size_t cap)
 {
-    MM_ASSERT(cap >= KM_TABLE_MIN && (cap & (cap - 1)) == 0 && (c->table_used + 1) * 2 <= cap);
+    MM_ASSERT(cap >= KM_TABLE_MIN && (cap & (cap - 1)) == 0 && c->table_used * 2 <= cap);
     uintptr_t *old = c->table;
     size_t old_cap = c->table_cap;
     __builtin_memset(fresh, 0, cap * sizeof(fresh[0]));

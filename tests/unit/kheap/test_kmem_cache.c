@@ -404,14 +404,17 @@ Test(kmem_cache, shrink_gives_back_the_tables_spare_room, .init = heap_setup)
         cr_assert_not_null(o[i] = kmem_cache_alloc(&c));
     kmem_cache_stats_t s = cstats(&c);
     cr_assert_eq(s.slabs, 40);
-    cr_assert_geq(s.table_bytes, 2 * 41 * sizeof(uintptr_t));
+    cr_assert_geq(s.table_bytes, 2 * 40 * sizeof(uintptr_t));
+    size_t released = 99;
+    cr_assert_eq(kmem_cache_shrink(&c, &released), MM_OK);
+    cr_assert_eq(released, 0, "a table full to its load factor never grows by shrinking");
+    cr_assert_eq(cstats(&c).table_bytes, s.table_bytes);
     C_CHECK(&c);
     /* Free all but the first slab's objects. */
     for (size_t i = per; i < n; i++)
         cr_assert_eq(kmem_cache_free(&c, o[i]), MM_OK);
     s = cstats(&c);
     cr_assert_eq(s.slabs, 1);
-    size_t released = 0;
     cr_assert_eq(kmem_cache_shrink(&c, &released), MM_OK);
     kmem_cache_stats_t t = cstats(&c);
     cr_assert_eq(t.table_bytes, KM_TABLE_MIN * sizeof(uintptr_t));
