@@ -56,6 +56,7 @@ void kmain(uint32_t info_phys, uint32_t protocol)
     checks_paging();
     checks_vmm();
     checks_heap();
+    checks_kmem();
 #if KTEST_HAVE_PAGING
     if (kernel_tables_ready)
         checks_paging_audit(kernel_root, "the kernel tables after every check");

@@ -120,6 +120,7 @@ void checks_paging(void);
 void checks_paging_audit(mm_paddr_t root, const char *what);
 void checks_vmm(void);
 void checks_heap(void);
+void checks_kmem(void);
 void demo_print(void);
 
 #endif /* KTEST_KMEM_H */
