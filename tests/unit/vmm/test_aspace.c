@@ -6,13 +6,6 @@
 
 #include "vmm_fixture.h"
 
-#define P 4096ull
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        mm_status_t st_ = (call);                                                                  \
-        cr_assert_eq(st_, MM_OK, "%s: %s", #call, mm_status_str(st_));                             \
-    } while (0)
-
 /* Fails with `want` and changes neither the kernel side nor the space. */
 #define AS_REJECTED(fx, as, want, call)                                                            \
     do {                                                                                           \

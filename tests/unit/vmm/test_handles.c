@@ -9,12 +9,6 @@
 
 #include "vmm_fixture.h"
 
-#define P 4096ull
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        mm_status_t st_ = (call);                                                                  \
-        cr_assert_eq(st_, MM_OK, "%s: %s", #call, mm_status_str(st_));                             \
-    } while (0)
 
 /* A call refused as stale: MM_ERR_STALE, one warning of `kind`, no lock
  * left held, the whole VMM snapshot unchanged and no root switch. */

@@ -12,12 +12,6 @@
 static const kheap_grow_fn heap_grow_fits_kheap = vmm_heap_grow_callback;
 #endif
 
-#define P 4096ull
-#define OK(call)                                                                                   \
-    do {                                                                                           \
-        mm_status_t st_ = (call);                                                                  \
-        cr_assert_eq(st_, MM_OK, "%s: %s", #call, mm_status_str(st_));                             \
-    } while (0)
 
 /* Asserts that a call fails with `want` and changes nothing observable. */
 #define REJECTED(fx, want, call)                                                                   \

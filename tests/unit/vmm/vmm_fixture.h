@@ -26,6 +26,14 @@
 #include <hadron/mm/x86pt.h>
 #endif
 
+#define P 4096ull
+/* The call must succeed. */
+#define OK(call)                                                                                   \
+    do {                                                                                           \
+        mm_status_t st_ = (call);                                                                  \
+        cr_assert_eq(st_, MM_OK, "%s: %s", #call, mm_status_str(st_));                             \
+    } while (0)
+
 #define FX_SIM_BYTES (64ull << 20)
 #define FX_HHDM_BASE 0xffff800000000000ull
 
