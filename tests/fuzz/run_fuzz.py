@@ -11,14 +11,18 @@ how to replay it.
 
 With --runs and --seed (the test suite) the run is reproducible: a fixed
 number of inputs, a fixed mutation seed, WORK_DIR/corpus emptied first, no
-corpus reloading, and address-space randomisation off (setarch -R), so the
-harness sees the same addresses and libFuzzer the same coverage; two runs on
-the same commit execute the same inputs and give the same verdict.
+corpus reloading, address-space randomisation off, and the same process
+image wherever the tree is checked out: the harness runs in WORK_DIR under
+fixed relative names (./harness, corpus, seeds: links) with a fixed
+environment, so its stack holds the same strings and every address it sees
+is the same; two runs of a commit, in any clone, execute the same inputs
+and give the same verdict.
 
 With SECONDS (scripts/fuzz) the run is time-boxed and random: that is where
 new inputs are found. Without --keep WORK_DIR/corpus starts empty.
 HADRON_FUZZ_SECONDS overrides SECONDS.
 """
+import ctypes
 import os
 import re
 import shutil
@@ -46,15 +50,36 @@ def parse(argv):
     return (*rest[:3], [f"-max_total_time={seconds}"], keep)
 
 
+ADDR_NO_RANDOMIZE = 0x0040000
+
+
 def no_aslr():
-    """Prefix that runs a command with address-space randomisation off."""
+    """Turns address-space randomisation off for this process's children
+    (personality(2); a child inherits it across exec)."""
     try:
-        subprocess.run(["setarch", os.uname().machine, "-R", "true"], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except (OSError, subprocess.CalledProcessError):
-        print("# setarch -R unavailable: addresses may differ from run to run")
-        return []
-    return ["setarch", os.uname().machine, "-R"]
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.personality(0xFFFFFFFF) < 0 or \
+                libc.personality(libc.personality(0xFFFFFFFF) | ADDR_NO_RANDOMIZE) < 0:
+            raise OSError(ctypes.get_errno(), "personality")
+    except (OSError, AttributeError) as e:
+        print(f"# address randomisation stays on ({e}): addresses may differ from run to run")
+
+
+def link(target, name):
+    """(Re)creates the symbolic link `name` to `target`."""
+    if os.path.lexists(name):
+        os.remove(name)
+    os.symlink(os.path.abspath(target), name)
+
+
+# The whole environment of a reproducible run: nothing that varies between
+# machines, clones or runs (meson's random MALLOC_PERTURB_, paths, ...).
+FIXED_ENV = {
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
+    "ASAN_OPTIONS": "detect_leaks=1",
+}
 
 
 def main():
@@ -72,13 +97,23 @@ def main():
         if re.match(r"(crash|leak|timeout|oom|slow-unit)-", old):
             os.remove(os.path.join(work, old))
 
-    env = dict(os.environ)
     # The libraries are built with recoverable UBSan (the b_sanitize
-    # default); make any report fatal so the fuzzer records it.
-    env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
-    env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-    cmd = (no_aslr() if reproducible else []) + [
-        harness,
+    # default); UBSAN_OPTIONS makes any report fatal so the fuzzer records it.
+    if reproducible:
+        env, cwd = dict(FIXED_ENV), work
+        link(harness, os.path.join(work, "harness"))
+        link(seeds, os.path.join(work, "seeds"))
+        exe, dirs, prefix = "./harness", ["corpus", "seeds"], "./"
+        no_aslr()
+    else:
+        env, cwd = dict(os.environ), None
+        env.setdefault("UBSAN_OPTIONS", FIXED_ENV["UBSAN_OPTIONS"])
+        env.setdefault("ASAN_OPTIONS", FIXED_ENV["ASAN_OPTIONS"])
+        exe, dirs, prefix = harness, [corpus, seeds], f"{work}/"
+    if not os.path.isdir(seeds):
+        dirs.pop()
+    cmd = [
+        exe,
         *budget,
         # Per input: far above the slowest input seen (under a second), so a
         # loaded machine cannot turn a slow input into a failure.
@@ -86,13 +121,11 @@ def main():
         "-rss_limit_mb=2048",
         "-max_len=8192",
         "-print_final_stats=1",
-        f"-artifact_prefix={work}/",
-        corpus,
+        f"-artifact_prefix={prefix}",
+        *dirs,
     ]
-    if os.path.isdir(seeds):
-        cmd.append(seeds)
-    print("+", " ".join(cmd), flush=True)
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
+    print("+", f"(cd {cwd} &&)" if cwd else "", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, errors="replace")
     out = proc.stdout
     lines = out.splitlines()
