@@ -67,6 +67,11 @@ static inline uint64_t fz_u64(fz_in_t *in)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* Where the harnesses map simulated memory: a fixed address, so a run does
+ * the same whatever the process mapped before (run_fuzz.py). Inside the
+ * application range of AddressSanitizer on x86_64, below its allocator. */
+#define FZ_SIM_ADDRESS ((uintptr_t)0x500000000000ull)
+
 /* Set from HADRON_FUZZ_TRACE by fz_init(). */
 extern int fz_trace;
 

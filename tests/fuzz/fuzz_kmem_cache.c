@@ -13,7 +13,6 @@
  * opcode byte and its arguments (fuzz_common.h: reads past the end are 0).
  */
 #include <string.h>
-#include <sys/mman.h>
 
 #include <hadron/mm/kmem_cache.h>
 
@@ -52,7 +51,8 @@ static struct {
     int warnings; /* mm_hook_warn calls the contract promises */
 } F;
 
-static uint8_t *arena;
+/* Static, so at a fixed address (run_fuzz.py runs without ASLR). */
+static _Alignas(4096) uint8_t arena[ARENA_BYTES];
 
 static void ctor(void *arg, void *obj)
 {
@@ -315,8 +315,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     fz_init();
-    arena = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    FZ_CHECK(arena != MAP_FAILED, "no arena");
     return 0;
 }
 

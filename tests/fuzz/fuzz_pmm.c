@@ -772,7 +772,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     fz_init();
-    sim = sim_phys_create(SIM_FRAMES * PG);
+    sim = sim_phys_create_at(FZ_SIM_ADDRESS, SIM_FRAMES * PG);
     return 0;
 }
 

@@ -1333,7 +1333,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     fz_init();
-    sim = sim_phys_create(SIM_BYTES);
+    sim = sim_phys_create_at(FZ_SIM_ADDRESS, SIM_BYTES);
     return 0;
 }
 

@@ -71,6 +71,10 @@ extern int test_cpu_index;
  * offset to the buffer, so hadron-mm reaches "physical" memory exactly as a
  * kernel does. Aborts the test if the mapping fails. */
 void *sim_phys_create(uint64_t bytes);
+/* The same at `hint` when that range is free (the kernel's choice
+ * otherwise): where the mapping lands then does not depend on what the
+ * process mapped before, which can vary with its paths and environment. */
+void *sim_phys_create_at(uintptr_t hint, uint64_t bytes);
 
 /* The simulated memory's base (NULL before sim_phys_create). */
 uint8_t *sim_phys_base(void);

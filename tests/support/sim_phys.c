@@ -10,7 +10,12 @@ static uint8_t *sim_base;
 
 void *sim_phys_create(uint64_t bytes)
 {
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+    return sim_phys_create_at(0, bytes);
+}
+
+void *sim_phys_create_at(uintptr_t hint, uint64_t bytes)
+{
+    void *p = mmap((void *)hint, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
         perror("sim_phys_create: mmap");
