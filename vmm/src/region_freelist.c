@@ -1,5 +1,5 @@
 /*
- * Free-list allocator for the stack and MMIO regions: first fit over an
+ * Free-list allocator for the heap, stack and MMIO regions: first fit over an
  * address-sorted array of holes below a watermark. The array is the caller's,
  * so this file never allocates; see vmm_region.h for the invariants.
  *
@@ -70,17 +70,43 @@ mm_status_t vmm_region_freelist_init(vmm_region_freelist_t *r, mm_vaddr_t base, 
     return MM_OK;
 }
 
-mm_status_t vmm_region_freelist_alloc(vmm_region_freelist_t *r, uint64_t size, mm_vaddr_t *out)
+/* Where an allocation of `size` would come from: the first hole that fits
+ * (*hole < count) or the watermark (*hole == count). */
+static mm_status_t find_fit(const vmm_region_freelist_t *r, uint64_t size, size_t *hole)
 {
-    if (r == NULL || out == NULL || size == 0)
+    if (r == NULL || size == 0)
         return MM_ERR_INVALID;
     if (!vmm_page_multiple(size))
         return MM_ERR_ALIGN;
-
     for (size_t i = 0; i < r->count; i++) {
+        if (r->ranges[i].size >= size) {
+            *hole = i;
+            return MM_OK;
+        }
+    }
+    if (size > r->size - r->watermark)
+        return MM_ERR_EXHAUSTED;
+    *hole = r->count;
+    return MM_OK;
+}
+
+mm_status_t vmm_region_freelist_can_alloc(const vmm_region_freelist_t *r, uint64_t size)
+{
+    size_t hole;
+    return find_fit(r, size, &hole);
+}
+
+mm_status_t vmm_region_freelist_alloc(vmm_region_freelist_t *r, uint64_t size, mm_vaddr_t *out)
+{
+    if (out == NULL)
+        return MM_ERR_INVALID;
+    size_t i;
+    mm_status_t st = find_fit(r, size, &i);
+    if (st != MM_OK)
+        return st;
+
+    if (i < r->count) {
         vmm_range_t *hole = &r->ranges[i];
-        if (hole->size < size)
-            continue;
         /* Taking the front keeps the remainder in the same slot, which is
          * why allocation never needs a slot of its own. */
         *out = hole->base;
@@ -93,15 +119,21 @@ mm_status_t vmm_region_freelist_alloc(vmm_region_freelist_t *r, uint64_t size, m
         }
         return MM_OK;
     }
-
-    if (size > r->size - r->watermark)
-        return MM_ERR_EXHAUSTED;
     *out = r->base + r->watermark;
     r->watermark += size;
     return MM_OK;
 }
 
-mm_status_t vmm_region_freelist_free(vmm_region_freelist_t *r, mm_vaddr_t base, uint64_t size)
+/* Where a free of [off, end) goes: the index of the first free range after
+ * it, and which neighbours it merges with. */
+typedef struct free_plan {
+    uint64_t off, end;
+    size_t i;
+    bool merge_prev, merge_next;
+} free_plan_t;
+
+static mm_status_t plan_free(const vmm_region_freelist_t *r, mm_vaddr_t base, uint64_t size,
+                             free_plan_t *p)
 {
     if (r == NULL || size == 0)
         return MM_ERR_INVALID;
@@ -119,35 +151,55 @@ mm_status_t vmm_region_freelist_free(vmm_region_freelist_t *r, mm_vaddr_t base, 
 
     /* Here every range before i ends at or below off and range i (if any)
      * starts at or above end. */
-    bool merge_prev = i > 0 && end_off(r, i - 1) == off;
-    bool merge_next = i < r->count && start_off(r, i) == end;
+    p->off = off;
+    p->end = end;
+    p->i = i;
+    p->merge_prev = i > 0 && end_off(r, i - 1) == off;
+    p->merge_next = i < r->count && start_off(r, i) == end;
+    if (end != r->watermark && !p->merge_prev && !p->merge_next && r->count == r->capacity)
+        return MM_ERR_FULL;
+    return MM_OK;
+}
 
-    if (end == r->watermark) {
+mm_status_t vmm_region_freelist_can_free(const vmm_region_freelist_t *r, mm_vaddr_t base,
+                                         uint64_t size)
+{
+    free_plan_t p;
+    return plan_free(r, base, size, &p);
+}
+
+mm_status_t vmm_region_freelist_free(vmm_region_freelist_t *r, mm_vaddr_t base, uint64_t size)
+{
+    free_plan_t p;
+    mm_status_t st = plan_free(r, base, size, &p);
+    if (st != MM_OK)
+        return st;
+    size_t i = p.i;
+
+    if (p.end == r->watermark) {
         /* Nothing is free above a live range's end at the watermark, so
          * there is no next range; the hole before may now touch the
          * watermark too and goes with it. */
         MM_ASSERT(i == r->count);
-        if (merge_prev) {
+        if (p.merge_prev) {
             r->watermark = start_off(r, i - 1);
             r->free_bytes -= r->ranges[i - 1].size;
             remove_at(r, i - 1);
         } else {
-            r->watermark = off;
+            r->watermark = p.off;
         }
         return MM_OK;
     }
 
-    if (merge_prev && merge_next) {
+    if (p.merge_prev && p.merge_next) {
         r->ranges[i - 1].size += size + r->ranges[i].size;
         remove_at(r, i);
-    } else if (merge_prev) {
+    } else if (p.merge_prev) {
         r->ranges[i - 1].size += size;
-    } else if (merge_next) {
+    } else if (p.merge_next) {
         r->ranges[i].base = base;
         r->ranges[i].size += size;
     } else {
-        if (r->count == r->capacity)
-            return MM_ERR_FULL;
         insert_at(r, i, base, size);
     }
     r->free_bytes += size;

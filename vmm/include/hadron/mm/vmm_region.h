@@ -121,6 +121,12 @@ mm_status_t vmm_region_freelist_init(vmm_region_freelist_t *r, mm_vaddr_t base, 
  * too small). State unchanged on error. O(count). */
 mm_status_t vmm_region_freelist_alloc(vmm_region_freelist_t *r, uint64_t size, mm_vaddr_t *out);
 
+/* What vmm_region_freelist_alloc(r, size, ...) would return now, without
+ * allocating: lets a caller check before it does work (taking frames) that
+ * it would have to undo. Same errors (NULL `out` aside); nothing changed.
+ * O(count). */
+mm_status_t vmm_region_freelist_can_alloc(const vmm_region_freelist_t *r, uint64_t size);
+
 /* Gives back [base, base + size), coalescing with the free neighbours on
  * both sides and lowering the watermark when the result reaches it.
  * Errors (every build; state unchanged):
@@ -133,6 +139,13 @@ mm_status_t vmm_region_freelist_alloc(vmm_region_freelist_t *r, uint64_t size, m
  *                        are in use: it stays allocated; retry later
  * O(log count) to find the place, O(count) to insert or remove a slot. */
 mm_status_t vmm_region_freelist_free(vmm_region_freelist_t *r, mm_vaddr_t base, uint64_t size);
+
+/* What vmm_region_freelist_free(r, base, size) would return now, without
+ * freeing: lets a caller refuse a release before it has unmapped anything,
+ * and free the range only later (after a TLB flush). Same errors in the same
+ * order; nothing changed. O(log count). */
+mm_status_t vmm_region_freelist_can_free(const vmm_region_freelist_t *r, mm_vaddr_t base,
+                                         uint64_t size);
 
 /* Bytes currently handed out (watermark minus free bytes). O(1). */
 uint64_t vmm_region_freelist_allocated(const vmm_region_freelist_t *r);
