@@ -253,6 +253,40 @@ Test(vmm_region, freelist_free_errors_leave_state_unchanged)
     cr_assert_eq(vmm_region_freelist_check(&f.r), MM_OK);
 }
 
+/* vmm_region.h: can_alloc and can_free return what alloc and free would,
+ * in the same order, and change nothing (the random run below compares them
+ * with the real calls after every step). */
+Test(vmm_region, freelist_can_alloc_and_can_free_predict_and_change_nothing)
+{
+    fl_t f;
+    fl_init(&f, 20, 1);
+    mm_vaddr_t a = fl_alloc(&f, 4), b = fl_alloc(&f, 4), c = fl_alloc(&f, 4);
+    fl_free(&f, b, 4); /* hole [b, b+4): the only slot */
+
+    EXPECT_REJECTED(&f, MM_OK, vmm_region_freelist_can_alloc(&f.r, 4 * P));
+    EXPECT_REJECTED(&f, MM_OK, vmm_region_freelist_can_alloc(&f.r, 5 * P)); /* above the top */
+    EXPECT_REJECTED(&f, MM_ERR_EXHAUSTED, vmm_region_freelist_can_alloc(&f.r, 9 * P));
+    EXPECT_REJECTED(&f, MM_ERR_ALIGN, vmm_region_freelist_can_alloc(&f.r, P + 1));
+    EXPECT_REJECTED(&f, MM_ERR_INVALID, vmm_region_freelist_can_alloc(&f.r, 0));
+    EXPECT_REJECTED(&f, MM_ERR_INVALID, vmm_region_freelist_can_alloc(NULL, P));
+
+    EXPECT_REJECTED(&f, MM_OK, vmm_region_freelist_can_free(&f.r, c, 4 * P));     /* top */
+    EXPECT_REJECTED(&f, MM_OK, vmm_region_freelist_can_free(&f.r, a + 3 * P, P)); /* merges */
+    EXPECT_REJECTED(&f, MM_ERR_FULL, vmm_region_freelist_can_free(&f.r, a, P));
+    EXPECT_REJECTED(&f, MM_ERR_FULL, vmm_region_freelist_free(&f.r, a, P));
+    EXPECT_REJECTED(&f, MM_ERR_DOUBLE_FREE, vmm_region_freelist_can_free(&f.r, b + P, P));
+    EXPECT_REJECTED(&f, MM_ERR_BAD_POINTER, vmm_region_freelist_can_free(&f.r, c, 5 * P));
+    EXPECT_REJECTED(&f, MM_ERR_RANGE, vmm_region_freelist_can_free(&f.r, BASE - P, P));
+    EXPECT_REJECTED(&f, MM_ERR_ALIGN, vmm_region_freelist_can_free(&f.r, a + 1, P));
+    EXPECT_REJECTED(&f, MM_ERR_INVALID, vmm_region_freelist_can_free(&f.r, a, 0));
+    EXPECT_REJECTED(&f, MM_ERR_INVALID, vmm_region_freelist_can_free(NULL, a, P));
+
+    fl_free(&f, c, 4);
+    EXPECT_REJECTED(&f, MM_OK, vmm_region_freelist_can_alloc(&f.r, 16 * P));
+    EXPECT_REJECTED(&f, MM_ERR_EXHAUSTED, vmm_region_freelist_can_alloc(&f.r, 17 * P));
+    cr_assert_eq(f.r.watermark, 4 * P, "the hole went with the top");
+}
+
 Test(vmm_region, freelist_full_loses_nothing)
 {
     fl_t f;
@@ -412,7 +446,9 @@ Test(vmm_region, freelist_random_against_a_model)
         if (nlive < LIVE_MAX && (nlive == 0 || rand() % 2 == 0)) {
             uint64_t pages = 1 + (uint64_t)(rand() % 8);
             mm_vaddr_t va;
+            mm_status_t predicted = vmm_region_freelist_can_alloc(&f.r, pages * P);
             mm_status_t st = vmm_region_freelist_alloc(&f.r, pages * P, &va);
+            cr_assert_eq(st, predicted, "can_alloc predicted %s", mm_status_str(predicted));
             if (st == MM_ERR_EXHAUSTED)
                 continue;
             cr_assert_eq(st, MM_OK);
@@ -426,7 +462,10 @@ Test(vmm_region, freelist_random_against_a_model)
             nlive++;
         } else {
             int k = rand() % nlive;
+            mm_status_t predicted =
+                vmm_region_freelist_can_free(&f.r, live[k].va, live[k].pages * P);
             mm_status_t st = vmm_region_freelist_free(&f.r, live[k].va, live[k].pages * P);
+            cr_assert_eq(st, predicted, "can_free predicted %s", mm_status_str(predicted));
             if (st == MM_ERR_FULL) {
                 fulls++;
                 cr_assert(vmm_region_freelist_is_allocated(&f.r, live[k].va, live[k].pages * P));
