@@ -1,7 +1,7 @@
 /*
- * Bump allocator for the heap region. The heap never returns address space,
- * so a watermark is all the state there is; unwind exists only so a heap
- * growth that fails half way can give its range back.
+ * Bump allocator for a region whose space is never given back, so a
+ * watermark is all the state there is; unwind exists only so an operation
+ * that fails half way can give its range back.
  */
 #include "region_span.h"
 

@@ -122,6 +122,12 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
     vmm->stack_size = stack_size;
     vmm->stack_slot = stack_size + VMM_STACK_GUARD_SIZE;
 
+    vmm_range_t *heap_slots = cfg->heap_slots;
+    size_t heap_cap = cfg->heap_slot_count;
+    if (heap_slots == NULL) {
+        heap_slots = vmm->builtin_heap_slots;
+        heap_cap = VMM_DEFAULT_RANGE_SLOTS;
+    }
     vmm_range_t *stack_slots = cfg->stack_slots;
     size_t stack_cap = cfg->stack_slot_count;
     if (stack_slots == NULL) {
@@ -137,7 +143,7 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
 
     const layout_region_t *heap = &l->regions[LAYOUT_HEAP];
     const layout_region_t *mmio = &l->regions[LAYOUT_MMIO];
-    st = vmm_region_bump_init(&vmm->heap, heap->base, heap->size);
+    st = vmm_region_freelist_init(&vmm->heap, heap->base, heap->size, heap_slots, heap_cap);
     MM_ASSERT(st == MM_OK);
     st = vmm_region_freelist_init(&vmm->stacks, stacks->base, stacks->size, stack_slots,
                                   stack_cap);
@@ -183,13 +189,15 @@ void vmm_stats(vmm_t *vmm, vmm_stats_t *out)
 static mm_status_t check_locked(const vmm_t *vmm)
 {
     const vmm_stats_t *s = &vmm->stats;
-    if (vmm_region_bump_check(&vmm->heap) != MM_OK ||
+    if (vmm_region_freelist_check(&vmm->heap) != MM_OK ||
         vmm_region_freelist_check(&vmm->stacks) != MM_OK ||
         vmm_region_freelist_check(&vmm->mmio) != MM_OK)
         return MM_ERR_CORRUPT;
     if (vmm->stack_slot != vmm->stack_size + VMM_STACK_GUARD_SIZE)
         return MM_ERR_CORRUPT;
-    if (!mm_is_aligned(s->heap_bytes, MM_PAGE_SIZE) || s->heap_bytes > vmm->heap.used)
+    if (!mm_is_aligned(s->heap_bytes, MM_PAGE_SIZE) ||
+        s->heap_bytes > vmm_region_freelist_allocated(&vmm->heap) ||
+        !mm_is_aligned(s->heap_released, MM_PAGE_SIZE))
         return MM_ERR_CORRUPT;
     /* Stack ranges are whole slots on the slot grid (vmm_classify_fault
      * depends on it). */

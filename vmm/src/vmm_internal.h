@@ -106,10 +106,10 @@ uint32_t vmm_space_rec_take_locked(vmm_t *vmm);
  * VMM lock. O(1). */
 void vmm_space_rec_put_locked(vmm_t *vmm, uint32_t index);
 
-/* Reports a refused handle to mm_hook_warn; call with no hadron-mm lock
- * held. `released` says the record it names is free (a release of an
- * already released object, reported as a double free); otherwise the
- * handle was never this object's (reported as a bad pointer). */
+/* Reports a refused handle or heap release to mm_hook_warn; call with no
+ * hadron-mm lock held. `released` says what it names is already released
+ * (reported as a double free); otherwise it was never the caller's
+ * (reported as a bad pointer). */
 void vmm_warn_stale(const char *message, uint64_t address, bool released);
 
 /* Whether handle record `index` exists and is free: tells a release of an

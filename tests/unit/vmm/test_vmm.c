@@ -190,6 +190,8 @@ Test(vmm_fake, uninitialised_vmm_is_refused)
     vmm_as_t as;
     cr_assert_eq(vmm_heap_grow(&v, P, &b, &s), MM_ERR_STATE);
     cr_assert_eq(vmm_heap_init(&v, 0, &b, &s), MM_ERR_STATE);
+    cr_assert_eq(vmm_heap_release(&v, (void *)(uintptr_t)fx.layout.regions[LAYOUT_HEAP].base, P),
+                 MM_ERR_STATE);
     cr_assert_eq(vmm_stack_create(&v, &st), MM_ERR_STATE);
     cr_assert_eq(vmm_mmio_map(&v, 0x1000, 8, VMM_MMIO_UNCACHED, &m), MM_ERR_STATE);
     cr_assert_eq(vmm_as_create(&v, NULL, NULL, &as), MM_ERR_STATE);
@@ -313,7 +315,7 @@ FX_TEST(heap_init_survives_every_failing_allocation)
 
 /* A concurrent growth in the unlocked window of a rollback (simulated from
  * the frame allocator's free callback, which runs without the VMM lock)
- * keeps the failed range from being unwound: it is counted, not lost. */
+ * lands above the failed range, which then goes back as a hole. */
 static fx_t *racing_fx;
 static bool race_armed;
 static mm_status_t racing_free(void *ctx, mm_paddr_t base, size_t count)
@@ -328,24 +330,61 @@ static mm_status_t racing_free(void *ctx, mm_paddr_t base, size_t count)
     return racing_fx->fail.inner.free(racing_fx->fail.inner.ctx, base, count);
 }
 
+static void race_a_rollback(fx_t *fx, const fx_opts_t *o)
+{
+    fx_setup(fx, FX_FAKE, o, true);
+    fx->cfg.frames.free = racing_free;
+    racing_fx = fx;
+    OK(vmm_init(&fx->vmm, &fx->cfg));
+    void *b;
+    size_t s;
+    fx_fail_at(fx, 17, false); /* the first map's table: after the 16 data frames */
+    race_armed = true;
+    cr_assert_eq(vmm_heap_grow(&fx->vmm, 1, &b, &s), MM_ERR_NOMEM);
+    cr_assert_not(race_armed, "the race ran");
+    fx_fail_at(fx, 0, false);
+    cr_assert_eq(fx->vmm.heap.watermark, 128 * 1024);
+    cr_assert_eq(vmm_check(&fx->vmm), MM_OK);
+}
+
+Test(vmm_fake, heap_rollback_racing_a_growth_gives_the_range_back_as_a_hole)
+{
+    static fx_t fx;
+    race_a_rollback(&fx, NULL);
+    mm_vaddr_t heap = fx.layout.regions[LAYOUT_HEAP].base;
+    vmm_stats_t st;
+    vmm_stats(&fx.vmm, &st);
+    cr_assert_eq(st.stranded_bytes, 0);
+    cr_assert_eq(st.heap_bytes, 64 * 1024);
+    cr_assert_eq(fx.vmm.heap.count, 1);
+    cr_assert_eq(fx.vmm.heap.ranges[0].base, heap);
+    void *b;
+    size_t s;
+    OK(vmm_heap_grow(&fx.vmm, 1, &b, &s));
+    cr_assert_eq((mm_vaddr_t)(uintptr_t)b, heap, "the hole is reused");
+    cr_assert_eq(fx.vmm.heap.count, 0);
+    cr_assert_eq(vmm_check(&fx.vmm), MM_OK);
+}
+
+/* With no heap slot for the hole the range cannot go back: it is counted,
+ * not lost, and never handed out twice. */
 Test(vmm_fake, heap_rollback_racing_a_growth_strands_and_reports)
 {
     static fx_t fx;
-    fx_setup(&fx, FX_FAKE, NULL, true);
-    fx.cfg.frames.free = racing_free;
-    racing_fx = &fx;
-    OK(vmm_init(&fx.vmm, &fx.cfg));
-    void *b;
-    size_t s;
-    fx_fail_at(&fx, 17, false); /* the first map's table: after the 16 data frames */
-    race_armed = true;
-    cr_assert_eq(vmm_heap_grow(&fx.vmm, 1, &b, &s), MM_ERR_NOMEM);
-    cr_assert_not(race_armed, "the race ran");
+    static vmm_range_t no_slot[1];
+    fx_opts_t o = {.heap_slots = no_slot, .heap_slot_count = 0};
+    race_a_rollback(&fx, &o);
+    mm_vaddr_t heap = fx.layout.regions[LAYOUT_HEAP].base;
     vmm_stats_t st;
     vmm_stats(&fx.vmm, &st);
     cr_assert_eq(st.stranded_bytes, 64 * 1024);
     cr_assert_eq(st.heap_bytes, 64 * 1024);
-    cr_assert_eq(fx.vmm.heap.used, 128 * 1024, "never handed out twice");
+    cr_assert(vmm_region_freelist_is_allocated(&fx.vmm.heap, heap, 64 * 1024),
+              "never handed out twice");
+    void *b;
+    size_t s;
+    OK(vmm_heap_grow(&fx.vmm, 1, &b, &s));
+    cr_assert_eq((mm_vaddr_t)(uintptr_t)b, heap + 128 * 1024);
     cr_assert_eq(vmm_check(&fx.vmm), MM_OK);
 }
 
@@ -1020,10 +1059,12 @@ Test(vmm_fake, check_reports_each_kind_of_damage)
         damage;                                                                                    \
         cr_assert_eq(vmm_check(&bad), MM_ERR_CORRUPT, "%s not detected", what);                    \
     } while (0)
-    EXPECT_CORRUPT("heap region", bad.heap.used = bad.heap.size + MM_PAGE_SIZE);
+    EXPECT_CORRUPT("heap region", bad.heap.watermark = bad.heap.size + MM_PAGE_SIZE);
     EXPECT_CORRUPT("stack slot size", bad.stack_slot += MM_PAGE_SIZE);
     EXPECT_CORRUPT("unaligned heap bytes", bad.stats.heap_bytes += 1);
-    EXPECT_CORRUPT("heap bytes beyond the region", bad.stats.heap_bytes = bad.heap.used + MM_PAGE_SIZE);
+    EXPECT_CORRUPT("heap bytes beyond the region",
+                   bad.stats.heap_bytes = bad.heap.watermark + MM_PAGE_SIZE);
+    EXPECT_CORRUPT("unaligned released heap bytes", bad.stats.heap_released += 1);
     EXPECT_CORRUPT("stack count", bad.stats.stacks += 5);
     EXPECT_CORRUPT("stack watermark off the slot grid", bad.stacks.watermark += MM_PAGE_SIZE);
     static vmm_range_t ranges[VMM_DEFAULT_RANGE_SLOTS];

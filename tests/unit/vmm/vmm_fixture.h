@@ -51,6 +51,8 @@ typedef enum fx_kind { FX_FAKE, FX_X86 } fx_kind_t;
 
 typedef struct fx_opts {
     uint64_t stack_size;
+    vmm_range_t *heap_slots;
+    size_t heap_slot_count;
     vmm_range_t *stack_slots;
     size_t stack_slot_count;
     vmm_range_t *mmio_slots;
@@ -82,8 +84,8 @@ typedef struct fx {
 typedef struct fx_snapshot {
     uint64_t free_frames;
     uint64_t kernel_digest;
-    vmm_region_bump_t heap;
-    vmm_region_freelist_t stacks, mmio;
+    vmm_region_freelist_t heap, stacks, mmio;
+    vmm_range_t heap_slots[VMM_DEFAULT_RANGE_SLOTS];
     vmm_range_t stack_slots[VMM_DEFAULT_RANGE_SLOTS], mmio_slots[VMM_DEFAULT_RANGE_SLOTS];
     vmm_stats_t stats;
 } fx_snapshot_t;

@@ -52,8 +52,10 @@
  *   spinning on that lock with interrupts disabled.
  * - A kernel heap that grows through vmm_heap_grow() may hold its own lock
  *   while calling it; the VMM never allocates from the kernel heap, so the
- *   order above cannot be reversed. No vmm_* function may be called from the
- *   frame allocator or from a TLB hook.
+ *   order above cannot be reversed. vmm_heap_release() flushes the TLB, so it
+ *   must be called with no hadron-mm lock held (the heap drops its own
+ *   first). No vmm_* function may be called from the frame allocator or from
+ *   a TLB hook.
  * - vmm_classify_fault() takes no lock (a fault handler may run while its own
  *   CPU holds the VMM lock).
  *
@@ -116,9 +118,13 @@ typedef struct vmm_config {
     mm_page_mapper_t mapper;      /* copied; ops must stay valid */
     mm_frame_allocator_t frames;  /* copied; the mapper should use the same one */
     uint64_t stack_size;          /* 0: VMM_STACK_DEFAULT_SIZE; else a page multiple */
-    /* Free-list storage for the stack and MMIO regions. NULL: the
+    /* Free-list storage for the heap, stack and MMIO regions. NULL: the
      * VMM_DEFAULT_RANGE_SLOTS slots built into vmm_t. The array must outlive
-     * the vmm_t. One slot per hole between live ranges is needed. */
+     * the vmm_t. One slot per hole between live ranges is needed (for the
+     * heap: per released range that touches neither another released range
+     * nor the top of the heap). */
+    vmm_range_t *heap_slots;
+    size_t heap_slot_count;
     vmm_range_t *stack_slots;
     size_t stack_slot_count;
     vmm_range_t *mmio_slots;
@@ -136,7 +142,8 @@ typedef struct vmm_config {
 } vmm_config_t;
 
 typedef struct vmm_stats {
-    uint64_t heap_bytes;     /* heap mapped so far (never shrinks) */
+    uint64_t heap_bytes;     /* heap mapped now: grown minus released */
+    uint64_t heap_released;  /* heap bytes released so far (never shrinks) */
     uint64_t stacks;         /* live kernel stacks */
     uint64_t mmio_mappings;  /* live MMIO mappings */
     uint64_t mmio_pages;     /* pages of MMIO address space they hold */
@@ -153,7 +160,7 @@ typedef struct vmm {
     mm_frame_allocator_t frames;
     uint64_t stack_size;
     uint64_t stack_slot;         /* guard + stack: every stack range has this size */
-    vmm_region_bump_t heap;
+    vmm_region_freelist_t heap;
     vmm_region_freelist_t stacks;
     vmm_region_freelist_t mmio;
     vmm_stats_t stats;
@@ -163,6 +170,7 @@ typedef struct vmm {
     uint32_t handle_count, handle_used, handle_free;
     vmm_space_rec_t *spaces;     /* address spaces */
     uint32_t space_count, space_used, space_free;
+    vmm_range_t builtin_heap_slots[VMM_DEFAULT_RANGE_SLOTS];
     vmm_range_t builtin_stack_slots[VMM_DEFAULT_RANGE_SLOTS];
     vmm_range_t builtin_mmio_slots[VMM_DEFAULT_RANGE_SLOTS];
     vmm_handle_rec_t builtin_handles[VMM_DEFAULT_HANDLES];
@@ -196,10 +204,10 @@ typedef struct vmm {
 mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg);
 
 /* Current counters. stranded_bytes counts virtual space a failed operation
- * could not give back because, in the window where the VMM lock is dropped
- * for the TLB flush, concurrent operations filled the free list (or grew
- * the heap past it). It stays allocated (never handed out twice) and is
- * always 0 without concurrency. Takes the VMM lock; O(1). */
+ * or a heap release could not give back because, in the window where the
+ * VMM lock is dropped for the TLB flush, concurrent operations filled the
+ * free list. It stays allocated (never handed out twice) and is always 0
+ * without concurrency. Takes the VMM lock; O(1). */
 void vmm_stats(vmm_t *vmm, vmm_stats_t *out);
 
 /* Runs the region checkers and the VMM's own accounting checks, including
@@ -210,22 +218,25 @@ void vmm_stats(vmm_t *vmm, vmm_stats_t *out);
 mm_status_t vmm_check(vmm_t *vmm);
 
 /* ------------------------------------------------------------------------
- * Heap growth
+ * Heap growth and release
  * ------------------------------------------------------------------------ */
 
 /* Maps at least `min_bytes` more heap: rounded up to whole pages and to at
- * least VMM_HEAP_MIN_GROWTH, writable, no-execute, global, zeroed. Each
- * growth starts where the previous one ended, so the heap is one contiguous
- * range [heap base, heap base + heap_bytes). Returns the new range in *base
- * and *size.
+ * least VMM_HEAP_MIN_GROWTH, writable, no-execute, global, zeroed (fresh
+ * frames, also where the range was released before). The range is the
+ * lowest range released by vmm_heap_release that is large enough, else it
+ * starts at the top of the heap, where the previous growth ended: until
+ * something is released the heap is one contiguous range [heap base, heap
+ * base + heap_bytes). Returns the new range in *base and *size.
  * Errors (nothing changed; *base and *size untouched): MM_ERR_INVALID (NULL
- * argument), MM_ERR_STATE (vmm not initialised), MM_ERR_EXHAUSTED (heap
- * region too small; includes min_bytes too large to round), MM_ERR_NOMEM
- * (out of frames or page-table memory), MM_ERR_EXISTS (a page of the new
- * range is already mapped by someone else through the mapper: what was
- * mapped is rolled back, the foreign page stays).
+ * argument), MM_ERR_STATE (vmm not initialised), MM_ERR_EXHAUSTED (no
+ * released range fits and the heap region has too little room above the
+ * top; includes min_bytes too large to round), MM_ERR_NOMEM (out of frames
+ * or page-table memory), MM_ERR_EXISTS (a page of the new range is already
+ * mapped by someone else through the mapper: what was mapped is rolled back,
+ * the foreign page stays).
  * Locking: takes the VMM lock (the frame allocator is called outside it);
- * may be called with a kernel-heap lock held. O(pages). */
+ * may be called with a kernel-heap lock held. O(pages + heap slots). */
 mm_status_t vmm_heap_grow(vmm_t *vmm, size_t min_bytes, void **base, size_t *size);
 
 /* vmm_heap_grow with the VMM as an untyped context: the shape of a kernel
@@ -234,8 +245,45 @@ mm_status_t vmm_heap_grow_callback(void *ctx, size_t min_bytes, void **base, siz
 
 /* Maps the initial heap: `bytes` (0: VMM_HEAP_INITIAL_SIZE), rounded like
  * vmm_heap_grow. Errors as vmm_heap_grow, plus MM_ERR_STATE if the heap has
- * already grown. Locking and complexity as vmm_heap_grow. */
+ * grown and not released everything since. Locking and complexity as
+ * vmm_heap_grow. */
 mm_status_t vmm_heap_init(vmm_t *vmm, size_t bytes, void **base, size_t *size);
+
+/* Gives whole heap pages back: unmaps [base, base + size), flushes the TLB,
+ * frees the frames to the frame allocator and makes the range available to
+ * later growths (merged with released neighbours; a range that ends at the
+ * top of the heap lowers the top). The range may be any page-aligned part of
+ * what growths returned (several growths, or the middle of one) as long as
+ * every page of it is held by the heap now. The caller must not touch the
+ * range once the call begins, and keeps it if the call fails.
+ * Errors (nothing changed, nothing unmapped):
+ *   MM_ERR_INVALID   vmm NULL, base NULL, size 0
+ *   MM_ERR_STATE     vmm not initialised
+ *   MM_ERR_ALIGN     base or size not a multiple of 4 KiB (warned)
+ *   MM_ERR_RANGE     a page of the range is not held by the heap: outside
+ *                    the heap region, above the top (never grown), already
+ *                    released, or being released by another CPU (warned:
+ *                    MM_REPORT_DOUBLE_FREE when it overlaps a released
+ *                    range below the top or pages being released, else
+ *                    MM_REPORT_BAD_POINTER)
+ *   MM_ERR_FULL      the range touches neither a released range nor the top
+ *                    and all heap slots (vmm_config.heap_slots) are in use;
+ *                    retry after other releases, or keep it
+ * The warning goes to mm_hook_warn with no hadron-mm lock held.
+ * Once the pages are unmapped the call returns MM_OK: if, while the lock was
+ * dropped for the flush, concurrent releases used up the last heap slot, the
+ * range stays out of reach of later growths and is counted in
+ * stranded_bytes (never with one CPU).
+ * Locking: takes the VMM lock, drops it for the TLB flush (through the
+ * kernel's hooks, which may send shootdown IPIs) and the frame frees, and
+ * takes it again to give the range back. Call with no hadron-mm lock held,
+ * in particular not with the kernel heap's; not from interrupt context.
+ * O(pages * paging levels + heap slots). */
+mm_status_t vmm_heap_release(vmm_t *vmm, void *base, size_t size);
+
+/* vmm_heap_release with the VMM as an untyped context: the shape of a
+ * kernel heap's release callback (ctx = the vmm_t). */
+mm_status_t vmm_heap_release_callback(void *ctx, void *base, size_t size);
 
 /* ------------------------------------------------------------------------
  * Kernel stacks

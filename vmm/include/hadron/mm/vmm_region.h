@@ -6,13 +6,13 @@
  * and locking on top. Neither takes a lock: the caller serialises (the VMM
  * does so under its own lock).
  *
- *  - vmm_region_bump_t: a watermark that only moves up, for the heap, which
- *    never returns address space (the kernel heap keeps what it grew). The
- *    most recent allocation can be unwound so a failed heap growth can give
- *    its range back.
+ *  - vmm_region_bump_t: a watermark that only moves up, for a region whose
+ *    space is never given back. The most recent allocation can be unwound so
+ *    a failed operation can give its range back. The VMM does not use it.
  *
  *  - vmm_region_freelist_t: first fit over an address-sorted array of free
- *    ranges below a watermark, for kernel stacks and MMIO, which come and go.
+ *    ranges below a watermark, for the kernel heap, kernel stacks and MMIO,
+ *    whose ranges come and go.
  *    The array is storage the caller provides, so the allocator itself never
  *    allocates. Free ranges are coalesced with both neighbours, and a free
  *    range that reaches the watermark lowers it instead of taking a slot, so
