@@ -356,6 +356,9 @@ FX_TEST(forged_address_space_fields_are_refused_one_at_a_time)
 FX_TEST(copied_or_zeroed_vmm_is_refused)
 {
     static vmm_t copy, zeroed;
+    void *held;
+    size_t held_size;
+    OK(vmm_heap_grow(&fx->vmm, 1, &held, &held_size)); /* a range the copy would unmap */
     copy = fx->vmm;
     fx_snapshot_t snap;
     fx_snapshot(fx, &snap);
@@ -369,6 +372,8 @@ FX_TEST(copied_or_zeroed_vmm_is_refused)
         cr_assert_eq(vmm_heap_grow(bad[i], P, &b, &sz), MM_ERR_STATE);
         cr_assert_eq(vmm_heap_grow_callback(bad[i], P, &b, &sz), MM_ERR_STATE);
         cr_assert_eq(vmm_heap_init(bad[i], 0, &b, &sz), MM_ERR_STATE);
+        cr_assert_eq(vmm_heap_release(bad[i], held, held_size), MM_ERR_STATE);
+        cr_assert_eq(vmm_heap_release_callback(bad[i], held, held_size), MM_ERR_STATE);
         cr_assert_eq(vmm_stack_create(bad[i], &s), MM_ERR_STATE);
         cr_assert_null(s.vmm);
         cr_assert_eq(vmm_mmio_map(bad[i], 0xfee00000, 8, VMM_MMIO_UNCACHED, &m), MM_ERR_STATE);
