@@ -301,6 +301,85 @@ static void check_user_space(void)
               free0, free1, counted ? "" : " (no PMM: not counted)");
 }
 
+/* ---- heap release ---------------------------------------------------------
+ * Two growths of the kernel VMM's heap window (beside the kernel heap's own,
+ * which this leaves alone): the lower one is released, so its addresses
+ * fault and its frames are back; the next growth reuses the range with
+ * fresh, zeroed frames; a second release of a range is refused. */
+static bool heap_pages_hold(uint64_t va, uint64_t bytes, bool stamped)
+{
+    for (uint64_t a = va; a < va + bytes; a += 8) {
+        uint64_t want = stamped ? a : 0;
+        if (*(volatile uint64_t *)(uintptr_t)a != want)
+            return false;
+    }
+    return true;
+}
+
+static void stamp_heap_pages(uint64_t va, uint64_t bytes)
+{
+    for (uint64_t a = va; a < va + bytes; a += 8)
+        *(volatile uint64_t *)(uintptr_t)a = a;
+}
+
+static void check_heap_release(void)
+{
+    uint64_t free0 = 0, free1 = 0, free2 = 0, free3 = 0;
+    bool counted = frames_free(&free0);
+    vmm_stats_t s0, s1;
+    vmm_stats(&kernel_vmm, &s0);
+    void *a = NULL, *b = NULL, *again = NULL;
+    size_t as = 0, bs = 0, agains = 0;
+    mm_status_t st = vmm_heap_grow(&kernel_vmm, 64 * MM_KIB, &a, &as);
+    if (st == MM_OK)
+        st = vmm_heap_grow(&kernel_vmm, 64 * MM_KIB, &b, &bs);
+    if (!tap_check(st == MM_OK, "vmm: heap grown twice by 64 KiB at %p and %p (%s)", a, b,
+                   mm_status_str(st)))
+        return;
+    uint64_t va = (uint64_t)(uintptr_t)a, vb = (uint64_t)(uintptr_t)b;
+    stamp_heap_pages(va, as);
+    stamp_heap_pages(vb, bs);
+    frames_free(&free1);
+
+    unsigned flushes = hook_tlb_page_calls + hook_tlb_all_calls;
+    st = vmm_heap_release_callback(&kernel_vmm, a, as);
+    flushes = hook_tlb_page_calls + hook_tlb_all_calls - flushes;
+    fault_record_t rec;
+    bool hit_first = fault_probe_read(va, &rec);
+    bool hit_last = fault_probe_write(va + as - 8, 1, &rec);
+    frames_free(&free2);
+    vmm_stats(&kernel_vmm, &s1);
+    tap_check(st == MM_OK && hit_first && hit_last && flushes == 1 &&
+                  (!counted || free2 == free1 + as / MM_PAGE_SIZE) &&
+                  s1.heap_bytes == s0.heap_bytes + bs && heap_pages_hold(vb, bs, true),
+              "vmm: heap range released with %u TLB flush(es): it faults, its %lu frames are "
+              "back (%lu -> %lu), the range above keeps its data",
+              flushes, as / MM_PAGE_SIZE, free1, free2);
+
+    unsigned warns = hook_warn_count;
+    mm_status_t twice = vmm_heap_release(&kernel_vmm, a, as);
+    st = vmm_heap_grow(&kernel_vmm, 64 * MM_KIB, &again, &agains);
+    bool fresh = st == MM_OK && heap_pages_hold((uint64_t)(uintptr_t)again, agains, false);
+    if (st == MM_OK)
+        stamp_heap_pages((uint64_t)(uintptr_t)again, agains);
+    tap_check(twice == MM_ERR_RANGE && hook_warn_count == warns + 1 && st == MM_OK &&
+                  again == a && fresh,
+              "vmm: a second release is refused (%s) with a warning; regrowth reuses %p with "
+              "fresh zeroed frames",
+              mm_status_str(twice), again);
+
+    mm_status_t r1 = vmm_heap_release(&kernel_vmm, b, bs);
+    mm_status_t r2 = st == MM_OK ? vmm_heap_release(&kernel_vmm, again, agains) : MM_OK;
+    frames_free(&free3);
+    vmm_stats(&kernel_vmm, &s1);
+    tap_check(r1 == MM_OK && r2 == MM_OK && s1.heap_bytes == s0.heap_bytes &&
+                  s1.stranded_bytes == 0 && (!counted || free3 == free0) &&
+                  vmm_check(&kernel_vmm) == MM_OK,
+              "vmm: both released: heap bytes and free frames as before (%lu -> %lu), "
+              "consistency check passes",
+              free0, free3);
+}
+
 /* ---- out of memory half-way ----------------------------------------------
  * A second VMM over the same kernel tables but its own regions (placed after
  * the kernel's MMIO region) and a frame allocator that fails on its k-th
@@ -434,6 +513,7 @@ void checks_vmm(void)
     check_stacks();
     check_mmio();
     check_user_space();
+    check_heap_release();
     check_oom();
     mm_status_t st = vmm_check(&kernel_vmm);
     vmm_stats_t s;
