@@ -44,8 +44,8 @@
  *   Page-table frames the mapper unlinks are freed by that same flush. One
  *   exception: an operation that unlinks more than MM_TLB_BATCH_DEFER_MAX
  *   table frames under one lock hold (unmapping some 32 MiB or more of
- *   4 KiB pages at once: releasing a very large MMIO mapping, rolling back
- *   a very large heap growth, stack or vmm_as_map_anon) flushes early
+ *   4 KiB pages at once: releasing a very large MMIO mapping or heap
+ *   range, rolling back a very large heap growth, stack or vmm_as_map_anon) flushes early
  *   inside the mapper (mm_tlb_batch_defer_free), with the VMM or
  *   address-space lock held and interrupts disabled. A kernel whose
  *   shootdown waits for other CPUs must not deadlock there against a CPU
