@@ -1,16 +1,16 @@
 /*
- * The kernel VMM shared by three threads, over the real PMM and the real
+ * The kernel VMM shared by two threads, over the real PMM and the real
  * x86_64 mapper on simulated memory: kernel stacks, MMIO mappings and heap
- * growth created and released concurrently (all under the VMM lock), and
+ * ranges created and released concurrently (all under the VMM lock), and
  * one user address space per thread mapping anonymous memory (its own lock,
  * nesting the VMM lock).
  *
- * Every stack a thread holds gets its id written into each of its frames
- * (found through the page tables, reached through the HHDM) and checked at
- * release: a frame given to two stacks, or a stack whose pages moved, fails.
- * At the end everything is released; vmm_check and pmm_check must pass, the
- * VMM must count no stack and no MMIO mapping, and every data frame left
- * must be the heap's.
+ * Every stack and heap range a thread holds gets its id written into each
+ * of its frames (found through the page tables, reached through the HHDM)
+ * and checked at release: a frame or a heap range given to two owners, or
+ * pages that moved, fail. At the end everything is released; vmm_check and
+ * pmm_check must pass, the VMM must count no stack, no MMIO mapping and no
+ * heap, nothing stranded, and the frames still out must be page tables.
  */
 #include <string.h>
 
@@ -37,26 +37,45 @@ static long rounds;
 typedef struct worker {
     int id;
     uint64_t seed;
-    long ran, stacks, mmios, grows, nomem, anon;
+    long ran, stacks, mmios, grows, releases, nomem, anon;
 } worker_t;
 
-/* Writes (check false) or checks the id in every page of a stack. */
-static void stamp(const vmm_stack_t *s, int id, bool check)
+/* Writes (check false) or checks the id in every page of [va, top). */
+static void stamp_pages(mm_vaddr_t va, mm_vaddr_t top, int id, bool check)
 {
-    for (mm_vaddr_t va = s->bottom; va < s->top; va += MM_PAGE_SIZE) {
+    for (; va < top; va += MM_PAGE_SIZE) {
         mm_translation_t tr;
         mm_status_t st = x86pt_translate(&x86, kroot, va, &tr);
-        CHECK(st == MM_OK, "stack page %#llx not mapped: %s", (unsigned long long)va,
+        CHECK(st == MM_OK, "page %#llx not mapped: %s", (unsigned long long)va,
               mm_status_str(st));
-        CHECK(tr.flags & MM_MAP_WRITE, "stack page read-only");
+        CHECK(tr.flags & MM_MAP_WRITE, "page read-only");
         volatile uint64_t *p = hhdm_phys_to_virt(tr.pa);
         if (check)
             CHECK(*p == (uint64_t)id << 32 || *p == ((uint64_t)id << 32 | 1),
-                  "stack frame %#llx of thread %d holds %#llx", (unsigned long long)tr.pa, id,
+                  "frame %#llx of thread %d holds %#llx", (unsigned long long)tr.pa, id,
                   (unsigned long long)*p);
         else
             *p = (uint64_t)id << 32;
     }
+}
+
+static void stamp(const vmm_stack_t *s, int id, bool check)
+{
+    stamp_pages(s->bottom, s->top, id, check);
+}
+
+typedef struct heap_range {
+    void *base;
+    size_t size; /* 0: none held */
+} heap_range_t;
+
+static void heap_release(heap_range_t *h, int id)
+{
+    mm_vaddr_t va = (mm_vaddr_t)(uintptr_t)h->base;
+    stamp_pages(va, va + h->size, id, true);
+    mm_status_t st = vmm_heap_release(&vmm, h->base, h->size);
+    CHECK(st == MM_OK, "heap release: %s", mm_status_str(st));
+    h->size = 0;
 }
 
 static void *run(void *arg)
@@ -64,9 +83,11 @@ static void *run(void *arg)
     worker_t *w = arg;
     vmm_stack_t stacks[HELD];
     vmm_mmio_t mmios[HELD];
+    heap_range_t heap[HELD];
     for (int i = 0; i < HELD; i++) {
         stacks[i] = (vmm_stack_t)VMM_STACK_INIT;
         mmios[i] = (vmm_mmio_t)VMM_MMIO_INIT;
+        heap[i] = (heap_range_t){NULL, 0};
     }
     vmm_as_t as = VMM_AS_INIT;
     CHECK(vmm_as_create(&vmm, vmm_as_leaf_free_frames, &vmm, &as) == MM_OK, "vmm_as_create");
@@ -112,19 +133,39 @@ static void *run(void *arg)
             }
             break;
         case 3: {
-            void *base;
-            size_t size;
-            vmm_stats_t vs;
-            vmm_stats(&vmm, &vs);
-            if ((x >> 56) % 8 != 0 || vs.heap_bytes >= (16ull << 20))
-                break; /* the heap never shrinks: grow rarely, and only so far */
-            st = vmm_heap_grow(&vmm, (size_t)(1 + (x >> 20) % 4) * VMM_HEAP_MIN_GROWTH, &base,
-                               &size);
-            if (st == MM_OK)
+            heap_range_t *h = &heap[i];
+            if (h->size != 0 && (x >> 40) % 2 == 0) {
+                heap_release(h, w->id);
+                w->releases++;
+                break;
+            }
+            if (h->size != 0) {
+                /* A part from the middle first, then the two ends. */
+                mm_vaddr_t va = (mm_vaddr_t)(uintptr_t)h->base;
+                stamp_pages(va, va + h->size, w->id, true);
+                st = vmm_heap_release(&vmm, (void *)(uintptr_t)(va + MM_PAGE_SIZE),
+                                      (size_t)MM_PAGE_SIZE);
+                CHECK(st == MM_OK, "heap release of a middle page: %s", mm_status_str(st));
+                heap_range_t lo = {h->base, (size_t)MM_PAGE_SIZE};
+                heap_range_t hi = {(void *)(uintptr_t)(va + 2 * MM_PAGE_SIZE),
+                                   h->size - 2 * MM_PAGE_SIZE};
+                heap_release(&lo, w->id);
+                heap_release(&hi, w->id);
+                h->size = 0;
+                w->releases += 3;
+                break;
+            }
+            st = vmm_heap_grow(&vmm, (size_t)(1 + (x >> 20) % 4) * VMM_HEAP_MIN_GROWTH, &h->base,
+                               &h->size);
+            if (st == MM_OK) {
+                mm_vaddr_t va = (mm_vaddr_t)(uintptr_t)h->base;
+                stamp_pages(va, va + h->size, w->id, false);
                 w->grows++;
-            else
+            } else {
                 CHECK(st == MM_ERR_NOMEM || st == MM_ERR_EXHAUSTED, "heap grow: %s",
                       mm_status_str(st));
+                h->size = 0;
+            }
             break;
         }
         default: { /* user memory in this thread's address space */
@@ -157,6 +198,8 @@ static void *run(void *arg)
             stamp(&stacks[i], w->id, true);
         CHECK(vmm_stack_release(&stacks[i]) == MM_OK, "final stack release");
         CHECK(vmm_mmio_release(&mmios[i]) == MM_OK, "final mmio release");
+        if (heap[i].size != 0)
+            heap_release(&heap[i], w->id);
     }
     CHECK(vmm_as_release(&as) == MM_OK, "final as release"); /* a no-op if released */
     return NULL;
@@ -193,30 +236,32 @@ int main(int argc, char **argv)
     CHECK(s.stacks == 0 && s.mmio_mappings == 0 && s.mmio_pages == 0,
           "%llu stacks and %llu MMIO mappings left", (unsigned long long)s.stacks,
           (unsigned long long)s.mmio_mappings);
-    CHECK(s.data_frames == s.heap_bytes / MM_PAGE_SIZE, "%llu data frames, heap %llu bytes",
-          (unsigned long long)s.data_frames, (unsigned long long)s.heap_bytes);
+    CHECK(s.data_frames == 0 && s.heap_bytes == 0 && s.stranded_bytes == 0,
+          "%llu data frames, heap %llu bytes, %llu stranded", (unsigned long long)s.data_frames,
+          (unsigned long long)s.heap_bytes, (unsigned long long)s.stranded_bytes);
+    CHECK(vmm.heap.watermark == 0 && vmm.heap.count == 0, "heap region not empty");
     x86pt_check_info_t info;
     CHECK(x86pt_check(&x86, kroot, &info) == MM_OK, "x86pt_check: %s", info.problem);
     CHECK(info.user_tables == 0, "user tables in the kernel root");
     pmm_stats_t p1;
     CHECK(pmm_get_stats(&pmm, &p1) == MM_OK, "stats");
-    /* What is still out: the heap's frames and the kernel page tables. */
+    /* What is still out: kernel page tables only. */
     uint64_t out = p0.free_frames - p1.free_frames;
-    CHECK(out >= s.data_frames && out - s.data_frames <= info.kernel_tables,
-          "%llu frames out: %llu heap frames, %zu kernel tables (leak?)",
-          (unsigned long long)out, (unsigned long long)s.data_frames, info.kernel_tables);
+    CHECK(out <= info.kernel_tables, "%llu frames out, %zu kernel tables (leak?)",
+          (unsigned long long)out, info.kernel_tables);
     CHECK(!mm_spin_is_locked(&vmm.lock) && !mm_spin_is_locked(&pmm.lock), "lock left held");
-    long ran = 0, st = 0, mm = 0, gr = 0, an = 0, nm = 0;
+    long ran = 0, st = 0, mm = 0, gr = 0, rl = 0, an = 0, nm = 0;
     for (int i = 0; i < THREADS; i++) {
         ran += w[i].ran;
         st += w[i].stacks;
         mm += w[i].mmios;
         gr += w[i].grows;
+        rl += w[i].releases;
         an += w[i].anon;
         nm += w[i].nomem;
     }
     printf("vmm: %d threads, %ld of %ld rounds%s: %ld stacks, %ld MMIO mappings, %ld heap "
-           "growths, %ld anonymous mappings, %ld out of memory: ok\n",
-           THREADS, ran, THREADS * rounds, stress_cut_note(), st, mm, gr, an, nm);
+           "growths, %ld heap releases, %ld anonymous mappings, %ld out of memory: ok\n",
+           THREADS, ran, THREADS * rounds, stress_cut_note(), st, mm, gr, rl, an, nm);
     return 0;
 }
