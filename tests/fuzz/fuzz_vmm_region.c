@@ -7,9 +7,10 @@
  * are the maximal runs of free pages below the watermark, so it predicts the
  * exact first-fit address of every allocation, when a free needs a new slot
  * (MM_ERR_FULL with `capacity` slots in use), every error in the documented
- * order, and the exact contents of the allocator's range array (sorted,
- * coalesced, none touching the watermark). The bump model is a watermark and
- * the list of allocations (for unwinding the latest one and others).
+ * order (also from can_alloc and can_free, asked before each alloc and
+ * free), and the exact contents of the allocator's range array (sorted,
+ * coalesced, none touching the watermark). The bump model is a watermark
+ * and the list of allocations (for unwinding the latest one and others).
  *
  * Input:
  *   header  u8 capacity (% 9 slots), u8 placement, u16 region pages
@@ -165,6 +166,8 @@ static void fl_alloc(uint64_t size, bool null_out)
             want = MM_OK;
         }
     }
+    if (!null_out)
+        expect(vmm_region_freelist_can_alloc(&R.fl, size), want, "freelist_can_alloc", size, 0);
     st = vmm_region_freelist_alloc(&R.fl, size, null_out ? NULL : &out);
     FZ_TRACE("  freelist alloc %#llx -> %s %#llx\n", (unsigned long long)size, mm_status_str(st),
              (unsigned long long)out);
@@ -211,6 +214,7 @@ static void fl_free(mm_vaddr_t base, uint64_t size)
                 want = MM_ERR_FULL;
         }
     }
+    expect(vmm_region_freelist_can_free(&R.fl, base, size), want, "freelist_can_free", base, size);
     mm_status_t st = vmm_region_freelist_free(&R.fl, base, size);
     FZ_TRACE("  freelist free %#llx+%#llx -> %s\n", (unsigned long long)base,
              (unsigned long long)size, mm_status_str(st));
@@ -345,6 +349,9 @@ static void run_op(fz_in_t *in)
         mm_vaddr_t out;
         FZ_CHECK(vmm_region_freelist_alloc(NULL, PG, &out) == MM_ERR_INVALID, "alloc NULL");
         FZ_CHECK(vmm_region_freelist_free(NULL, R.base, PG) == MM_ERR_INVALID, "free NULL");
+        FZ_CHECK(vmm_region_freelist_can_alloc(NULL, PG) == MM_ERR_INVALID, "can_alloc NULL");
+        FZ_CHECK(vmm_region_freelist_can_free(NULL, R.base, PG) == MM_ERR_INVALID,
+                 "can_free NULL");
         FZ_CHECK(vmm_region_bump_alloc(NULL, PG, &out) == MM_ERR_INVALID, "bump NULL");
         FZ_CHECK(vmm_region_bump_unwind(NULL, R.base, PG) == MM_ERR_INVALID, "unwind NULL");
         FZ_CHECK(vmm_region_freelist_check(NULL) == MM_ERR_INVALID, "check NULL");
