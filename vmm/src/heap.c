@@ -94,10 +94,11 @@ mm_status_t vmm_heap_init(vmm_t *vmm, size_t bytes, void **base, size_t *size)
     return grow(vmm, bytes != 0 ? bytes : (size_t)VMM_HEAP_INITIAL_SIZE, true, base, size);
 }
 
-/* Whether every page of [va, va + pages) is mapped as the heap maps it.
- * The free list alone cannot tell: a range that a release (or a failed
- * growth) has unmapped stays allocated until its flush is done, and a
- * second release of it in that window must be refused, not unmapped again.
+/* Whether every page of [va, va + pages) is mapped by a 4 KiB entry, as the
+ * heap's pages are. The free list alone cannot tell: a range that a release
+ * (or a failed growth) has unmapped stays allocated until its flush is
+ * done, and a second release of it in that window must be refused, not
+ * unmapped again.
  * Under the VMM lock. O(pages * levels). */
 static bool held_pages_locked(const vmm_t *vmm, mm_vaddr_t va, size_t pages)
 {
@@ -129,7 +130,7 @@ mm_status_t vmm_heap_release(vmm_t *vmm, void *base, size_t size)
     mm_status_t st = vmm_region_freelist_can_free(&vmm->heap, va, size);
     bool released = st == MM_ERR_DOUBLE_FREE;
     if (st == MM_OK && !held_pages_locked(vmm, va, pages)) {
-        st = MM_ERR_DOUBLE_FREE;
+        st = MM_ERR_RANGE;
         released = true;
     }
     if (st != MM_OK) {
