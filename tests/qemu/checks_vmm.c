@@ -131,7 +131,7 @@ static void check_mmio(void)
     bool counted = frames_free(&free0);
     /* Unaligned on purpose: the mapping must keep the offset in the page. */
     vmm_mmio_t apic = VMM_MMIO_INIT;
-    mm_status_t st = vmm_mmio_map(&kernel_vmm, 0xfee00020u, 0x20, VMM_MMIO_UNCACHED, &apic);
+    mm_status_t st = vmm_mmio_map(&kernel_vmm, 0xfee00020u, 0x20, VMM_MMIO_DEVICE, &apic);
     uint32_t ver = 0;
     mm_translation_t t = {0};
     if (st == MM_OK) {
@@ -141,7 +141,7 @@ static void check_mmio(void)
     uint64_t va = (uint64_t)(uintptr_t)apic.ptr;
     tap_check(st == MM_OK && (va & 0xfff) == 0x020 &&
                   layout_find(&kernel_layout, va) == LAYOUT_MMIO &&
-                  (t.flags & MM_MAP_NOCACHE) && !(t.flags & MM_MAP_EXEC) && t.pa == 0xfee00020u,
+                  mm_map_mem_type(t.flags) == MM_MEM_DEVICE && !(t.flags & MM_MAP_EXEC) && t.pa == 0xfee00020u,
               "vmm: local APIC 0xfee00020 mapped uncached at %p (offset kept, NX) (%s)",
               (void *)apic.ptr, mm_status_str(st));
     tap_check((ver & 0xff) != 0 && ver != 0xffffffffu && ((ver >> 16) & 0xff) >= 3,
@@ -170,7 +170,7 @@ static void check_mmio(void)
         for (unsigned i = 0; i < 512; i++)
             ok = ok && h[i] == (0xfb00000000000000u | i);
     }
-    tap_check(ok && (t.flags & MM_MAP_WRITECOMBINE) && wc.pages == 2,
+    tap_check(ok && mm_map_mem_type(t.flags) == MM_MEM_WRITE_COMBINING && wc.pages == 2,
               "vmm: write-combining mapping of %#lx at %p: writes land in the frame (%s)", fb,
               (void *)wc.ptr, mm_status_str(st));
     vmm_mmio_release(&wc);
@@ -355,7 +355,7 @@ static void check_oom(void)
         .heap_size = MM_GIB,
         .stacks_size = MM_GIB,
         .mmio_size = MM_GIB,
-        .paging_levels = kernel_pt.levels,
+        .space = &kernel_layout.space,
     };
     mm_status_t st = layout_compute(&lp, &lay2);
     if (st == MM_OK)

@@ -59,21 +59,18 @@ static mm_status_t enter(const vmm_as_t *as, vmm_space_rec_t **rec, mm_irqflags_
     return MM_OK;
 }
 
-/* One past the highest user address: 2^47 (4-level) or 2^56 (5-level). */
-static uint64_t user_top(const vmm_t *vmm)
-{
-    return UINT64_C(1) << (vmm->layout.paging_levels == 5 ? 56 : 47);
-}
-
-/* [va, va + bytes) must lie in the user half. */
+/* [va, va + bytes) must lie in the user range of the mapper's address
+ * space: a kernel address is MM_ERR_RANGE, an address of neither range (the
+ * x86 non-canonical hole, the AArch64 gap between TTBR0 and TTBR1) is
+ * MM_ERR_NOT_CANONICAL, a range running out of the user range MM_ERR_RANGE. */
 static mm_status_t check_user_range(const vmm_t *vmm, mm_vaddr_t va, uint64_t bytes)
 {
-    if (va >= vmm->layout.upper_half_start)
+    const mm_va_space_t *space = &vmm->layout.space;
+    if (mm_va_space_is_kernel(space, va))
         return MM_ERR_RANGE;
-    uint64_t top = user_top(vmm);
-    if (va >= top)
+    if (!mm_va_space_is_user(space, va))
         return MM_ERR_NOT_CANONICAL;
-    if (bytes > top - va)
+    if (bytes > space->user_hi - va)
         return MM_ERR_RANGE;
     return MM_OK;
 }
@@ -145,7 +142,9 @@ mm_status_t vmm_as_create(vmm_t *vmm, mm_leaf_fn leaf_fn, void *leaf_arg, vmm_as
         mm_spin_unlock_irqrestore(&vmm->lock, irq);
         return MM_ERR_FULL;
     }
-    mm_status_t st = vmm->mapper.ops->root_create(vmm->mapper.ctx, vmm->kernel_root, &root);
+    /* A separate kernel root (AArch64 TTBR1) is never part of a user root. */
+    mm_paddr_t share = vmm->layout.space.kernel_root_separate ? 0 : vmm->kernel_root;
+    mm_status_t st = vmm->mapper.ops->root_create(vmm->mapper.ctx, share, &root);
     if (st != MM_OK) {
         vmm_space_rec_put_locked(vmm, index);
         mm_spin_unlock_irqrestore(&vmm->lock, irq);
@@ -208,7 +207,7 @@ mm_status_t vmm_as_map_anon(vmm_as_t *as, mm_vaddr_t va, size_t pages, mm_map_fl
     if ((st = check_flags(flags)) != MM_OK)
         return st;
     vmm_t *vmm = as->vmm;
-    if (pages > user_top(vmm) / MM_PAGE_SIZE)
+    if (pages > vmm->layout.space.user_hi / MM_PAGE_SIZE)
         return MM_ERR_RANGE;
     if ((st = check_user_range(vmm, va, (uint64_t)pages * MM_PAGE_SIZE)) != MM_OK)
         return st;

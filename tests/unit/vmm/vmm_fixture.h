@@ -55,6 +55,8 @@ typedef struct fx_opts {
     size_t stack_slot_count;
     vmm_range_t *mmio_slots;
     size_t mmio_slot_count;
+    const mm_va_space_t *space; /* FX_FAKE only: the space the fake models */
+    mm_vaddr_t hhdm_base;       /* 0: FX_HHDM_BASE */
 } fx_opts_t;
 
 typedef struct fx {

@@ -73,14 +73,6 @@ static inline uint64_t mm_align_up(uint64_t x, uint64_t align)
     return (x + align - 1) & ~(align - 1);
 }
 
-/* A 48-bit (4-level) or 57-bit (5-level) canonical address: the bits above
- * the implemented width are copies of the top implemented bit. */
-static inline bool mm_is_canonical(mm_vaddr_t va, unsigned va_bits)
-{
-    int64_t shifted = (int64_t)(va << (64u - va_bits)) >> (64u - va_bits);
-    return (uint64_t)shifted == va;
-}
-
 /* [base, base + size) as a half-open range; size 0 is empty. Returns false
  * when base + size wraps past 2^64 (a range may end exactly at 2^64, which is
  * represented by end == 0 only through mm_range_last). */

@@ -282,8 +282,8 @@ mm_status_t vmm_stack_release(vmm_stack_t *stack);
  * ------------------------------------------------------------------------ */
 
 typedef enum vmm_mmio_cache {
-    VMM_MMIO_UNCACHED,       /* device registers */
-    VMM_MMIO_WRITE_COMBINING, /* framebuffers */
+    VMM_MMIO_DEVICE,          /* device registers: MM_MAP_DEVICE */
+    VMM_MMIO_WRITE_COMBINING, /* framebuffers: MM_MAP_WRITE_COMBINING */
     VMM_MMIO_CACHE_COUNT
 } vmm_mmio_cache_t;
 
@@ -301,7 +301,7 @@ typedef struct vmm_mmio {
 #define VMM_MMIO_INIT {NULL, 0, 0, 0, NULL, 0, 0}
 
 /* Maps the physical range [phys, phys + size) into the MMIO region:
- * writable, no-execute, global, uncached or write-combining. Any phys and
+ * writable, no-execute, global, device memory or write-combining. Any phys and
  * size are fine: every page the range touches is mapped and out->ptr points
  * at phys itself, not at its page.
  * Errors (nothing changed; *out left released): MM_ERR_INVALID (NULL, size
