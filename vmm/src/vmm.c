@@ -158,6 +158,7 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
         space_cap = VMM_DEFAULT_SPACES;
     }
     vmm_records_init(vmm, handles, (uint32_t)handle_cap, spaces, (uint32_t)space_cap);
+    vmm->asids = cfg->asids;
     vmm->ready = true;
     return MM_OK;
 }
@@ -290,6 +291,9 @@ mm_status_t vmm_switch_to_kernel(vmm_t *vmm)
         return MM_ERR_INVALID;
     if (!vmm_ready(vmm))
         return MM_ERR_STATE;
-    mm_hook_switch_root(vmm->kernel_root);
+    /* A kernel half with its own root is always current (TTBR1): what is
+     * switched is the user half, to none. */
+    mm_paddr_t root = vmm->layout.space.kernel_root_separate ? 0 : vmm->kernel_root;
+    mm_hook_switch_root(root, MM_ASID_KERNEL);
     return MM_OK;
 }

@@ -82,8 +82,13 @@ void fx_setup(fx_t *fx, fx_kind_t kind, const fx_opts_t *opts, bool no_vmm)
         .kernel_root = fx->kroot,
         .mapper = fx->mapper,
         .frames = fx->fa,
+        .asids = FX_ASIDS,
     };
     if (opts != NULL) {
+        if (opts->asids != 0)
+            fx->cfg.asids = opts->asids;
+        if (opts->no_asids)
+            fx->cfg.asids = 0;
         fx->cfg.stack_size = opts->stack_size;
         fx->cfg.stack_slots = opts->stack_slots;
         fx->cfg.stack_slot_count = opts->stack_slot_count;

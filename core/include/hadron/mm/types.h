@@ -17,6 +17,17 @@ typedef uint64_t mm_vaddr_t; /* virtual address */
 
 #define MM_PADDR_MAX UINT64_MAX
 
+/* An address-space identity: the tag a CPU keeps on non-global TLB entries
+ * so that switching roots need not drop them (x86_64: the PCID, 12 bits;
+ * AArch64: the ASID, 8 or 16 bits). The VMM hands them out (vmm.h); they
+ * reach the kernel's TLB and root-switch hooks (hooks.h). */
+typedef uint32_t mm_asid_t;
+
+/* The kernel's identity, and that of every address space the VMM could give
+ * no identity of its own ("untagged": a switch to it drops the non-global
+ * entries, as a plain CR3 write without PCIDs does). */
+#define MM_ASID_KERNEL 0u
+
 /* Page sizes are identified by their shift so a size can never be a
  * non-power-of-two by construction. */
 typedef enum mm_page_size {
