@@ -364,3 +364,33 @@ Test(layout, invalid_descriptors_and_a_short_kernel_range)
     l = compute_ok(&p);
     assert_sound(&l);
 }
+
+/* Every placement step can fail on its own: the stacks or MMIO region
+ * running past a short kernel range, and a heap or stacks region ending
+ * exactly at 2^64 (no room for the guard gap after it). */
+Test(layout, each_region_placement_fails_on_its_own)
+{
+    layout_t l;
+    const uint64_t G = 1ull << 30;
+    mm_va_space_t s = S4;
+    layout_params_t p = {.space = &s, .hhdm_base = HHDM4, .phys_top = G, .heap_size = G,
+                         .stacks_size = G, .mmio_size = G, .kernel_size = 2ull << 20};
+    /* HHDM [0,1G) guard heap [2G,3G) guard stacks [4G,5G) guard MMIO [6G,7G). */
+    s.kernel_hi = HHDM4 + 4 * G + G / 2 - 1;
+    p.kernel_base = HHDM4 + 4 * G + G / 4;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE, "stacks run past the kernel range");
+    s.kernel_hi = HHDM4 + 6 * G + G / 2 - 1;
+    p.kernel_base = HHDM4 + 6 * G + G / 4;
+    cr_assert_eq(layout_compute(&p, &l), MM_ERR_RANGE, "MMIO runs past the kernel range");
+    s.kernel_hi = HHDM4 + 8 * G - 1;
+    p.kernel_base = HHDM4 + 7 * G + G / 2;
+    l = compute_ok(&p);
+    assert_sound(&l);
+
+    layout_params_t q = {.space = &S4, .hhdm_base = HHDM4, .phys_top = G, .heap_size = G,
+                         .stacks_size = G, .mmio_size = G, .kernel_base = HHDM4 + 64 * G};
+    q.regions_base = 0xffffffffc0000000ull; /* the heap ends at 2^64 */
+    cr_assert_eq(layout_compute(&q, &l), MM_ERR_RANGE);
+    q.regions_base = 0xffffffff40000000ull; /* the stacks end at 2^64 */
+    cr_assert_eq(layout_compute(&q, &l), MM_ERR_RANGE);
+}
