@@ -43,21 +43,30 @@ void mm_hook_spin_yield(void)
     sched_yield();
 }
 
-void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count)
+void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
 {
+    (void)asid;
     (void)pages;
     host_hook_counts.tlb_page_calls++;
     host_hook_counts.tlb_pages += count;
 }
 
-void mm_hook_tlb_flush_all(bool include_global)
+void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global)
 {
+    (void)asid;
     (void)include_global;
     host_hook_counts.tlb_all_calls++;
 }
 
-void mm_hook_switch_root(mm_paddr_t root)
+void mm_hook_switch_root(mm_paddr_t root, mm_asid_t asid)
 {
     (void)root;
+    (void)asid;
     host_hook_counts.root_switches++;
+}
+
+void mm_hook_asid_retire(mm_asid_t asid)
+{
+    (void)asid;
+    host_hook_counts.asid_retires++;
 }

@@ -14,6 +14,7 @@ typedef struct host_hook_counts {
     unsigned long tlb_pages;      /* pages passed over those calls */
     unsigned long tlb_all_calls;  /* mm_hook_tlb_flush_all calls */
     unsigned long root_switches;
+    unsigned long asid_retires;   /* mm_hook_asid_retire calls */
     unsigned long warnings;
 } host_hook_counts_t;
 

@@ -2,12 +2,24 @@
 #include <hadron/mm/hooks.h>
 #include <hadron/mm/tlb.h>
 
-void mm_tlb_batch_init(mm_tlb_batch_t *batch)
+/* Empties the records and keeps the identity. */
+static void reset(mm_tlb_batch_t *batch)
 {
     batch->count = 0;
     batch->flush_all = false;
     batch->global = false;
     batch->deferred_count = 0;
+}
+
+void mm_tlb_batch_init(mm_tlb_batch_t *batch)
+{
+    mm_tlb_batch_init_asid(batch, MM_ASID_KERNEL);
+}
+
+void mm_tlb_batch_init_asid(mm_tlb_batch_t *batch, mm_asid_t asid)
+{
+    reset(batch);
+    batch->asid = asid;
 }
 
 bool mm_tlb_batch_empty(const mm_tlb_batch_t *batch)
@@ -41,9 +53,9 @@ void mm_tlb_batch_add(mm_tlb_batch_t *batch, mm_vaddr_t va, mm_page_size_t size,
 static void invalidate(const mm_tlb_batch_t *batch)
 {
     if (batch->flush_all || (batch->count == 0 && batch->deferred_count != 0))
-        mm_hook_tlb_flush_all(batch->global);
+        mm_hook_tlb_flush_all(batch->asid, batch->global);
     else if (batch->count != 0)
-        mm_hook_tlb_flush_pages(batch->pages, batch->count);
+        mm_hook_tlb_flush_pages(batch->asid, batch->pages, batch->count);
 }
 
 /* Only after invalidate(): see mm_tlb_batch_defer_free. */
@@ -78,5 +90,5 @@ void mm_tlb_batch_flush(mm_tlb_batch_t *batch)
 {
     invalidate(batch);
     free_deferred(batch);
-    mm_tlb_batch_init(batch);
+    reset(batch);
 }

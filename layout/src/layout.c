@@ -19,17 +19,20 @@ static uint64_t or_default(uint64_t value, uint64_t fallback)
     return value != 0 ? value : fallback;
 }
 
-static bool in_upper_half(const layout_t *l, mm_vaddr_t va)
+static bool in_kernel_range(const layout_t *l, mm_vaddr_t va)
 {
-    return va >= l->upper_half_start;
+    return mm_va_space_is_kernel(&l->space, va);
 }
 
-/* Places `size` bytes at `base`, refusing a wrap past 2^64. A region may end
- * exactly at 2^64 (the kernel image usually does). */
+/* Places `size` bytes at `base`, refusing a wrap past 2^64 and a region
+ * that leaves the kernel range (its base is in it). A region may end
+ * exactly at the range's end (the kernel image usually does). */
 static mm_status_t place(layout_t *l, layout_region_id_t id, mm_vaddr_t base, uint64_t size)
 {
     uint64_t last;
     if (!mm_range_last(base, size, &last))
+        return MM_ERR_RANGE;
+    if (last > l->space.kernel_hi)
         return MM_ERR_RANGE;
     l->regions[id].base = base;
     l->regions[id].size = size;
@@ -52,7 +55,7 @@ static mm_status_t next_base(const layout_t *l, layout_region_id_t id, mm_vaddr_
 
 static mm_status_t check_params(const layout_params_t *p)
 {
-    if (p->paging_levels != 0 && p->paging_levels != 4 && p->paging_levels != 5)
+    if (p->space == NULL || mm_va_space_check(p->space) != MM_OK)
         return MM_ERR_INVALID;
     if (p->phys_top == 0)
         return MM_ERR_INVALID;
@@ -97,13 +100,11 @@ mm_status_t layout_compute(const layout_params_t *params, layout_t *out)
         return st;
 
     layout_t l = {0};
-    l.paging_levels = params->paging_levels == 5 ? 5 : 4;
-    unsigned va_bits = l.paging_levels == 5 ? 57 : 48;
-    l.upper_half_start = ~((UINT64_C(1) << (va_bits - 1)) - 1);
+    l.space = *params->space;
 
     mm_vaddr_t kernel_base = or_default(params->kernel_base, LAYOUT_DEFAULT_KERNEL_BASE);
-    if (!in_upper_half(&l, params->hhdm_base) || !in_upper_half(&l, kernel_base) ||
-        (params->regions_base != 0 && !in_upper_half(&l, params->regions_base)))
+    if (!in_kernel_range(&l, params->hhdm_base) || !in_kernel_range(&l, kernel_base) ||
+        (params->regions_base != 0 && !in_kernel_range(&l, params->regions_base)))
         return MM_ERR_NOT_CANONICAL;
 
     uint64_t hhdm_size;

@@ -82,10 +82,13 @@ static void flush_run(dump_ctx_t *d)
     put_str(&l, (d->flags & MM_MAP_WRITE) ? " RW" : " ro");
     put_str(&l, (d->flags & MM_MAP_EXEC) ? " x " : " NX");
     put_str(&l, (d->flags & MM_MAP_GLOBAL) ? " GLB" : "    ");
-    put_str(&l, (d->flags & MM_MAP_NOCACHE)        ? " UC"
-                : (d->flags & MM_MAP_WRITETHROUGH) ? " WT"
-                : (d->flags & MM_MAP_WRITECOMBINE) ? " WC"
-                                                   : " WB");
+    /* x86 names: device memory is strong UC, normal non-cacheable UC-. */
+    static const char *const mem_names[MM_MEM_TYPE_COUNT] = {
+        [MM_MEM_WRITE_BACK] = " WB",     [MM_MEM_WRITE_THROUGH] = " WT",
+        [MM_MEM_WRITE_COMBINING] = " WC", [MM_MEM_NORMAL_NC] = " UC-",
+        [MM_MEM_DEVICE] = " UC",
+    };
+    put_str(&l, mem_names[mm_map_mem_type(d->flags)]);
     put_str(&l, "\n");
     d->write(d->arg, l.buf, l.len);
     d->active = false;

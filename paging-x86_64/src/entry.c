@@ -3,6 +3,7 @@
 
 MM_STATIC_ASSERT(((X86PT_PAT_MSR >> 0) & 0xff) == X86PT_MT_WB, "PA0 is WB");
 MM_STATIC_ASSERT(((X86PT_PAT_MSR >> 8) & 0xff) == X86PT_MT_WT, "PA1 is WT");
+MM_STATIC_ASSERT(((X86PT_PAT_MSR >> 16) & 0xff) == X86PT_MT_UC_MINUS, "PA2 is UC-");
 MM_STATIC_ASSERT(((X86PT_PAT_MSR >> 24) & 0xff) == X86PT_MT_UC, "PA3 is UC");
 MM_STATIC_ASSERT(((X86PT_PAT_MSR >> 32) & 0xff) == X86PT_MT_WC, "PA4 is WC");
 
@@ -36,4 +37,13 @@ mm_status_t x86pt_init(x86pt_t *m, const x86pt_config_t *cfg)
     m->nx_bit = cfg->nx ? PTE_NX : 0;
     m->phys_end = (mm_paddr_t)1 << cfg->phys_bits;
     return MM_OK;
+}
+
+void x86pt_va_space(const x86pt_t *m, mm_va_space_t *out)
+{
+    /* Both halves hang off one root (CR3), the user half below the
+     * non-canonical hole and the kernel half above it. */
+    mm_status_t st = mm_va_space_sign_extended(m->va_bits, m->levels, out);
+    MM_ASSERT(st == MM_OK);
+    (void)st;
 }

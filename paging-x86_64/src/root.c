@@ -69,8 +69,8 @@ mm_status_t x86pt_prepopulate_top(x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, ui
     if (len == 0)
         return MM_OK;
     uint64_t last;
-    if (!mm_range_last(va, len, &last) || !mm_is_canonical(va, m->va_bits) ||
-        !mm_is_canonical(last, m->va_bits) || pt_kernel_half(va) != pt_kernel_half(last))
+    if (!mm_range_last(va, len, &last) || !pt_canonical(m, va) ||
+        !pt_canonical(m, last) || pt_kernel_half(va) != pt_kernel_half(last))
         return MM_ERR_NOT_CANONICAL;
 
     unsigned top = m->levels;

@@ -5,12 +5,13 @@
  * bits 1..4 as they are), 4 the PAT bit of the level, 5 G. RW and US are
  * already ANDed with the levels above. The PAT index (PAT:PCD:PWT) decodes
  * under X86PT_PAT_MSR as pt_leaf_flags does: indices we never write decode
- * to the flag of the same memory type (2, 6: UC-; 5: WT; 7: UC). */
+ * to the type they hold (5: WT; 6: UC-; 7: UC). */
 #define TR_PAT(i)                                                                                  \
-    ((i) == 1 || (i) == 5   ? MM_MAP_WRITETHROUGH                                                  \
-     : (i) == 4             ? MM_MAP_WRITECOMBINE                                                  \
-     : (i) == 0             ? 0                                                                    \
-                            : MM_MAP_NOCACHE)
+    ((i) == 1 || (i) == 5   ? MM_MAP_WRITE_THROUGH                                                 \
+     : (i) == 4             ? MM_MAP_WRITE_COMBINING                                               \
+     : (i) == 0             ? MM_MAP_WRITE_BACK                                                    \
+     : (i) == 2 || (i) == 6 ? MM_MAP_NORMAL_NC                                                     \
+                            : MM_MAP_DEVICE)
 #define TR_KEY(k)                                                                                  \
     (((k) & 1 ? MM_MAP_WRITE : 0) | ((k) & 2 ? MM_MAP_USER : 0) |                                 \
      ((k) & 32 ? MM_MAP_GLOBAL : 0) | TR_PAT((((k) >> 2) & 3) | (((k) >> 2) & 4)))
@@ -61,7 +62,7 @@ mm_status_t x86pt_translate(x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_trans
 {
     if (!pt_root_ok(m, root) || out == NULL)
         return MM_ERR_INVALID;
-    if (!mm_is_canonical(va, m->va_bits))
+    if (!pt_canonical(m, va))
         return MM_ERR_NOT_CANONICAL;
     const uint64_t off = hhdm_offset_value;
     const uint64_t *table = (const uint64_t *)(uintptr_t)(root + off);
@@ -140,6 +141,11 @@ static mm_status_t op_prepopulate_top(void *ctx, mm_paddr_t root, mm_vaddr_t va,
     return x86pt_prepopulate_top(ctx, root, va, len);
 }
 
+static void op_va_space(void *ctx, mm_va_space_t *out)
+{
+    x86pt_va_space(ctx, out);
+}
+
 static const mm_page_mapper_ops_t x86pt_ops = {
     .map = op_map,
     .unmap = op_unmap,
@@ -148,6 +154,7 @@ static const mm_page_mapper_ops_t x86pt_ops = {
     .root_create = op_root_create,
     .root_destroy = op_root_destroy,
     .prepopulate_top = op_prepopulate_top,
+    .va_space = op_va_space,
 };
 
 mm_page_mapper_t x86pt_page_mapper(x86pt_t *m)

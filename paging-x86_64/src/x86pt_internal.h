@@ -85,6 +85,15 @@ static inline bool pt_kernel_half(mm_vaddr_t va)
     return (int64_t)va < 0;
 }
 
+/* x86_64's address rule, which only this mapper knows: the bits above the
+ * implemented width (48 or 57) are copies of the top implemented bit. The
+ * rest of hadron-mm sees it as the two ranges of x86pt_va_space. */
+static inline bool pt_canonical(const x86pt_t *m, mm_vaddr_t va)
+{
+    unsigned s = 64u - m->va_bits;
+    return (mm_vaddr_t)((int64_t)(va << s) >> s) == va;
+}
+
 /* Sign-extends a top-level-derived address to canonical form. */
 static inline mm_vaddr_t pt_canon(const x86pt_t *m, mm_vaddr_t va)
 {
@@ -246,28 +255,23 @@ static inline void pt_table_retire(x86pt_t *m, mm_paddr_t frame, mm_tlb_batch_t 
 }
 
 /* Flag checks and encodings. */
-#define PT_CACHE_FLAGS (MM_MAP_NOCACHE | MM_MAP_WRITETHROUGH | MM_MAP_WRITECOMBINE)
 
-/* PAT index for the flags under X86PT_PAT_MSR, -1 when contradictory or
- * unknown. */
+/* PAT index for the flags under X86PT_PAT_MSR, -1 for unknown bits or an
+ * unknown memory type. */
 static inline int pt_pat_index(mm_map_flags_t flags)
 {
-    if (flags & ~(mm_map_flags_t)MM_MAP_FLAGS_ALL)
+    if (!mm_map_flags_valid(flags))
         return -1;
-    switch (flags & PT_CACHE_FLAGS) {
-    case 0:
-        return 0;
-    case MM_MAP_WRITETHROUGH:
-        return 1;
-    case MM_MAP_NOCACHE:
-        /* Strong UC rather than UC- (index 2): an MTRR cannot turn device
-         * registers into WC behind the driver's back. */
-        return 3;
-    case MM_MAP_WRITECOMBINE:
-        return 4;
-    default:
-        return -1;
-    }
+    /* Device memory is strong UC rather than UC-: an MTRR cannot turn
+     * device registers into WC behind the driver's back. Normal
+     * non-cacheable memory is UC-, which such an MTRR may make WC, still a
+     * normal-memory type. */
+    static const int8_t index_of[MM_MEM_TYPE_COUNT] = {
+        [MM_MEM_WRITE_BACK] = 0,       [MM_MEM_WRITE_THROUGH] = 1,
+        [MM_MEM_WRITE_COMBINING] = 4,  [MM_MEM_NORMAL_NC] = 2,
+        [MM_MEM_DEVICE] = 3,
+    };
+    return index_of[mm_map_mem_type(flags)];
 }
 
 /* The PAT bit moved to bit 12 in large-page entries because bit 7 is PS
@@ -277,7 +281,7 @@ static inline uint64_t pt_pat_bit(unsigned level)
     return level == 1 ? PTE_PAT_4K : PTE_PAT_HUGE;
 }
 
-/* MM_ERR_INVALID: unknown bits, two cache types, a user page in the kernel
+/* MM_ERR_INVALID: unknown bits or memory type, a user page in the kernel
  * half (it would need the user bit on shared kernel intermediates).
  * MM_ERR_UNSUPPORTED: no-execute requested where it cannot be expressed
  * and the configuration says to refuse. */
@@ -336,11 +340,11 @@ static inline uint64_t pt_flag_mask(unsigned level)
 static inline mm_map_flags_t pt_leaf_flags(const x86pt_t *m, uint64_t e, unsigned level,
                                            bool up_rw, bool up_us, bool up_nx)
 {
-    /* PAT index -> flag under X86PT_PAT_MSR; indices we never write decode
-     * to the flag of the same memory type (2, 6: UC-; 5: WT; 7: UC). */
+    /* PAT index -> memory type under X86PT_PAT_MSR; indices we never write
+     * decode to the type they hold (5: WT; 6: UC-; 7: UC). */
     static const uint8_t pat_flags[8] = {
-        0, MM_MAP_WRITETHROUGH, MM_MAP_NOCACHE, MM_MAP_NOCACHE,
-        MM_MAP_WRITECOMBINE, MM_MAP_WRITETHROUGH, MM_MAP_NOCACHE, MM_MAP_NOCACHE,
+        MM_MAP_WRITE_BACK,     MM_MAP_WRITE_THROUGH, MM_MAP_NORMAL_NC, MM_MAP_DEVICE,
+        MM_MAP_WRITE_COMBINING, MM_MAP_WRITE_THROUGH, MM_MAP_NORMAL_NC, MM_MAP_DEVICE,
     };
     mm_map_flags_t f = 0;
     if ((e & PTE_RW) && up_rw)
@@ -363,7 +367,7 @@ static inline mm_status_t pt_check_page(const x86pt_t *m, mm_paddr_t root, mm_va
 {
     if (!pt_root_ok(m, root) || !pt_size_valid(size))
         return MM_ERR_INVALID;
-    if (!mm_is_canonical(va, m->va_bits))
+    if (!pt_canonical(m, va))
         return MM_ERR_NOT_CANONICAL;
     if (!mm_is_aligned(va, mm_page_bytes(size)))
         return MM_ERR_ALIGN;

@@ -310,12 +310,13 @@ static int pat_index(mm_map_flags_t f)
 {
     if (f & ~(mm_map_flags_t)MM_MAP_FLAGS_ALL)
         return -1;
-    switch (f & (MM_MAP_NOCACHE | MM_MAP_WRITETHROUGH | MM_MAP_WRITECOMBINE)) {
-    case 0: return 0;
-    case MM_MAP_WRITETHROUGH: return 1;
-    case MM_MAP_NOCACHE: return 3;
-    case MM_MAP_WRITECOMBINE: return 4;
-    default: return -1;
+    switch (f & MM_MAP_MEM_MASK) {
+    case MM_MAP_WRITE_BACK: return 0;
+    case MM_MAP_WRITE_THROUGH: return 1;
+    case MM_MAP_NORMAL_NC: return 2;
+    case MM_MAP_DEVICE: return 3;
+    case MM_MAP_WRITE_COMBINING: return 4;
+    default: return -1; /* field values 5..7 name no memory type */
     }
 }
 
@@ -642,9 +643,9 @@ static mm_map_flags_t pick_flags(uint8_t f, mm_vaddr_t va)
             fl |= 0x100; /* unknown bit */
         return fl;
     }
-    /* Sane flags: one cache type, user only in the user half. */
-    static const mm_map_flags_t cache[4] = {0, MM_MAP_NOCACHE, MM_MAP_WRITETHROUGH,
-                                            MM_MAP_WRITECOMBINE};
+    /* Sane flags: one memory type, user only in the user half. */
+    static const mm_map_flags_t cache[4] = {MM_MAP_NORMAL_NC, MM_MAP_DEVICE, MM_MAP_WRITE_THROUGH,
+                                            MM_MAP_WRITE_COMBINING};
     mm_map_flags_t fl = f & (MM_MAP_WRITE | MM_MAP_EXEC | MM_MAP_USER | MM_MAP_GLOBAL);
     if (kernel_half(va))
         fl &= ~(mm_map_flags_t)MM_MAP_USER;
@@ -1291,9 +1292,10 @@ static void op_bad_args(void)
     FZ_CHECK(x86pt_check(&E.m, E.root[0] + 1, NULL) == MM_ERR_INVALID, "check bad root");
     FZ_CHECK(x86pt_audit(&E.m, SIM_BYTES, NULL, NULL, NULL) == MM_ERR_INVALID, "audit bad root");
     FZ_CHECK(x86pt_pat_msr() == X86PT_PAT_MSR, "pat msr");
-    FZ_CHECK(x86pt_pat_index(MM_MAP_WRITECOMBINE) == 4 && x86pt_pat_index(MM_MAP_NOCACHE) == 3 &&
-                 x86pt_pat_index(MM_MAP_WRITETHROUGH) == 1 && x86pt_pat_index(MM_MAP_WRITE) == 0 &&
-                 x86pt_pat_index(MM_MAP_NOCACHE | MM_MAP_WRITECOMBINE) == -1 &&
+    FZ_CHECK(x86pt_pat_index(MM_MAP_WRITE_COMBINING) == 4 && x86pt_pat_index(MM_MAP_DEVICE) == 3 &&
+                 x86pt_pat_index(MM_MAP_WRITE_THROUGH) == 1 && x86pt_pat_index(MM_MAP_WRITE) == 0 &&
+                 x86pt_pat_index(MM_MAP_NORMAL_NC) == 2 &&
+                 x86pt_pat_index(MM_MAP_DEVICE | MM_MAP_WRITE_COMBINING) == -1 &&
                  x86pt_pat_index(0x80) == -1,
              "pat index");
 }

@@ -7,6 +7,7 @@
 
 #include "cpu.h"
 #include "kernel.h"
+#include "kmem.h"
 
 extern mm_status_t hhdm_init_status, layout_status;
 extern uint64_t early_mapped_bytes;
@@ -97,9 +98,13 @@ void checks_layout(void)
     tap_check(layout_find(l, 0x1000) == LAYOUT_NONE &&
                   layout_find(l, l->regions[LAYOUT_HEAP].base - 1) == LAYOUT_NONE,
               "layout: lower half and guard gaps belong to no region");
-    tap_check(l->upper_half_start == (boot_info.la57 ? UINT64_C(0xff00000000000000)
-                                                     : UINT64_C(0xffff800000000000)),
-              "layout: upper half starts at %#lx", l->upper_half_start);
+    mm_va_space_t mapper_space;
+    x86pt_va_space(&kernel_pt, &mapper_space);
+    tap_check(l->space.kernel_lo == (boot_info.la57 ? UINT64_C(0xff00000000000000)
+                                                    : UINT64_C(0xffff800000000000)) &&
+                  mm_va_space_equal(&l->space, &mapper_space) && !l->space.kernel_root_separate,
+              "layout: kernel range starts at %#lx, the mapper's address space (%u levels)",
+              l->space.kernel_lo, l->space.levels);
 
     /* The fault machinery: an unmapped heap address must fault, be
      * recorded with the right CR2 and error code, and be classified. */

@@ -208,7 +208,7 @@ static void check_scratch(void)
     /* Write-combining 4 KiB page: PAT index 4 = PAT bit 7, PCD/PWT clear. */
     uint64_t v3 = SCRATCH_BASE + 2 * MM_PAGE_SIZE;
     s1 = mm_pm_map(&kernel_mapper, kernel_root, v3, a, MM_PAGE_4K,
-                   MM_MAP_WRITE | MM_MAP_WRITECOMBINE, &tlb);
+                   MM_MAP_WRITE | MM_MAP_WRITE_COMBINING, &tlb);
     mm_tlb_batch_flush(&tlb);
     x86pt_leaf_t leaf = {0};
     ok = s1 == MM_OK && raw_leaf(v3, &leaf);
@@ -216,7 +216,7 @@ static void check_scratch(void)
         va_ptr(v3)[2] = 0x5c5c5c5c5c5c5c5cu;
         ok = ha[2] == 0x5c5c5c5c5c5c5c5cu;
     }
-    tap_check(ok && (leaf.flags & MM_MAP_WRITECOMBINE) && (leaf.entry & PTE_PAT_4K) &&
+    tap_check(ok && mm_map_mem_type(leaf.flags) == MM_MEM_WRITE_COMBINING && (leaf.entry & PTE_PAT_4K) &&
                   !(leaf.entry & (PTE_PCD | PTE_PWT)) && rdmsr(MSR_PAT) == X86PT_PAT_MSR,
               "paging: write-combining 4K page (entry %#lx: PAT bit 7, PAT MSR %#lx) works",
               leaf.entry, rdmsr(MSR_PAT));
@@ -224,7 +224,7 @@ static void check_scratch(void)
     /* Uncached: the local APIC's version register. */
     uint64_t v4 = SCRATCH_BASE + 3 * MM_PAGE_SIZE;
     s2 = mm_pm_map(&kernel_mapper, kernel_root, v4, 0xfee00000u, MM_PAGE_4K,
-                   MM_MAP_WRITE | MM_MAP_NOCACHE, &tlb);
+                   MM_MAP_WRITE | MM_MAP_DEVICE, &tlb);
     mm_tlb_batch_flush(&tlb);
     uint32_t ver = 0;
     ok = s2 == MM_OK && raw_leaf(v4, &leaf);
@@ -250,7 +250,7 @@ static void check_scratch(void)
     } else {
         uint64_t v5 = SCRATCH_BASE + MM_SIZE_2M;
         s1 = mm_pm_map(&kernel_mapper, kernel_root, v5, big, MM_PAGE_2M,
-                       MM_MAP_WRITE | MM_MAP_WRITECOMBINE, &tlb);
+                       MM_MAP_WRITE | MM_MAP_WRITE_COMBINING, &tlb);
         mm_tlb_batch_flush(&tlb);
         ok = s1 == MM_OK && raw_leaf(v5, &leaf);
         if (ok) {

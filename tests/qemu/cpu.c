@@ -19,9 +19,11 @@ void cpu_features_init(void)
     cpuid(1, 0, r);
     cpu_feat.pge = (r[3] >> 13) & 1;
     cpu_feat.pat = (r[3] >> 16) & 1;
+    cpu_feat.pcid = (r[2] >> 17) & 1;
     if (max_leaf >= 7) {
         cpuid(7, 0, r);
         cpu_feat.la57 = (r[2] >> 16) & 1;
+        cpu_feat.invpcid = (r[1] >> 10) & 1;
     }
     cpuid(0x80000000, 0, r);
     uint32_t max_ext = r[0];

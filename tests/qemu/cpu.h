@@ -12,6 +12,9 @@
 #define CR4_PAE (UINT64_C(1) << 5)
 #define CR4_PGE (UINT64_C(1) << 7)
 #define CR4_LA57 (UINT64_C(1) << 12)
+#define CR4_PCIDE (UINT64_C(1) << 17)
+#define CR3_NOFLUSH (UINT64_C(1) << 63) /* with CR4.PCIDE: keep the PCID's entries */
+#define CR3_PCID_MASK UINT64_C(0xfff)
 #define MSR_EFER 0xc0000080u
 #define EFER_NXE (UINT64_C(1) << 11)
 #define MSR_PAT 0x277u
@@ -75,6 +78,17 @@ static inline void invlpg(uint64_t va)
     __asm__ __volatile__("invlpg (%0)" : : "r"(va) : "memory");
 }
 
+/* INVPCID types (SDM vol. 2 INVPCID). */
+enum { INVPCID_ADDRESS = 0, INVPCID_CONTEXT = 1, INVPCID_ALL_GLOBAL = 2, INVPCID_ALL = 3 };
+
+static inline void invpcid(uint64_t type, uint64_t pcid, uint64_t va)
+{
+    struct {
+        uint64_t pcid, va;
+    } desc = {pcid, va};
+    __asm__ __volatile__("invpcid %0, %1" : : "m"(desc), "r"(type) : "memory");
+}
+
 static inline uint64_t read_rflags(void)
 {
     uint64_t f;
@@ -95,6 +109,8 @@ typedef struct cpu_features {
     bool pge;       /* CPUID 1 EDX[13] */
     bool pat;       /* CPUID 1 EDX[16] */
     bool la57;      /* CPUID 7.0 ECX[16] */
+    bool pcid;      /* CPUID 1 ECX[17] */
+    bool invpcid;   /* CPUID 7.0 EBX[10] */
     unsigned phys_bits;
     unsigned virt_bits;
     char vendor[13];

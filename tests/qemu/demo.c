@@ -105,7 +105,7 @@ static void demo_layout(void)
                 r->base + r->size - 1, sz);
     }
     kprintf("  (guard gaps of at least 1 GiB between regions; user half below %#lx)\n",
-            kernel_layout.upper_half_start);
+            kernel_layout.space.user_hi);
 }
 
 #if KTEST_HAVE_PAGING
@@ -133,10 +133,12 @@ static void dump_flush(dump_run_t *r)
     mm_map_flags_t f = r->first.flags;
     char sz[32];
     demo_human(sz, sizeof sz, r->va_end - r->first.va);
-    const char *cache = (f & MM_MAP_WRITECOMBINE)    ? "WC"
-                        : (f & MM_MAP_NOCACHE)       ? "UC"
-                        : (f & MM_MAP_WRITETHROUGH) ? "WT"
-                                                     : "WB";
+    static const char *const mem_names[MM_MEM_TYPE_COUNT] = {
+        [MM_MEM_WRITE_BACK] = "WB",     [MM_MEM_WRITE_THROUGH] = "WT",
+        [MM_MEM_WRITE_COMBINING] = "WC", [MM_MEM_NORMAL_NC] = "UC-",
+        [MM_MEM_DEVICE] = "UC",
+    };
+    const char *cache = mem_names[mm_map_mem_type(f)];
     kprintf("  0x%016lx-0x%016lx -> 0x%016lx %10s %5lux%s %s %s %s %s %s%s\n", r->first.va,
             r->va_end, r->first.pa, sz, r->pages, page_str(r->first.size),
             (f & MM_MAP_USER) ? "USR" : "   ", (f & MM_MAP_WRITE) ? "RW" : "ro",

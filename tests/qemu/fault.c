@@ -91,8 +91,9 @@ void fault_classify(uint64_t va, char *buf, size_t size)
     layout_region_id_t id = layout_find(&kernel_layout, va);
     if (id == LAYOUT_NONE) {
         ksnprintf(buf, size, "%s",
-                  va < kernel_layout.upper_half_start ? "lower half (user / identity)"
-                                                      : "unmapped gap outside every region");
+                  mm_va_space_is_user(&kernel_layout.space, va)
+                      ? "lower half (user / identity)"
+                      : "unmapped gap outside every region");
         return;
     }
     const layout_region_t *r = &kernel_layout.regions[id];

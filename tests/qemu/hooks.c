@@ -3,7 +3,8 @@
  *
  * mm_hook_panic is fatal unless a check armed panic_expect(): then the
  * report is copied out and execution resumes after the check's call, so a
- * debug build can verify that poisoning and red zones really fire.
+ * debug build can verify that poisoning and red zones really fire. The TLB,
+ * root-switch and identity hooks are in tlb.c.
  */
 #include <hadron/mm/hooks.h>
 
@@ -12,7 +13,6 @@
 
 unsigned hook_warn_count;
 mm_report_t hook_last_warn;
-unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
 
 static volatile bool panic_armed;
 static kjmp_buf_t panic_jmp;
@@ -71,30 +71,4 @@ void mm_hook_irq_restore(mm_irqflags_t flags)
 unsigned mm_hook_cpu_index(void)
 {
     return 0;
-}
-
-void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count)
-{
-    hook_tlb_page_calls++;
-    for (size_t i = 0; i < count; i++)
-        invlpg(pages[i]);
-}
-
-void mm_hook_tlb_flush_all(bool include_global)
-{
-    hook_tlb_all_calls++;
-    uint64_t cr4 = read_cr4();
-    if (include_global && (cr4 & CR4_PGE)) {
-        /* Clearing CR4.PGE drops every TLB entry, global ones included. */
-        write_cr4(cr4 & ~CR4_PGE);
-        write_cr4(cr4);
-    } else {
-        write_cr3(read_cr3());
-    }
-}
-
-void mm_hook_switch_root(mm_paddr_t root)
-{
-    hook_root_switches++;
-    write_cr3(root);
 }

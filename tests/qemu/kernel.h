@@ -214,6 +214,11 @@ bool panic_expect(void (*fn)(void *), void *arg, mm_report_t *out);
 extern unsigned hook_warn_count;
 extern mm_report_t hook_last_warn;
 extern unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
+/* tlb.c: PCIDs (CR4.PCIDE) on when the CPU has them; switches that kept a
+ * PCID's entries (CR3 bit 63), identities retired, INVPCIDs issued. */
+extern bool tlb_pcid_on;
+extern unsigned hook_noflush_switches, hook_asid_retires, hook_invpcid_calls;
+void tlb_pcid_enable(void);
 
 /* ---- kmain.c: the kernel's memory state, shared by the checks ---------- */
 void kmain(uint32_t info_phys, uint32_t protocol);

@@ -25,10 +25,15 @@ static void memory_bootstrap(void)
     early_mapped_bytes = early_hhdm_extend(boot_info.phys_top);
     hhdm_init_status = hhdm_init(hhdm_base, mm_align_up(boot_info.phys_top, MM_GIB));
 
+    /* The kernel mapper is not set up yet: this is the descriptor
+     * x86pt_va_space gives for these levels, and vmm_init refuses the
+     * layout if the two ever differ. */
+    static mm_va_space_t space;
+    mm_va_space_sign_extended(boot_info.la57 ? 57 : 48, boot_info.la57 ? 5 : 4, &space);
     layout_params_t params = {
         .hhdm_base = hhdm_base,
         .phys_top = boot_info.phys_top,
-        .paging_levels = boot_info.la57 ? 5 : 4,
+        .space = &space,
     };
     layout_status = layout_compute(&params, &kernel_layout);
     kernel_layout_ready = layout_status == MM_OK;

@@ -157,7 +157,8 @@ mm_status_t kernel_tables_build(void)
     write_cr3(kernel_root);
     if (cpu_feat.pge)
         write_cr4(read_cr4() | CR4_PGE);
-    mm_hook_tlb_flush_all(true);
+    tlb_pcid_enable();
+    mm_hook_tlb_flush_all(MM_ASID_KERNEL, true);
     kernel_tables_ready = true;
     return MM_OK;
 }
@@ -190,6 +191,10 @@ static void vmm_bringup(void)
         .kernel_root = kernel_root,
         .mapper = kernel_mapper,
         .frames = kernel_frames,
+        /* Identities are PCIDs when CR4.PCIDE could be set; without PCIDs
+         * the hooks ignore them (tlb.c), and the VMM's identity handling
+         * still runs on the real MMU. */
+        .asids = 4096u,
     };
     kernel_vmm_status = vmm_init(&kernel_vmm, &cfg);
     kernel_vmm_ready = kernel_vmm_status == MM_OK;

@@ -209,13 +209,15 @@ int main(int argc, char **argv)
 {
     rounds = stress_rounds(argc, argv, 20000);
     sim_phys_create(SIM);
-    layout_params_t lp = {.hhdm_base = 0xffff800000000000ull, .phys_top = SIM};
-    CHECK(layout_compute(&lp, &layout) == MM_OK, "layout");
     const pmm_region_t map[] = {{0, SIM, PMM_REGION_USABLE}};
     CHECK(pmm_init(&pmm, map, 1, NULL, 0) == MM_OK, "pmm_init");
     mm_frame_allocator_t fa = pmm_frame_allocator(&pmm);
     x86pt_config_t xc = {.levels = 4, .phys_bits = 40, .nx = true, .pages_1g = true, .frames = fa};
     CHECK(x86pt_init(&x86, &xc) == MM_OK, "x86pt_init");
+    mm_va_space_t space;
+    x86pt_va_space(&x86, &space);
+    layout_params_t lp = {.hhdm_base = 0xffff800000000000ull, .phys_top = SIM, .space = &space};
+    CHECK(layout_compute(&lp, &layout) == MM_OK, "layout");
     CHECK(x86pt_root_create(&x86, 0, &kroot) == MM_OK, "root");
     vmm_config_t cfg = {
         .layout = &layout, .kernel_root = kroot, .mapper = x86pt_page_mapper(&x86), .frames = fa};

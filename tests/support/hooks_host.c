@@ -82,29 +82,45 @@ unsigned mm_hook_cpu_index(void)
 
 test_tlb_log_t test_tlb;
 
-void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count)
+void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
 {
     pthread_mutex_lock(&log_lock);
     test_tlb.page_calls++;
     test_tlb.pages_flushed += count;
     test_tlb.last_count = count;
+    test_tlb.last_pages_asid = asid;
     for (size_t i = 0; i < count && i < MM_TLB_BATCH_MAX; i++)
         test_tlb.last_pages[i] = pages[i];
     pthread_mutex_unlock(&log_lock);
 }
 
-void mm_hook_tlb_flush_all(bool include_global)
+void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global)
 {
     pthread_mutex_lock(&log_lock);
     test_tlb.all_calls++;
     test_tlb.last_all_global = include_global;
+    test_tlb.last_all_asid = asid;
     pthread_mutex_unlock(&log_lock);
 }
 
-void mm_hook_switch_root(mm_paddr_t root)
+void mm_hook_switch_root(mm_paddr_t root, mm_asid_t asid)
 {
     pthread_mutex_lock(&log_lock);
     test_tlb.switches++;
     test_tlb.current_root = root;
+    test_tlb.current_asid = asid;
     pthread_mutex_unlock(&log_lock);
+}
+
+void (*test_on_retire)(mm_asid_t asid);
+
+void mm_hook_asid_retire(mm_asid_t asid)
+{
+    pthread_mutex_lock(&log_lock);
+    test_tlb.retires++;
+    test_tlb.last_retired = asid;
+    test_tlb.irq_depth_at_retire = irq_depth;
+    pthread_mutex_unlock(&log_lock);
+    if (test_on_retire != NULL)
+        test_on_retire(asid);
 }

@@ -43,18 +43,28 @@ extern jmp_buf *volatile test_panic_target;
         test_panicked_;                                                                            \
     })
 
-/* Calls of the TLB and root-switch hooks. */
+/* Calls of the TLB, root-switch and identity-retire hooks. */
 typedef struct test_tlb_log {
     int page_calls;        /* mm_hook_tlb_flush_pages calls */
     uint64_t pages_flushed; /* pages passed over all those calls */
     size_t last_count;
     mm_vaddr_t last_pages[MM_TLB_BATCH_MAX];
+    mm_asid_t last_pages_asid;
     int all_calls;         /* mm_hook_tlb_flush_all calls */
     bool last_all_global;
+    mm_asid_t last_all_asid;
     int switches;          /* mm_hook_switch_root calls */
     mm_paddr_t current_root;
+    mm_asid_t current_asid;
+    int retires;           /* mm_hook_asid_retire calls */
+    mm_asid_t last_retired;
+    int irq_depth_at_retire; /* interrupt depth during the last retire */
 } test_tlb_log_t;
 extern test_tlb_log_t test_tlb;
+
+/* Called (when set) from mm_hook_asid_retire, so a test can look at the
+ * state the retire sees (e.g. that no table was freed yet). */
+extern void (*test_on_retire)(mm_asid_t asid);
 
 /* Interrupt-disable nesting of the calling thread: 0 whenever no hadron-mm
  * lock is held, which tests assert after each call. */

@@ -7,6 +7,11 @@
  * obeyed and the leaf callback live in the space's record in the VMM, not
  * in the caller's vmm_as_t, so every copy of a handle takes the same lock
  * and a stale or forged copy is refused under it (handle.c).
+ *
+ * Identities: record i's space is tagged 1 + i when the CPU has that many
+ * identities, else it runs untagged (MM_ASID_KERNEL). A record, and with it
+ * the identity, is reused only after vmm_as_release retired the identity,
+ * so a switch may keep the entries tagged with it (hooks.h).
  */
 #include <hadron/mm/hooks.h>
 
@@ -43,7 +48,8 @@ static mm_status_t enter(const vmm_as_t *as, vmm_space_rec_t **rec, mm_irqflags_
 {
     vmm_space_rec_t *r = &as->vmm->spaces[as->rec];
     *irq = mm_spin_lock_irqsave(&r->lock);
-    if (r->serial == 0 || r->serial != as->serial || r->root != as->root) {
+    if (r->serial == 0 || r->serial != as->serial || r->root != as->root ||
+        r->asid != as->asid) {
         /* The record of a released space keeps its last root: a copy of
          * that space is a use after release, anything else a forgery. */
         bool released = r->serial == 0 && as->root != 0 && r->root == as->root;
@@ -59,21 +65,18 @@ static mm_status_t enter(const vmm_as_t *as, vmm_space_rec_t **rec, mm_irqflags_
     return MM_OK;
 }
 
-/* One past the highest user address: 2^47 (4-level) or 2^56 (5-level). */
-static uint64_t user_top(const vmm_t *vmm)
-{
-    return UINT64_C(1) << (vmm->layout.paging_levels == 5 ? 56 : 47);
-}
-
-/* [va, va + bytes) must lie in the user half. */
+/* [va, va + bytes) must lie in the user range of the mapper's address
+ * space: a kernel address is MM_ERR_RANGE, an address of neither range (the
+ * x86 non-canonical hole, the AArch64 gap between TTBR0 and TTBR1) is
+ * MM_ERR_NOT_CANONICAL, a range running out of the user range MM_ERR_RANGE. */
 static mm_status_t check_user_range(const vmm_t *vmm, mm_vaddr_t va, uint64_t bytes)
 {
-    if (va >= vmm->layout.upper_half_start)
+    const mm_va_space_t *space = &vmm->layout.space;
+    if (mm_va_space_is_kernel(space, va))
         return MM_ERR_RANGE;
-    uint64_t top = user_top(vmm);
-    if (va >= top)
+    if (!mm_va_space_is_user(space, va))
         return MM_ERR_NOT_CANONICAL;
-    if (bytes > top - va)
+    if (bytes > space->user_hi - va)
         return MM_ERR_RANGE;
     return MM_OK;
 }
@@ -145,13 +148,16 @@ mm_status_t vmm_as_create(vmm_t *vmm, mm_leaf_fn leaf_fn, void *leaf_arg, vmm_as
         mm_spin_unlock_irqrestore(&vmm->lock, irq);
         return MM_ERR_FULL;
     }
-    mm_status_t st = vmm->mapper.ops->root_create(vmm->mapper.ctx, vmm->kernel_root, &root);
+    /* A separate kernel root (AArch64 TTBR1) is never part of a user root. */
+    mm_paddr_t share = vmm->layout.space.kernel_root_separate ? 0 : vmm->kernel_root;
+    mm_status_t st = vmm->mapper.ops->root_create(vmm->mapper.ctx, share, &root);
     if (st != MM_OK) {
         vmm_space_rec_put_locked(vmm, index);
         mm_spin_unlock_irqrestore(&vmm->lock, irq);
         return st;
     }
     uint64_t serial = vmm_serial_next_locked(vmm);
+    mm_asid_t asid = (uint64_t)index + 1 < vmm->asids ? (mm_asid_t)index + 1 : MM_ASID_KERNEL;
     mm_spin_unlock_irqrestore(&vmm->lock, irq);
 
     /* Published under the space's own lock (never nested in the VMM
@@ -161,10 +167,12 @@ mm_status_t vmm_as_create(vmm_t *vmm, mm_leaf_fn leaf_fn, void *leaf_arg, vmm_as
     r->root = root;
     r->leaf_fn = leaf_fn;
     r->leaf_arg = leaf_arg;
+    r->asid = asid;
     r->serial = serial;
     mm_spin_unlock_irqrestore(&r->lock, irq);
 
     out->root = root;
+    out->asid = asid;
     out->vmm = vmm;
     out->serial = serial;
     out->rec = index;
@@ -191,7 +199,7 @@ mm_status_t vmm_as_map(vmm_as_t *as, mm_vaddr_t va, mm_paddr_t pa, mm_page_size_
     mm_irqflags_t irq;
     if ((st = enter(as, &r, &irq)) != MM_OK)
         return st;
-    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_ASID(r->asid);
     st = mm_pm_map(&vmm->mapper, r->root, va, pa, size, flags | MM_MAP_USER, &tlb);
     mm_spin_unlock_irqrestore(&r->lock, irq);
     mm_tlb_batch_flush(&tlb);
@@ -208,7 +216,7 @@ mm_status_t vmm_as_map_anon(vmm_as_t *as, mm_vaddr_t va, size_t pages, mm_map_fl
     if ((st = check_flags(flags)) != MM_OK)
         return st;
     vmm_t *vmm = as->vmm;
-    if (pages > user_top(vmm) / MM_PAGE_SIZE)
+    if (pages > vmm->layout.space.user_hi / MM_PAGE_SIZE)
         return MM_ERR_RANGE;
     if ((st = check_user_range(vmm, va, (uint64_t)pages * MM_PAGE_SIZE)) != MM_OK)
         return st;
@@ -224,7 +232,7 @@ mm_status_t vmm_as_map_anon(vmm_as_t *as, mm_vaddr_t va, size_t pages, mm_map_fl
         vmm_chain_free(&vmm->frames, &chain);
         return st;
     }
-    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_ASID(r->asid);
     size_t done;
     st = vmm_map_pages(&vmm->mapper, r->root, va, pages, &chain, 0, flags | MM_MAP_USER, &tlb,
                        &done);
@@ -253,7 +261,7 @@ mm_status_t vmm_as_unmap(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size, mm_pa
     mm_irqflags_t irq;
     if ((st = enter(as, &r, &irq)) != MM_OK)
         return st;
-    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_ASID(r->asid);
     mm_paddr_t pa = 0;
     st = mm_pm_unmap(&vmm->mapper, r->root, va, size, &pa, &tlb);
     mm_spin_unlock_irqrestore(&r->lock, irq);
@@ -282,7 +290,7 @@ mm_status_t vmm_as_protect(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size,
     mm_irqflags_t irq;
     if ((st = enter(as, &r, &irq)) != MM_OK)
         return st;
-    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_ASID(r->asid);
     st = mm_pm_protect(&vmm->mapper, r->root, va, size, flags | MM_MAP_USER, &tlb);
     mm_spin_unlock_irqrestore(&r->lock, irq);
     mm_tlb_batch_flush(&tlb);
@@ -319,10 +327,11 @@ mm_status_t vmm_as_switch(vmm_as_t *as)
     if ((st = enter(as, &r, &irq)) != MM_OK)
         return st;
     mm_paddr_t root = r->root;
+    mm_asid_t asid = r->asid;
     mm_spin_unlock_irqrestore(&r->lock, irq);
     /* Outside the lock, as the hook's contract says. Switching to a space
      * while another CPU releases it is the caller's race (vmm.h). */
-    mm_hook_switch_root(root);
+    mm_hook_switch_root(root, asid);
     return MM_OK;
 }
 
@@ -338,11 +347,25 @@ mm_status_t vmm_as_release(vmm_as_t *as)
     mm_irqflags_t irq;
     if ((st = enter(as, &r, &irq)) != MM_OK)
         return st;
-    vmm->mapper.ops->root_destroy(vmm->mapper.ctx, r->root, r->leaf_fn, r->leaf_arg);
-    r->serial = 0; /* root kept, for the report on a later stale use */
+    /* Dead from here: every other call on any copy of the handle is
+     * refused under this lock, so what follows owns the root alone and
+     * needs no lock (the retire hook may wait for other CPUs). The root
+     * stays in the record for the report on a later stale use. */
+    mm_paddr_t root = r->root;
+    mm_asid_t asid = r->asid;
+    mm_leaf_fn leaf_fn = r->leaf_fn;
+    void *leaf_arg = r->leaf_arg;
+    r->serial = 0;
     r->leaf_fn = NULL;
     r->leaf_arg = NULL;
     mm_spin_unlock_irqrestore(&r->lock, irq);
+    /* The space's entries outlived the switch away from it (they carry its
+     * identity): they go before its tables are freed and before the record
+     * and identity can be taken again. An untagged space's entries are
+     * dropped by the next switch to identity 0 (hooks.h). */
+    if (asid != MM_ASID_KERNEL)
+        mm_hook_asid_retire(asid);
+    vmm->mapper.ops->root_destroy(vmm->mapper.ctx, root, leaf_fn, leaf_arg);
     /* Reusable only now; never nested in the space's lock. */
     irq = mm_spin_lock_irqsave(&vmm->lock);
     vmm_space_rec_put_locked(vmm, as->rec);

@@ -12,7 +12,7 @@ static void set_released(vmm_mmio_t *m)
 
 static mm_map_flags_t cache_flags(vmm_mmio_cache_t cache)
 {
-    return cache == VMM_MMIO_WRITE_COMBINING ? MM_MAP_WRITECOMBINE : MM_MAP_NOCACHE;
+    return cache == VMM_MMIO_WRITE_COMBINING ? MM_MAP_WRITE_COMBINING : MM_MAP_DEVICE;
 }
 
 mm_status_t vmm_mmio_map(vmm_t *vmm, mm_paddr_t phys, uint64_t size, vmm_mmio_cache_t cache,

@@ -15,7 +15,7 @@ static bool mapper_complete(const mm_page_mapper_t *pm)
     const mm_page_mapper_ops_t *ops = pm->ops;
     return ops != NULL && ops->map != NULL && ops->unmap != NULL && ops->protect != NULL &&
            ops->translate != NULL && ops->root_create != NULL && ops->root_destroy != NULL &&
-           ops->prepopulate_top != NULL;
+           ops->prepopulate_top != NULL && ops->va_space != NULL;
 }
 
 /* Every region the VMM uses, directly (heap, stacks, MMIO) or to classify
@@ -24,37 +24,32 @@ static const layout_region_id_t all_regions[] = {LAYOUT_HHDM, LAYOUT_HEAP, LAYOU
                                                  LAYOUT_MMIO, LAYOUT_KERNEL_IMAGE};
 #define ALL_COUNT (sizeof(all_regions) / sizeof(all_regions[0]))
 
-/* The first address of the upper half for a paging mode: 2^64 - 2^47 or
- * 2^64 - 2^56. */
-static mm_vaddr_t upper_half_start(unsigned levels)
-{
-    return ~((UINT64_C(1) << (levels == 5 ? 56 : 47)) - 1);
-}
-
 static mm_status_t check_region(const layout_t *l, layout_region_id_t id)
 {
     const layout_region_t *r = &l->regions[id];
     uint64_t last;
-    if (r->size == 0 || r->base < l->upper_half_start)
+    if (r->size == 0 || !mm_va_space_is_kernel(&l->space, r->base))
         return MM_ERR_INVALID;
     if (!mm_is_aligned(r->base, MM_PAGE_SIZE) || !mm_is_aligned(r->size, MM_PAGE_SIZE))
         return MM_ERR_ALIGN;
-    if (!mm_range_last(r->base, r->size, &last))
+    if (!mm_range_last(r->base, r->size, &last) || last > l->space.kernel_hi)
         return MM_ERR_RANGE;
     return MM_OK;
 }
 
 /* The layout is the caller's data and may be hand-made rather than from
  * layout_compute(), so every field the VMM relies on is checked again: the
- * paging mode (user-half bounds), the upper-half start that matches it (so
- * no kernel region, mapped global, can sit in the user half), and all five
- * regions (fault classification, and a heap overlapping the HHDM would
- * otherwise only show up as MM_ERR_EXISTS from a later growth). */
-static mm_status_t check_layout(const layout_t *l)
+ * address-space descriptor (user-half bounds), which must be the mapper's
+ * own (a layout for another paging mode would put regions where the mapper
+ * has no addresses, or user ranges where it has kernel ones), and all five
+ * regions inside its kernel range (no kernel region, mapped global, can sit
+ * in the user half; fault classification; a heap overlapping the HHDM
+ * would otherwise only show up as MM_ERR_EXISTS from a later growth). */
+static mm_status_t check_layout(const layout_t *l, const mm_page_mapper_t *pm)
 {
-    if (l->paging_levels != 4 && l->paging_levels != 5)
-        return MM_ERR_INVALID;
-    if (l->upper_half_start != upper_half_start(l->paging_levels))
+    mm_va_space_t mapper_space;
+    pm->ops->va_space(pm->ctx, &mapper_space);
+    if (mm_va_space_check(&l->space) != MM_OK || !mm_va_space_equal(&l->space, &mapper_space))
         return MM_ERR_INVALID;
     for (unsigned i = 0; i < ALL_COUNT; i++) {
         mm_status_t st = check_region(l, all_regions[i]);
@@ -87,7 +82,7 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
     if (!mm_is_aligned(cfg->kernel_root, MM_PAGE_SIZE))
         return MM_ERR_ALIGN;
     const layout_t *l = cfg->layout;
-    mm_status_t st = check_layout(l);
+    mm_status_t st = check_layout(l, &cfg->mapper);
     if (st != MM_OK)
         return st;
 
@@ -100,7 +95,8 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
 
     /* One call over the whole span, guard gaps included: a few more table
      * pages than three calls would need, but all or nothing, so a failure
-     * leaves no half-prepared kernel half behind. */
+     * leaves no half-prepared kernel half behind. A kernel half with a root
+     * of its own is never copied into address spaces: nothing to share. */
     mm_vaddr_t lo = UINT64_MAX, hi = 0;
     for (unsigned i = 0; i < MANAGED_COUNT; i++) {
         const layout_region_t *r = &l->regions[managed[i]];
@@ -108,9 +104,12 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
         lo = r->base < lo ? r->base : lo;
         hi = last > hi ? last : hi;
     }
-    st = cfg->mapper.ops->prepopulate_top(cfg->mapper.ctx, cfg->kernel_root, lo, hi - lo + 1);
-    if (st != MM_OK)
-        return st;
+    if (!l->space.kernel_root_separate) {
+        st = cfg->mapper.ops->prepopulate_top(cfg->mapper.ctx, cfg->kernel_root, lo,
+                                              hi - lo + 1);
+        if (st != MM_OK)
+            return st;
+    }
 
     *vmm = (vmm_t){0};
     vmm->self = vmm;
@@ -165,6 +164,7 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
         space_cap = VMM_DEFAULT_SPACES;
     }
     vmm_records_init(vmm, handles, (uint32_t)handle_cap, spaces, (uint32_t)space_cap);
+    vmm->asids = cfg->asids;
     vmm->ready = true;
     return MM_OK;
 }
@@ -252,10 +252,10 @@ const char *vmm_fault_kind_str(vmm_fault_kind_t kind)
 static vmm_fault_kind_t classify(const vmm_t *vmm, mm_vaddr_t va, vmm_fault_info_t *info)
 {
     const layout_t *l = &vmm->layout;
-    if (va < l->upper_half_start) {
-        unsigned va_bits = l->paging_levels == 5 ? 57 : 48;
-        return mm_is_canonical(va, va_bits) ? VMM_FAULT_USER : VMM_FAULT_NONE;
-    }
+    if (mm_va_space_is_user(&l->space, va))
+        return VMM_FAULT_USER;
+    if (!mm_va_space_is_kernel(&l->space, va))
+        return VMM_FAULT_NONE;
     switch (layout_find(l, va)) {
     case LAYOUT_HHDM:
         return VMM_FAULT_HHDM;
@@ -299,6 +299,9 @@ mm_status_t vmm_switch_to_kernel(vmm_t *vmm)
         return MM_ERR_INVALID;
     if (!vmm_ready(vmm))
         return MM_ERR_STATE;
-    mm_hook_switch_root(vmm->kernel_root);
+    /* A kernel half with its own root is always current (TTBR1): what is
+     * switched is the user half, to none. */
+    mm_paddr_t root = vmm->layout.space.kernel_root_separate ? 0 : vmm->kernel_root;
+    mm_hook_switch_root(root, MM_ASID_KERNEL);
     return MM_OK;
 }

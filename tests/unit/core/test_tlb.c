@@ -227,3 +227,60 @@ Test(tlb, a_refused_deferred_free_is_an_assertion)
     cr_assert_eq(test_tlb.page_calls, 1, "the invalidation came first");
 }
 #endif
+
+/* Identities: every hook call of a batch names the batch's identity; a
+ * flush keeps it, so a batch serves one address space for its lifetime. */
+Test(tlb, the_batch_identity_reaches_both_hooks_and_survives_the_flush)
+{
+    mm_tlb_batch_t b = MM_TLB_BATCH_INIT_ASID(7);
+    cr_assert_eq(b.asid, 7);
+    mm_tlb_batch_add(&b, 0x5000, MM_PAGE_4K, false);
+    mm_tlb_batch_flush(&b);
+    cr_assert_eq(test_tlb.page_calls, 1);
+    cr_assert_eq(test_tlb.last_pages_asid, 7);
+    cr_assert_eq(b.asid, 7, "the flush keeps the identity");
+    cr_assert(mm_tlb_batch_empty(&b));
+
+    for (unsigned i = 0; i <= MM_TLB_BATCH_MAX; i++)
+        mm_tlb_batch_add(&b, 0x100000 + (uint64_t)i * 4096, MM_PAGE_4K, false);
+    mm_tlb_batch_flush(&b);
+    cr_assert_eq(test_tlb.all_calls, 1, "overflow: one full flush");
+    cr_assert_eq(test_tlb.last_all_asid, 7);
+    cr_assert_not(test_tlb.last_all_global);
+
+    /* Deferred frees only: the full flush, for the batch's identity. */
+    mm_tlb_batch_init_asid(&b, 9);
+    mm_tlb_batch_defer_free(&b, &fa1, FRAME(4));
+    mm_tlb_batch_flush(&b);
+    cr_assert_eq(test_tlb.all_calls, 2);
+    cr_assert_eq(test_tlb.last_all_asid, 9);
+
+    /* The early flush of a full deferred list, too. */
+    for (unsigned i = 0; i <= MM_TLB_BATCH_DEFER_MAX; i++)
+        mm_tlb_batch_defer_free(&b, &fa1, FRAME(10 + i));
+    cr_assert_eq(test_tlb.all_calls, 3, "early flush");
+    cr_assert_eq(test_tlb.last_all_asid, 9);
+    mm_tlb_batch_flush(&b);
+
+    /* init (and the plain macro) mean the kernel's identity. */
+    mm_tlb_batch_init(&b);
+    cr_assert_eq(b.asid, MM_ASID_KERNEL);
+    mm_tlb_batch_t k = MM_TLB_BATCH_INIT;
+    cr_assert_eq(k.asid, MM_ASID_KERNEL);
+    mm_tlb_batch_add(&k, 0xffffc00000000000ull, MM_PAGE_4K, true);
+    mm_tlb_batch_flush(&k);
+    cr_assert_eq(test_tlb.last_pages_asid, MM_ASID_KERNEL);
+}
+
+/* An empty batch of any identity makes no hook call at all (page_mapper.h:
+ * a change that recorded nothing costs the kernel nothing). */
+Test(tlb, an_empty_batch_of_any_identity_makes_no_call)
+{
+    mm_tlb_batch_t b = MM_TLB_BATCH_INIT_ASID(3);
+    mm_tlb_batch_flush(&b);
+    mm_tlb_batch_init_asid(&b, 4095);
+    mm_tlb_batch_flush(&b);
+    mm_tlb_batch_flush(&b);
+    cr_assert_eq(hook_calls(), 0);
+    cr_assert_eq(test_tlb.switches + test_tlb.retires, 0);
+}

@@ -30,19 +30,6 @@ Test(types, align_up_checked_refuses_to_wrap)
     cr_assert_eq(out, 42, "output written on failure");
 }
 
-Test(types, canonical_48_and_57_bit)
-{
-    cr_assert(mm_is_canonical(0, 48));
-    cr_assert(mm_is_canonical(0x00007fffffffffffull, 48));
-    cr_assert_not(mm_is_canonical(0x0000800000000000ull, 48));
-    cr_assert(mm_is_canonical(0xffff800000000000ull, 48));
-    cr_assert_not(mm_is_canonical(0xfff0800000000000ull, 48));
-    cr_assert(mm_is_canonical(0x0000800000000000ull, 57));
-    cr_assert(mm_is_canonical(0xff00000000000000ull, 57));
-    cr_assert_not(mm_is_canonical(0xfe00000000000000ull, 57));
-    cr_assert_not(mm_is_canonical(0x0100000000000000ull, 57));
-}
-
 Test(types, ranges)
 {
     uint64_t last = 7;

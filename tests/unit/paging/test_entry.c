@@ -26,15 +26,19 @@ Test(paging_entry, pat_msr_keeps_reset_entries_and_puts_wc_at_pa4)
     cr_assert_eq(pat & ~(0xffull << 32), 0x0007040600070406ull & ~(0xffull << 32));
     cr_assert_eq((pat >> 32) & 0xff, 0x01, "PA4 = WC");
     cr_assert_eq(x86pt_pat_index(0), 0);
-    cr_assert_eq(x86pt_pat_index(MM_MAP_WRITETHROUGH), 1);
-    cr_assert_eq(x86pt_pat_index(MM_MAP_NOCACHE), 3);
-    cr_assert_eq(x86pt_pat_index(MM_MAP_WRITECOMBINE), 4);
-    cr_assert_eq(x86pt_pat_index(MM_MAP_NOCACHE | MM_MAP_WRITECOMBINE), -1);
-    cr_assert_eq(x86pt_pat_index(MM_MAP_NOCACHE | MM_MAP_WRITETHROUGH), -1);
+    cr_assert_eq(x86pt_pat_index(MM_MAP_WRITE_THROUGH), 1);
+    cr_assert_eq(x86pt_pat_index(MM_MAP_DEVICE), 3);
+    cr_assert_eq(x86pt_pat_index(MM_MAP_WRITE_COMBINING), 4);
+    cr_assert_eq(x86pt_pat_index(MM_MAP_NORMAL_NC), 2);
+    cr_assert_eq(x86pt_pat_index(MM_MAP_WRITE_BACK), 0);
+    /* Memory-type field values 5..7 name nothing. */
+    for (unsigned t = MM_MEM_TYPE_COUNT; t < 8; t++)
+        cr_assert_eq(x86pt_pat_index(t << MM_MAP_MEM_SHIFT), -1, "type %u", t);
     cr_assert_eq(x86pt_pat_index(1u << 7), -1);
     /* The memory type each index selects under our PAT. */
     cr_assert_eq((pat >> (8 * 0)) & 0xff, X86PT_MT_WB);
     cr_assert_eq((pat >> (8 * 1)) & 0xff, X86PT_MT_WT);
+    cr_assert_eq((pat >> (8 * 2)) & 0xff, X86PT_MT_UC_MINUS);
     cr_assert_eq((pat >> (8 * 3)) & 0xff, X86PT_MT_UC);
     cr_assert_eq((pat >> (8 * 4)) & 0xff, X86PT_MT_WC);
 }
@@ -52,10 +56,11 @@ Test(paging_entry, every_flag_at_every_size)
         {MM_MAP_EXEC, 0, 0},
         {MM_MAP_USER, B_US | B_XD, B_US | B_XD},
         {MM_MAP_GLOBAL, B_G | B_XD, B_G | B_XD},
-        {MM_MAP_WRITETHROUGH, B_PWT | B_XD, B_PWT | B_XD},
-        {MM_MAP_NOCACHE, B_PCD | B_PWT | B_XD, B_PCD | B_PWT | B_XD},
-        {MM_MAP_WRITECOMBINE, B_PAT4K | B_XD, B_PATHUGE | B_XD},
-        {MM_MAP_WRITE | MM_MAP_EXEC | MM_MAP_USER | MM_MAP_WRITECOMBINE,
+        {MM_MAP_WRITE_THROUGH, B_PWT | B_XD, B_PWT | B_XD},
+        {MM_MAP_DEVICE, B_PCD | B_PWT | B_XD, B_PCD | B_PWT | B_XD},
+        {MM_MAP_NORMAL_NC, B_PCD | B_XD, B_PCD | B_XD},
+        {MM_MAP_WRITE_COMBINING, B_PAT4K | B_XD, B_PATHUGE | B_XD},
+        {MM_MAP_WRITE | MM_MAP_EXEC | MM_MAP_USER | MM_MAP_WRITE_COMBINING,
          B_RW | B_US | B_PAT4K, B_RW | B_US | B_PATHUGE},
     };
     for (size_t s = 0; s < 3; s++) {
@@ -93,11 +98,11 @@ Test(paging_entry, wc_4k_never_sets_bit_12)
     env_setup(4, true, true);
     /* The reference set the 2 MiB PAT bit (12) on 4 KiB pages, which moved
      * the frame by 4 KiB. */
-    uint64_t e = map_raw(UVA, 0x6000, MM_PAGE_4K, MM_MAP_WRITECOMBINE, NULL);
+    uint64_t e = map_raw(UVA, 0x6000, MM_PAGE_4K, MM_MAP_WRITE_COMBINING, NULL);
     cr_assert_eq(e & B_PATHUGE, 0);
     cr_assert_eq(e & 0x000ffffffffff000ull, 0x6000);
     cr_assert_neq(e & B_PAT4K, 0);
-    e = map_raw(UVA + MB2, 0x400000, MM_PAGE_2M, MM_MAP_WRITECOMBINE, NULL);
+    e = map_raw(UVA + MB2, 0x400000, MM_PAGE_2M, MM_MAP_WRITE_COMBINING, NULL);
     cr_assert_neq(e & B_PATHUGE, 0);
     cr_assert_neq(e & B_PS, 0);
     cr_assert_eq(e & 0x000fffffffe00000ull, 0x400000);
@@ -166,7 +171,7 @@ Test(paging_entry, protect_keeps_accessed_dirty_address_and_software_bits)
         *slot |= extra;
         mm_tlb_batch_init(&E.tlb);
         cr_assert_eq(x86pt_protect(&E.m, E.root, va, sizes[s],
-                                   MM_MAP_EXEC | MM_MAP_GLOBAL | MM_MAP_WRITECOMBINE, &E.tlb),
+                                   MM_MAP_EXEC | MM_MAP_GLOBAL | MM_MAP_WRITE_COMBINING, &E.tlb),
                      MM_OK);
         uint64_t e = *slot;
         cr_assert_eq(e & extra, extra, "size %zu lost %#llx", s,

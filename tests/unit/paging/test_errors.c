@@ -151,13 +151,12 @@ Test(paging_errors, invalid_arguments)
     EXPECT_UNCHANGED(x86pt_map(&E.m, E.root, va, 0, MM_PAGE_4K, 0x80000000u, &E.tlb),
                      MM_ERR_INVALID);
     EXPECT_UNCHANGED(
-        x86pt_map(&E.m, E.root, va, 0, MM_PAGE_4K, MM_MAP_NOCACHE | MM_MAP_WRITECOMBINE, &E.tlb),
+        x86pt_map(&E.m, E.root, va, 0, MM_PAGE_4K, MM_MAP_DEVICE | MM_MAP_WRITE_COMBINING, &E.tlb),
         MM_ERR_INVALID);
     EXPECT_UNCHANGED(
-        x86pt_map(&E.m, E.root, va, 0, MM_PAGE_4K, MM_MAP_NOCACHE | MM_MAP_WRITETHROUGH, &E.tlb),
+        x86pt_map(&E.m, E.root, va, 0, MM_PAGE_4K, MM_MAP_DEVICE | MM_MAP_WRITE_THROUGH, &E.tlb),
         MM_ERR_INVALID);
-    EXPECT_UNCHANGED(x86pt_map(&E.m, E.root, va, 0, MM_PAGE_4K,
-                               MM_MAP_WRITETHROUGH | MM_MAP_WRITECOMBINE, &E.tlb),
+    EXPECT_UNCHANGED(x86pt_map(&E.m, E.root, va, 0, MM_PAGE_4K, 7u << MM_MAP_MEM_SHIFT, &E.tlb),
                      MM_ERR_INVALID);
     EXPECT_UNCHANGED(x86pt_map(&E.m, E.root, KVA + GB1, 0, MM_PAGE_4K, MM_MAP_USER, &E.tlb),
                      MM_ERR_INVALID);

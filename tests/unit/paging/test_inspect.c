@@ -22,11 +22,11 @@ static void layout(void)
                            MM_MAP_WRITE | MM_MAP_EXEC, &E.tlb),
                  MM_OK);
     cr_assert_eq(x86pt_map_range(&E.m, E.root, KVA + 2 * MB2, 0xfd000000, 2 * MB2,
-                                 MM_MAP_WRITE | MM_MAP_WRITECOMBINE, &E.tlb),
+                                 MM_MAP_WRITE | MM_MAP_WRITE_COMBINING, &E.tlb),
                  MM_OK);
     cr_assert_eq(x86pt_map(&E.m, E.root, KVA + GB1, 0, MM_PAGE_1G, MM_MAP_WRITE, &E.tlb), MM_OK);
     cr_assert_eq(x86pt_map(&E.m, E.root, UVA, 0x9000, MM_PAGE_4K,
-                           MM_MAP_USER | MM_MAP_WRITE | MM_MAP_NOCACHE, &E.tlb),
+                           MM_MAP_USER | MM_MAP_WRITE | MM_MAP_DEVICE, &E.tlb),
                  MM_OK);
 }
 
@@ -112,7 +112,7 @@ Test(paging_inspect, walker_visits_leaves_in_order_within_bounds)
     for (size_t i = 1; i < c.n; i++)
         cr_assert_gt(c.leaf[i].va, c.leaf[i - 1].va);
     cr_assert_eq(c.leaf[0].va, UVA);
-    cr_assert_eq(c.leaf[0].flags, MM_MAP_USER | MM_MAP_WRITE | MM_MAP_NOCACHE);
+    cr_assert_eq(c.leaf[0].flags, MM_MAP_USER | MM_MAP_WRITE | MM_MAP_DEVICE);
     cr_assert_eq(c.leaf[11].size, MM_PAGE_1G);
     cr_assert_eq(c.leaf[11].entry & B_PS, B_PS);
     /* Bounds: anything overlapping [first, last]. */

@@ -69,8 +69,8 @@ static mm_page_size_t pick_size(bool g1)
 
 static mm_map_flags_t pick_flags(mm_vaddr_t va)
 {
-    static const mm_map_flags_t cache[] = {0, 0, MM_MAP_NOCACHE, MM_MAP_WRITETHROUGH,
-                                           MM_MAP_WRITECOMBINE};
+    static const mm_map_flags_t cache[] = {0, 0, MM_MAP_DEVICE, MM_MAP_WRITE_THROUGH,
+                                           MM_MAP_WRITE_COMBINING, MM_MAP_NORMAL_NC};
     mm_map_flags_t f = (mm_map_flags_t)(rnd() & (MM_MAP_WRITE | MM_MAP_EXEC | MM_MAP_GLOBAL));
     if ((int64_t)va >= 0 && (rnd() & 1))
         f |= MM_MAP_USER;

@@ -3,13 +3,11 @@
 
 #include "fake_mapper.h"
 
-#define UPPER_HALF 0xffff800000000000ull
 #define TOP_SHIFT 39u
 
-static bool kernel_half(mm_vaddr_t va)
-{
-    return va >= UPPER_HALF;
-}
+/* The kernel half of the space the fake was told to model (x86_64 4-level
+ * unless a test set pm->space). */
+#define kernel_half(va) mm_va_space_is_kernel(&pm->space, (va))
 
 static unsigned top_slot(mm_vaddr_t va)
 {
@@ -86,7 +84,7 @@ static mm_status_t f_map(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_paddr_t p
     pm->map_calls++;
     if (pm->fail_map_at != 0 && pm->map_calls == pm->fail_map_at)
         return pm->fail_map_status;
-    if (!mm_is_canonical(va, 48))
+    if (!mm_va_space_contains(&pm->space, va))
         return MM_ERR_NOT_CANONICAL;
     if (size != MM_PAGE_4K && size != MM_PAGE_2M && size != MM_PAGE_1G)
         return MM_ERR_INVALID;
@@ -95,8 +93,7 @@ static mm_status_t f_map(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_paddr_t p
         return MM_ERR_ALIGN;
     if (pa >= (1ull << 46))
         return MM_ERR_RANGE;
-    if ((flags & ~(mm_map_flags_t)MM_MAP_FLAGS_ALL) != 0 ||
-        __builtin_popcount(flags & (MM_MAP_NOCACHE | MM_MAP_WRITETHROUGH | MM_MAP_WRITECOMBINE)) > 1)
+    if (!mm_map_flags_valid(flags))
         return MM_ERR_INVALID;
     if ((flags & MM_MAP_USER) && kernel_half(va))
         return MM_ERR_INVALID;
@@ -133,7 +130,7 @@ static mm_status_t f_unmap(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_page_si
 {
     fake_pm_t *pm = ctx;
     pm->unmap_calls++;
-    if (!mm_is_canonical(va, 48))
+    if (!mm_va_space_contains(&pm->space, va))
         return MM_ERR_NOT_CANONICAL;
     if (!mm_is_aligned(va, mm_page_bytes(size)))
         return MM_ERR_ALIGN;
@@ -159,7 +156,7 @@ static mm_status_t f_protect(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_page_
 {
     fake_pm_t *pm = ctx;
     pm->protect_calls++;
-    if (!mm_is_canonical(va, 48))
+    if (!mm_va_space_contains(&pm->space, va))
         return MM_ERR_NOT_CANONICAL;
     if (!mm_is_aligned(va, mm_page_bytes(size)))
         return MM_ERR_ALIGN;
@@ -180,7 +177,7 @@ static mm_status_t f_translate(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_tra
 {
     fake_pm_t *pm = ctx;
     pm->translate_calls++;
-    if (!mm_is_canonical(va, 48))
+    if (!mm_va_space_contains(&pm->space, va))
         return MM_ERR_NOT_CANONICAL;
     mm_paddr_t where = root;
     fake_root_t *r = find_root(pm, root);
@@ -264,7 +261,7 @@ static mm_status_t f_prepopulate_top(void *ctx, mm_paddr_t root, mm_vaddr_t va, 
     if (len == 0)
         return MM_OK;
     uint64_t last = va + (len - 1);
-    if (last < va || !mm_is_canonical(va, 48) || !mm_is_canonical(last, 48) ||
+    if (last < va || !mm_va_space_contains(&pm->space, va) || !mm_va_space_contains(&pm->space, last) ||
         kernel_half(va) != kernel_half(last))
         return MM_ERR_NOT_CANONICAL;
     size_t before = pm->ntables;
@@ -283,6 +280,12 @@ static mm_status_t f_prepopulate_top(void *ctx, mm_paddr_t root, mm_vaddr_t va, 
     return MM_OK;
 }
 
+static void f_va_space(void *ctx, mm_va_space_t *out)
+{
+    const fake_pm_t *pm = ctx;
+    *out = pm->space;
+}
+
 static const mm_page_mapper_ops_t fake_ops = {
     .map = f_map,
     .unmap = f_unmap,
@@ -291,6 +294,7 @@ static const mm_page_mapper_ops_t fake_ops = {
     .root_create = f_root_create,
     .root_destroy = f_root_destroy,
     .prepopulate_top = f_prepopulate_top,
+    .va_space = f_va_space,
 };
 
 fake_pm_t *fake_pm_create(mm_frame_allocator_t frames, size_t max_entries)
@@ -298,6 +302,7 @@ fake_pm_t *fake_pm_create(mm_frame_allocator_t frames, size_t max_entries)
     fake_pm_t *pm = calloc(1, sizeof(*pm));
     pm->frames = frames;
     pm->cap = max_entries;
+    mm_va_space_sign_extended(48, 4, &pm->space);
     pm->e = calloc(max_entries, sizeof(pm->e[0]));
     return pm;
 }

@@ -46,6 +46,10 @@ typedef struct fake_root {
 
 typedef struct fake_pm {
     mm_frame_allocator_t frames;
+    /* The address space modelled: x86_64 4-level from fake_pm_create; a
+     * test may set another before vmm_init (kernel_root_separate: roots
+     * share nothing). */
+    mm_va_space_t space;
     fake_entry_t *e;
     size_t n, cap;
     fake_table_t tables[FAKE_MAX_TABLES];

@@ -214,7 +214,7 @@ FX_TEST(kernel_mappings_made_later_are_shared)
     vmm_stack_t s;
     OK(vmm_stack_create(&fx->vmm, &s));
     vmm_mmio_t m;
-    OK(vmm_mmio_map(&fx->vmm, 0xfee00020, 8, VMM_MMIO_UNCACHED, &m));
+    OK(vmm_mmio_map(&fx->vmm, 0xfee00020, 8, VMM_MMIO_DEVICE, &m));
     assert_same_translation(fx, as.root, (mm_vaddr_t)(uintptr_t)hb);
     assert_same_translation(fx, as.root, (mm_vaddr_t)(uintptr_t)hb + hs - 1);
     assert_same_translation(fx, as.root, s.bottom);
@@ -227,7 +227,7 @@ FX_TEST(kernel_mappings_made_later_are_shared)
     mm_translation_t t;
     cr_assert_eq(fx_translate(fx, as.root, s.bottom, &t), MM_ERR_NOT_MAPPED);
     OK(vmm_stack_create(&fx->vmm, &s));
-    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 8, VMM_MMIO_UNCACHED, &m));
+    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 8, VMM_MMIO_DEVICE, &m));
     assert_same_translation(fx, as.root, s.bottom);
     assert_same_translation(fx, as.root, (mm_vaddr_t)(uintptr_t)m.ptr);
 

@@ -104,7 +104,7 @@ FX_TEST(forged_stack_fields_are_refused_one_at_a_time)
     vmm_mmio_t m;
     OK(vmm_stack_create(&fx->vmm, &other));
     OK(vmm_stack_create(&fx->vmm, &s));
-    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 16, VMM_MMIO_UNCACHED, &m));
+    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 16, VMM_MMIO_DEVICE, &m));
     static vmm_t copy, zeroed, second;
     copy = fx->vmm;
     OK(vmm_init(&second, &fx->cfg));
@@ -190,10 +190,10 @@ Test(vmm_fake, concurrent_release_of_a_copy_is_refused)
 FX_TEST(stale_mmio_copy_after_reuse_is_refused_and_the_live_mapping_kept)
 {
     vmm_mmio_t old, live;
-    OK(vmm_mmio_map(&fx->vmm, 0xfee00020, 0x20, VMM_MMIO_UNCACHED, &old));
+    OK(vmm_mmio_map(&fx->vmm, 0xfee00020, 0x20, VMM_MMIO_DEVICE, &old));
     vmm_mmio_t copy = old;
     OK(vmm_mmio_release(&old));
-    OK(vmm_mmio_map(&fx->vmm, 0xfec00000, 0x20, VMM_MMIO_UNCACHED, &live));
+    OK(vmm_mmio_map(&fx->vmm, 0xfec00000, 0x20, VMM_MMIO_DEVICE, &live));
     cr_assert_eq(mm_align_down((uintptr_t)live.ptr, P), mm_align_down((uintptr_t)copy.ptr, P),
                  "the new mapping took the old range");
     STALE(fx, BADPTR, vmm_mmio_release(&copy));
@@ -224,8 +224,8 @@ FX_TEST(forged_mmio_fields_are_refused_one_at_a_time)
 {
     vmm_mmio_t m, other;
     vmm_stack_t s;
-    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, P, VMM_MMIO_UNCACHED, &other));
-    OK(vmm_mmio_map(&fx->vmm, 0xc0000010, 2 * P, VMM_MMIO_UNCACHED, &m));
+    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, P, VMM_MMIO_DEVICE, &other));
+    OK(vmm_mmio_map(&fx->vmm, 0xc0000010, 2 * P, VMM_MMIO_DEVICE, &m));
     OK(vmm_stack_create(&fx->vmm, &s));
     static vmm_t copy, zeroed;
     copy = fx->vmm;
@@ -376,7 +376,7 @@ FX_TEST(copied_or_zeroed_vmm_is_refused)
         cr_assert_eq(vmm_heap_release_callback(bad[i], held, held_size), MM_ERR_STATE);
         cr_assert_eq(vmm_stack_create(bad[i], &s), MM_ERR_STATE);
         cr_assert_null(s.vmm);
-        cr_assert_eq(vmm_mmio_map(bad[i], 0xfee00000, 8, VMM_MMIO_UNCACHED, &m), MM_ERR_STATE);
+        cr_assert_eq(vmm_mmio_map(bad[i], 0xfee00000, 8, VMM_MMIO_DEVICE, &m), MM_ERR_STATE);
         cr_assert_eq(vmm_as_create(bad[i], NULL, NULL, &as), MM_ERR_STATE);
         cr_assert_eq(vmm_check(bad[i]), MM_ERR_STATE);
         cr_assert_eq(vmm_switch_to_kernel(bad[i]), MM_ERR_STATE);
@@ -409,20 +409,20 @@ Test(vmm_fake, full_record_tables_refuse_creation)
     vmm_mmio_t m, m2;
     vmm_as_t a, a2;
     OK(vmm_stack_create(&fx.vmm, &s));
-    OK(vmm_mmio_map(&fx.vmm, 0xfee00000, 8, VMM_MMIO_UNCACHED, &m));
+    OK(vmm_mmio_map(&fx.vmm, 0xfee00000, 8, VMM_MMIO_DEVICE, &m));
     OK(vmm_as_create(&fx.vmm, NULL, NULL, &a));
     fx_snapshot_t snap;
     fx_snapshot(&fx, &snap);
     cr_assert_eq(vmm_stack_create(&fx.vmm, &s2), MM_ERR_FULL);
     cr_assert_null(s2.vmm);
-    cr_assert_eq(vmm_mmio_map(&fx.vmm, 0xfee01000, 8, VMM_MMIO_UNCACHED, &m2), MM_ERR_FULL);
+    cr_assert_eq(vmm_mmio_map(&fx.vmm, 0xfee01000, 8, VMM_MMIO_DEVICE, &m2), MM_ERR_FULL);
     cr_assert_null(m2.vmm);
     cr_assert_eq(vmm_as_create(&fx.vmm, NULL, NULL, &a2), MM_ERR_FULL);
     cr_assert_null(a2.vmm);
     fx_assert_unchanged(&fx, &snap);
     fx_assert_sane(&fx);
     OK(vmm_stack_release(&s));
-    OK(vmm_mmio_map(&fx.vmm, 0xfee01000, 8, VMM_MMIO_UNCACHED, &m2));
+    OK(vmm_mmio_map(&fx.vmm, 0xfee01000, 8, VMM_MMIO_DEVICE, &m2));
     OK(vmm_as_release(&a));
     OK(vmm_as_create(&fx.vmm, NULL, NULL, &a2));
     OK(vmm_mmio_release(&m));

@@ -106,6 +106,9 @@ FX_TEST(init_rejects_bad_configurations)
     mm_page_mapper_ops_t ops = *fx->mapper.ops;
     ops.prepopulate_top = NULL;
     BAD(MM_ERR_INVALID, c.mapper.ops = &ops);
+    ops = *fx->mapper.ops;
+    ops.va_space = NULL;
+    BAD(MM_ERR_INVALID, c.mapper.ops = &ops);
     BAD(MM_ERR_INVALID, c.mapper.ops = NULL);
     BAD(MM_ERR_INVALID, c.frames.alloc = NULL);
     BAD(MM_ERR_INVALID, c.frames.free = NULL);
@@ -129,14 +132,16 @@ FX_TEST(init_rejects_bad_configurations)
     BAD(MM_ERR_INVALID, l_.regions[LAYOUT_STACKS].size = P; c.stack_size = P);
     /* Every layout field the VMM relies on, hand-made wrong. */
     BAD(MM_ERR_INVALID, memset(&l_, 0, sizeof l_));
-    BAD(MM_ERR_INVALID, l_.paging_levels = 7);
-    BAD(MM_ERR_INVALID, l_.paging_levels = 0);
-    BAD(MM_ERR_INVALID, l_.paging_levels = 5); /* upper half no longer matches */
-    BAD(MM_ERR_INVALID, l_.upper_half_start = 0xff00000000000000ull);
-    BAD(MM_ERR_INVALID, l_.upper_half_start += P);
-    /* The whole layout moved into the lower half, with an upper half that
+    BAD(MM_ERR_INVALID, l_.space.levels = 7);
+    BAD(MM_ERR_INVALID, l_.space.levels = 0);
+    /* A valid descriptor that is not the mapper's: 5-level x86, AArch64. */
+    BAD(MM_ERR_INVALID, mm_va_space_sign_extended(57, 5, &l_.space));
+    BAD(MM_ERR_INVALID, mm_va_space_aarch64(48, &l_.space));
+    BAD(MM_ERR_INVALID, l_.space.kernel_lo = 0xff00000000000000ull);
+    BAD(MM_ERR_INVALID, l_.space.kernel_lo += P);
+    /* The whole layout moved into the lower half, with a kernel range that
      * "starts" at 0: the heap would be mapped global in the user half. */
-    BAD(MM_ERR_INVALID, l_.upper_half_start = 0;
+    BAD(MM_ERR_INVALID, l_.space.kernel_lo = 0;
         for (int i_ = 0; i_ < LAYOUT_REGION_COUNT; i_++) l_.regions[i_].base &= (1ull << 47) - 1);
     BAD(MM_ERR_INVALID, l_.regions[LAYOUT_HHDM].size = 0);
     BAD(MM_ERR_INVALID, l_.regions[LAYOUT_KERNEL_IMAGE].base = 0x200000);
@@ -193,7 +198,7 @@ Test(vmm_fake, uninitialised_vmm_is_refused)
     cr_assert_eq(vmm_heap_release(&v, (void *)(uintptr_t)fx.layout.regions[LAYOUT_HEAP].base, P),
                  MM_ERR_STATE);
     cr_assert_eq(vmm_stack_create(&v, &st), MM_ERR_STATE);
-    cr_assert_eq(vmm_mmio_map(&v, 0x1000, 8, VMM_MMIO_UNCACHED, &m), MM_ERR_STATE);
+    cr_assert_eq(vmm_mmio_map(&v, 0x1000, 8, VMM_MMIO_DEVICE, &m), MM_ERR_STATE);
     cr_assert_eq(vmm_as_create(&v, NULL, NULL, &as), MM_ERR_STATE);
     cr_assert_eq(vmm_check(&v), MM_ERR_STATE);
     cr_assert_eq(vmm_check(NULL), MM_ERR_INVALID);
@@ -669,8 +674,8 @@ FX_TEST(mmio_keeps_the_offset_and_covers_every_page)
     uint64_t free0 = fx_free_frames(fx);
     uint64_t total = 0;
     for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        OK(vmm_mmio_map(&fx->vmm, cases[i].phys, cases[i].size, VMM_MMIO_UNCACHED, &m[i]));
-        assert_mmio(fx, &m[i], cases[i].phys, cases[i].size, cases[i].pages, MM_MAP_NOCACHE);
+        OK(vmm_mmio_map(&fx->vmm, cases[i].phys, cases[i].size, VMM_MMIO_DEVICE, &m[i]));
+        assert_mmio(fx, &m[i], cases[i].phys, cases[i].size, cases[i].pages, MM_MAP_DEVICE);
         total += cases[i].pages;
     }
     vmm_stats_t st;
@@ -693,7 +698,7 @@ FX_TEST(mmio_write_combining)
 {
     vmm_mmio_t m;
     OK(vmm_mmio_map(&fx->vmm, 0xfd000000, 8u << 20, VMM_MMIO_WRITE_COMBINING, &m));
-    assert_mmio(fx, &m, 0xfd000000, 8u << 20, 2048, MM_MAP_WRITECOMBINE);
+    assert_mmio(fx, &m, 0xfd000000, 8u << 20, 2048, MM_MAP_WRITE_COMBINING);
     OK(vmm_mmio_release(&m));
 }
 
@@ -704,7 +709,7 @@ FX_TEST(large_mmio_release_returns_every_table)
 {
     uint64_t free0 = fx_free_frames(fx);
     vmm_mmio_t m;
-    OK(vmm_mmio_map(&fx->vmm, 0x80000000, 64u << 20, VMM_MMIO_UNCACHED, &m));
+    OK(vmm_mmio_map(&fx->vmm, 0x80000000, 64u << 20, VMM_MMIO_DEVICE, &m));
     cr_assert_geq(free0 - fx_free_frames(fx), 32, "a page table per 2 MiB");
     memset(&test_tlb, 0, sizeof(test_tlb));
     OK(vmm_mmio_release(&m));
@@ -716,20 +721,20 @@ FX_TEST(large_mmio_release_returns_every_table)
 FX_TEST(mmio_errors_change_nothing)
 {
     vmm_mmio_t keep, m;
-    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 16, VMM_MMIO_UNCACHED, &keep));
-    REJECTED(fx, MM_ERR_INVALID, vmm_mmio_map(&fx->vmm, 0x1000, 0, VMM_MMIO_UNCACHED, &m));
+    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 16, VMM_MMIO_DEVICE, &keep));
+    REJECTED(fx, MM_ERR_INVALID, vmm_mmio_map(&fx->vmm, 0x1000, 0, VMM_MMIO_DEVICE, &m));
     REJECTED(fx, MM_ERR_INVALID, vmm_mmio_map(&fx->vmm, 0x1000, 8, (vmm_mmio_cache_t)7, &m));
-    REJECTED(fx, MM_ERR_INVALID, vmm_mmio_map(NULL, 0x1000, 8, VMM_MMIO_UNCACHED, &m));
-    cr_assert_eq(vmm_mmio_map(&fx->vmm, 0x1000, 8, VMM_MMIO_UNCACHED, NULL), MM_ERR_INVALID);
+    REJECTED(fx, MM_ERR_INVALID, vmm_mmio_map(NULL, 0x1000, 8, VMM_MMIO_DEVICE, &m));
+    cr_assert_eq(vmm_mmio_map(&fx->vmm, 0x1000, 8, VMM_MMIO_DEVICE, NULL), MM_ERR_INVALID);
     REJECTED(fx, MM_ERR_RANGE,
-             vmm_mmio_map(&fx->vmm, UINT64_MAX - 10, 100, VMM_MMIO_UNCACHED, &m));
+             vmm_mmio_map(&fx->vmm, UINT64_MAX - 10, 100, VMM_MMIO_DEVICE, &m));
     /* Beyond the physical address width: the mapper refuses the first page,
      * the range goes back. */
-    REJECTED(fx, MM_ERR_RANGE, vmm_mmio_map(&fx->vmm, 1ull << 50, 8, VMM_MMIO_UNCACHED, &m));
+    REJECTED(fx, MM_ERR_RANGE, vmm_mmio_map(&fx->vmm, 1ull << 50, 8, VMM_MMIO_DEVICE, &m));
     REJECTED(fx, MM_ERR_EXHAUSTED,
-             vmm_mmio_map(&fx->vmm, 0, region(fx, LAYOUT_MMIO)->size, VMM_MMIO_UNCACHED, &m));
+             vmm_mmio_map(&fx->vmm, 0, region(fx, LAYOUT_MMIO)->size, VMM_MMIO_DEVICE, &m));
     REJECTED(fx, MM_ERR_EXHAUSTED,
-             vmm_mmio_map(&fx->vmm, 0, UINT64_MAX, VMM_MMIO_UNCACHED, &m));
+             vmm_mmio_map(&fx->vmm, 0, UINT64_MAX, VMM_MMIO_DEVICE, &m));
     cr_assert_null(m.vmm, "failed maps leave a released object");
     OK(vmm_mmio_release(&m));
     OK(vmm_mmio_release(NULL));
@@ -746,13 +751,13 @@ Test(vmm_fake, mmio_mapper_failure_half_way_rolls_back)
     fx.fake->fail_map_at = fx.fake->map_calls + 5;
     fx.fake->fail_map_status = MM_ERR_UNSUPPORTED;
     memset(&test_tlb, 0, sizeof(test_tlb));
-    cr_assert_eq(vmm_mmio_map(&fx.vmm, 0x10000000, 8 * P, VMM_MMIO_UNCACHED, &m),
+    cr_assert_eq(vmm_mmio_map(&fx.vmm, 0x10000000, 8 * P, VMM_MMIO_DEVICE, &m),
                  MM_ERR_UNSUPPORTED);
     fx_assert_unchanged(&fx, &snap);
     cr_assert_eq(test_tlb.page_calls, 1, "the four pages mapped were flushed");
     cr_assert_eq(test_tlb.last_count, 4);
     fx.fake->fail_map_at = 0;
-    OK(vmm_mmio_map(&fx.vmm, 0x10000000, 8 * P, VMM_MMIO_UNCACHED, &m));
+    OK(vmm_mmio_map(&fx.vmm, 0x10000000, 8 * P, VMM_MMIO_DEVICE, &m));
     OK(vmm_mmio_release(&m));
 }
 
@@ -765,7 +770,7 @@ typedef struct mmio_arg {
 static mm_status_t op_mmio(fx_t *fx, void *arg)
 {
     mmio_arg_t *a = arg;
-    mm_status_t st = vmm_mmio_map(&fx->vmm, a->phys, a->size, VMM_MMIO_UNCACHED, &a->m);
+    mm_status_t st = vmm_mmio_map(&fx->vmm, a->phys, a->size, VMM_MMIO_DEVICE, &a->m);
     if (st != MM_OK)
         cr_assert_null(a->m.vmm);
     return st;
@@ -779,7 +784,7 @@ FX_TEST(mmio_is_all_or_nothing_for_every_failing_table_allocation)
     OK(op_mmio(fx, &pad));
     mmio_arg_t a = {0x40000123, (2u << 20) + 2 * P, VMM_MMIO_INIT};
     cr_assert_geq(fx_fail_each_k(fx, op_mmio, &a, false), 2);
-    assert_mmio(fx, &a.m, a.phys, a.size, 515, MM_MAP_NOCACHE);
+    assert_mmio(fx, &a.m, a.phys, a.size, 515, MM_MAP_DEVICE);
     mmio_arg_t b = {0x50000000, 3 * P, VMM_MMIO_INIT};
     fx_fail_each_k(fx, op_mmio, &b, true);
     OK(vmm_mmio_release(&a.m));
@@ -796,8 +801,8 @@ Test(vmm_fake, mmio_release_with_full_free_list_keeps_the_range)
     o.mmio_slots = none; /* capacity 0: only watermark frees succeed */
     fx_setup(&fx, FX_FAKE, &o, false);
     vmm_mmio_t a, b;
-    OK(vmm_mmio_map(&fx.vmm, 0x1000, P, VMM_MMIO_UNCACHED, &a));
-    OK(vmm_mmio_map(&fx.vmm, 0x2000, P, VMM_MMIO_UNCACHED, &b));
+    OK(vmm_mmio_map(&fx.vmm, 0x1000, P, VMM_MMIO_DEVICE, &a));
+    OK(vmm_mmio_map(&fx.vmm, 0x2000, P, VMM_MMIO_DEVICE, &b));
     cr_assert_eq(vmm_mmio_release(&a), MM_ERR_FULL);
     assert_unmapped(&fx, mm_align_down((mm_vaddr_t)(uintptr_t)a.ptr, P), P);
     cr_assert_eq(vmm_check(&fx.vmm), MM_OK);
@@ -857,10 +862,10 @@ FX_TEST(foreign_mapping_in_the_way_is_exists_and_rolls_back)
     vmm_mmio_t m;
     mm_vaddr_t mmio = region(fx, LAYOUT_MMIO)->base;
     map_foreign(fx, mmio + 2 * P);
-    REJECTED(fx, MM_ERR_EXISTS, vmm_mmio_map(&fx->vmm, 0xfee00000, 4 * P, VMM_MMIO_UNCACHED, &m));
+    REJECTED(fx, MM_ERR_EXISTS, vmm_mmio_map(&fx->vmm, 0xfee00000, 4 * P, VMM_MMIO_DEVICE, &m));
     cr_assert_null(m.vmm);
     unmap_foreign(fx, mmio + 2 * P);
-    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 4 * P, VMM_MMIO_UNCACHED, &m));
+    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 4 * P, VMM_MMIO_DEVICE, &m));
     cr_assert_eq((mm_vaddr_t)(uintptr_t)m.ptr, mmio, "the range was given back");
     OK(vmm_mmio_release(&m));
     OK(vmm_stack_release(&s));
@@ -881,7 +886,7 @@ FX_TEST(mixed_workload_returns_every_frame)
         for (int i = 0; i < 20; i++) {
             OK(vmm_stack_create(&fx->vmm, &st[i]));
             OK(vmm_mmio_map(&fx->vmm, 0xe0000000 + (uint64_t)i * 0x10010, 0x1800,
-                            VMM_MMIO_UNCACHED, &mm[i]));
+                            VMM_MMIO_DEVICE, &mm[i]));
         }
         for (int i = round % 2; i < 20; i += 2) {
             OK(vmm_stack_release(&st[i]));
@@ -914,7 +919,7 @@ static void scoped_user(fx_t *fx)
     MM_SCOPED(vmm_as_release) vmm_as_t as = VMM_AS_INIT;
     MM_SCOPED(vmm_stack_release) vmm_stack_t never = VMM_STACK_INIT; /* no-op at exit */
     OK(vmm_stack_create(&fx->vmm, &s));
-    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 16, VMM_MMIO_UNCACHED, &m));
+    OK(vmm_mmio_map(&fx->vmm, 0xfee00000, 16, VMM_MMIO_DEVICE, &m));
     OK(vmm_as_create(&fx->vmm, vmm_as_leaf_free_frames, &fx->vmm, &as));
     OK(vmm_as_map_anon(&as, 0x400000, 4, MM_MAP_WRITE));
     scoped_free_frames_inside = fx_free_frames(fx);
@@ -965,7 +970,7 @@ static void *stress_worker(void *arg)
         case 2:
             if (m[k].vmm == NULL &&
                 vmm_mmio_map(vmm, 0xe0000000 + ((seed >> 8) & 0xffff) * 16, 0x1800,
-                             VMM_MMIO_UNCACHED, &m[k]) != MM_OK)
+                             VMM_MMIO_DEVICE, &m[k]) != MM_OK)
                 return "mmio map failed";
             break;
         case 3:
@@ -1041,7 +1046,7 @@ Test(vmm_fake, check_reports_each_kind_of_damage)
     cr_assert_eq(vmm_stack_create(&fx.vmm, &s2), MM_OK);
     cr_assert_eq(vmm_stack_release(&s), MM_OK); /* leaves a free slot below s2 */
     vmm_mmio_t m = VMM_MMIO_INIT;
-    cr_assert_eq(vmm_mmio_map(&fx.vmm, 0xfee00000, 0x1000, VMM_MMIO_UNCACHED, &m), MM_OK);
+    cr_assert_eq(vmm_mmio_map(&fx.vmm, 0xfee00000, 0x1000, VMM_MMIO_DEVICE, &m), MM_OK);
     cr_assert_eq(vmm_check(&fx.vmm), MM_OK);
     cr_assert_gt(fx.vmm.stacks.count, 0, "the test needs a free stack range");
 

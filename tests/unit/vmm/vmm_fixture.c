@@ -41,9 +41,6 @@ void fx_setup(fx_t *fx, fx_kind_t kind, const fx_opts_t *opts, bool no_vmm)
     fx->kind = kind;
     sim_phys_create(FX_SIM_BYTES);
 
-    layout_params_t lp = {.hhdm_base = FX_HHDM_BASE, .phys_top = FX_SIM_BYTES};
-    cr_assert_eq(layout_compute(&lp, &fx->layout), MM_OK);
-
 #if VMM_TEST_HAVE_PMM
     pmm_region_t map[] = {{0, FX_SIM_BYTES, PMM_REGION_USABLE}};
     cr_assert_eq(pmm_init(&fx->pmm, map, 1, NULL, 0), MM_OK);
@@ -69,6 +66,15 @@ void fx_setup(fx_t *fx, fx_kind_t kind, const fx_opts_t *opts, bool no_vmm)
         cr_assert_fail("x86_64 mapper not built");
 #endif
     }
+    if (kind == FX_FAKE && opts != NULL && opts->space != NULL)
+        fx->fake->space = *opts->space;
+    /* The layout for the mapper's own address space, as a kernel does. */
+    mm_va_space_t space;
+    fx->mapper.ops->va_space(fx->mapper.ctx, &space);
+    layout_params_t lp = {.hhdm_base = FX_HHDM_BASE, .phys_top = FX_SIM_BYTES, .space = &space};
+    if (opts != NULL && opts->hhdm_base != 0)
+        lp.hhdm_base = opts->hhdm_base;
+    cr_assert_eq(layout_compute(&lp, &fx->layout), MM_OK);
     cr_assert_eq(fx->mapper.ops->root_create(fx->mapper.ctx, 0, &fx->kroot), MM_OK);
 
     fx->cfg = (vmm_config_t){
@@ -76,8 +82,13 @@ void fx_setup(fx_t *fx, fx_kind_t kind, const fx_opts_t *opts, bool no_vmm)
         .kernel_root = fx->kroot,
         .mapper = fx->mapper,
         .frames = fx->fa,
+        .asids = FX_ASIDS,
     };
     if (opts != NULL) {
+        if (opts->asids != 0)
+            fx->cfg.asids = opts->asids;
+        if (opts->no_asids)
+            fx->cfg.asids = 0;
         fx->cfg.stack_size = opts->stack_size;
         fx->cfg.heap_slots = opts->heap_slots;
         fx->cfg.heap_slot_count = opts->heap_slot_count;

@@ -57,7 +57,14 @@ typedef struct fx_opts {
     size_t stack_slot_count;
     vmm_range_t *mmio_slots;
     size_t mmio_slot_count;
+    const mm_va_space_t *space; /* FX_FAKE only: the space the fake models */
+    mm_vaddr_t hhdm_base;       /* 0: FX_HHDM_BASE */
+    uint32_t asids;             /* vmm_config_t.asids (0: FX_ASIDS) */
+    bool no_asids;              /* vmm_config_t.asids = 0 */
 } fx_opts_t;
+
+/* Identities the fixture's VMM hands out by default (a PCID-sized set). */
+#define FX_ASIDS 4096u
 
 typedef struct fx {
     fx_kind_t kind;

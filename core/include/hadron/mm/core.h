@@ -13,5 +13,6 @@
 #include <hadron/mm/status.h>
 #include <hadron/mm/tlb.h>
 #include <hadron/mm/types.h>
+#include <hadron/mm/va_space.h>
 
 #endif /* HADRON_MM_CORE_H */

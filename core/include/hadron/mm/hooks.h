@@ -61,25 +61,59 @@ void mm_hook_spin_yield(void);
  * Must not take hadron-mm locks or allocate. */
 unsigned mm_hook_cpu_index(void);
 
-/* Invalidate the TLB entries of `count` pages (each an address inside the
- * page; large pages included) on this CPU, and on others where the kernel
- * does shootdowns. Paging-structure caches must go too: freed table frames
- * are released right after this returns (on x86_64 INVLPG does that).
- * Called once per flushed batch: normally where the caller flushes, with
- * its page-table locks dropped, but also from inside a page-table change
- * when a batch's deferred-free list is full (mm_tlb_batch_defer_free), so
- * possibly with the caller's locks held and interrupts disabled. The same
- * holds for mm_hook_tlb_flush_all. */
-void mm_hook_tlb_flush_pages(const mm_vaddr_t *pages, size_t count);
+/* TLB hooks and address-space identities (types.h: mm_asid_t).
+ *
+ * Every flush names the identity whose entries went stale. MM_ASID_KERNEL
+ * is a kernel-half change (or a user space the VMM runs untagged): its
+ * entries are global or shared by every identity, so the hook drops them
+ * under every identity, paging-structure caches included (x86_64 with
+ * PCIDs: INVLPG reaches only the current PCID's non-global entries, so
+ * other PCIDs must be invalidated too or flushed before their next use;
+ * AArch64: TLBI VAAE1IS / VMALLE1IS). Any other identity is one user
+ * address space, which may be current on this CPU, on others, or nowhere
+ * (x86_64: INVLPG if it is current, else INVPCID, else flush that PCID at
+ * its next use; AArch64: TLBI VAE1IS / ASIDE1IS with the ASID).
+ *
+ * Both flush hooks are called once per flushed batch: normally where the
+ * caller flushes, with its page-table locks dropped, but also from inside a
+ * page-table change (a batch's deferred-free list is full, see
+ * mm_tlb_batch_defer_free, or break-before-make, see page_mapper.h), so
+ * possibly with the caller's locks held and interrupts disabled. An empty
+ * batch makes no call at all. Paging-structure caches must go too: freed
+ * table frames are released right after the hook returns. */
 
-/* Invalidate every TLB entry and every paging-structure-cache entry;
- * `include_global` also drops global entries (on x86_64 by toggling CR4.PGE
- * rather than reloading CR3). Also used for a batch that holds only
- * deferred table frees. */
-void mm_hook_tlb_flush_all(bool include_global);
+/* Invalidate the entries of `count` pages (each an address inside the page;
+ * large pages included) of identity `asid` on this CPU, and on others where
+ * the kernel does shootdowns. */
+void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count);
 
-/* Make the page-table hierarchy rooted at physical address `root` current on
- * this CPU (on x86_64: write CR3). Used by user address spaces. */
-void mm_hook_switch_root(mm_paddr_t root);
+/* Invalidate every entry of identity `asid` and every paging-structure-cache
+ * entry it may use (MM_ASID_KERNEL: of every identity). `include_global`
+ * also drops global entries (a global mapping changed). Also used for a
+ * batch that holds only deferred table frees. */
+void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global);
+
+/* Make the user half translated by the root at physical address `root`
+ * current on this CPU, tagged with identity `asid`. Entries already tagged
+ * `asid` may be kept (x86_64: CR3 = root | PCID with the no-flush bit 63;
+ * AArch64: TTBR0_EL1 = root with the ASID): the VMM retires an identity
+ * before it gives it, or its root, to anything else. `asid` MM_ASID_KERNEL
+ * keeps nothing: non-global entries of identity 0 must be dropped (x86_64:
+ * a CR3 write without the no-flush bit). With a shared kernel root (x86_64)
+ * `root` also translates the kernel half and vmm_switch_to_kernel passes the
+ * kernel root; with a separate one (AArch64 TTBR1) `root` is 0 for "no user
+ * half" (an empty table, or TTBR0 walks disabled). Called by vmm_as_switch
+ * and vmm_switch_to_kernel with no hadron-mm lock held. */
+void mm_hook_switch_root(mm_paddr_t root, mm_asid_t asid);
+
+/* Identity `asid` (never MM_ASID_KERNEL) is being retired: invalidate every
+ * TLB and paging-structure-cache entry tagged with it on every CPU, or make
+ * sure each CPU does before it next uses `asid` (x86_64: INVPCID single-
+ * context, or no no-flush bit at the next switch to that PCID; AArch64:
+ * TLBI ASIDE1IS, DSB ISH). Called by vmm_as_release after every CPU has
+ * switched away from the space and before its tables are freed and before
+ * the identity is given to another address space; no hadron-mm lock held,
+ * interrupts as the caller has them. Must not call vmm_* or allocate. */
+void mm_hook_asid_retire(mm_asid_t asid);
 
 #endif /* HADRON_MM_HOOKS_H */

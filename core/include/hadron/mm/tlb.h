@@ -14,6 +14,13 @@
  * entries. So the frame goes back to its allocator only in
  * mm_tlb_batch_flush, after the hook call (Linux: tlb_remove_table).
  *
+ * A batch belongs to one address-space identity (types.h: mm_asid_t): the
+ * one whose entries its records made stale, passed to the hooks with them.
+ * A batch for kernel-half changes has MM_ASID_KERNEL (MM_TLB_BATCH_INIT,
+ * mm_tlb_batch_init); one for a user address space has that space's
+ * identity (MM_TLB_BATCH_INIT_ASID, mm_tlb_batch_init_asid). A flush keeps
+ * the identity, so a batch can be reused for the same space.
+ *
  * Consequence for every caller: a batch that a change may have used must be
  * flushed, never dropped or re-initialised, or the table frames it holds
  * leak. mm_tlb_batch_empty() is true exactly when nothing is pending, so
@@ -51,13 +58,19 @@ typedef struct mm_tlb_batch {
     mm_vaddr_t pages[MM_TLB_BATCH_MAX];
     uint32_t deferred_count; /* frames recorded in deferred[] */
     mm_tlb_deferred_free_t deferred[MM_TLB_BATCH_DEFER_MAX];
+    mm_asid_t asid;          /* identity the records belong to */
 } mm_tlb_batch_t;
 
-#define MM_TLB_BATCH_INIT {0, false, false, {0}, 0, {{0, 0}}}
+#define MM_TLB_BATCH_INIT_ASID(a) {0, false, false, {0}, 0, {{0, 0}}, (a)}
+#define MM_TLB_BATCH_INIT MM_TLB_BATCH_INIT_ASID(MM_ASID_KERNEL)
 
-/* Makes `batch` empty. For fresh storage or to discard page records; on a
- * batch holding deferred frees it would leak them (flush instead). O(1). */
+/* Makes `batch` empty, for kernel-half changes (MM_ASID_KERNEL). For fresh
+ * storage or to discard page records; on a batch holding deferred frees it
+ * would leak them (flush instead). O(1). */
 void mm_tlb_batch_init(mm_tlb_batch_t *batch);
+
+/* The same for changes to the address space with identity `asid`. O(1). */
+void mm_tlb_batch_init_asid(mm_tlb_batch_t *batch, mm_asid_t asid);
 
 /* True when a flush would do nothing: no page, no full flush, no deferred
  * free pending. O(1). */
@@ -90,12 +103,14 @@ void mm_tlb_batch_add(mm_tlb_batch_t *batch, mm_vaddr_t va, mm_page_size_t size,
 void mm_tlb_batch_defer_free(mm_tlb_batch_t *batch, const mm_frame_allocator_t *allocator,
                              mm_paddr_t frame);
 
-/* Invalidates what the batch recorded with exactly one hook call (none for
- * an empty batch; a full flush when frees are deferred but no page was
- * recorded), then returns the deferred frames to their allocators, then
- * empties the batch. Call after dropping page-table locks and before reusing
- * any frame that was unmapped. A free the allocator refuses is an
- * assertion (the frame was the mapper's alone). O(pages + deferred frees). */
+/* Invalidates what the batch recorded with exactly one hook call for the
+ * batch's identity (none at all for an empty batch; a full flush when frees
+ * are deferred but no page was recorded), then returns the deferred frames
+ * to their allocators, then empties the batch, keeping its identity. Call
+ * after dropping page-table locks and before reusing any frame that was
+ * unmapped; a mapper also calls it for break-before-make (page_mapper.h).
+ * A free the allocator refuses is an assertion (the frame was the mapper's
+ * alone). O(pages + deferred frees). */
 void mm_tlb_batch_flush(mm_tlb_batch_t *batch);
 
 #endif /* HADRON_MM_TLB_H */

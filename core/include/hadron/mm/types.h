@@ -17,6 +17,17 @@ typedef uint64_t mm_vaddr_t; /* virtual address */
 
 #define MM_PADDR_MAX UINT64_MAX
 
+/* An address-space identity: the tag a CPU keeps on non-global TLB entries
+ * so that switching roots need not drop them (x86_64: the PCID, 12 bits;
+ * AArch64: the ASID, 8 or 16 bits). The VMM hands them out (vmm.h); they
+ * reach the kernel's TLB and root-switch hooks (hooks.h). */
+typedef uint32_t mm_asid_t;
+
+/* The kernel's identity, and that of every address space the VMM could give
+ * no identity of its own ("untagged": a switch to it drops the non-global
+ * entries, as a plain CR3 write without PCIDs does). */
+#define MM_ASID_KERNEL 0u
+
 /* Page sizes are identified by their shift so a size can never be a
  * non-power-of-two by construction. */
 typedef enum mm_page_size {
@@ -71,14 +82,6 @@ static inline bool mm_align_up_checked(uint64_t x, uint64_t align, uint64_t *out
 static inline uint64_t mm_align_up(uint64_t x, uint64_t align)
 {
     return (x + align - 1) & ~(align - 1);
-}
-
-/* A 48-bit (4-level) or 57-bit (5-level) canonical address: the bits above
- * the implemented width are copies of the top implemented bit. */
-static inline bool mm_is_canonical(mm_vaddr_t va, unsigned va_bits)
-{
-    int64_t shifted = (int64_t)(va << (64u - va_bits)) >> (64u - va_bits);
-    return (uint64_t)shifted == va;
 }
 
 /* [base, base + size) as a half-open range; size 0 is empty. Returns false

@@ -1,13 +1,16 @@
 /*
  * hadron-mm layout: the kernel's virtual address layout.
  *
- * Five regions in the upper half: the HHDM (sized from the physical address
- * space), the heap, the kernel-stack area, the MMIO area and the kernel
- * image. layout_compute() either returns a layout in which every region is
- * canonical, aligned, non-overlapping and below 2^64, or an error: there is
- * no such thing as a bad layout.
+ * Five regions in the kernel range of an address-space descriptor
+ * (va_space.h, provided by the page mapper: x86pt_va_space, or
+ * mm_va_space_aarch64): the HHDM (sized from the physical address space),
+ * the heap, the kernel-stack area, the MMIO area and the kernel image.
+ * layout_compute() either returns a layout in which every region lies in
+ * the kernel range, is aligned and overlaps no other, or an error: there is
+ * no such thing as a bad layout. Nothing here knows an architecture's
+ * address rule; the descriptor says which addresses are kernel addresses.
  *
- *   upper-half start   HHDM      [hhdm_base, +align_up(phys_top, 1 GiB))
+ *   kernel_lo (usual)  HHDM      [hhdm_base, +align_up(phys_top, 1 GiB))
  *                      guard     1 GiB, unmapped
  *   regions_base       heap      heap_size
  *                      guard
@@ -23,6 +26,7 @@
 
 #include <hadron/mm/status.h>
 #include <hadron/mm/types.h>
+#include <hadron/mm/va_space.h>
 
 typedef enum layout_region_id {
     LAYOUT_HHDM,
@@ -41,8 +45,7 @@ typedef struct layout_region {
 
 typedef struct layout {
     layout_region_t regions[LAYOUT_REGION_COUNT];
-    unsigned paging_levels; /* 4 or 5 */
-    mm_vaddr_t upper_half_start;
+    mm_va_space_t space; /* the descriptor the layout was computed for */
 } layout_t;
 
 /* Defaults used when a size field of layout_params_t is 0. */
@@ -64,20 +67,25 @@ typedef struct layout_params {
     uint64_t mmio_size;    /* likewise */
     mm_vaddr_t kernel_base; /* 0: LAYOUT_DEFAULT_KERNEL_BASE; 2 MiB aligned */
     uint64_t kernel_size;  /* 0: LAYOUT_DEFAULT_KERNEL_SIZE; 2 MiB multiple */
-    unsigned paging_levels; /* 0 or 4: 4-level; 5: 5-level (LA57) */
+    /* The address space (required; copied into the layout): from the page
+     * mapper (x86pt_va_space) or a constructor (mm_va_space_aarch64). The
+     * defaults above fit a 48-bit kernel range or larger; a 39-bit one
+     * (512 GiB) needs smaller sizes. */
+    const mm_va_space_t *space;
 } layout_params_t;
 
 /* Computes and validates a layout. *out is written only on success.
  * Errors:
- *   MM_ERR_INVALID        params or out NULL; paging_levels not 0/4/5;
- *                         phys_top 0; a size not a multiple of 1 GiB
- *                         (2 MiB for the kernel image)
+ *   MM_ERR_INVALID        params, out or space NULL; a space that
+ *                         mm_va_space_check rejects; phys_top 0; a size not
+ *                         a multiple of 1 GiB (2 MiB for the kernel image)
  *   MM_ERR_ALIGN          hhdm_base / regions_base not 1 GiB aligned,
  *                         kernel_base not 2 MiB aligned
- *   MM_ERR_NOT_CANONICAL  a base outside the upper half of the paging mode
- *   MM_ERR_RANGE          a region would wrap past 2^64, or the HHDM for
- *                         phys_top runs into the kernel image at its default
- *                         base (phys_top too large for this hhdm_base)
+ *   MM_ERR_NOT_CANONICAL  a base outside the space's kernel range
+ *   MM_ERR_RANGE          a region would run past the kernel range's end
+ *                         (or wrap past 2^64), or the HHDM for phys_top
+ *                         runs into the kernel image at its default base
+ *                         (phys_top too large for this hhdm_base)
  *   MM_ERR_OVERLAP        two regions overlap, including a kernel_base or
  *                         regions_base the caller chose inside the HHDM
  * No locking (pure function); O(1). */

@@ -34,17 +34,25 @@
  * hierarchies it built itself (root_create); the bootloader's tables, whose
  * count bits are zero, are not adopted.
  *
- * Memory types. The mapper uses four PAT entries and expects the kernel to
- * program IA32_PAT (MSR 0x277) with X86PT_PAT_MSR on every CPU:
- *   flags                  PAT index  PAT,PCD,PWT  type
- *   (none)                 0          0,0,0        WB   (as at reset)
- *   MM_MAP_WRITETHROUGH    1          0,0,1        WT   (as at reset)
- *   MM_MAP_NOCACHE         3          0,1,1        UC   (as at reset; strong UC)
- *   MM_MAP_WRITECOMBINE    4          1,0,0        WC   (reset value: WB)
+ * Memory types (page_mapper.h). The mapper uses five PAT entries and
+ * expects the kernel to program IA32_PAT (MSR 0x277) with X86PT_PAT_MSR on
+ * every CPU:
+ *   memory type              PAT index  PAT,PCD,PWT  type
+ *   MM_MAP_WRITE_BACK (0)    0          0,0,0        WB   (as at reset)
+ *   MM_MAP_WRITE_THROUGH     1          0,0,1        WT   (as at reset)
+ *   MM_MAP_NORMAL_NC         2          0,1,0        UC-  (as at reset)
+ *   MM_MAP_DEVICE            3          0,1,1        UC   (as at reset; strong UC)
+ *   MM_MAP_WRITE_COMBINING   4          1,0,0        WC   (reset value: WB)
  * PA0..PA3 and PA5..PA7 keep their reset values, so everything but
  * write-combining means the same before and after the MSR write. The PAT bit
- * is bit 7 in a 4 KiB entry and bit 12 in a 2 MiB / 1 GiB entry. Two cache
- * flags at once are contradictory (MM_ERR_INVALID).
+ * is bit 7 in a 4 KiB entry and bit 12 in a 2 MiB / 1 GiB entry. A memory-
+ * type field value beyond MM_MEM_DEVICE is MM_ERR_INVALID. Changing the
+ * memory type of a present page (protect) is done in place: x86_64 needs no
+ * break-before-make (page_mapper.h), the caller's flush is enough.
+ *
+ * Address space: x86pt_va_space; user [0, 2^47) and kernel [2^64 - 2^47,
+ * 2^64) with 4 levels, [0, 2^56) and [2^64 - 2^56, 2^64) with 5, one root
+ * for both halves.
  *
  * Policy choices (see also each function):
  * - CPUs without NX (or with EFER.NXE clear): bit 63 is reserved there, so
@@ -145,14 +153,20 @@ typedef struct x86pt {
  * phys_bits outside 32..52, missing allocator callbacks). No locking; O(1). */
 mm_status_t x86pt_init(x86pt_t *m, const x86pt_config_t *cfg);
 
+/* The address space `m` translates (va_space.h): sign-extended halves of
+ * 48 (4 levels) or 57 bits (5 levels), one root for both. This is what a
+ * kernel passes to layout_compute; it is also the mapper's va_space
+ * operation. `m` must be initialised. No lock; O(1). */
+void x86pt_va_space(const x86pt_t *m, mm_va_space_t *out);
+
 /* The generic interface backed by `m` (which must outlive it). O(1). */
 mm_page_mapper_t x86pt_page_mapper(x86pt_t *m);
 
 /* The IA32_PAT value the kernel must program: X86PT_PAT_MSR. */
 uint64_t x86pt_pat_msr(void);
 
-/* The PAT index (0..7) a set of flags selects, or -1 for contradictory or
- * unknown cache flags. O(1). */
+/* The PAT index (0..7) a set of flags selects, or -1 for unknown bits or
+ * an unknown memory type. O(1). */
 int x86pt_pat_index(mm_map_flags_t flags);
 
 /* --- Single pages: the mm_page_mapper_ops_t operations (see page_mapper.h

@@ -110,6 +110,7 @@ typedef struct vmm_space_rec {
     mm_leaf_fn leaf_fn; /* called for each user leaf at release */
     void *leaf_arg;
     uint32_t next_free; /* free-record chain, under the VMM lock */
+    mm_asid_t asid;     /* the space's identity (vmm_as_create) */
 } vmm_space_rec_t;
 
 typedef struct vmm_config {
@@ -139,6 +140,11 @@ typedef struct vmm_config {
     size_t handle_count;
     vmm_space_rec_t *spaces;
     size_t space_count;
+    /* Address-space identities the CPU offers (mm_asid_t: x86_64 with PCIDs
+     * 4096, AArch64 256 or 65536), identity 0 being the kernel's. 0 or 1:
+     * none, every address space runs untagged with MM_ASID_KERNEL. See
+     * vmm_as_create for how they are handed out. */
+    uint32_t asids;
 } vmm_config_t;
 
 typedef struct vmm_stats {
@@ -170,6 +176,7 @@ typedef struct vmm {
     uint32_t handle_count, handle_used, handle_free;
     vmm_space_rec_t *spaces;     /* address spaces */
     uint32_t space_count, space_used, space_free;
+    uint32_t asids;              /* vmm_config_t.asids */
     vmm_range_t builtin_heap_slots[VMM_DEFAULT_RANGE_SLOTS];
     vmm_range_t builtin_stack_slots[VMM_DEFAULT_RANGE_SLOTS];
     vmm_range_t builtin_mmio_slots[VMM_DEFAULT_RANGE_SLOTS];
@@ -330,8 +337,8 @@ mm_status_t vmm_stack_release(vmm_stack_t *stack);
  * ------------------------------------------------------------------------ */
 
 typedef enum vmm_mmio_cache {
-    VMM_MMIO_UNCACHED,       /* device registers */
-    VMM_MMIO_WRITE_COMBINING, /* framebuffers */
+    VMM_MMIO_DEVICE,          /* device registers: MM_MAP_DEVICE */
+    VMM_MMIO_WRITE_COMBINING, /* framebuffers: MM_MAP_WRITE_COMBINING */
     VMM_MMIO_CACHE_COUNT
 } vmm_mmio_cache_t;
 
@@ -349,7 +356,7 @@ typedef struct vmm_mmio {
 #define VMM_MMIO_INIT {NULL, 0, 0, 0, NULL, 0, 0}
 
 /* Maps the physical range [phys, phys + size) into the MMIO region:
- * writable, no-execute, global, uncached or write-combining. Any phys and
+ * writable, no-execute, global, device memory or write-combining. Any phys and
  * size are fine: every page the range touches is mapped and out->ptr points
  * at phys itself, not at its page.
  * Errors (nothing changed; *out left released): MM_ERR_INVALID (NULL, size
@@ -412,6 +419,7 @@ const char *vmm_fault_kind_str(vmm_fault_kind_t kind);
 
 typedef struct vmm_as {
     mm_paddr_t root;    /* physical address of this space's root table */
+    mm_asid_t asid;     /* its identity (MM_ASID_KERNEL: untagged); read-only */
     /* identity, private: checked against the VMM's record on every call;
      * the lock, leaf callback and root that are obeyed live in the record */
     vmm_t *vmm;         /* NULL: released (or never created) */
@@ -419,22 +427,30 @@ typedef struct vmm_as {
     uint32_t rec;
 } vmm_as_t;
 
-#define VMM_AS_INIT {0, NULL, 0, 0}
+#define VMM_AS_INIT {0, 0, NULL, 0, 0}
 
 /* A ready-made leaf callback for vmm_as_create: gives every user page's
  * frames (512 for a 2 MiB page) back to the VMM's frame allocator. leaf_arg
  * must be the vmm_t. Use it when every user page came from vmm_as_map_anon
  * or from that allocator; pass your own callback for shared or device
- * pages. A refused free is corruption (asserted). Runs under the address-
- * space lock, takes the frame allocator's; O(1) calls. */
+ * pages. A refused free is corruption (asserted). Runs from
+ * vmm_as_release with no hadron-mm lock held, takes the frame allocator's;
+ * O(1) calls. */
 void vmm_as_leaf_free_frames(void *vmm, mm_vaddr_t va, mm_paddr_t pa, mm_page_size_t size,
                              mm_map_flags_t flags);
 
-/* Creates an address space: a new root table whose kernel half shares the
- * kernel root's top-level entries (so every kernel mapping the VMM makes,
- * now or later, is visible in it) and whose user half is empty. At release
+/* Creates an address space: a new root table whose user half is empty and,
+ * when the kernel half shares the user root (va_space.h; x86_64), whose
+ * kernel half shares the kernel root's top-level entries (so every kernel
+ * mapping the VMM makes, now or later, is visible in it); with a separate
+ * kernel root (AArch64 TTBR1) the root holds the user half only. At release
  * `leaf_fn` (may be NULL: frames are the caller's business) is called for
  * every user page still mapped.
+ * Identity: the space gets identity 1 + its record index when that is below
+ * cfg->asids, else MM_ASID_KERNEL (untagged). So identities are bounded by
+ * both tables, distinct among live spaces, and an identity is reused only
+ * with its record, i.e. after vmm_as_release retired it. Every TLB batch of
+ * the space carries it, and vmm_as_switch passes it to the hook.
  * Errors (*out left released): MM_ERR_INVALID (NULL), MM_ERR_STATE (vmm not
  * initialised), MM_ERR_FULL (the address-space record table is full),
  * MM_ERR_NOMEM (no frame for the root).
@@ -488,24 +504,34 @@ mm_status_t vmm_as_protect(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size,
  * Locking: the address-space lock. O(levels). */
 mm_status_t vmm_as_translate(vmm_as_t *as, mm_vaddr_t va, mm_translation_t *out);
 
-/* Makes this address space current on this CPU through mm_hook_switch_root.
- * Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE (released), MM_ERR_STALE.
+/* Makes this address space current on this CPU through
+ * mm_hook_switch_root(root, identity). Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE (released), MM_ERR_STALE.
  * Takes the address-space lock to check the handle, calls the hook without
  * it; O(1). */
 mm_status_t vmm_as_switch(vmm_as_t *as);
 
-/* Makes the kernel root current on this CPU (before releasing the address
- * space that was current). Errors: MM_ERR_INVALID, MM_ERR_STATE. O(1). */
+/* Makes the kernel's view current on this CPU (before releasing the address
+ * space that was current): mm_hook_switch_root(kernel root, MM_ASID_KERNEL)
+ * when the kernel half shares the user root, mm_hook_switch_root(0,
+ * MM_ASID_KERNEL) (no user half) when it has its own. Errors:
+ * MM_ERR_INVALID, MM_ERR_STATE. O(1). */
 mm_status_t vmm_switch_to_kernel(vmm_t *vmm);
 
-/* Destroys the address space once: calls the leaf callback for every user
- * page, frees every user-half page-table page and the root, and marks *as
- * released. NULL or released: no-op, MM_OK. The caller must have switched
- * every CPU away from it first (its user-half TLB entries then died with
- * the switch). MM_ERR_STALE (warned, nothing freed): a copy of a released
- * space, or a forged handle (root, identity or vmm changed).
- * Locking: the address-space lock (the leaf callback runs under it and must
- * not use this address space), then the VMM lock to free the record.
+/* Destroys the address space once: marks its record dead (every later use
+ * of any copy of the handle is MM_ERR_STALE), retires its identity through
+ * mm_hook_asid_retire (unless it ran untagged), then calls the leaf
+ * callback for every user page, frees every user-half page-table page and
+ * the root, frees the record and marks *as released. NULL or released:
+ * no-op, MM_OK. The caller must have switched every CPU away from it first;
+ * a switch does not drop its TLB entries (they are tagged with its
+ * identity), which is why the identity is retired before any of its table
+ * frames or the identity itself can be reused. MM_ERR_STALE (warned,
+ * nothing freed): a copy of a released space, or a forged handle (root,
+ * identity or vmm changed).
+ * Locking: the address-space lock to check the handle and mark the record
+ * dead; the retire hook, the leaf callback (which must not use this address
+ * space) and the frees run with no hadron-mm lock held (the dead record
+ * keeps everyone else out); then the VMM lock to free the record.
  * O(mapped pages + tables). */
 mm_status_t vmm_as_release(vmm_as_t *as);
 
