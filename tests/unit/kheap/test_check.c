@@ -5,7 +5,7 @@
  * and every counter. Each damage is reported as MM_ERR_CORRUPT with its own
  * message, and the heap checks clean again once the damage is undone.
  */
-#include "../../../kheap/src/block.h"
+#include "block.h"
 #include "kheap_test.h"
 
 static kheap_t heap;

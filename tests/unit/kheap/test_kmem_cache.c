@@ -3,7 +3,7 @@
  * every bad free refused without reading the memory around the pointer,
  * constructors, destroy with live objects, shrink, stats, walker, checker.
  */
-#include "../../../kheap/src/kmem_internal.h"
+#include "kmem_internal.h"
 #include "kheap_test.h"
 
 #define HEAP_BYTES ((size_t)16 << 20)

@@ -4,7 +4,7 @@
  * (order, parent links, balance factors, cached maxima), with first-fit and
  * floor queries checked against a brute-force scan.
  */
-#include "../../../kheap/src/block.h"
+#include "block.h"
 #include "kheap_test.h"
 
 enum { SLOTS = 1500, SPACING = 4096 };
