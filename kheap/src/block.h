@@ -74,6 +74,10 @@
 
 #define KH_USED ((uint64_t)1)
 #define KH_PREV_FREE ((uint64_t)2)
+/* A used block that belongs to the heap's own upper layers (a slab, a slab
+ * table, a cache descriptor): kheap_free and kheap_block_free refuse it,
+ * so a stale pointer that happens to name one cannot free it. */
+#define KH_INNER ((uint64_t)4)
 #define KH_FLAGS ((uint64_t)15)
 #define KH_BAL_SHIFT 56
 #define KH_SIZE_MASK ((((uint64_t)1 << 48) - 1) & ~KH_FLAGS)
@@ -390,8 +394,8 @@ KH_HOT void *kh_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t a
 /* ---- release.c: freeing and coalescing (lock held) ---------------------- */
 
 /* Classify ptr: MM_OK with the used block in *out, or MM_ERR_DOUBLE_FREE /
- * MM_ERR_BAD_POINTER. */
-KH_HOT mm_status_t kh_lookup(kheap_t *heap, uintptr_t ptr, kh_block_t **out);
+ * MM_ERR_BAD_POINTER (also for a KH_INNER block unless `inner`). */
+KH_HOT mm_status_t kh_lookup(kheap_t *heap, uintptr_t ptr, bool inner, kh_block_t **out);
 /* Turn used block b (valid) into free memory, merging with its neighbours;
  * returns the free block that holds it now. */
 KH_HOT kh_block_t *kh_release(kheap_t *heap, kh_block_t *b);

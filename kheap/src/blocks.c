@@ -66,7 +66,7 @@ void *kheap_block_alloc(kheap_t *heap, size_t size, size_t align)
     return kh_alloc_slow(heap, size, n, align);
 }
 
-mm_status_t kheap_block_free(kheap_t *heap, void *ptr)
+static mm_status_t kh_free_block(kheap_t *heap, void *ptr, bool inner)
 {
     if (heap == NULL)
         return MM_ERR_INVALID;
@@ -76,7 +76,7 @@ mm_status_t kheap_block_free(kheap_t *heap, void *ptr)
         return MM_ERR_STATE;
     kh_block_t *b;
     mm_irqflags_t f = kh_lock(heap);
-    mm_status_t st = kh_lookup(heap, kh_addr(ptr), &b);
+    mm_status_t st = kh_lookup(heap, kh_addr(ptr), inner, &b);
     if (st == MM_OK) {
 #if HADRON_MM_HEAP_REDZONES
         kh_dbg_verify_guards(b); /* before trusting its size */
@@ -90,6 +90,27 @@ mm_status_t kheap_block_free(kheap_t *heap, void *ptr)
     return st;
 }
 
+mm_status_t kheap_block_free(kheap_t *heap, void *ptr)
+{
+    return kh_free_block(heap, ptr, false);
+}
+
+void *kh_blocks_alloc_inner(kheap_t *heap, size_t size, size_t align)
+{
+    void *p = kheap_block_alloc(heap, size, align);
+    if (p != NULL) {
+        mm_irqflags_t f = kh_lock(heap);
+        kh_block_of_user(kh_addr(p))->word |= KH_INNER;
+        kh_unlock(heap, f);
+    }
+    return p;
+}
+
+mm_status_t kh_blocks_free_inner(kheap_t *heap, void *ptr)
+{
+    return kh_free_block(heap, ptr, true);
+}
+
 mm_status_t kheap_block_resize(kheap_t *heap, void *ptr, size_t size)
 {
     if (heap == NULL || ptr == NULL)
@@ -98,7 +119,7 @@ mm_status_t kheap_block_resize(kheap_t *heap, void *ptr, size_t size)
         return MM_ERR_STATE;
     kh_block_t *b;
     mm_irqflags_t f = kh_lock(heap);
-    mm_status_t st = kh_lookup(heap, kh_addr(ptr), &b);
+    mm_status_t st = kh_lookup(heap, kh_addr(ptr), false, &b);
     if (st == MM_OK) {
 #if HADRON_MM_HEAP_REDZONES
         kh_dbg_verify_guards(b);
@@ -124,7 +145,7 @@ size_t kheap_block_usable_size(kheap_t *heap, const void *ptr)
     kh_block_t *b;
     size_t n = 0;
     mm_irqflags_t f = kh_lock(heap);
-    if (kh_lookup(heap, kh_addr(ptr), &b) == MM_OK)
+    if (kh_lookup(heap, kh_addr(ptr), false, &b) == MM_OK)
         n = kh_usable(b);
     kh_unlock(heap, f);
     return n;

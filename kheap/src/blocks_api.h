@@ -34,6 +34,10 @@ void kh_blocks_stats(kheap_t *heap, kheap_stats_t *out);
  * the block lock. */
 mm_status_t kh_blocks_check(kheap_t *heap, mm_report_t *report);
 
+/* kheap_block_alloc / kheap_block_free for the heap's own layers: the
+ * block is marked KH_INNER, which the public frees refuse. */
+void *kh_blocks_alloc_inner(kheap_t *heap, size_t size, size_t align);
+mm_status_t kh_blocks_free_inner(kheap_t *heap, void *ptr);
 /* kheap_walk over the blocks, `slab` left false; arguments checked. */
 mm_status_t kh_blocks_walk(kheap_t *heap, kheap_walk_fn fn, void *arg);
 

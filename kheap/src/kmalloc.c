@@ -241,7 +241,8 @@ static bool kh_walk_mark_slabs(void *arg, const kheap_block_info_t *info)
 {
     const kh_walk_ctx_t *w = arg;
     kheap_block_info_t i = *info;
-    i.slab = i.used && km_index_find(&w->heap->class_index, (uintptr_t)i.ptr) == (uintptr_t)i.ptr;
+    i.slab = i.internal &&
+             km_index_find(&w->heap->class_index, (uintptr_t)i.ptr) == (uintptr_t)i.ptr;
     return w->fn(w->arg, &i);
 }
 

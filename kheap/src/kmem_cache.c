@@ -1,13 +1,14 @@
 /*
  * kmem_cache: object caches (see kmem_cache.h for the contract).
  *
- * Allocation takes, from the slab at the head of the partial list, the slot
- * freed last if it is still free, else the lowest free slot; a free sets the
- * slot's bit again and moves its slab to the head of the list, so the next
- * allocation gets back memory that is still in the cache (LIFO, as glibc's
- * tcache and SLUB's per-CPU freelist). A slab is made and given back with the lock dropped: the heap may
+ * Allocation takes, from the slab freed into last (else the head of the
+ * partial list), the slot freed last if it is still free, else the lowest
+ * free slot; a free sets the slot's bit again and makes its slab the
+ * current one, so the next allocation gets back memory that is still in
+ * the cache (LIFO, as glibc's tcache and SLUB's per-CPU freelist). A slab is made and given back with the lock dropped: the heap may
  * grow, and its growth callback may allocate from this very cache.
  */
+#include "blocks_api.h"
 #include "kmem_internal.h"
 
 /* ---- geometry ---------------------------------------------------------- */
@@ -139,7 +140,10 @@ void km_index_warn(mm_status_t st, const void *ptr)
  * known to the cache. NULL when the heap has no room. Lock not held. */
 static km_slab_t *km_slab_new(kmem_cache_t *c)
 {
-    km_slab_t *s = kheap_block_alloc(c->heap, c->slab_bytes, c->slab_bytes);
+    /* Page-aligned only: the table finds a slab from any of its pages, so
+     * slabs need no alignment to their size (which would cost padding in
+     * the blocks and an aligned search for every slab). */
+    km_slab_t *s = kh_blocks_alloc_inner(c->heap, c->slab_bytes, KM_PAGE);
     if (s == NULL)
         return NULL;
     __builtin_memset(s, 0, sizeof(*s));
@@ -160,7 +164,7 @@ static km_slab_t *km_slab_new(kmem_cache_t *c)
 static void km_slab_dispose(kmem_cache_t *c, km_slab_t *s)
 {
     s->check = 0; /* a stale header must never pass for a slab */
-    mm_status_t st = kheap_block_free(c->heap, s);
+    mm_status_t st = kh_blocks_free_inner(c->heap, s);
     MM_ASSERT(st == MM_OK);
     (void)st;
 }
@@ -174,7 +178,7 @@ static bool km_index_reserve(kmem_cache_t *c, size_t pages, mm_irqflags_t *f)
     while (!km_index_has_room(x, pages)) {
         size_t cap = km_index_cap_for(x->used + pages);
         km_unlock(c, *f);
-        uintptr_t *fresh = kheap_block_alloc(x->heap, cap * sizeof(uintptr_t), 0);
+        uintptr_t *fresh = kh_blocks_alloc_inner(x->heap, cap * sizeof(uintptr_t), 0);
         *f = km_lock(c);
         if (fresh == NULL)
             return false;
@@ -185,7 +189,7 @@ static bool km_index_reserve(kmem_cache_t *c, size_t pages, mm_irqflags_t *f)
             old = fresh; /* another context made room meanwhile */
         if (old != NULL) {
             km_unlock(c, *f);
-            kheap_block_free(x->heap, old);
+            kh_blocks_free_inner(x->heap, old);
             *f = km_lock(c);
         }
     }
@@ -230,16 +234,17 @@ static km_slab_t *km_release_slot(kmem_cache_t *c, km_slab_t *s, size_t i, uintp
     s->hot = (uint32_t)i + 1;
     c->live--;
     c->frees++;
-    /* To the head of the partial list: the next allocation takes this
-     * slot back while its cache lines are still warm. */
-    if (s->nfree++ != 0 && c->partial != s)
-        km_partial_unlink(c, s);
-    if (c->partial != s)
+    if (s->nfree++ == 0)
         km_partial_push(c, s);
+    /* The next allocation takes this slot back while its cache lines are
+     * still warm; pointing at the slab instead of moving it to the head of
+     * the list spares the list neighbours' cache lines on every free. */
+    c->current = s;
     *table = NULL;
     if (s->nfree != c->objects_per_slab)
         return NULL;
     km_partial_unlink(c, s);
+    c->current = NULL;
     km_index_delete(c->index, (uintptr_t)s, c->slab_bytes);
     c->slabs--;
     c->slabs_released++;
@@ -254,7 +259,7 @@ static void km_dispose_after(kmem_cache_t *c, km_slab_t *empty, uintptr_t *table
     if (empty != NULL)
         km_slab_dispose(c, empty);
     if (table != NULL)
-        kheap_block_free(c->index->heap, table);
+        kh_blocks_free_inner(c->index->heap, table);
 }
 
 /* ---- API --------------------------------------------------------------- */
@@ -324,7 +329,7 @@ mm_status_t kmem_cache_create(kheap_t *heap, const char *name, size_t size, size
     mm_status_t st = kmem_cache_init(&probe, heap, name, size, align, ctor, ctor_arg);
     if (st != MM_OK)
         return st;
-    kmem_cache_t *c = kheap_block_alloc(heap, sizeof(*c), 64);
+    kmem_cache_t *c = kh_blocks_alloc_inner(heap, sizeof(*c), 64);
     if (c == NULL)
         return MM_ERR_NOMEM;
     __builtin_memset(c, 0, sizeof(*c));
@@ -340,7 +345,9 @@ void *kmem_cache_alloc(kmem_cache_t *cache)
     if (!km_ready(cache))
         return NULL;
     mm_irqflags_t f = km_lock(cache);
-    km_slab_t *s = cache->partial;
+    km_slab_t *s = cache->current;
+    if (s == NULL || s->nfree == 0)
+        s = cache->partial;
     if (s != NULL) {
         void *obj = km_take(cache, s);
         km_unlock(cache, f);
@@ -430,7 +437,7 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
         uintptr_t *fresh = NULL;
         if (want != 0) {
             km_unlock(cache, f);
-            fresh = kheap_block_alloc(x->heap, want * sizeof(uintptr_t), 0);
+            fresh = kh_blocks_alloc_inner(x->heap, want * sizeof(uintptr_t), 0);
             f = km_lock(cache);
             if (fresh == NULL) {
                 st = MM_ERR_NOMEM;
@@ -438,7 +445,7 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
             }
             if (x->used * 2 > want) { /* slabs came meanwhile: again */
                 km_unlock(cache, f);
-                kheap_block_free(x->heap, fresh);
+                kh_blocks_free_inner(x->heap, fresh);
                 f = km_lock(cache);
                 continue;
             }
@@ -446,7 +453,7 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
         gave += (x->cap - want) * sizeof(uintptr_t);
         uintptr_t *old = fresh != NULL ? km_index_rebuild(x, fresh, want) : km_index_drop(x);
         km_unlock(cache, f);
-        kheap_block_free(x->heap, old);
+        kh_blocks_free_inner(x->heap, old);
         f = km_lock(cache);
     }
     km_unlock(cache, f);
@@ -478,9 +485,9 @@ mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live)
         return MM_ERR_STATE;
     kheap_t *heap = cache->heap;
     if (table != NULL)
-        kheap_block_free(heap, table);
+        kh_blocks_free_inner(heap, table);
     if (cache->heap_descriptor)
-        kheap_block_free(heap, cache);
+        kh_blocks_free_inner(heap, cache);
     return MM_OK;
 }
 

@@ -20,7 +20,7 @@
 static bool km_check_slab(const kmem_cache_t *c, const km_slab_t *s, size_t *free_slots,
                           mm_report_t *report)
 {
-    if (((uintptr_t)s & (c->slab_bytes - 1)) != 0)
+    if (((uintptr_t)s & (KM_PAGE - 1)) != 0)
         KM_BAD("kmem_cache: table entry not at a slab boundary", s, (uintptr_t)s, 0);
     if (s->check != km_slab_check(s, c) || s->cache != c)
         KM_BAD("kmem_cache: slab header damaged", s, s->check, km_slab_check(s, c));
@@ -114,6 +114,9 @@ static bool km_check_locked(const kmem_cache_t *c, mm_report_t *report)
         if (s->nfree == 0)
             KM_BAD("kmem_cache: full slab on the partial list", s, 0, 1);
     }
+    if (c->current != NULL &&
+        (km_index_find(x, (uintptr_t)c->current) != (uintptr_t)c->current || c->current->cache != c))
+        KM_BAD("kmem_cache: current slab is not one of the cache's", c->current, 0, 0);
     if (listed != partial_wanted || listed != c->partial_slabs)
         KM_BAD("kmem_cache: partial list misses a slab with a free slot", c, listed,
                partial_wanted);

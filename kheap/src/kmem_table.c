@@ -5,8 +5,8 @@
  * whenever the pointer is not an object of the caches the table serves.
  * Every page of a slab has an entry (the page, and its index in the slab in
  * the bits below the page), so one probe sequence answers for slabs of any
- * size. Kept at most half full (counting deleted entries), so a probe
- * sequence is short; rebuilt into a bigger array when it would not be.
+ * size. Kept at most half full, so a probe sequence is short; rebuilt into
+ * a bigger array when it would not be.
  */
 #include "kmem_internal.h"
 
@@ -49,6 +49,27 @@ void km_index_insert(kmem_index_t *x, uintptr_t base, size_t bytes)
         km_index_put(x, (base + k * KM_PAGE) | k);
 }
 
+/* Linear probing deletes without tombstones: the entries after the hole
+ * that would no longer be reached from their home slot move back into it,
+ * so the table never fills with deleted markers and is only ever rebuilt
+ * to grow or shrink. */
+static void km_index_remove_at(kmem_index_t *x, size_t hole)
+{
+    size_t mask = x->cap - 1;
+    for (size_t j = (hole + 1) & mask; x->table[j] != KM_TABLE_EMPTY; j = (j + 1) & mask) {
+        size_t home = km_hash(x->table[j] & ~KM_PAGE_INDEX_MASK, x->cap);
+        /* j's entry may fill the hole unless its home lies cyclically in
+         * (hole, j]. */
+        bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            x->table[hole] = x->table[j];
+            hole = j;
+        }
+    }
+    x->table[hole] = KM_TABLE_EMPTY;
+    x->used--;
+}
+
 void km_index_delete(kmem_index_t *x, uintptr_t base, size_t bytes)
 {
     size_t mask = x->cap - 1;
@@ -59,9 +80,7 @@ void km_index_delete(kmem_index_t *x, uintptr_t base, size_t bytes)
             MM_ASSERT(x->table[i] != KM_TABLE_EMPTY);
             i = (i + 1) & mask;
         }
-        x->table[i] = KM_TABLE_DELETED;
-        x->used--;
-        x->deleted++;
+        km_index_remove_at(x, i);
     }
 }
 

@@ -4,7 +4,7 @@
  */
 #include "block.h"
 
-mm_status_t kh_lookup(kheap_t *heap, uintptr_t ptr, kh_block_t **out)
+mm_status_t kh_lookup(kheap_t *heap, uintptr_t ptr, bool inner, kh_block_t **out)
 {
     if ((ptr & (KH_GRAN - 1)) != 0)
         return MM_ERR_BAD_POINTER;
@@ -18,6 +18,8 @@ mm_status_t kh_lookup(kheap_t *heap, uintptr_t ptr, kh_block_t **out)
      * handed out they are its own header. */
     kh_block_t *blk = kh_at(b);
     if (kh_is_valid_used(blk) && kh_size(blk) <= limit - b) {
+        if ((blk->word & KH_INNER) != 0 && !inner)
+            return MM_ERR_BAD_POINTER;
         *out = blk;
         return MM_OK;
     }

@@ -18,6 +18,7 @@ mm_status_t kh_blocks_walk(kheap_t *heap, kheap_walk_fn fn, void *arg)
                 .block = b,
                 .size = sz,
                 .used = kh_used(b),
+                .internal = (b->word & KH_INNER) != 0,
                 .ptr = kh_used(b) ? (void *)kh_user_of(b) : NULL,
                 .usable = kh_used(b) ? kh_usable(b) : 0,
             };

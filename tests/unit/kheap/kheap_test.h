@@ -48,15 +48,6 @@ static inline void *t_arena(size_t bytes)
     return p;
 }
 
-/* Tests of block placement turn the small-request runs and the node pool
- * off (both place heap metadata blocks among the caller's); test_runs.c and
- * test_nodes.c cover them. */
-#define T_BLOCKS(heap)                                                                             \
-    do {                                                                                           \
-        cr_assert_eq(kheap_set_small_runs((heap), false), MM_OK);                                  \
-        cr_assert_eq(kheap_set_node_pool((heap), false), MM_OK);                                   \
-    } while (0)
-
 #define T_CHECK(heap)                                                                              \
     do {                                                                                           \
         mm_report_t t_r_;                                                                          \

@@ -185,7 +185,8 @@ typedef struct kheap_block_info {
     const void *block;  /* start of the block (its header) */
     size_t size;        /* block bytes, header included */
     bool used;
-    bool slab;          /* a slab of the size-class caches (used) */
+    bool internal;      /* the heap's own (used): a slab, a slab table, a cache descriptor */
+    bool slab;          /* ... a slab of the size-class caches */
     void *ptr;          /* used block: the pointer kheap_block_alloc returned; else NULL */
     size_t usable;      /* used block: kheap_block_usable_size(ptr); free: 0 */
 } kheap_block_info_t;

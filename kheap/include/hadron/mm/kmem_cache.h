@@ -2,14 +2,14 @@
  * hadron-mm kmem_cache: object caches over a kernel heap.
  *
  * A cache hands out objects of one size and alignment, carved from slabs:
- * blocks of the heap (kheap_block_alloc) of a power-of-two size, aligned to that
- * size, each holding a header and an array of equal slots. The kernel names
+ * blocks of the heap (kheap_block_alloc) of a power-of-two size, aligned to a
+ * page, each holding a header and an array of equal slots. The kernel names
  * its caches after what they hold ("task", "vma", "inode") and gets, per
  * cache, dense packing, no per-object header, objects that come back in the
  * state the constructor left them, statistics and a walker (Bonwick's slab
  * allocator; Linux SLUB and FreeBSD UMA are its descendants).
  *
- *   slab (KMEM_SLAB_MIN ... KMEM_SLAB_MAX bytes, aligned to its size)
+ *   slab (KMEM_SLAB_MIN ... KMEM_SLAB_MAX bytes, page-aligned)
  *   | header: check, cache, list links, free count, free bitmap | slot | slot | ...
  *
  * A slab goes back to the heap the moment its last object is freed, so a
@@ -136,7 +136,8 @@ typedef struct kmem_cache {
     kmem_index_t *index;   /* &own, or the index shared with other caches */
 
     /* Written under index->lock. */
-    struct km_slab *partial; /* slabs with a free slot, most recently used first */
+    struct km_slab *partial; /* slabs with a free slot */
+    struct km_slab *current; /* the slab freed into last (NULL once it went back) */
     size_t slabs, partial_slabs, live;
     uint64_t allocs, frees, failures, slabs_created, slabs_released, rejected_frees;
     kmem_index_t own;
@@ -238,8 +239,8 @@ typedef bool (*kmem_walk_fn)(void *arg, const kmem_object_info_t *info);
 mm_status_t kmem_cache_walk(kmem_cache_t *cache, kmem_walk_fn fn, void *arg);
 
 /*
- * Consistency check: the table (each entry a slab of this cache, at its
- * size's alignment, found by its own probe sequence), each slab header
+ * Consistency check: the table (counts, each entry found by its own probe
+ * sequence, every page of each of this cache's slabs present), each slab header
  * (check value, cache, counts equal to its bitmap), the partial list (every
  * slab with a free slot on it once, no other), the cache's counters, and
  * with heap_redzones every guard and every poisoned free slot. MM_OK, or
