@@ -184,7 +184,9 @@ static void shim_init_slow(void)
     if (atomic_compare_exchange_strong(&state, &expected, 1)) {
         kheap_default_init(NULL, 0);
         kheap_set_grow(kheap_default(), shim_grow, shim_self, NULL);
-        kheap_set_release(kheap_default(), shim_release, NULL, 0);
+        /* glibc's threshold: a free block with 128 KiB of whole pages goes
+         * back to the kernel, as glibc unmaps its mmapped chunks. */
+        kheap_set_release(kheap_default(), shim_release, NULL, (size_t)128 << 10);
         const char *stats = getenv("KHEAP_SHIM_STATS");
         counting = stats != NULL && stats[0] != '\0';
         atomic_store_explicit(&state, 2, memory_order_release);

@@ -79,7 +79,13 @@ static inline bool t_snap_cb(void *arg, const kheap_block_info_t *info)
         s->cap = s->cap ? s->cap * 2 : 256;
         s->b = realloc(s->b, s->cap * sizeof(t_blk_t));
     }
-    s->b[s->n++] = (t_blk_t){(uintptr_t)info->block, info->size, info->used};
+    /* Compared with memcmp: the padding must be zero, which a compound
+     * literal does not promise. */
+    t_blk_t *e = &s->b[s->n++];
+    memset(e, 0, sizeof(*e));
+    e->block = (uintptr_t)info->block;
+    e->size = info->size;
+    e->used = info->used;
     return true;
 }
 

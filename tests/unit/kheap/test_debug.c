@@ -180,11 +180,11 @@ Test(kheap_tracking, counts_live_peak_failures_and_histogram, .init = setup)
     cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
     cr_assert(st.tracking);
     cr_assert_eq(st.allocs, 0);
-    void *a = kheap_block_alloc(&heap, 10, 0);   /* class 0 */
-    void *b = kheap_block_alloc(&heap, 100, 0);  /* (64, 128]: class 3 */
-    void *c = kheap_block_alloc(&heap, 5000, 0); /* (4096, 8192]: class 9 */
-    size_t ua = kheap_block_usable_size(&heap, a), ub = kheap_block_usable_size(&heap, b),
-           uc = kheap_block_usable_size(&heap, c);
+    void *a = kheap_alloc(&heap, 10, 0);   /* class 0 */
+    void *b = kheap_alloc(&heap, 100, 0);  /* (64, 128]: class 3 */
+    void *c = kheap_alloc(&heap, 5000, 0); /* (4096, 8192]: class 9 */
+    size_t ua = kheap_usable_size(&heap, a), ub = kheap_usable_size(&heap, b),
+           uc = kheap_usable_size(&heap, c);
     cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
     cr_assert_eq(st.allocs, 3);
     cr_assert_eq(st.live_count, 3);
@@ -192,11 +192,11 @@ Test(kheap_tracking, counts_live_peak_failures_and_histogram, .init = setup)
     cr_assert_eq(st.histogram[0], 1);
     cr_assert_eq(st.histogram[3], 1);
     cr_assert_eq(st.histogram[9], 1);
-    cr_assert_eq(kheap_block_free(&heap, c), MM_OK);
-    cr_assert_null(kheap_block_alloc(&heap, 2 << 20, 0));
-    cr_assert_null(kheap_block_alloc(&heap, 16, 3));
+    cr_assert_eq(kheap_free(&heap, c), MM_OK);
+    cr_assert_null(kheap_alloc(&heap, 2 << 20, 0));
+    cr_assert_null(kheap_alloc(&heap, 16, 3));
     cr_assert_null(kheap_calloc(&heap, SIZE_MAX, 2));
-    kheap_block_free(&heap, c); /* rejected: not counted as a free */
+    kheap_free(&heap, c); /* rejected: not counted as a free */
     cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
     cr_assert_eq(st.frees, 1);
     cr_assert_eq(st.failures, 3);
@@ -207,10 +207,10 @@ Test(kheap_tracking, counts_live_peak_failures_and_histogram, .init = setup)
     void *out;
     cr_assert_eq(kheap_realloc(&heap, b, 1000, &out), MM_OK);
     cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
-    cr_assert_eq(st.live_bytes, ua + kheap_block_usable_size(&heap, out));
+    cr_assert_eq(st.live_bytes, ua + kheap_usable_size(&heap, out));
     cr_assert_eq(st.live_count, 2);
-    cr_assert_eq(kheap_block_free(&heap, a), MM_OK);
-    cr_assert_eq(kheap_block_free(&heap, out), MM_OK);
+    cr_assert_eq(kheap_free(&heap, a), MM_OK);
+    cr_assert_eq(kheap_free(&heap, out), MM_OK);
     cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
     cr_assert_eq(st.live_count, 0);
     cr_assert_eq(st.live_bytes, 0);
@@ -225,7 +225,7 @@ Test(kheap_tracking, largest_class_collects_everything_big, .init = setup)
     kheap_t big;
     size_t bytes = (size_t)80 << 20;
     cr_assert_eq(kheap_init(&big, t_arena(bytes), bytes), MM_OK);
-    void *p = kheap_block_alloc(&big, (size_t)70 << 20, 0);
+    void *p = kheap_alloc(&big, (size_t)70 << 20, 0);
     cr_assert_not_null(p);
     kheap_stats_t st;
     cr_assert_eq(kheap_get_stats(&big, &st), MM_OK);
