@@ -75,9 +75,13 @@ mm_status_t kheap_init(kheap_t *heap, void *base, size_t size)
     return MM_OK;
 }
 
+/* heap_redzones builds serve every request from blocks, whose guards sit
+ * right at the requested size on both sides; a class object's guard would
+ * sit after its class size and none before it. */
 static inline bool kh_class_request(size_t size, size_t align)
 {
-    return size <= KHEAP_CLASS_MAX && align <= KH_GRANULE && (align & (align - 1)) == 0;
+    return !HADRON_MM_HEAP_REDZONES && size <= KHEAP_CLASS_MAX && align <= KH_GRANULE &&
+           (align & (align - 1)) == 0;
 }
 
 void *kheap_alloc(kheap_t *heap, size_t size, size_t align)

@@ -62,8 +62,8 @@
  *    before or after). The same option turns on fill patterns: 0xCD in new
  *    allocations, 0xDD in freed memory, and when freed memory is handed out
  *    again it is first verified to still hold 0xDD (MM_REPORT_POISON:
- *    address + offset = the first byte written after free). Objects of the
- *    class caches get the object caches' guards and fills (kmem_cache.h).
+ *    address + offset = the first byte written after free). The size
+ *    classes are off in this build: every kheap_alloc is a guarded block.
  *  - alloc_tracking: live/peak bytes and counts, allocation/free/failure
  *    counters and a size-class histogram of the kmalloc layer in
  *    kheap_stats_t.
