@@ -302,8 +302,7 @@ mm_status_t kmem_cache_init(kmem_cache_t *cache, kheap_t *heap, const char *name
     mm_status_t st = km_check_args(cache, size, &align);
     if (st != MM_OK)
         return st;
-    kheap_stats_t hs;
-    if (cache->magic == KM_MAGIC_CACHE || heap == NULL || kheap_get_stats(heap, &hs) != MM_OK)
+    if (cache->magic == KM_MAGIC_CACHE || !kh_ready(heap))
         return MM_ERR_STATE;
     km_setup(cache, heap, name, size, align, ctor, ctor_arg, NULL);
     return MM_OK;
