@@ -132,6 +132,19 @@ Test(kheap_check_sites, free_blocks, .init = setup)
     *footer = saved;
     T_CHECK(&heap);
 
+    /* A free block with a flag only used blocks carry. */
+    kh_block_t *ba = kh_block_of_user((uintptr_t)a);
+    cr_assert_not(kh_used(ba));
+    ba->word |= KH_INNER;
+    cr_assert_eq(expect_corrupt(&heap, "kheap: free block header damaged").address, kh_addr(ba));
+    /* The walker stops at a size that makes no sense. */
+    uint64_t word = bb->word;
+    bb->word = (word & ~KH_SIZE_MASK) | 16;
+    cr_assert_eq(kheap_walk(&heap, t_snap_cb, &(t_snap_t){0, 0, NULL}), MM_ERR_CORRUPT);
+    bb->word = word;
+    ba->word &= ~KH_INNER;
+    T_CHECK(&heap);
+
     cr_assert_eq(kheap_block_free(&heap, b), MM_OK);
     cr_assert_eq(kheap_block_free(&heap, c), MM_OK);
     t_assert_all_free(&heap);

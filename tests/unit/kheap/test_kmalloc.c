@@ -216,3 +216,48 @@ Test(kmalloc, block_resize, .init = setup)
     cr_assert_eq(kheap_block_free(&heap, p), MM_OK);
     t_assert_all_free(&heap);
 }
+
+static bool count_cb(void *arg, const kheap_block_info_t *b)
+{
+    (void)b;
+    ++*(size_t *)arg;
+    return true;
+}
+
+/* The kmalloc layer's entry points refuse what the blocks' refuse. */
+Test(kmalloc, entry_points_refuse_bad_heaps_and_arguments, .init = setup)
+{
+    kheap_t z;
+    memset(&z, 0, sizeof z);
+    void *p = kheap_alloc(&heap, 64, 0), *out = (void *)1;
+    kheap_stats_t s;
+    size_t n = 0;
+    cr_assert_null(kheap_alloc(NULL, 16, 0));
+    cr_assert_null(kheap_alloc(&z, 16, 0));
+    cr_assert_null(kheap_calloc(&heap, SIZE_MAX, 2));
+    cr_assert_null(kheap_calloc(&z, SIZE_MAX, 2));
+    cr_assert_eq(kheap_free(NULL, p), MM_ERR_INVALID);
+    cr_assert_eq(kheap_free(&z, p), MM_ERR_STATE);
+    cr_assert_eq(kheap_free(&heap, NULL), MM_OK);
+    cr_assert_eq(kheap_realloc(NULL, p, 8, &out), MM_ERR_INVALID);
+    cr_assert_eq(kheap_realloc(&heap, p, 8, NULL), MM_ERR_INVALID);
+    cr_assert_eq(kheap_realloc(&z, p, 8, &out), MM_ERR_STATE);
+    cr_assert_null(out);
+    cr_assert_eq(kheap_realloc(&heap, NULL, (size_t)1 << 40, &out), MM_ERR_NOMEM);
+    cr_assert_eq(kheap_realloc(&heap, p, (size_t)1 << 40, &out), MM_ERR_NOMEM, "cannot move");
+    cr_assert_null(out);
+    cr_assert_geq(kheap_usable_size(&heap, p), 64, "kept");
+    cr_assert_eq(kheap_usable_size(&z, p), 0);
+    cr_assert_eq(kheap_usable_size(&heap, NULL), 0);
+    cr_assert_eq(kheap_get_stats(NULL, &s), MM_ERR_INVALID);
+    cr_assert_eq(kheap_get_stats(&heap, NULL), MM_ERR_INVALID);
+    cr_assert_eq(kheap_get_stats(&z, &s), MM_ERR_STATE);
+    cr_assert_eq(kheap_check(NULL, NULL), MM_ERR_INVALID);
+    cr_assert_eq(kheap_check(&z, NULL), MM_ERR_STATE);
+    cr_assert_eq(kheap_walk(NULL, count_cb, &n), MM_ERR_INVALID);
+    cr_assert_eq(kheap_walk(&heap, NULL, &n), MM_ERR_INVALID);
+    cr_assert_eq(kheap_walk(&z, count_cb, &n), MM_ERR_STATE);
+    cr_assert_eq(n, 0);
+    cr_assert_eq(kheap_free(&heap, p), MM_OK);
+    T_CHECK(&heap);
+}
