@@ -385,6 +385,18 @@ mm_status_t kmem_cache_free(kmem_cache_t *cache, void *obj)
 
 mm_status_t km_index_free(kmem_index_t *index, void *obj, size_t *usable)
 {
+    /* The lock's atomic waits for earlier stores to drain; start the two
+     * misses the lookup takes meanwhile: the table entry of obj's page, and
+     * the page itself, which for a one-page slab is its header. Prefetches
+     * never fault, whatever obj is. */
+    uintptr_t page = (uintptr_t)obj & ~KM_PAGE_INDEX_MASK;
+    /* Read without the lock (only to compute an address: the table may be
+     * being replaced, a prefetch of the old one costs nothing). */
+    size_t cap = __atomic_load_n(&index->cap, __ATOMIC_RELAXED);
+    const uintptr_t *table = __atomic_load_n(&index->table, __ATOMIC_RELAXED);
+    if (cap != 0 && table != NULL)
+        __builtin_prefetch(&table[km_hash(page, cap)]);
+    __builtin_prefetch((const void *)page);
     mm_irqflags_t f = mm_spin_lock_irqsave(&index->lock);
     km_slab_t *s = NULL;
     size_t i = 0;
