@@ -393,9 +393,9 @@ mm_status_t km_index_free(kmem_index_t *index, void *obj, size_t *usable)
     /* Read without the lock (only to compute an address: the table may be
      * being replaced, a prefetch of the old one costs nothing). */
     size_t cap = __atomic_load_n(&index->cap, __ATOMIC_RELAXED);
-    const uintptr_t *table = __atomic_load_n(&index->table, __ATOMIC_RELAXED);
-    if (cap != 0 && table != NULL)
-        __builtin_prefetch(&table[km_hash(page, cap)]);
+    const uintptr_t *entries = __atomic_load_n(&index->table, __ATOMIC_RELAXED);
+    if (cap != 0 && entries != NULL)
+        __builtin_prefetch(&entries[km_hash(page, cap)]);
     __builtin_prefetch((const void *)page);
     mm_irqflags_t f = mm_spin_lock_irqsave(&index->lock);
     km_slab_t *s = NULL;
