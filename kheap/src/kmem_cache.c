@@ -25,11 +25,23 @@ static void km_geometry(kmem_cache_t *c)
     c->stride = km_align_up(c->object_size + guard, c->align);
     c->first_offset = (uint32_t)km_align_up(sizeof(km_slab_t), c->align);
     size_t slab = KMEM_SLAB_MIN, n = 0;
-    for (;; slab *= 2) {
-        n = slab > c->first_offset ? (slab - c->first_offset) / c->stride : 0;
+    for (;; slab += KMEM_SLAB_MIN) {
+        size_t span = slab - KM_SLAB_TAIL;
+        n = span > c->first_offset ? (span - c->first_offset) / c->stride : 0;
         if (n >= KMEM_SLAB_OBJECTS_MIN || slab == KMEM_SLAB_MAX)
             break;
     }
+    /* Among the next few page counts, the one that wastes the least. */
+    size_t best = slab, best_n = n, limit = slab + slab / 2;
+    for (size_t t = slab + KMEM_SLAB_MIN; t <= limit && t <= KMEM_SLAB_MAX; t += KMEM_SLAB_MIN) {
+        size_t tn = (t - KM_SLAB_TAIL - c->first_offset) / c->stride;
+        if ((t - tn * c->stride) * best < (best - best_n * c->stride) * t) {
+            best = t;
+            best_n = tn;
+        }
+    }
+    slab = best;
+    n = best_n;
     if (n > KMEM_SLAB_OBJECTS_MAX)
         n = KMEM_SLAB_OBJECTS_MAX;
     MM_ASSERT(n >= 1);
@@ -143,7 +155,7 @@ static km_slab_t *km_slab_new(kmem_cache_t *c)
     /* Page-aligned only: the table finds a slab from any of its pages, so
      * slabs need no alignment to their size (which would cost padding in
      * the blocks and an aligned search for every slab). */
-    km_slab_t *s = kh_blocks_alloc_inner(c->heap, c->slab_bytes, KM_PAGE);
+    km_slab_t *s = kh_blocks_alloc_inner(c->heap, c->slab_bytes - KM_SLAB_TAIL, KM_PAGE);
     if (s == NULL)
         return NULL;
     __builtin_memset(s, 0, sizeof(*s));

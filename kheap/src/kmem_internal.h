@@ -30,6 +30,12 @@
  * the slab's size. */
 #define KM_PAGE ((uintptr_t)4096)
 #define KM_PAGE_INDEX_MASK (KM_PAGE - 1)
+/* A slab's block stops this many bytes short of its last page's end, where
+ * the header of the block after it goes: two slabs (or a slab and a large
+ * block) then sit back to back, instead of each page-aligned slab leaving
+ * a page of padding in front of the next. Those bytes are never an object
+ * (a free of them is refused as inside the slab). */
+#define KM_SLAB_TAIL ((size_t)16)
 /* idx = (offset * recip) >> KM_RECIP_SHIFT is exact while offset * stride
  * stays below 2^KM_RECIP_SHIFT: offsets are below KMEM_SLAB_MAX (2^18) and
  * strides below 2^17. */

@@ -98,7 +98,7 @@ Test(kmem_cache, uninitialised_or_copied_caches_are_refused, .init = heap_setup)
 }
 
 /* Slab size, stride and alignment for a spread of object sizes. */
-Test(kmem_cache, geometry_packs_at_least_eight_objects_per_slab, .init = heap_setup)
+Test(kmem_cache, geometry_packs_enough_objects_per_slab, .init = heap_setup)
 {
     static const size_t sizes[] = {1, 8, 16, 24, 64, 100, 256, 700, 1024, 3000, 4096, 9000,
                                    KMEM_OBJECT_MAX};
@@ -114,16 +114,21 @@ Test(kmem_cache, geometry_packs_at_least_eight_objects_per_slab, .init = heap_se
             cr_assert_eq(s.stride % al, 0);
             cr_assert_geq(s.stride, sizes[k] + (HADRON_MM_HEAP_REDZONES ? KHEAP_REDZONE : 0));
             cr_assert_lt(s.stride, sizes[k] + al + KHEAP_REDZONE + 1);
-            cr_assert_eq(s.slab_bytes & (s.slab_bytes - 1), 0, "power of two");
+            cr_assert_eq(s.slab_bytes % KMEM_SLAB_MIN, 0, "whole pages");
             cr_assert(s.slab_bytes >= KMEM_SLAB_MIN && s.slab_bytes <= KMEM_SLAB_MAX);
             cr_assert(s.objects_per_slab >= KMEM_SLAB_OBJECTS_MIN || s.slab_bytes == KMEM_SLAB_MAX,
                       "size %zu align %zu: %zu objects in %zu bytes", sizes[k], al,
                       s.objects_per_slab, s.slab_bytes);
             cr_assert(s.objects_per_slab >= 1 && s.objects_per_slab <= KMEM_SLAB_OBJECTS_MAX);
-            /* The smallest such slab: half of it would hold too few. */
-            if (s.slab_bytes > KMEM_SLAB_MIN && s.slab_bytes < KMEM_SLAB_MAX)
-                cr_assert_lt((s.slab_bytes / 2 - c.first_offset) / s.stride,
-                             KMEM_SLAB_OBJECTS_MIN);
+            /* At most half again the smallest slab that holds enough. */
+            size_t least = KMEM_SLAB_MIN;
+            while (least < KMEM_SLAB_MAX &&
+                   (least <= KM_SLAB_TAIL + c.first_offset ||
+                    (least - KM_SLAB_TAIL - c.first_offset) / s.stride < KMEM_SLAB_OBJECTS_MIN))
+                least += KMEM_SLAB_MIN;
+            cr_assert(s.slab_bytes >= least && s.slab_bytes <= least + least / 2,
+                      "size %zu align %zu: slab %zu, least %zu", sizes[k], al, s.slab_bytes,
+                      least);
             void *o = kmem_cache_alloc(&c);
             cr_assert_not_null(o, "size %zu align %zu", sizes[k], al);
             cr_assert_eq((uintptr_t)o % al, 0);
@@ -177,7 +182,7 @@ Test(kmem_cache, allocation_order_and_slabs_given_back, .init = heap_setup)
     cr_assert_eq(s.slabs_released, 1);
     kheap_stats_t h1;
     cr_assert_eq(kheap_get_stats(&heap, &h1), MM_OK);
-    cr_assert_eq(h1.free_bytes - h0.free_bytes, s.slab_bytes + T_USER_OFF + T_BACK,
+    cr_assert_eq(h1.free_bytes - h0.free_bytes, s.slab_bytes - KM_SLAB_TAIL + T_USER_OFF + T_BACK,
                  "the slab's block is free again");
     C_CHECK(&c);
     T_CHECK(&heap);

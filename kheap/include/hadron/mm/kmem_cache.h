@@ -2,9 +2,8 @@
  * hadron-mm kmem_cache: object caches over a kernel heap.
  *
  * A cache hands out objects of one size and alignment, carved from slabs:
- * blocks of the heap (kheap_block_alloc) of a power-of-two size, aligned to a
- * page, each holding a header and an array of equal slots. The kernel names
- * its caches after what they hold ("task", "vma", "inode") and gets, per
+ * page-aligned blocks of the heap (kheap_block_alloc) of whole pages, each
+ * holding a header and an array of equal slots. The kernel names its caches after what they hold ("task", "vma", "inode") and gets, per
  * cache, dense packing, no per-object header, objects that come back in the
  * state the constructor left them, statistics and a walker (Bonwick's slab
  * allocator; Linux SLUB and FreeBSD UMA are its descendants).
@@ -65,11 +64,12 @@
 #include <hadron/mm/status.h>
 
 /* Tunables (not options: a kernel that needs others edits them here). */
-/* Slab sizes: powers of two in [KMEM_SLAB_MIN, KMEM_SLAB_MAX]; a cache uses
- * the smallest that holds KMEM_SLAB_OBJECTS_MIN objects. */
+/* Slab sizes: whole pages in [KMEM_SLAB_MIN, KMEM_SLAB_MAX]; a cache uses
+ * the smallest that holds KMEM_SLAB_OBJECTS_MIN objects, or one up to half
+ * again as big that wastes a smaller share of itself. */
 #define KMEM_SLAB_MIN ((size_t)4096)
 #define KMEM_SLAB_MAX ((size_t)256 * 1024)
-#define KMEM_SLAB_OBJECTS_MIN 8u
+#define KMEM_SLAB_OBJECTS_MIN 16u
 /* Most objects in one slab: the free bitmap's size. */
 #define KMEM_SLAB_OBJECTS_MAX 512u
 /* Largest object and alignment a cache takes. */
