@@ -207,8 +207,6 @@ static mm_status_t kh_grow(void *ctx, size_t min, void **base, size_t *size)
     return MM_OK;
 }
 
-static bool kh_runs = true, kh_cached = false;
-
 static void kh_setup(void)
 {
     if (kh_arena == NULL) {
@@ -222,39 +220,6 @@ static void kh_setup(void)
     kh_used = 0;
     kheap_init(&kh, NULL, 0);
     kheap_set_grow(&kh, kh_grow, NULL, NULL);
-    kheap_set_small_runs(&kh, kh_runs);
-    kheap_set_cpu_caches(&kh, kh_cached);
-}
-
-/* The default heap with per-CPU caches on (kheap_set_cpu_caches). */
-static void khc_setup(void)
-{
-    kh_cached = true;
-    kh_setup();
-    kh_cached = false;
-}
-
-/* The default heap on demand-paged memory (pages mapped by their first
- * touch), as this bench ran before its memory was mapped at growth. */
-static void khl_setup(void)
-{
-    mapped_memory = false;
-    kh_setup();
-}
-
-static void khl_teardown(void)
-{
-    madvise(kh_arena, kh_used, MADV_DONTNEED);
-    mapped_memory = true;
-}
-
-/* The same heap with the small-request runs off: pure address-ordered
- * first fit for every request. */
-static void khx_setup(void)
-{
-    kh_runs = false;
-    kh_setup();
-    kh_runs = true;
 }
 
 static void *kh_alloc(size_t size, size_t align)
@@ -538,165 +503,6 @@ static void seed_teardown(void)
     madvise(seed_arena, seed_arena_size, MADV_DONTNEED);
 }
 
-/*
- * The floor of kheap's placement rule: address-ordered first fit done with
- * nothing else in the way (and, for comparison, best fit done the same way:
- * the smallest free block that fits, the lowest of equals). Free blocks are a sorted array (O(free blocks)
- * per call: it is not timed), each block a 16-byte header and the request
- * rounded to 16 bytes (48 at least, kheap's minimum block), padding for
- * alignment a free block or nothing, a tail too small to be a block given
- * with the allocation, and growth exactly what the request needs beyond a
- * free block at the top. No runs, no node chunks, no 64 KiB growth steps:
- * what first fit itself costs in fragmentation on this trace.
- */
-typedef struct span {
-    uintptr_t start, end;
-} span_t;
-
-enum { FF_HDR = 16, FF_MIN = 48, FF_GRAN = 16, FF_SPANS = 1 << 20 };
-static span_t *ff_free;
-static size_t ff_n;
-static uint8_t *ff_arena;
-static const size_t ff_arena_size = (size_t)4 << 30;
-static uintptr_t ff_top;
-static bool ff_best;
-
-static void ff_setup(void)
-{
-    if (ff_arena == NULL)
-        ff_arena = reserve(ff_arena_size);
-    if (ff_free == NULL && (ff_free = malloc(FF_SPANS * sizeof(span_t))) == NULL) {
-        perror("malloc");
-        exit(1);
-    }
-    ff_n = 0;
-    ff_top = (uintptr_t)ff_arena;
-}
-
-/* Add [s, e) to the free blocks, merged with its neighbours. */
-static void ff_insert(uintptr_t s, uintptr_t e)
-{
-    size_t lo = 0, hi = ff_n;
-    while (lo < hi) {
-        size_t m = (lo + hi) / 2;
-        if (ff_free[m].start < s)
-            lo = m + 1;
-        else
-            hi = m;
-    }
-    bool below = lo > 0 && ff_free[lo - 1].end == s, above = lo < ff_n && ff_free[lo].start == e;
-    if (below && above) {
-        ff_free[lo - 1].end = ff_free[lo].end;
-        memmove(&ff_free[lo], &ff_free[lo + 1], (ff_n - lo - 1) * sizeof(span_t));
-        ff_n--;
-    } else if (below) {
-        ff_free[lo - 1].end = e;
-    } else if (above) {
-        ff_free[lo].start = s;
-    } else {
-        if (ff_n == FF_SPANS) {
-            fprintf(stderr, "first-fit floor: too many free blocks\n");
-            exit(1);
-        }
-        memmove(&ff_free[lo + 1], &ff_free[lo], (ff_n - lo) * sizeof(span_t));
-        ff_free[lo] = (span_t){s, e};
-        ff_n++;
-    }
-}
-
-/* Where a block of n bytes aligned for `align` starts in a free block at
- * s: padding is nothing or a whole block (kh_place's rule). */
-static uintptr_t ff_start(uintptr_t s, uintptr_t align)
-{
-    uintptr_t b = ((s + FF_HDR + align - 1) & ~(align - 1)) - FF_HDR;
-    if (b != s && b - s < FF_MIN)
-        b = ((s + FF_MIN + FF_HDR + align - 1) & ~(align - 1)) - FF_HDR;
-    return b;
-}
-
-/* The free block a request of n bytes (block size) aligned for `align`
- * goes to by the rule in force, or ff_n when none holds it. */
-static size_t ff_choose(uintptr_t n, uintptr_t align)
-{
-    size_t pick = ff_n;
-    for (size_t i = 0; i < ff_n; i++) {
-        uintptr_t b = ff_start(ff_free[i].start, align), e = ff_free[i].end;
-        if (b >= e || e - b < n)
-            continue;
-        if (!ff_best)
-            return i;
-        if (pick == ff_n || e - ff_free[i].start < ff_free[pick].end - ff_free[pick].start)
-            pick = i;
-    }
-    return pick;
-}
-
-static uintptr_t ff_block_size(size_t size)
-{
-    uintptr_t n = (size + FF_HDR + FF_GRAN - 1) & ~(uintptr_t)(FF_GRAN - 1);
-    return n < FF_MIN ? FF_MIN : n;
-}
-
-static void *ff_alloc(size_t size, size_t align)
-{
-    uintptr_t n = ff_block_size(size);
-    align = align < FF_GRAN ? FF_GRAN : align;
-    size_t i = ff_choose(n, align);
-    uintptr_t s = 0, e = 0, b = 0;
-    if (i < ff_n) {
-        s = ff_free[i].start;
-        e = ff_free[i].end;
-        b = ff_start(s, align);
-        memmove(&ff_free[i], &ff_free[i + 1], (ff_n - i - 1) * sizeof(span_t));
-        ff_n--;
-    } else {
-        /* Grow: from a free block at the top, else from the top; a request
-         * past the arena fails with that block still free. */
-        bool top_free = ff_n > 0 && ff_free[ff_n - 1].end == ff_top;
-        s = top_free ? ff_free[ff_n - 1].start : ff_top;
-        b = ff_start(s, align);
-        e = b + n;
-        if (e - (uintptr_t)ff_arena > ff_arena_size)
-            return NULL;
-        ff_n -= top_free;
-        ff_top = e;
-    }
-    if (e - (b + n) < FF_MIN)
-        n = e - b;
-    if (b > s)
-        ff_insert(s, b);
-    if (b + n < e)
-        ff_insert(b + n, e);
-    uintptr_t *hdr = (uintptr_t *)b;
-    hdr[0] = b;
-    hdr[1] = n;
-    return (void *)(b + FF_HDR);
-}
-
-static void ff_free_(void *p, size_t size)
-{
-    (void)size;
-    const uintptr_t *hdr = (const uintptr_t *)((uintptr_t)p - FF_HDR);
-    ff_insert(hdr[0], hdr[0] + hdr[1]);
-}
-
-static size_t ff_footprint(void)
-{
-    return ff_top - (uintptr_t)ff_arena;
-}
-
-static void ff_teardown(void)
-{
-    madvise(ff_arena, ff_arena_size, MADV_DONTNEED);
-    ff_best = false;
-}
-
-static void bf_setup(void)
-{
-    ff_setup();
-    ff_best = true;
-}
-
 /* TLSF: one fixed pool, as a kernel hands TLSF a region; large enough that
  * it never runs out, so no pool is ever added. */
 static tlsf_ref_t *tl;
@@ -752,18 +558,6 @@ static void tl_teardown(void)
     madvise(tl_arena, tl_arena_size, MADV_DONTNEED);
 }
 
-static void tll_setup(void)
-{
-    mapped_memory = false;
-    tl_setup();
-}
-
-static void tll_teardown(void)
-{
-    tl_teardown();
-    mapped_memory = true;
-}
-
 /* TLSF behind the lock a kheap instance takes (interrupts off through the
  * hooks, then the core ticket lock) around each call: the issue requires
  * that lock of kheap, and TLSF has none, so this row tells the placement
@@ -787,10 +581,6 @@ static void tlk_free(void *p, size_t size)
 }
 
 static const allocator_t A_KHEAP = {"kheap", kh_setup, kh_alloc, kh_free, kh_footprint, kh_teardown};
-static const allocator_t A_KHEAPC = {"kheap-cached", khc_setup, kh_alloc, kh_free, kh_footprint,
-                                     kh_teardown};
-static const allocator_t A_KHEAPX = {"kheap-exact", khx_setup, kh_alloc, kh_free, kh_footprint,
-                                     kh_teardown};
 static const allocator_t A_GLIBC = {"glibc", glibc_setup, glibc_alloc, glibc_free, glibc_footprint,
                                     glibc_teardown};
 static const allocator_t A_JE = {"jemalloc", pre_setup, glibc_alloc, glibc_free, pre_footprint,
@@ -802,14 +592,6 @@ static const allocator_t A_MI = {"mimalloc", mi_setup, mi_alloc, mi_free_, mi_fo
 static const allocator_t A_SEED = {"reference", seed_setup, seed_alloc, seed_free, seed_footprint,
                                    seed_teardown};
 static const allocator_t A_TLSF = {"tlsf", tl_setup, tl_alloc, tl_free, tl_footprint, tl_teardown};
-static const allocator_t A_FLOOR = {"first-fit", ff_setup, ff_alloc, ff_free_, ff_footprint,
-                                    ff_teardown};
-static const allocator_t A_BEST = {"best-fit", bf_setup, ff_alloc, ff_free_, ff_footprint,
-                                   ff_teardown};
-static const allocator_t A_KHEAPL = {"kheap-lazy", khl_setup, kh_alloc, kh_free, kh_footprint,
-                                     khl_teardown};
-static const allocator_t A_TLSFL = {"tlsf-lazy", tll_setup, tl_alloc, tl_free, tl_footprint,
-                                    tll_teardown};
 static const allocator_t A_TLSFK = {"tlsf-locked", tl_setup, tlk_alloc, tlk_free, tl_footprint,
                                     tl_teardown};
 
@@ -1125,66 +907,6 @@ static void tlsf_self_check(void)
  * other traces of the same distribution show the spread. */
 enum { FRAG_STEPS = 50000, FRAG_VARIANTS = 8 };
 
-/* The first-fit floor is re-implemented here too, and its figure is only
- * worth printing if it is a correct first fit: on the same small trace
- * every block must be aligned as asked, no two live blocks may overlap, no
- * requested byte may change while live, each block must start in the
- * lowest free block it fits (checked against a walk of the free array
- * before the call), and freeing everything must leave one free block from
- * the arena start to the top. */
-static void fit_self_check(const allocator_t *a)
-{
-    static check_block_t slot[CHECK_N];
-    step_t *t = make_trace(CHECK_N, CHECK_STEPS);
-    check_who = a->name;
-    a->setup();
-    check_live_count = 0;
-    for (size_t i = 0; i < CHECK_N + CHECK_STEPS; i++) {
-        const step_t *s = &t[i];
-        check_block_t *b = &slot[i < CHECK_N ? i : s->victim];
-        if (i >= CHECK_N) {
-            for (size_t k = 0; k < b->usable; k++)
-                if (b->p[k] != b->fill)
-                    check_fail("a live block changed under its owner");
-            live_remove((uintptr_t)b->p);
-            a->free(b->p, b->usable);
-        }
-        /* Where the rule puts this request, worked out before the call by
-         * a walk of its own over the free blocks: the first that holds it,
-         * or the smallest (the lowest of equals). */
-        uintptr_t n = ff_block_size(s->size), align = s->align < FF_GRAN ? FF_GRAN : s->align;
-        uintptr_t want = 0, want_size = UINTPTR_MAX;
-        for (size_t k = 0; k < ff_n; k++) {
-            uintptr_t st = ff_start(ff_free[k].start, align), size = ff_free[k].end - ff_free[k].start;
-            if (st >= ff_free[k].end || ff_free[k].end - st < n || size >= want_size)
-                continue;
-            want = st + FF_HDR;
-            want_size = ff_best ? size : 0;
-        }
-        uint8_t *p = a->alloc(s->size, s->align);
-        if (p == NULL)
-            check_fail("out of memory");
-        if ((uintptr_t)p % align != 0)
-            check_fail("block not aligned as asked");
-        if (want != 0 && (uintptr_t)p != want)
-            check_fail("not the free block the rule picks");
-        *b = (check_block_t){p, s->size, check_next_fill++};
-        live_add((uintptr_t)p, (uintptr_t)p + s->size);
-        memset(p, b->fill, s->size);
-    }
-    for (size_t i = 0; i < CHECK_N; i++) {
-        live_remove((uintptr_t)slot[i].p);
-        a->free(slot[i].p, slot[i].usable);
-    }
-    if (ff_n != 1 || ff_free[0].start != (uintptr_t)ff_arena || ff_free[0].end != ff_top)
-        check_fail("freeing everything did not leave one free block");
-    a->teardown();
-    free(t);
-    check_who = "tlsf";
-    printf("%s self-check: ok (N=%d + %d steps: the block the rule picks every time, no "
-           "overlap, all freed: one free block)\n",
-           a->name, CHECK_N, CHECK_STEPS);
-}
 
 static char **bench_argv;
 
@@ -1233,10 +955,8 @@ static const allocator_t *pick(const allocator_t *const *all, int na, const char
             fprintf(stderr, "kheap-bench: malloc here is not glibc's (LD_PRELOAD?)\n");
             return NULL;
         }
-        if (all[i]->setup == tl_setup || all[i]->setup == tll_setup)
+        if (all[i]->setup == tl_setup)
             tlsf_self_check();
-        if (all[i] == &A_FLOOR || all[i] == &A_BEST)
-            fit_self_check(all[i]);
         return all[i];
     }
     fprintf(stderr, "kheap-bench: unknown allocator %s\n", name);
@@ -1351,13 +1071,9 @@ int main(int argc, char **argv)
     static const uint32_t ns_[] = {1000, 10000, 100000};
     static const char *const tag[] = {"1k", "10k", "100k"};
     /* Positions in all[]: the table's rows, in this order. */
-    enum {
-        KHEAP, KHEAP_EXACT, GLIBC, MIMALLOC, SEED, KHEAP_CACHED, TLSF, KHEAP_LAZY, TLSF_LAZY,
-        FLOOR, BEST, TLSF_LOCKED, JEMALLOC, TCMALLOC, NA
-    };
-    const allocator_t *all[NA] = {&A_KHEAP, &A_KHEAPX, &A_GLIBC,  &A_MI,    &A_SEED,
-                                  &A_KHEAPC, &A_TLSF,  &A_KHEAPL, &A_TLSFL, &A_FLOOR,
-                                  &A_BEST,  &A_TLSFK,  &A_JE,     &A_TC};
+    enum { KHEAP, GLIBC, MIMALLOC, SEED, TLSF, TLSF_LOCKED, JEMALLOC, TCMALLOC, NA };
+    const allocator_t *all[NA] = {&A_KHEAP, &A_GLIBC,     &A_MI, &A_SEED,
+                                  &A_TLSF,  &A_TLSFK,     &A_JE, &A_TC};
     if (argc == 2 && strcmp(argv[1], "kmem_cache") == 0) {
         kmem_cache_pairs();
         return 0;
@@ -1372,8 +1088,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "kheap-bench: malloc here is not glibc's (LD_PRELOAD?)\n");
         return 2;
     }
-    bool have[NA] = {true, true, true, mi_load(), true, true, true,
-                     true, true, true, true,      true, true, true};
+    bool have[NA] = {true, true, mi_load(), true, true, true, true, true};
     /* Rows whose fragmentation is another row's (same placement). */
 #define FRAG_OF_ANOTHER(i) ((i) == TLSF_LOCKED)
     /* Rows measured in processes of their own (preload_row). */
@@ -1384,11 +1099,10 @@ int main(int argc, char **argv)
     printf("kheap-bench: ns per free+allocate pair, median of %zu batches of %zu steps after N "
            "warm-up steps (reference: %zu batches of %zu / %zu steps);\n"
            "fragmentation = peak footprint / peak live bytes over fill + %zu steps at N=10k.\n"
-           "kheap: default (runs on for requests up to 4 KiB); kheap-exact: runs off, address-ordered first "
-           "fit for every request; kheap-cached: default plus per-CPU caches;\n"
+           "kheap: kheap_alloc/kheap_free (size classes on object caches up to 4 KiB, first-fit "
+           "blocks above);\n"
            "tlsf: Conte's TLSF (bench/tlsf_ref.c), 32 second-level lists, 16-byte alignment, one "
-           "16 GiB pool; tlsf-locked: the same behind kheap's lock (irq hooks + ticket lock), timing only;\nfirst-fit / best-fit: that rule and nothing else (exact growth, no runs), "
-           "fragmentation only: first-fit is the floor of kheap's placement rule;\n"
+           "16 GiB pool; tlsf-locked: the same behind kheap's lock (irq hooks + ticket lock), timing only;\n"
            "jemalloc / tcmalloc: reference points, each run in processes of its own under "
            "LD_PRELOAD (Debian's libjemalloc2, libtcmalloc-minimal4).\n",
            runs, batch, seed_runs, seed_batch[0], seed_batch[1], frag_steps);
@@ -1422,8 +1136,6 @@ int main(int argc, char **argv)
 
     /* Before any timing: the TLSF and first-fit figures below are only worth
      * printing if they are correct allocators (exits if not). */
-    fit_self_check(&A_FLOOR);
-    fit_self_check(&A_BEST);
     tlsf_self_check();
 
     double res[NA][3];
@@ -1432,7 +1144,7 @@ int main(int argc, char **argv)
         size_t warm = n < 20000 ? 20000 : n;
         step_t *t = make_trace(n, warm + runs * batch);
         for (int i = 0; i < NA; i++) {
-            if (!have[i] || i == FLOOR || i == BEST || ELSEWHERE(i))
+            if (!have[i] || ELSEWHERE(i))
                 res[i][k] = -1;
             else if (i == SEED)
                 res[i][k] = k < 2 ? time_pairs(all[i], t, n, n, seed_batch[k], (int)seed_runs) : -1;
@@ -1473,19 +1185,12 @@ int main(int argc, char **argv)
         const char *name;
     } ratios[] = {
         {KHEAP, GLIBC, 3, "kheap.pair"},
-        {KHEAP_EXACT, GLIBC, 3, "kheap-exact.pair"},
-        {KHEAP_CACHED, GLIBC, 3, "kheap-cached.pair"},
         {KHEAP, MIMALLOC, 3, "kheap.mipair"},
         {KHEAP, SEED, 2, "kheap.seedpair"},
-        {KHEAP_EXACT, SEED, 2, "kheap-exact.seedpair"},
         {KHEAP, TLSF, 3, "kheap.tlsfpair"},
         {KHEAP, TLSF_LOCKED, 3, "kheap.tlsflockedpair"},
         {KHEAP, JEMALLOC, 3, "kheap.jemallocpair"},
         {KHEAP, TCMALLOC, 3, "kheap.tcmallocpair"},
-        /* The same comparisons on demand-paged memory for kheap and TLSF
-         * (glibc and mimalloc always run on it). */
-        {KHEAP_LAZY, GLIBC, 3, "kheap-lazy.pair"},
-        {KHEAP_LAZY, TLSF_LAZY, 3, "kheap-lazy.tlsfpair"},
     };
     for (size_t r = 0; r < sizeof(ratios) / sizeof(ratios[0]); r++) {
         if (!have[ratios[r].base])

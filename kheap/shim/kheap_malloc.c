@@ -92,14 +92,14 @@ void mm_hook_spin_yield(void)
 
 static atomic_uintptr_t span_lo = UINTPTR_MAX, span_hi;
 static uintptr_t last_end;  /* only the (single) grower touches it */
-static size_t mapped;
+static atomic_size_t mapped;
 
 static mm_status_t shim_grow(void *ctx, size_t min, void **base, size_t *size)
 {
     (void)ctx;
     /* Grow geometrically (an eighth of what we have, 1 MiB at least) so a
      * big program needs few mmaps and few regions. */
-    size_t want = mapped / 8;
+    size_t want = atomic_load_explicit(&mapped, memory_order_relaxed) / 8;
     if (want < ((size_t)1 << 20))
         want = (size_t)1 << 20;
     if (want < min)
@@ -127,9 +127,20 @@ static mm_status_t shim_grow(void *ctx, size_t min, void **base, size_t *size)
     while (hi > cur && !atomic_compare_exchange_weak(&span_hi, &cur, hi))
         ;
     last_end = hi;
-    mapped += want;
+    atomic_fetch_add_explicit(&mapped, want, memory_order_relaxed);
     *base = p;
     *size = want;
+    return MM_OK;
+}
+
+/* Pages the heap gives back go back to the kernel, as glibc's trimming
+ * and munmap of large chunks do. */
+static mm_status_t shim_release(void *ctx, void *base, size_t size)
+{
+    (void)ctx;
+    if (munmap(base, size) != 0)
+        return MM_ERR_NOMEM;
+    atomic_fetch_sub_explicit(&mapped, size, memory_order_relaxed);
     return MM_OK;
 }
 
@@ -142,17 +153,29 @@ static uintptr_t shim_self(void *ctx)
 /* ---- lazy initialisation, fork --------------------------------------- */
 
 static atomic_int state; /* 0: not yet, 1: being initialised, 2: ready */
+/* Call counters, kept only when KHEAP_SHIM_STATS asks for them: a shared
+ * atomic on every call would cost more than the allocation. */
+static bool counting;
 static atomic_ullong n_malloc, n_free, n_realloc;
+
+static inline void count_call(atomic_ullong *n)
+{
+    if (__builtin_expect(counting, 0))
+        atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+}
 
 static void atfork_prepare(void)
 {
-    /* No thread may hold the heap while the child is cloned. */
+    /* No thread may hold the heap while the child is cloned: its locks in
+     * their order, size classes before blocks. */
+    mm_spin_lock(&kheap_default()->class_index.lock);
     mm_spin_lock(&kheap_default()->lock);
 }
 
 static void atfork_release(void)
 {
     mm_spin_unlock(&kheap_default()->lock);
+    mm_spin_unlock(&kheap_default()->class_index.lock);
 }
 
 static void shim_init_slow(void)
@@ -161,6 +184,11 @@ static void shim_init_slow(void)
     if (atomic_compare_exchange_strong(&state, &expected, 1)) {
         kheap_default_init(NULL, 0);
         kheap_set_grow(kheap_default(), shim_grow, shim_self, NULL);
+        /* glibc's threshold: a free block with 128 KiB of whole pages goes
+         * back to the kernel, as glibc unmaps its mmapped chunks. */
+        kheap_set_release(kheap_default(), shim_release, NULL, (size_t)128 << 10);
+        const char *stats = getenv("KHEAP_SHIM_STATS");
+        counting = stats != NULL && stats[0] != '\0';
         atomic_store_explicit(&state, 2, memory_order_release);
         pthread_atfork(atfork_prepare, atfork_release, atfork_release);
         return;
@@ -189,7 +217,7 @@ static inline bool foreign(const void *p)
 EXPORT void *malloc(size_t size)
 {
     void *p = kheap_alloc(heap(), size, 0);
-    atomic_fetch_add_explicit(&n_malloc, 1, memory_order_relaxed);
+    count_call(&n_malloc);
     if (p == NULL)
         errno = ENOMEM;
     return p;
@@ -203,7 +231,7 @@ EXPORT void free(void *ptr)
         atomic_fetch_add_explicit(&n_foreign, 1, memory_order_relaxed);
         return;
     }
-    atomic_fetch_add_explicit(&n_free, 1, memory_order_relaxed);
+    count_call(&n_free);
     (void)kheap_free(heap(), ptr);
 }
 
@@ -215,7 +243,7 @@ EXPORT void cfree(void *ptr)
 EXPORT void *calloc(size_t count, size_t size)
 {
     void *p = kheap_calloc(heap(), count, size);
-    atomic_fetch_add_explicit(&n_malloc, 1, memory_order_relaxed);
+    count_call(&n_malloc);
     if (p == NULL)
         errno = ENOMEM;
     return p;
@@ -227,7 +255,7 @@ EXPORT void *realloc(void *ptr, size_t size)
         errno = ENOMEM; /* its size is unknown: cannot copy it */
         return NULL;
     }
-    atomic_fetch_add_explicit(&n_realloc, 1, memory_order_relaxed);
+    count_call(&n_realloc);
     if (ptr != NULL && size == 0) {
         /* glibc frees and returns NULL; keep that. */
         free(ptr);
@@ -253,7 +281,7 @@ EXPORT void *reallocarray(void *ptr, size_t count, size_t size)
 static void *aligned(size_t align, size_t size)
 {
     void *p = kheap_alloc(heap(), size, align);
-    atomic_fetch_add_explicit(&n_malloc, 1, memory_order_relaxed);
+    count_call(&n_malloc);
     if (p == NULL)
         errno = ENOMEM;
     return p;
@@ -325,12 +353,13 @@ __attribute__((destructor)) static void shim_report(void)
     char line[512];
     int len = snprintf(line, sizeof(line),
                        "kheap-shim pid=%d exe=%s mallocs=%llu frees=%llu reallocs=%llu "
-                       "foreign=%llu regions=%zu total=%zu free=%zu free_blocks=%zu runs=%zu "
-                       "grows=%llu\n",
+                       "foreign=%llu regions=%zu total=%zu free=%zu free_blocks=%zu slabs=%zu "
+                       "grows=%llu released=%llu\n",
                        (int)getpid(), exe, (unsigned long long)n_malloc,
                        (unsigned long long)n_free, (unsigned long long)n_realloc,
                        (unsigned long long)n_foreign, st.regions, st.total_bytes, st.free_bytes,
-                       st.free_blocks, st.runs, (unsigned long long)st.grow_calls);
+                       st.free_blocks, st.class_slabs, (unsigned long long)st.grow_calls,
+                       (unsigned long long)st.released_bytes);
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd >= 0 && len > 0) {
         (void)!write(fd, line, (size_t)len);

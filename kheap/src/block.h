@@ -1,5 +1,6 @@
 /*
- * kheap private layout: blocks, regions, checks, internal interfaces.
+ * The block layer's private layout: blocks, regions, check values and the
+ * interfaces between its files.
  *
  * A region:
  *
@@ -16,9 +17,7 @@
  *
  * A free block continues with its tree links (left, right, and the largest
  * block of each subtree in granules) and ends with a footer holding its size
- * (the lower half of the boundary tag). Once the heap has a node pool
- * (nodes.c) the links usually live out of line instead: the header word
- * then carries KH_POOLED and the link word points at the node. The next block's header has
+ * (the lower half of the boundary tag). The next block's header has
  * KH_PREV_FREE while this one is free, so a freed block finds its lower
  * neighbour through the footer in O(1) and its upper one at block + size.
  *
@@ -28,10 +27,13 @@
  * than as a foreign pointer.
  *
  * The descriptor of a region is itself a node of a second tree (same code,
- * keyed by address): it is how kheap_free finds the region of a pointer.
+ * keyed by address): it is how a free finds the region of a pointer.
  *
- * A used block with KH_RUN holds a run of equal slots (run.c); its own
- * address is never a valid argument to kheap_free.
+ * Files, each calling only the ones above it in this list: tree.c (the AVL
+ * tree), holes.c (free blocks in the tree), debug.c (fills and guards),
+ * carve.c (placement), release.c (coalescing), region.c (regions), grow.c
+ * (growth), trim.c (giving pages back), blocks.c (the layer's entry points),
+ * check.c and walk.c (readers).
  */
 #ifndef KHEAP_BLOCK_H
 #define KHEAP_BLOCK_H
@@ -44,14 +46,14 @@
 #include <hadron/mm/hooks.h>
 #include <hadron/mm/kheap.h>
 
-/* The heap's internal functions are private to its one translation unit
- * (kheap.c includes every source file), so the compiler sees all their
- * callers and inlines the hot ones, as link-time optimisation would. A test
- * that includes this header for its layouts sees plain declarations. The
- * tree functions stay external: test_tree.c drives them directly. Some
- * builds leave some of them unused (no runs with heap_redzones, no caches
- * with kheap_cpu_caches = 0), hence `unused`. */
-#ifdef KHEAP_UNITY
+#include "blocks_api.h"
+
+/* The layer's internal functions are private to its one translation unit
+ * (blocks_unit.c includes every source file), so the compiler sees all
+ * their callers and inlines the hot ones, as link-time optimisation would.
+ * The test-only build (KHEAP_TESTING) makes them external so tests can
+ * drive them. */
+#if defined(KHEAP_UNITY) && !defined(KHEAP_TESTING)
 #define KH_PRIVATE static __attribute__((unused))
 /* On every allocation's or free's path: worth inlining. */
 #define KH_HOT KH_PRIVATE inline
@@ -72,19 +74,14 @@
 
 #define KH_USED ((uint64_t)1)
 #define KH_PREV_FREE ((uint64_t)2)
-/* What a used block holds (the two bits together): */
-#define KH_RUN ((uint64_t)4)         /* a run of small-request slots */
-#define KH_MAP ((uint64_t)8)         /* a leaf of the small-run map */
-#define KH_NODES (KH_RUN | KH_MAP)   /* a chunk of free-tree nodes (nodes.c) */
-#define KH_KIND (KH_RUN | KH_MAP)
-/* A free block whose tree node is out of line, in a node chunk: its header
- * link points at the node (and the node's word carries the flag too). */
-#define KH_POOLED ((uint64_t)4)
+/* A used block that belongs to the heap's own upper layers (a slab, a slab
+ * table, a cache descriptor): kheap_free and kheap_block_free refuse it,
+ * so a stale pointer that happens to name one cannot free it. */
+#define KH_INNER ((uint64_t)4)
 #define KH_FLAGS ((uint64_t)15)
 #define KH_BAL_SHIFT 56
 #define KH_SIZE_MASK ((((uint64_t)1 << 48) - 1) & ~KH_FLAGS)
 
-#define KH_HEAP_MAGIC 0x6b686561u /* "khea" */
 
 #if HADRON_MM_HEAP_REDZONES
 /* header | debug header (requested size, check) | front guard | user | back guard */
@@ -210,16 +207,6 @@ static inline bool kh_is_valid_used(const kh_block_t *b)
     return kh_used(b) && b->link == kh_used_check(kh_addr(b), kh_size(b));
 }
 
-static inline uint64_t kh_kind(const kh_block_t *b)
-{
-    return b->word & KH_KIND;
-}
-
-static inline bool kh_is_run(const kh_block_t *b)
-{
-    return kh_kind(b) == KH_RUN;
-}
-
 static inline void kh_set_prev_free(kh_block_t *b, bool on)
 {
     if (on)
@@ -230,54 +217,15 @@ static inline void kh_set_prev_free(kh_block_t *b, bool on)
 
 #define KH_BAL_MASK ((uint64_t)0xff << KH_BAL_SHIFT)
 
-/* Size of a free-tree node, keeping its balance factor and pool flag. */
+/* Size of a free-tree node, keeping its balance factor. */
 static inline void kh_node_set_size(kh_block_t *b, uintptr_t size)
 {
-    b->word = (b->word & (KH_BAL_MASK | KH_POOLED)) | (uint64_t)size;
+    b->word = (b->word & KH_BAL_MASK) | (uint64_t)size;
 }
 
 static inline void kh_set_footer(uintptr_t end, uintptr_t size)
 {
     *kh_footer_of_end(end) = (uint64_t)size;
-}
-
-/*
- * A free block's tree node is either the block itself (its first 40 bytes,
- * the header word doubling as the node's size word) or, once the heap has a
- * node pool, an out-of-line kh_pnode_t in a node chunk (nodes.c). Pooled
- * nodes sit densely together, so a tree search touches a few cache lines
- * and pages instead of one cold block per level.
- */
-typedef struct kh_pnode {
-    kh_block_t n;
-    uintptr_t at; /* the free block's address, the node's key */
-} kh_pnode_t;
-
-_Static_assert(sizeof(kh_pnode_t) == 48, "pool node layout");
-
-static inline bool kh_pooled(const kh_block_t *node)
-{
-    return (node->word & KH_POOLED) != 0;
-}
-
-/* A tree node's key: the address of its block (a region descriptor, or a
- * free block). */
-static inline uintptr_t kt_key(const kh_block_t *node)
-{
-    return kh_pooled(node) ? ((const kh_pnode_t *)node)->at : kh_addr(node);
-}
-
-/* The tree node of free block b (header read). */
-static inline kh_block_t *kh_free_node(kh_block_t *b)
-{
-    return kh_pooled(b) ? (kh_block_t *)(uintptr_t)b->link : b;
-}
-
-/* Where the metadata of the free block of `node` ends: a header (pooled) or
- * a whole node. */
-static inline uintptr_t kh_free_meta_end(const kh_block_t *node)
-{
-    return kt_key(node) + (kh_pooled(node) ? KH_HDR : (uintptr_t)sizeof(kh_block_t));
 }
 
 /* A header that now lies inside a free block. */
@@ -320,23 +268,13 @@ static inline void kh_unlock(kheap_t *heap, mm_irqflags_t flags)
     mm_spin_unlock_irqrestore(&heap->lock, flags);
 }
 
-static inline bool kh_ready(const kheap_t *heap)
-{
-    /* A copy of a live heap would share its blocks but not its lock or
-     * counts: it is refused like an uninitialised one. */
-    return heap != NULL && heap->magic == KH_HEAP_MAGIC && heap->instance == heap;
-}
-
 /* Corruption of the heap's own data: never returns. */
 #define KH_CORRUPT(msg, addr, found, expected)                                                     \
     mm_panic_report(MM_REPORT_CORRUPT, msg, __FILE__, __LINE__, (uint64_t)(addr), 0,                \
                     (uint64_t)(found), (uint64_t)(expected))
 
-/*
- * Everything below is internal: external only because it spans files. The
- * names carry the kheap_ prefix so they cannot collide with a kernel's, and
- * are hidden from shared objects (the malloc shim).
- */
+/* Internal functions carry the kh_ prefix and are hidden from shared
+ * objects (the malloc shim). */
 #pragma GCC visibility push(hidden)
 
 /* ---- tree.c: AVL tree keyed by node address, augmented with max size --- */
@@ -361,329 +299,46 @@ static inline kh_block_t *kt_parent(const kh_block_t *b)
     return (kh_block_t *)(uintptr_t)b->link;
 }
 
-void kheap_tree_insert(kh_block_t **root, kh_block_t *node);
-void kheap_tree_remove(kh_block_t **root, kh_block_t *node);
+KH_PRIVATE void kh_tree_insert(kh_block_t **root, kh_block_t *node);
+KH_PRIVATE void kh_tree_remove(kh_block_t **root, kh_block_t *node);
 /* `repl` takes `old`'s place: only valid when no other node lies between
  * their addresses. repl's previous contents are not read (its word is left
  * with old's balance factor and no size); the caller then sets repl's size
- * (kh_node_set_size) and calls kheap_tree_resized. */
-void kheap_tree_replace(kh_block_t **root, kh_block_t *old, kh_block_t *repl);
+ * (kh_node_set_size) and calls kh_tree_resized. */
+KH_PRIVATE void kh_tree_replace(kh_block_t **root, kh_block_t *old, kh_block_t *repl);
 /* Node's size changed: refresh the cached maxima above it (stops at the
  * first ancestor whose cache does not change). */
-void kheap_tree_resized(kh_block_t *node);
+KH_PRIVATE void kh_tree_resized(kh_block_t *node);
 /* Size of the largest node, granules (0 for an empty tree). O(1). */
-uint32_t kheap_tree_max(kh_block_t *root);
+KH_PRIVATE uint32_t kh_tree_max(kh_block_t *root);
 /* Lowest-address node of at least `gran` granules, or NULL. */
-kh_block_t *kheap_tree_first_fit(kh_block_t *root, uint32_t gran);
+KH_HOT kh_block_t *kh_tree_first_fit(kh_block_t *root, uint32_t gran);
 /* Next node after `node` (in address order) of at least `gran` granules. */
-kh_block_t *kheap_tree_next_fit(kh_block_t *node, uint32_t gran);
+KH_PRIVATE kh_block_t *kh_tree_next_fit(kh_block_t *node, uint32_t gran);
 /* Highest-address node at or below addr, or NULL. */
-kh_block_t *kheap_tree_floor(kh_block_t *root, uintptr_t addr);
-kh_block_t *kheap_tree_first(kh_block_t *root);
-kh_block_t *kheap_tree_succ(kh_block_t *node);
+KH_PRIVATE kh_block_t *kh_tree_floor(kh_block_t *root, uintptr_t addr);
+KH_PRIVATE kh_block_t *kh_tree_first(kh_block_t *root);
+KH_PRIVATE kh_block_t *kh_tree_succ(kh_block_t *node);
 /* Verifies order, parent links, heights, balance and maxima. Returns NULL
  * when sound, else the first bad node (or the root); *count = nodes. */
-const kh_block_t *kheap_tree_verify(const kh_block_t *root, size_t *count, const char **why);
+KH_PRIVATE const kh_block_t *kh_tree_verify(const kh_block_t *root, size_t *count,
+                                            const char **why);
 
-/* ---- nodes.c: free blocks and the node pool ---------------------------- */
+/* ---- holes.c: free blocks (lock held) ----------------------------------- */
 
-/* Free blocks only change through these (lock held). They keep the tree,
- * the header (size, and the node link when pooled), the footer and
- * free_blocks; the caller keeps KH_PREV_FREE of the block above and
- * free_bytes. */
+/* Free blocks only change through these. They keep the tree, the header,
+ * the footer and free_blocks; the caller keeps KH_PREV_FREE of the block
+ * above and free_bytes. */
 
-/* A new free block [at, at + size): a pooled node if one is spare, else
- * its own. */
-KH_PRIVATE void kheap_free_add(kheap_t *heap, uintptr_t at, uintptr_t size);
-/* Remove the free block of `node` (its memory is being taken or merged). */
-KH_PRIVATE void kheap_free_del(kheap_t *heap, kh_block_t *node);
-/* The free block of `node` now spans [at, at + size), with no other free
- * block between its old start and `at`. Moves the node into the pool when
- * one is spare (else into the block at its new start); returns the node. */
-KH_PRIVATE kh_block_t *kheap_free_set(kheap_t *heap, kh_block_t *node, uintptr_t at,
-                                      uintptr_t size);
-/* Before an allocation: a new node chunk when the pool has run dry and the
- * tree is big enough to gain from one. Failure only means no chunk. */
-KH_PRIVATE void kheap_nodes_refill(kheap_t *heap);
-/* Every node back into its block and every chunk freed, when nothing but
- * chunks is in use (or `force`): a heap that holds nothing is one free
- * block per region. Returns whether it did. */
-KH_PRIVATE bool kheap_nodes_collapse(kheap_t *heap, bool force);
-/* Whether `base` (a used block's user pointer) is a listed, sound chunk. */
-KH_PRIVATE bool kheap_nodes_listed(const kheap_t *heap, uintptr_t base);
-/* Whether ptr is a node slot inside one of the heap's chunks. */
-KH_PRIVATE bool kheap_nodes_owns(const kheap_t *heap, uintptr_t ptr);
-/* Chunks sound and counted (chunk_blocks found by the region walk), the
- * spare list well formed, pooled + spare == all nodes. */
-KH_PRIVATE bool kheap_nodes_verify(const kheap_t *heap, size_t chunk_blocks, size_t pooled,
-                                   const char **why, uintptr_t *where);
+/* A new free block [at, at + size). */
+KH_HOT void kh_hole_add(kheap_t *heap, uintptr_t at, uintptr_t size);
+/* Remove free block b (its memory is being taken or merged). */
+KH_HOT void kh_hole_del(kheap_t *heap, kh_block_t *b);
+/* Free block b now spans [at, at + size), with no other free block between
+ * its old start and `at`; returns the block (at `at`). */
+KH_HOT kh_block_t *kh_hole_set(kheap_t *heap, kh_block_t *b, uintptr_t at, uintptr_t size);
 
-/* ---- grow.c ------------------------------------------------------------ */
-
-/* Region containing addr, or NULL. Lock held. */
-KH_HOT kh_region_t *kheap_region_find(kheap_t *heap, uintptr_t addr);
-static inline uintptr_t kh_region_end(const kh_region_t *r)
-{
-    return kh_addr(r) + kh_size(&r->node);
-}
-static inline kh_block_t *kh_region_first(const kh_region_t *r)
-{
-    return kh_at(kh_addr(r) + KH_REGION_DESC);
-}
-KH_PRIVATE mm_status_t kheap_add_region_locked(kheap_t *heap, uintptr_t base, size_t size);
-KH_PRIVATE mm_status_t kheap_validate_region(uintptr_t base, size_t size, uintptr_t *b_out,
-                                             uintptr_t *s_out);
-/* Allocation after a miss: grows (lock dropped around the callback), waits
- * for another context's growth, or fails. Called without the lock. */
-KH_COLD void *kheap_alloc_slow(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
-
-/* ---- alloc.c ----------------------------------------------------------- */
-
-/* First fit and carve a used block of n bytes (header written) whose user
- * pointer is aligned for `align` (the placement rule for alignment is in
- * kheap.h); NULL when nothing fits. Lock held. */
-KH_PRIVATE kh_block_t *kheap_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
-/* The same for a run: the smallest of the first KHEAP_RUN_FIT_CANDIDATES
- * blocks in address order where it fits (the lowest of equals). */
-KH_PRIVATE kh_block_t *kheap_carve_run_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
-/* Allocate `req` bytes under the lock (a run slot when runs serve it);
- * NULL when nothing fits. Counts nothing as a failure. */
-KH_HOT void *kheap_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
-
-/* ---- run.c: runs for small and medium requests -------------------------- */
-
-/*
- * A run's header, at its block's user pointer. Small runs (classes below
- * KH_SMALL_CLASSES) are one page, page-aligned, with slots packed after the
- * header; a slot pointer finds its run by rounding down. Medium runs are
- * blocks of any (granule) alignment whose slots each carry a 16-byte slot
- * header naming the run.
- */
-typedef struct kh_run {
-    uint64_t magic;     /* KH_MAGIC_RUN ^ mix(address); 0 once released */
-    uint16_t slot;      /* usable bytes of a slot */
-    uint16_t stride;    /* distance between slots (medium: slot + its header) */
-    uint16_t nslots;
-    uint16_t nused;
-    uint8_t cls;
-    uint8_t medium;
-    uint16_t hint;      /* first bitmap word that may have a free slot */
-    uint32_t recip;     /* 2^32 / stride, rounded up: slot index without a divide */
-    struct kh_run *prev, *next; /* the class's list of runs with a free slot */
-    uint64_t used[4];   /* slot bitmap; bits past nslots stay set */
-} kh_run_t;
-
-/* The header in front of each medium slot. */
-typedef struct kh_slot_hdr {
-    uint64_t run;
-    uint64_t check;
-} kh_slot_hdr_t;
-
-#define KH_RUN_HDR ((uintptr_t)80)
-#define KH_RUN_AREA ((uintptr_t)KHEAP_RUN_SIZE - KH_HDR) /* user bytes of a small run */
-#define KH_SMALL_CLASSES (KHEAP_SMALL_MAX / KHEAP_GRANULE)
-#define KH_MAGIC_RUN 0x72756e736c6f7473ull  /* "runslots" */
-#define KH_MAGIC_SLOT 0x6d6564736c6f7421ull /* "medslot!" */
-
-_Static_assert(sizeof(kh_run_t) <= KH_RUN_HDR, "run header");
-_Static_assert((KH_RUN_AREA - KH_RUN_HDR) / KH_GRAN <= 256, "run bitmap");
-_Static_assert(KHEAP_RUN_CLASSES <= 255, "run class fits a byte");
-
-static inline uint64_t kh_run_magic(uintptr_t base)
-{
-    return KH_MAGIC_RUN ^ kh_mix(base);
-}
-
-static inline uint64_t kh_slot_check(uintptr_t hdr, uint64_t run)
-{
-    return KH_MAGIC_SLOT ^ kh_mix(hdr) ^ run;
-}
-
-/* Class of a request of 1 ... KHEAP_RUN_MAX bytes (0 counts as 1). */
-static inline unsigned kheap_class_of(size_t req)
-{
-    if (req <= KHEAP_SMALL_MAX)
-        return req == 0 ? 0 : (unsigned)((req - 1) / KH_GRAN);
-    unsigned bits = 64u - (unsigned)__builtin_clzll((unsigned long long)(req - 1)); /* 9..12 */
-    unsigned step_shift = bits - 4u;
-    unsigned units = (unsigned)((req + (1u << step_shift) - 1) >> step_shift); /* 9..16 */
-    return KH_SMALL_CLASSES + (bits - 9u) * 8u + (units - 9u);
-}
-
-/* Usable bytes of a slot of class cls. */
-KH_PRIVATE unsigned kheap_class_slot(unsigned cls);
-
-/* A slot for `req` (<= KHEAP_RUN_MAX) bytes, its usable size in *usable;
- * NULL when the class has no run with a free slot and no new run fits.
- * Lock held. */
-KH_HOT void *kheap_run_alloc(kheap_t *heap, size_t req, size_t *usable);
-/* The lowest free slot of `run` (on its class's list, so it has one),
- * taken. O(1). Lock held. */
-KH_HOT void *kheap_run_take(kheap_t *heap, kh_run_t *run);
-/* The slot of the small run at `page` (marked in the run map) that ptr
- * names: MM_OK with run and slot index, MM_ERR_DOUBLE_FREE (slot free),
- * MM_ERR_BAD_POINTER (not a slot start). Lock held. */
-KH_HOT mm_status_t kheap_run_small_slot(uintptr_t page, uintptr_t ptr, kh_run_t **run,
-                                        unsigned *slot);
-/* The medium slot at ptr, found through the slot header below it: as
- * above, or MM_ERR_NOT_MAPPED (no slot header there). Lock held. */
-KH_HOT mm_status_t kheap_run_medium_lookup(uintptr_t ptr, kh_run_t **run, unsigned *slot);
-KH_HOT void kheap_run_free(kheap_t *heap, kh_run_t *run, unsigned slot);
-/* Verify one run (header, bitmap, slot headers, fit in its block of
- * block_size bytes at user pointer base); false with *why. List membership
- * is checked by kheap_check. */
-KH_PRIVATE bool kheap_run_verify(uintptr_t base, uintptr_t block_size, const char **why);
-
-/* ---- runmap.c: which pages are live small runs ------------------------- */
-
-#define KH_MAP_SPAN_SHIFT 23 /* a leaf covers 8 MiB of address space */
-#define KH_MAP_SPAN ((uintptr_t)1 << KH_MAP_SPAN_SHIFT)
-#define KH_MAP_WORDS (KH_MAP_SPAN / KHEAP_RUN_SIZE / 64)
-#define KH_MAP_BUCKET_BITS 6
-#define KH_MAP_BUCKETS (1u << KH_MAP_BUCKET_BITS)
-#define KH_MAGIC_MAP 0x72756e6d61706c66ull /* "runmaplf" */
-
-typedef struct kh_map_leaf {
-    uintptr_t span;            /* KH_MAP_SPAN-aligned base */
-    struct kh_map_leaf *next;  /* bucket chain */
-    uint64_t check;            /* KH_MAGIC_MAP ^ mix(address) ^ span */
-    uint64_t count;            /* bits set */
-    uint64_t bits[KH_MAP_WORDS]; /* bit i: page span + i * KHEAP_RUN_SIZE is a small run */
-} kh_map_leaf_t;
-
-_Static_assert(KH_MAP_BUCKETS == KHEAP_MAP_BUCKETS, "run map buckets");
-_Static_assert(KHEAP_RUN_SIZE * 64 * KH_MAP_WORDS == KH_MAP_SPAN, "run map leaf geometry");
-
-static inline uint64_t kh_map_check(uintptr_t leaf, uintptr_t span)
-{
-    return KH_MAGIC_MAP ^ kh_mix(leaf) ^ (uint64_t)span;
-}
-
-/* Whether page-aligned `page` is a live small run. Reads only the map. Lock
- * held. O(leaves / KH_MAP_BUCKETS). */
-KH_HOT bool kheap_map_test(kheap_t *heap, uintptr_t page);
-/* Record a new small run at `page`; allocates the span's leaf when it is the
- * first. False (nothing changed) when no leaf can be allocated. Lock held. */
-KH_PRIVATE bool kheap_map_mark(kheap_t *heap, uintptr_t page);
-/* Forget the small run at `page` (marked); releases an emptied leaf. */
-KH_PRIVATE void kheap_map_clear(kheap_t *heap, uintptr_t page);
-/* Leaves sound, in their buckets, counted; exactly small_runs pages marked. */
-KH_PRIVATE bool kheap_map_verify(const kheap_t *heap, size_t small_runs, const char **why);
-
-/* ---- cache.c: per-CPU caches of freed run slots ---------------------- */
-
-#define KH_CACHES HADRON_MM_KHEAP_CPU_CACHES
-#define KH_MAGIC_CACHED 0x6361636865646f6bull /* "cachedok" */
-
-#if KH_CACHES > 0
-/* A cached slot's two words: the next slot of its list masked with a key
- * (heap and address mixed, so neither a copy from another slot nor a stale
- * one from another heap passes), and the key mixed with that link, so a
- * write to either word is seen. */
-static inline uint64_t kh_cached_key(const kheap_t *heap, uintptr_t slot)
-{
-    return KH_MAGIC_CACHED ^ kh_mix(slot) ^ (uint64_t)(uintptr_t)heap;
-}
-
-static inline void kh_cached_write(const kheap_t *heap, uintptr_t slot, uintptr_t next)
-{
-    uint64_t key = kh_cached_key(heap, slot), *w = (uint64_t *)slot;
-    w[0] = (uint64_t)next ^ key;
-    w[1] = key ^ kh_mix(next);
-}
-
-/* Whether slot's words read as a cached slot's; if so *next is its link. */
-static inline bool kh_cached_read(const kheap_t *heap, uintptr_t slot, uintptr_t *next)
-{
-    const uint64_t *w = (const uint64_t *)slot;
-    uint64_t key = kh_cached_key(heap, slot);
-    *next = (uintptr_t)(w[0] ^ key);
-    return w[1] == (key ^ kh_mix(*next)) && (*next & (KH_GRAN - 1)) == 0;
-}
-
-/* Whether run slot `slot` (in use in its run's bitmap) sits in a cache. */
-static inline bool kh_slot_cached(const kheap_t *heap, uintptr_t slot)
-{
-    uintptr_t next;
-    return __atomic_load_n(&heap->cache_seen, __ATOMIC_RELAXED) &&
-           kh_cached_read(heap, slot, &next);
-}
-
-/* A cached slot for `req` (<= KHEAP_RUN_MAX) bytes from the calling CPU's
- * cache, or NULL. Takes no lock (interrupts disabled inside). */
-KH_PRIVATE void *kheap_cache_pop(kheap_t *heap, size_t req);
-/* Put run slot `slot` (looked up, in use) in the calling CPU's cache, caches
- * being on, if its class has room; false when it did not. Lock held. */
-KH_PRIVATE bool kheap_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot);
-/* The same for any heap: the common "caches are off" answer given inline,
- * so a free with caches off calls nothing. */
-static inline bool kh_cache_push(kheap_t *heap, const kh_run_t *run, uintptr_t slot)
-{
-    return heap->cpu_caches && kheap_cache_push(heap, run, slot);
-}
-/* Give the calling CPU's cached slots back to their runs; how many. Lock
- * held. */
-KH_PRIVATE size_t kheap_cache_flush_locked(kheap_t *heap);
-/* The calling CPU's cache is sound (links, check values, counts, each a
- * slot in use of its class); false with *why and *where. Lock held. */
-KH_PRIVATE bool kheap_cache_verify(kheap_t *heap, const char **why, uintptr_t *where);
-#else
-/* Built without caches: nothing is ever cached. */
-static inline bool kh_slot_cached(const kheap_t *heap, uintptr_t slot)
-{
-    (void)heap;
-    (void)slot;
-    return false;
-}
-static inline void *kheap_cache_pop(kheap_t *heap, size_t req)
-{
-    (void)heap;
-    (void)req;
-    return NULL;
-}
-static inline bool kh_cache_push(kheap_t *heap, const struct kh_run *run, uintptr_t slot)
-{
-    (void)heap;
-    (void)run;
-    (void)slot;
-    return false;
-}
-static inline size_t kheap_cache_flush_locked(kheap_t *heap)
-{
-    (void)heap;
-    return 0;
-}
-static inline bool kheap_cache_verify(kheap_t *heap, const char **why, uintptr_t *where)
-{
-    (void)heap;
-    (void)why;
-    (void)where;
-    return true;
-}
-#endif
-
-/* ---- free.c ------------------------------------------------------------ */
-
-/* What a pointer refers to: a used block, or a slot of a run. */
-typedef struct kh_ref {
-    kh_block_t *block;
-    kh_run_t *run;
-    unsigned slot;
-} kh_ref_t;
-
-
-/* Classify ptr under the lock: MM_OK with *out filled, or
- * MM_ERR_DOUBLE_FREE / MM_ERR_BAD_POINTER. A slot in a CPU cache counts as
- * in use here (kheap_lookup_live calls it freed). */
-KH_HOT mm_status_t kheap_lookup(kheap_t *heap, uintptr_t ptr, kh_ref_t *out);
-/* The same for a pointer a caller hands in: a cached slot is freed. */
-KH_HOT mm_status_t kheap_lookup_live(kheap_t *heap, uintptr_t ptr, kh_ref_t *out);
-/* Turn used block b (valid) into free memory, merging. Lock held. */
-KH_PRIVATE void kheap_release(kheap_t *heap, kh_block_t *b);
-/* Report a rejected pointer (lock not held). */
-KH_PRIVATE void kheap_warn_pointer(mm_status_t st, uintptr_t ptr, const char *file, int line);
-
-/* ---- debug.c ----------------------------------------------------------- */
+/* ---- debug.c: heap_redzones fills and guards ---------------------------- */
 
 #if HADRON_MM_HEAP_REDZONES
 typedef struct kh_dbg_hdr {
@@ -700,22 +355,22 @@ static inline uint64_t kh_dbg_check(uintptr_t block, uint64_t requested)
     return 0x5ed20e5ba5eba11ull ^ kh_mix(block) ^ (requested * 0xff51afd7ed558ccdull);
 }
 /* Set up guards and fills for a fresh allocation of `req` bytes in b. */
-KH_PRIVATE void kheap_dbg_arm(kh_block_t *b, size_t req, size_t keep);
+KH_PRIVATE void kh_dbg_arm(kh_block_t *b, size_t req, size_t keep);
 /* Verify guards of used block b; panics with MM_REPORT_REDZONE. */
-KH_PRIVATE void kheap_dbg_verify_guards(const kh_block_t *b);
+KH_PRIVATE void kh_dbg_verify_guards(const kh_block_t *b);
 /* Same, filling *report instead of panicking; false when damaged. */
-KH_PRIVATE bool kheap_dbg_guards_ok(const kh_block_t *b, mm_report_t *report);
+KH_PRIVATE bool kh_dbg_guards_ok(const kh_block_t *b, mm_report_t *report);
 /* Fill [from, to) with the free pattern. */
-KH_PRIVATE void kheap_dbg_poison(uintptr_t from, uintptr_t to);
+KH_PRIVATE void kh_dbg_poison(uintptr_t from, uintptr_t to);
 /* Verify the free pattern over [from, to) (8-byte aligned, inside the free
  * block at `block`), accepting stale header links; panics with
  * MM_REPORT_POISON: address = block, offset = first bad byte - block. */
-KH_PRIVATE void kheap_dbg_verify_poison(uintptr_t from, uintptr_t to, uintptr_t block);
-KH_PRIVATE bool kheap_dbg_poison_ok(uintptr_t from, uintptr_t to, uintptr_t block,
-                                    mm_report_t *report);
+KH_PRIVATE void kh_dbg_verify_poison(uintptr_t from, uintptr_t to, uintptr_t block);
+KH_PRIVATE bool kh_dbg_poison_ok(uintptr_t from, uintptr_t to, uintptr_t block,
+                                 mm_report_t *report);
 /* Free-block metadata that must be re-poisoned when it becomes interior. */
-KH_PRIVATE void kheap_dbg_bury_header(kh_block_t *b);
-KH_PRIVATE void kheap_dbg_bury_footer(uintptr_t end);
+KH_PRIVATE void kh_dbg_bury_header(kh_block_t *b);
+KH_PRIVATE void kh_dbg_bury_footer(uintptr_t end);
 #endif
 
 static inline size_t kh_usable(const kh_block_t *b)
@@ -727,22 +382,75 @@ static inline size_t kh_usable(const kh_block_t *b)
 #endif
 }
 
-static inline size_t kh_ref_usable(const kh_ref_t *r)
-{
-    return r->run != NULL ? (size_t)r->run->slot : kh_usable(r->block);
-}
+/* ---- carve.c: placement (lock held) ------------------------------------- */
 
-#if HADRON_MM_ALLOC_TRACKING
-KH_PRIVATE void kheap_track_alloc(kheap_t *heap, size_t req, size_t usable);
-KH_PRIVATE void kheap_track_free(kheap_t *heap, size_t usable);
-KH_PRIVATE void kheap_track_resize(kheap_t *heap, size_t old_usable, size_t new_usable);
-#define KH_TRACK_FAIL(heap) ((heap)->failures++)
-#else
-#define kheap_track_alloc(heap, req, usable) ((void)(heap), (void)(req), (void)(usable))
-#define kheap_track_free(heap, usable) ((void)(heap), (void)(usable))
-#define kheap_track_resize(heap, o, n) ((void)(heap), (void)(o), (void)(n))
-#define KH_TRACK_FAIL(heap) ((void)(heap))
-#endif
+/* First fit: carve a used block of n bytes (header written) whose user
+ * pointer is aligned for `align` at the lowest address where it fits (the
+ * rule for aligned requests is in kheap.h); NULL when nothing fits. */
+KH_HOT kh_block_t *kh_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
+/* kh_carve_locked plus the debug arming: the user pointer, or NULL. */
+KH_HOT void *kh_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
+
+/* ---- release.c: freeing and coalescing (lock held) ---------------------- */
+
+/* Classify ptr: MM_OK with the used block in *out, or MM_ERR_DOUBLE_FREE /
+ * MM_ERR_BAD_POINTER (also for a KH_INNER block unless `inner`). */
+KH_HOT mm_status_t kh_lookup(kheap_t *heap, uintptr_t ptr, bool inner, kh_block_t **out);
+/* Turn used block b (valid) into free memory, merging with its neighbours;
+ * returns the free block that holds it now. */
+KH_HOT kh_block_t *kh_release(kheap_t *heap, kh_block_t *b);
+/* Report a rejected pointer (lock not held). */
+KH_PRIVATE void kh_warn_pointer(mm_status_t st, uintptr_t ptr, const char *file, int line);
+
+/* ---- resize.c --------------------------------------------------------- */
+
+/* Resize used block b to n bytes where it stands; false when the next
+ * block is not free or not big enough. Shrinking always succeeds. */
+KH_PRIVATE bool kh_resize_in_place(kheap_t *heap, kh_block_t *b, uintptr_t n);
+
+/* ---- region.c: regions (lock held) -------------------------------------- */
+
+/* Region containing addr, or NULL. */
+KH_HOT kh_region_t *kh_region_find(kheap_t *heap, uintptr_t addr);
+static inline uintptr_t kh_region_end(const kh_region_t *r)
+{
+    return kh_addr(r) + kh_size(&r->node);
+}
+static inline kh_block_t *kh_region_first(const kh_region_t *r)
+{
+    return kh_at(kh_addr(r) + KH_REGION_DESC);
+}
+KH_PRIVATE mm_status_t kh_region_validate(uintptr_t base, size_t size, uintptr_t *b_out,
+                                          uintptr_t *s_out);
+/* Add [b, b + size) (validated) as a region, merged with a region ending at
+ * b; MM_ERR_OVERLAP when it overlaps one. */
+KH_PRIVATE mm_status_t kh_region_add_locked(kheap_t *heap, uintptr_t b, size_t size);
+/* Cut [lo, hi) (page-aligned, inside free block f of region r, clear of
+ * f's header and footer as kh_trim_span chooses) out of the heap: r ends
+ * below it and a new region starts at hi, or r goes entirely when [lo, hi)
+ * is all of it. */
+KH_PRIVATE void kh_region_cut_locked(kheap_t *heap, kh_region_t *r, kh_block_t *f, uintptr_t lo,
+                                     uintptr_t hi);
+
+/* ---- grow.c: growth ----------------------------------------------------- */
+
+/* Allocation after a miss: grows (lock dropped around the callback), waits
+ * for another context's growth, or fails. Called without the lock. */
+KH_COLD void *kh_alloc_slow(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);
+
+/* ---- trim.c: giving pages back ------------------------------------------ */
+
+/* The page span free block f could give back as its own region cut:
+ * [*lo, *hi), false when it is under `min` bytes. */
+KH_PRIVATE bool kh_trim_span(kheap_t *heap, const kh_block_t *f, uintptr_t min, uintptr_t *lo,
+                             uintptr_t *hi);
+/* After a free left free block f: give its pages back when they reach the
+ * heap's threshold. Lock held on entry (flags *f), dropped around the
+ * release callback. */
+KH_PRIVATE void kh_trim_after_free(kheap_t *heap, kh_block_t *f, mm_irqflags_t *flags);
+
+/* ---- blocks.c: the layer's entry points; blocks_api.h has the ones the
+ * layers above use. */
 
 #pragma GCC visibility pop
 

@@ -1,6 +1,6 @@
 /*
- * kheap: debug options. heap_redzones: guards, fill patterns, use-after-free
- * verification. alloc_tracking: counters and the size-class histogram.
+ * kheap blocks: the heap_redzones option's guards, fill patterns and
+ * use-after-free verification.
  */
 #include "block.h"
 
@@ -8,7 +8,7 @@
 
 #define KH_WORD_OF(byte) ((uint64_t)(byte) * 0x0101010101010101ull)
 
-void kheap_dbg_arm(kh_block_t *b, size_t req, size_t keep)
+void kh_dbg_arm(kh_block_t *b, size_t req, size_t keep)
 {
     kh_dbg_hdr_t *d = kh_dbg_of(b);
     uintptr_t u = kh_user_of(b), end = kh_addr(b) + kh_size(b);
@@ -35,7 +35,7 @@ static void kh_redzone_report(mm_report_t *r, const char *msg, uintptr_t user, u
     };
 }
 
-bool kheap_dbg_guards_ok(const kh_block_t *b, mm_report_t *report)
+bool kh_dbg_guards_ok(const kh_block_t *b, mm_report_t *report)
 {
     const kh_dbg_hdr_t *d = kh_dbg_of(b);
     uintptr_t u = kh_user_of(b), end = kh_addr(b) + kh_size(b);
@@ -65,20 +65,20 @@ bool kheap_dbg_guards_ok(const kh_block_t *b, mm_report_t *report)
     return true;
 }
 
-void kheap_dbg_verify_guards(const kh_block_t *b)
+void kh_dbg_verify_guards(const kh_block_t *b)
 {
     mm_report_t r;
-    if (!kheap_dbg_guards_ok(b, &r))
+    if (!kh_dbg_guards_ok(b, &r))
         mm_hook_panic(&r);
 }
 
-void kheap_dbg_poison(uintptr_t from, uintptr_t to)
+void kh_dbg_poison(uintptr_t from, uintptr_t to)
 {
     if (to > from)
         __builtin_memset((void *)from, KHEAP_FILL_FREE, to - from);
 }
 
-bool kheap_dbg_poison_ok(uintptr_t from, uintptr_t to, uintptr_t block, mm_report_t *report)
+bool kh_dbg_poison_ok(uintptr_t from, uintptr_t to, uintptr_t block, mm_report_t *report)
 {
     const uint64_t pat = KH_WORD_OF(KHEAP_FILL_FREE);
     for (uintptr_t w = from; w < to; w += 8) {
@@ -106,63 +106,22 @@ bool kheap_dbg_poison_ok(uintptr_t from, uintptr_t to, uintptr_t block, mm_repor
     return true;
 }
 
-void kheap_dbg_verify_poison(uintptr_t from, uintptr_t to, uintptr_t block)
+void kh_dbg_verify_poison(uintptr_t from, uintptr_t to, uintptr_t block)
 {
     mm_report_t r;
-    if (!kheap_dbg_poison_ok(from, to, block, &r))
+    if (!kh_dbg_poison_ok(from, to, block, &r))
         mm_hook_panic(&r);
 }
 
-void kheap_dbg_bury_header(kh_block_t *h)
+void kh_dbg_bury_header(kh_block_t *h)
 {
     h->word = KH_WORD_OF(KHEAP_FILL_FREE);
     __builtin_memset(&h->left, KHEAP_FILL_FREE, sizeof(kh_block_t) - KH_HDR);
 }
 
-void kheap_dbg_bury_footer(uintptr_t end)
+void kh_dbg_bury_footer(uintptr_t end)
 {
     *kh_footer_of_end(end) = KH_WORD_OF(KHEAP_FILL_FREE);
 }
 
 #endif /* HADRON_MM_HEAP_REDZONES */
-
-#if HADRON_MM_ALLOC_TRACKING
-
-static unsigned kh_size_class(size_t req)
-{
-    if (req <= 16)
-        return 0;
-    unsigned bits = 64u - (unsigned)__builtin_clzll((unsigned long long)(req - 1));
-    unsigned c = bits - 4u;
-    return c < KHEAP_SIZE_CLASSES ? c : KHEAP_SIZE_CLASSES - 1;
-}
-
-void kheap_track_alloc(kheap_t *heap, size_t req, size_t usable)
-{
-    heap->allocs++;
-    heap->histogram[kh_size_class(req)]++;
-    heap->live_count++;
-    heap->live_bytes += usable;
-    if (heap->live_count > heap->peak_live_count)
-        heap->peak_live_count = heap->live_count;
-    if (heap->live_bytes > heap->peak_live_bytes)
-        heap->peak_live_bytes = heap->live_bytes;
-}
-
-void kheap_track_free(kheap_t *heap, size_t usable)
-{
-    MM_ASSERT(heap->live_count > 0 && heap->live_bytes >= usable);
-    heap->frees++;
-    heap->live_count--;
-    heap->live_bytes -= usable;
-}
-
-void kheap_track_resize(kheap_t *heap, size_t old_usable, size_t new_usable)
-{
-    heap->reallocs++;
-    heap->live_bytes = heap->live_bytes - old_usable + new_usable;
-    if (heap->live_bytes > heap->peak_live_bytes)
-        heap->peak_live_bytes = heap->live_bytes;
-}
-
-#endif /* HADRON_MM_ALLOC_TRACKING */

@@ -3,7 +3,8 @@
  * instance. Zero-filled static storage is a valid "not initialised" heap, so
  * calls before kheap_default_init fail cleanly instead of touching garbage.
  */
-#include "block.h"
+#include <hadron/mm/hooks.h>
+#include <hadron/mm/kheap.h>
 
 static kheap_t kh_default_heap;
 
@@ -42,8 +43,17 @@ void *krealloc(void *ptr, size_t size)
 void kfree(void *ptr)
 {
     mm_status_t st = kheap_free(&kh_default_heap, ptr);
-    if (st == MM_ERR_STATE)
-        kheap_warn_pointer(MM_ERR_BAD_POINTER, kh_addr(ptr), __FILE__, __LINE__);
+    if (st == MM_ERR_STATE) {
+        /* Before kheap_default_init no pointer can be the heap's. */
+        mm_report_t r = {
+            .kind = MM_REPORT_BAD_POINTER,
+            .message = "kfree: the default heap is not initialised",
+            .file = __FILE__,
+            .line = __LINE__,
+            .address = (uint64_t)(uintptr_t)ptr,
+        };
+        mm_hook_warn(&r);
+    }
 }
 
 size_t ksize(const void *ptr)

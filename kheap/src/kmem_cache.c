@@ -1,24 +1,15 @@
 /*
  * kmem_cache: object caches (see kmem_cache.h for the contract).
  *
- * Allocation takes, from the slab at the head of the partial list, the slot
- * freed last if it is still free, else the lowest free slot; a free sets the
- * slot's bit again and moves its slab to the head of the list, so the next
- * allocation gets back memory that is still in the cache (LIFO, as glibc's
- * tcache and SLUB's per-CPU freelist). A slab is made and given back with the lock dropped: the heap may
+ * Allocation takes, from the slab freed into last (else the head of the
+ * partial list), the slot freed last if it is still free, else the lowest
+ * free slot; a free sets the slot's bit again and makes its slab the
+ * current one, so the next allocation gets back memory that is still in
+ * the cache (LIFO, as glibc's tcache and SLUB's per-CPU freelist). A slab is made and given back with the lock dropped: the heap may
  * grow, and its growth callback may allocate from this very cache.
  */
+#include "blocks_api.h"
 #include "kmem_internal.h"
-
-static mm_irqflags_t km_lock(kmem_cache_t *c)
-{
-    return mm_spin_lock_irqsave(&c->lock);
-}
-
-static void km_unlock(kmem_cache_t *c, mm_irqflags_t f)
-{
-    mm_spin_unlock_irqrestore(&c->lock, f);
-}
 
 /* ---- geometry ---------------------------------------------------------- */
 
@@ -34,11 +25,23 @@ static void km_geometry(kmem_cache_t *c)
     c->stride = km_align_up(c->object_size + guard, c->align);
     c->first_offset = (uint32_t)km_align_up(sizeof(km_slab_t), c->align);
     size_t slab = KMEM_SLAB_MIN, n = 0;
-    for (;; slab *= 2) {
-        n = slab > c->first_offset ? (slab - c->first_offset) / c->stride : 0;
+    for (;; slab += KMEM_SLAB_MIN) {
+        size_t span = slab - KM_SLAB_TAIL;
+        n = span > c->first_offset ? (span - c->first_offset) / c->stride : 0;
         if (n >= KMEM_SLAB_OBJECTS_MIN || slab == KMEM_SLAB_MAX)
             break;
     }
+    /* Among the next few page counts, the one that wastes the least. */
+    size_t best = slab, best_n = n, limit = slab + slab / 2;
+    for (size_t t = slab + KMEM_SLAB_MIN; t <= limit && t <= KMEM_SLAB_MAX; t += KMEM_SLAB_MIN) {
+        size_t tn = (t - KM_SLAB_TAIL - c->first_offset) / c->stride;
+        if ((t - tn * c->stride) * best < (best - best_n * c->stride) * t) {
+            best = t;
+            best_n = tn;
+        }
+    }
+    slab = best;
+    n = best_n;
     if (n > KMEM_SLAB_OBJECTS_MAX)
         n = KMEM_SLAB_OBJECTS_MAX;
     MM_ASSERT(n >= 1);
@@ -102,20 +105,22 @@ static void *km_take(kmem_cache_t *c, km_slab_t *s)
     return (void *)km_slot(c, s, i);
 }
 
-/* Slab and slot of obj: MM_OK, MM_ERR_BAD_POINTER (not a slot start of one
- * of this cache's slabs) or MM_ERR_DOUBLE_FREE. Reads the table, then the
- * slab's header; never the memory around obj. Lock held. */
-static mm_status_t km_locate(kmem_cache_t *c, uintptr_t obj, km_slab_t **slab, size_t *index,
-                             long *entry)
+/* Slab and slot of obj among the slabs of `x`: MM_OK, MM_ERR_NOT_MAPPED
+ * (in none of them), MM_ERR_BAD_POINTER (not a slot start) or
+ * MM_ERR_DOUBLE_FREE. Reads the table, then the slab's header; never the
+ * memory around obj. Index lock held. */
+static mm_status_t km_locate(const kmem_index_t *x, uintptr_t obj, km_slab_t **slab,
+                             size_t *index)
 {
-    uintptr_t base = obj & ~(uintptr_t)(c->slab_bytes - 1);
-    long e = km_table_find(c, base);
-    if (e < 0)
-        return MM_ERR_BAD_POINTER;
+    uintptr_t base = km_index_find(x, obj);
+    if (base == 0)
+        return MM_ERR_NOT_MAPPED;
     km_slab_t *s = (km_slab_t *)base;
+    const kmem_cache_t *c = s->cache;
     if (s->check != km_slab_check(s, c))
         mm_panic_report(MM_REPORT_CORRUPT, "kmem_cache: slab header damaged", __FILE__, __LINE__,
                         (uint64_t)base, 0, s->check, km_slab_check(s, c));
+    *slab = s;
     if (obj < base + c->first_offset)
         return MM_ERR_BAD_POINTER;
     uint64_t off = obj - base - c->first_offset;
@@ -124,13 +129,11 @@ static mm_status_t km_locate(kmem_cache_t *c, uintptr_t obj, km_slab_t **slab, s
         return MM_ERR_BAD_POINTER;
     if (km_slot_free(s, (size_t)i))
         return MM_ERR_DOUBLE_FREE;
-    *slab = s;
     *index = (size_t)i;
-    *entry = e;
     return MM_OK;
 }
 
-static void km_warn(mm_status_t st, uintptr_t obj)
+void km_index_warn(mm_status_t st, const void *ptr)
 {
     mm_report_t r = {
         .kind = st == MM_ERR_DOUBLE_FREE ? MM_REPORT_DOUBLE_FREE : MM_REPORT_BAD_POINTER,
@@ -138,7 +141,7 @@ static void km_warn(mm_status_t st, uintptr_t obj)
                                             : "kmem_cache: pointer is not an object of this cache",
         .file = __FILE__,
         .line = __LINE__,
-        .address = (uint64_t)obj,
+        .address = (uint64_t)(uintptr_t)ptr,
     };
     mm_hook_warn(&r);
 }
@@ -149,7 +152,10 @@ static void km_warn(mm_status_t st, uintptr_t obj)
  * known to the cache. NULL when the heap has no room. Lock not held. */
 static km_slab_t *km_slab_new(kmem_cache_t *c)
 {
-    km_slab_t *s = kheap_alloc(c->heap, c->slab_bytes, c->slab_bytes);
+    /* Page-aligned only: the table finds a slab from any of its pages, so
+     * slabs need no alignment to their size (which would cost padding in
+     * the blocks and an aligned search for every slab). */
+    km_slab_t *s = kh_blocks_alloc_inner(c->heap, c->slab_bytes - KM_SLAB_TAIL, KM_PAGE);
     if (s == NULL)
         return NULL;
     __builtin_memset(s, 0, sizeof(*s));
@@ -170,30 +176,32 @@ static km_slab_t *km_slab_new(kmem_cache_t *c)
 static void km_slab_dispose(kmem_cache_t *c, km_slab_t *s)
 {
     s->check = 0; /* a stale header must never pass for a slab */
-    mm_status_t st = kheap_free(c->heap, s);
+    mm_status_t st = kh_blocks_free_inner(c->heap, s);
     MM_ASSERT(st == MM_OK);
     (void)st;
 }
 
 /* Lock held on entry and on return (dropped inside): make the table able to
- * take one more slab. False when the heap has no memory for a bigger one. */
-static bool km_table_reserve(kmem_cache_t *c, mm_irqflags_t *f)
+ * take `pages` more entries. False when the heap has no memory for a
+ * bigger one. */
+static bool km_index_reserve(kmem_cache_t *c, size_t pages, mm_irqflags_t *f)
 {
-    while (!km_table_has_room(c)) {
-        size_t cap = km_table_cap_for(c->table_used + 1);
+    kmem_index_t *x = c->index;
+    while (!km_index_has_room(x, pages)) {
+        size_t cap = km_index_cap_for(x->used + pages);
         km_unlock(c, *f);
-        uintptr_t *fresh = kheap_alloc(c->heap, cap * sizeof(uintptr_t), 0);
+        uintptr_t *fresh = kh_blocks_alloc_inner(x->heap, cap * sizeof(uintptr_t), 0);
         *f = km_lock(c);
         if (fresh == NULL)
             return false;
         uintptr_t *old = NULL;
-        if (!km_table_has_room(c) && (c->table_used + 1) * 2 <= cap)
-            old = km_table_rebuild(c, fresh, cap);
+        if (!km_index_has_room(x, pages) && (x->used + pages) * 2 <= cap)
+            old = km_index_rebuild(x, fresh, cap);
         else
             old = fresh; /* another context made room meanwhile */
         if (old != NULL) {
             km_unlock(c, *f);
-            kheap_free(c->heap, old);
+            kh_blocks_free_inner(x->heap, old);
             *f = km_lock(c);
         }
     }
@@ -206,14 +214,14 @@ static __attribute__((noinline)) void *km_alloc_slow(kmem_cache_t *c)
 {
     km_slab_t *s = km_slab_new(c);
     mm_irqflags_t f = km_lock(c);
-    if (s == NULL || !km_table_reserve(c, &f)) {
+    if (s == NULL || !km_index_reserve(c, c->slab_bytes / KM_PAGE, &f)) {
         c->failures++;
         km_unlock(c, f);
         if (s != NULL)
             km_slab_dispose(c, s);
         return NULL;
     }
-    km_table_insert(c, (uintptr_t)s);
+    km_index_insert(c->index, (uintptr_t)s, c->slab_bytes);
     km_partial_push(c, s);
     c->slabs++;
     c->slabs_created++;
@@ -224,21 +232,64 @@ static __attribute__((noinline)) void *km_alloc_slow(kmem_cache_t *c)
     return obj;
 }
 
+/* Slot i of slab s (in use) freed. Returns the slab when it is now empty
+ * and has left the cache (to be disposed of with the lock dropped), and in
+ * *table an emptied index's table to free likewise. Index lock held. */
+static km_slab_t *km_release_slot(kmem_cache_t *c, km_slab_t *s, size_t i, uintptr_t **table)
+{
+#if HADRON_MM_HEAP_REDZONES
+    km_debug_on_free(c, s, i);
+#endif
+    s->free[i / 64] |= (uint64_t)1 << (i % 64);
+    if (i / 64 < s->hint)
+        s->hint = (uint32_t)(i / 64);
+    s->hot = (uint32_t)i + 1;
+    c->live--;
+    c->frees++;
+    if (s->nfree++ == 0)
+        km_partial_push(c, s);
+    /* The next allocation takes this slot back while its cache lines are
+     * still warm; pointing at the slab instead of moving it to the head of
+     * the list spares the list neighbours' cache lines on every free. */
+    c->current = s;
+    *table = NULL;
+    if (s->nfree != c->objects_per_slab)
+        return NULL;
+    km_partial_unlink(c, s);
+    c->current = NULL;
+    km_index_delete(c->index, (uintptr_t)s, c->slab_bytes);
+    c->slabs--;
+    c->slabs_released++;
+    if (c->index->used == 0) /* unused caches hold nothing of the heap */
+        *table = km_index_drop(c->index);
+    return s;
+}
+
+/* After km_release_slot, lock dropped. */
+static void km_dispose_after(kmem_cache_t *c, km_slab_t *empty, uintptr_t *table)
+{
+    if (empty != NULL)
+        km_slab_dispose(c, empty);
+    if (table != NULL)
+        kh_blocks_free_inner(c->index->heap, table);
+}
+
 /* ---- API --------------------------------------------------------------- */
 
-mm_status_t kmem_cache_init(kmem_cache_t *cache, kheap_t *heap, const char *name, size_t size,
-                            size_t align, kmem_ctor_fn ctor, void *ctor_arg)
+static mm_status_t km_check_args(kmem_cache_t *cache, size_t size, size_t *align)
 {
     if (cache == NULL || size == 0 || size > KMEM_OBJECT_MAX)
         return MM_ERR_INVALID;
-    if (align == 0)
-        align = KMEM_ALIGN_DEFAULT;
-    if ((align & (align - 1)) != 0 || align > KMEM_ALIGN_MAX)
+    if (*align == 0)
+        *align = KMEM_ALIGN_DEFAULT;
+    if ((*align & (*align - 1)) != 0 || *align > KMEM_ALIGN_MAX)
         return MM_ERR_INVALID;
-    kheap_stats_t hs;
-    if (cache->magic == KM_MAGIC_CACHE || heap == NULL || kheap_get_stats(heap, &hs) != MM_OK)
-        return MM_ERR_STATE;
+    return MM_OK;
+}
 
+static void km_setup(kmem_cache_t *cache, kheap_t *heap, const char *name, size_t size,
+                     size_t align, kmem_ctor_fn ctor, void *ctor_arg, kmem_index_t *index)
+{
     __builtin_memset(cache, 0, sizeof(*cache));
     cache->heap = heap;
     cache->ctor = ctor;
@@ -248,9 +299,34 @@ mm_status_t kmem_cache_init(kmem_cache_t *cache, kheap_t *heap, const char *name
     km_geometry(cache);
     for (size_t i = 0; name != NULL && name[i] != '\0' && i + 1 < KMEM_NAME_MAX; i++)
         cache->name[i] = name[i];
-    mm_spin_init(&cache->lock);
+    if (index == NULL) {
+        km_index_init(&cache->own, heap);
+        index = &cache->own;
+    }
+    cache->index = index;
     cache->instance = cache;
     cache->magic = KM_MAGIC_CACHE;
+}
+
+mm_status_t kmem_cache_init(kmem_cache_t *cache, kheap_t *heap, const char *name, size_t size,
+                            size_t align, kmem_ctor_fn ctor, void *ctor_arg)
+{
+    mm_status_t st = km_check_args(cache, size, &align);
+    if (st != MM_OK)
+        return st;
+    if (cache->magic == KM_MAGIC_CACHE || !kh_ready(heap))
+        return MM_ERR_STATE;
+    km_setup(cache, heap, name, size, align, ctor, ctor_arg, NULL);
+    return MM_OK;
+}
+
+mm_status_t km_cache_init_shared(kmem_cache_t *cache, kheap_t *heap, const char *name,
+                                 size_t size, size_t align, kmem_index_t *index)
+{
+    mm_status_t st = km_check_args(cache, size, &align);
+    if (st != MM_OK)
+        return st;
+    km_setup(cache, heap, name, size, align, NULL, NULL, index);
     return MM_OK;
 }
 
@@ -264,7 +340,7 @@ mm_status_t kmem_cache_create(kheap_t *heap, const char *name, size_t size, size
     mm_status_t st = kmem_cache_init(&probe, heap, name, size, align, ctor, ctor_arg);
     if (st != MM_OK)
         return st;
-    kmem_cache_t *c = kheap_alloc(heap, sizeof(*c), 64);
+    kmem_cache_t *c = kh_blocks_alloc_inner(heap, sizeof(*c), 64);
     if (c == NULL)
         return MM_ERR_NOMEM;
     __builtin_memset(c, 0, sizeof(*c));
@@ -280,7 +356,9 @@ void *kmem_cache_alloc(kmem_cache_t *cache)
     if (!km_ready(cache))
         return NULL;
     mm_irqflags_t f = km_lock(cache);
-    km_slab_t *s = cache->partial;
+    km_slab_t *s = cache->current;
+    if (s == NULL || s->nfree == 0)
+        s = cache->partial;
     if (s != NULL) {
         void *obj = km_take(cache, s);
         km_unlock(cache, f);
@@ -299,47 +377,68 @@ mm_status_t kmem_cache_free(kmem_cache_t *cache, void *obj)
     if (obj == NULL)
         return MM_OK;
     mm_irqflags_t f = km_lock(cache);
-    km_slab_t *s;
-    size_t i;
-    long entry;
-    mm_status_t st = km_locate(cache, (uintptr_t)obj, &s, &i, &entry);
+    km_slab_t *s = NULL;
+    size_t i = 0;
+    mm_status_t st = km_locate(cache->index, (uintptr_t)obj, &s, &i);
+    if (st == MM_ERR_NOT_MAPPED || (s != NULL && s->cache != cache))
+        st = MM_ERR_BAD_POINTER; /* not in a slab of this very cache */
     if (st != MM_OK) {
         cache->rejected_frees++;
         km_unlock(cache, f);
-        km_warn(st, (uintptr_t)obj);
+        km_index_warn(st, obj);
         return st;
     }
-#if HADRON_MM_HEAP_REDZONES
-    km_debug_on_free(cache, s, i);
-#endif
-    s->free[i / 64] |= (uint64_t)1 << (i % 64);
-    if (i / 64 < s->hint)
-        s->hint = (uint32_t)(i / 64);
-    s->hot = (uint32_t)i + 1;
-    cache->live--;
-    cache->frees++;
-    /* To the head of the partial list: the next allocation takes this
-     * slot back while its cache lines are still warm. */
-    if (s->nfree++ != 0 && cache->partial != s)
-        km_partial_unlink(cache, s);
-    if (cache->partial != s)
-        km_partial_push(cache, s);
-    uintptr_t *table = NULL;
-    bool empty = s->nfree == cache->objects_per_slab;
-    if (empty) {
-        km_partial_unlink(cache, s);
-        km_table_delete(cache, entry);
-        cache->slabs--;
-        cache->slabs_released++;
-        if (cache->slabs == 0) /* an unused cache holds nothing of the heap */
-            table = km_table_drop(cache);
-    }
+    uintptr_t *table;
+    km_slab_t *empty = km_release_slot(cache, s, i, &table);
     km_unlock(cache, f);
-    if (empty)
-        km_slab_dispose(cache, s);
-    if (table != NULL)
-        kheap_free(cache->heap, table);
+    km_dispose_after(cache, empty, table);
     return MM_OK;
+}
+
+mm_status_t km_index_free(kmem_index_t *index, void *obj, size_t *usable)
+{
+    /* The lock's atomic waits for earlier stores to drain; start the two
+     * misses the lookup takes meanwhile: the table entry of obj's page, and
+     * the page itself, which for a one-page slab is its header. Prefetches
+     * never fault, whatever obj is. */
+    uintptr_t page = (uintptr_t)obj & ~KM_PAGE_INDEX_MASK;
+    /* Read without the lock (only to compute an address: the table may be
+     * being replaced, a prefetch of the old one costs nothing). */
+    size_t cap = __atomic_load_n(&index->cap, __ATOMIC_RELAXED);
+    const uintptr_t *entries = __atomic_load_n(&index->table, __ATOMIC_RELAXED);
+    if (cap != 0 && entries != NULL)
+        __builtin_prefetch(&entries[km_hash(page, cap)]);
+    __builtin_prefetch((const void *)page);
+    mm_irqflags_t f = mm_spin_lock_irqsave(&index->lock);
+    km_slab_t *s = NULL;
+    size_t i = 0;
+    mm_status_t st = km_locate(index, (uintptr_t)obj, &s, &i);
+    if (st != MM_OK) {
+        if (s != NULL)
+            s->cache->rejected_frees++;
+        mm_spin_unlock_irqrestore(&index->lock, f);
+        if (st != MM_ERR_NOT_MAPPED)
+            km_index_warn(st, obj);
+        return st;
+    }
+    kmem_cache_t *c = s->cache;
+    *usable = c->object_size;
+    uintptr_t *table;
+    km_slab_t *empty = km_release_slot(c, s, i, &table);
+    mm_spin_unlock_irqrestore(&index->lock, f);
+    km_dispose_after(c, empty, table);
+    return MM_OK;
+}
+
+kmem_cache_t *km_index_owner(kmem_index_t *index, const void *obj, mm_status_t *st)
+{
+    mm_irqflags_t f = mm_spin_lock_irqsave(&index->lock);
+    km_slab_t *s = NULL;
+    size_t i = 0;
+    *st = km_locate(index, (uintptr_t)obj, &s, &i);
+    kmem_cache_t *c = *st == MM_OK ? s->cache : NULL;
+    mm_spin_unlock_irqrestore(&index->lock, f);
+    return c;
 }
 
 mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
@@ -348,35 +447,36 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
         return MM_ERR_INVALID;
     if (!km_ready(cache))
         return MM_ERR_STATE;
+    kmem_index_t *x = cache->index;
     size_t gave = 0;
     mm_status_t st = MM_OK;
     mm_irqflags_t f = km_lock(cache);
     for (;;) {
-        size_t want = cache->slabs == 0 ? 0 : km_table_cap_for(cache->slabs);
-        if (want > cache->table_cap)
-            want = cache->table_cap; /* full to the load factor: compact only */
-        if (want == cache->table_cap && cache->table_deleted == 0)
+        size_t want = x->used == 0 ? 0 : km_index_cap_for(x->used);
+        if (want > x->cap)
+            want = x->cap; /* full to the load factor: compact only */
+        if (want == x->cap && x->deleted == 0)
             break;
         uintptr_t *fresh = NULL;
         if (want != 0) {
             km_unlock(cache, f);
-            fresh = kheap_alloc(cache->heap, want * sizeof(uintptr_t), 0);
+            fresh = kh_blocks_alloc_inner(x->heap, want * sizeof(uintptr_t), 0);
             f = km_lock(cache);
             if (fresh == NULL) {
                 st = MM_ERR_NOMEM;
                 break;
             }
-            if (cache->slabs * 2 > want) { /* slabs came meanwhile: again */
+            if (x->used * 2 > want) { /* slabs came meanwhile: again */
                 km_unlock(cache, f);
-                kheap_free(cache->heap, fresh);
+                kh_blocks_free_inner(x->heap, fresh);
                 f = km_lock(cache);
                 continue;
             }
         }
-        gave += (cache->table_cap - want) * sizeof(uintptr_t);
-        uintptr_t *old = fresh != NULL ? km_table_rebuild(cache, fresh, want) : km_table_drop(cache);
+        gave += (x->cap - want) * sizeof(uintptr_t);
+        uintptr_t *old = fresh != NULL ? km_index_rebuild(x, fresh, want) : km_index_drop(x);
         km_unlock(cache, f);
-        kheap_free(cache->heap, old);
+        kh_blocks_free_inner(x->heap, old);
         f = km_lock(cache);
     }
     km_unlock(cache, f);
@@ -391,12 +491,14 @@ mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live)
         return MM_ERR_INVALID;
     if (!km_ready(cache))
         return MM_ERR_STATE;
+    if (cache->index != &cache->own)
+        return MM_ERR_STATE; /* one of a heap's size classes: the heap's */
     mm_irqflags_t f = km_lock(cache);
     size_t n = cache->live;
     uintptr_t *table = NULL;
     if (n == 0) {
         MM_ASSERT(cache->slabs == 0 && cache->partial == NULL);
-        table = km_table_drop(cache);
+        table = km_index_drop(cache->index);
         cache->magic = 0;
     }
     km_unlock(cache, f);
@@ -406,9 +508,9 @@ mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live)
         return MM_ERR_STATE;
     kheap_t *heap = cache->heap;
     if (table != NULL)
-        kheap_free(heap, table);
+        kh_blocks_free_inner(heap, table);
     if (cache->heap_descriptor)
-        kheap_free(heap, cache);
+        kh_blocks_free_inner(heap, cache);
     return MM_OK;
 }
 
@@ -429,7 +531,7 @@ mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
         .partial_slabs = cache->partial_slabs,
         .live = cache->live,
         .free_slots = cache->slabs * cache->objects_per_slab - cache->live,
-        .table_bytes = cache->table_cap * sizeof(uintptr_t),
+        .table_bytes = cache->index->cap * sizeof(uintptr_t),
         .allocs = cache->allocs,
         .frees = cache->frees,
         .failures = cache->failures,

@@ -20,7 +20,7 @@
 static bool km_check_slab(const kmem_cache_t *c, const km_slab_t *s, size_t *free_slots,
                           mm_report_t *report)
 {
-    if (((uintptr_t)s & (c->slab_bytes - 1)) != 0)
+    if (((uintptr_t)s & (KM_PAGE - 1)) != 0)
         KM_BAD("kmem_cache: table entry not at a slab boundary", s, (uintptr_t)s, 0);
     if (s->check != km_slab_check(s, c) || s->cache != c)
         KM_BAD("kmem_cache: slab header damaged", s, s->check, km_slab_check(s, c));
@@ -51,27 +51,52 @@ static bool km_check_slab(const kmem_cache_t *c, const km_slab_t *s, size_t *fre
     return true;
 }
 
-static bool km_check_locked(const kmem_cache_t *c, mm_report_t *report)
+/* The table itself: counts, load, each entry reachable by its own probe
+ * sequence, each page's slab registered at its first page. */
+static bool km_check_index(const kmem_index_t *x, mm_report_t *report)
 {
-    size_t slabs = 0, deleted = 0, free_slots = 0, partial_wanted = 0;
-    for (size_t i = 0; i < c->table_cap; i++) {
-        uintptr_t e = c->table[i];
+    size_t used = 0, deleted = 0;
+    for (size_t i = 0; i < x->cap; i++) {
+        uintptr_t e = x->table[i];
         if (e == KM_TABLE_DELETED)
             deleted++;
         if (e <= KM_TABLE_DELETED)
             continue;
-        if (km_table_find(c, e) != (long)i)
+        used++;
+        uintptr_t page = e & ~KM_PAGE_INDEX_MASK, base = page - (e & KM_PAGE_INDEX_MASK) * KM_PAGE;
+        if (km_index_find(x, page) != base || km_index_find(x, base) != base)
             KM_BAD("kmem_cache: slab table entry not reachable by its probe sequence", e, i,
-                   km_table_find(c, e));
+                   km_index_find(x, page));
+    }
+    if (used != x->used || deleted != x->deleted ||
+        (x->cap != 0 && (x->used + x->deleted) * 2 > x->cap) || (x->cap == 0) != (x->table == NULL))
+        KM_BAD("kmem_cache: slab table counts wrong", x, used, x->used);
+    return true;
+}
+
+static bool km_check_locked(const kmem_cache_t *c, mm_report_t *report)
+{
+    const kmem_index_t *x = c->index;
+    if (!km_check_index(x, report))
+        return false;
+    size_t slabs = 0, free_slots = 0, partial_wanted = 0;
+    for (size_t i = 0; i < x->cap; i++) {
+        uintptr_t e = x->table[i];
+        /* A slab's first page; other caches' slabs when the table is shared. */
+        if (e <= KM_TABLE_DELETED || (e & KM_PAGE_INDEX_MASK) != 0 ||
+            ((const km_slab_t *)e)->cache != c)
+            continue;
         const km_slab_t *s = (const km_slab_t *)e;
         if (!km_check_slab(c, s, &free_slots, report))
             return false;
+        for (uintptr_t p = e; p < e + c->slab_bytes; p += KM_PAGE)
+            if (km_index_find(x, p) != e)
+                KM_BAD("kmem_cache: slab page missing from the table", p, 0, e);
         partial_wanted += s->nfree != 0;
         slabs++;
     }
-    if (slabs != c->slabs || slabs != c->table_used || deleted != c->table_deleted ||
-        (c->table_cap != 0 && (c->table_used + c->table_deleted) * 2 > c->table_cap) ||
-        (c->table_cap == 0) != (c->table == NULL) || (slabs == 0 && c->table_cap != 0))
+    if (slabs != c->slabs || (x == &c->own && slabs * (c->slab_bytes / KM_PAGE) != x->used) ||
+        (x->used == 0 && x->cap != 0))
         KM_BAD("kmem_cache: slab table counts wrong", c, slabs, c->slabs);
     if (slabs * c->objects_per_slab - free_slots != c->live)
         KM_BAD("kmem_cache: live count does not match the slabs", c, c->live,
@@ -80,7 +105,8 @@ static bool km_check_locked(const kmem_cache_t *c, mm_report_t *report)
     size_t listed = 0;
     const km_slab_t *prev = NULL;
     for (const km_slab_t *s = c->partial; s != NULL; prev = s, s = s->next) {
-        if (++listed > slabs || km_table_find(c, (uintptr_t)s) < 0)
+        if (++listed > slabs || km_index_find(x, (uintptr_t)s) != (uintptr_t)s ||
+            s->cache != c)
             KM_BAD("kmem_cache: partial list holds a slab the table lacks", s, listed, slabs);
         if (s->prev != prev)
             KM_BAD("kmem_cache: partial list back link wrong", s, (uintptr_t)s->prev,
@@ -88,6 +114,9 @@ static bool km_check_locked(const kmem_cache_t *c, mm_report_t *report)
         if (s->nfree == 0)
             KM_BAD("kmem_cache: full slab on the partial list", s, 0, 1);
     }
+    if (c->current != NULL &&
+        (km_index_find(x, (uintptr_t)c->current) != (uintptr_t)c->current || c->current->cache != c))
+        KM_BAD("kmem_cache: current slab is not one of the cache's", c->current, 0, 0);
     if (listed != partial_wanted || listed != c->partial_slabs)
         KM_BAD("kmem_cache: partial list misses a slab with a free slot", c, listed,
                partial_wanted);
@@ -103,9 +132,9 @@ mm_status_t kmem_cache_check(kmem_cache_t *cache, mm_report_t *report)
     mm_report_t local;
     if (report == NULL)
         report = &local;
-    mm_irqflags_t f = mm_spin_lock_irqsave(&cache->lock);
+    mm_irqflags_t f = km_lock(cache);
     bool ok = km_check_locked(cache, report);
-    mm_spin_unlock_irqrestore(&cache->lock, f);
+    km_unlock(cache, f);
     return ok ? MM_OK : MM_ERR_CORRUPT;
 }
 
@@ -115,10 +144,13 @@ mm_status_t kmem_cache_walk(kmem_cache_t *cache, kmem_walk_fn fn, void *arg)
         return MM_ERR_INVALID;
     if (!km_ready(cache))
         return MM_ERR_STATE;
-    for (size_t e = 0; e < cache->table_cap; e++) {
-        if (cache->table[e] <= KM_TABLE_DELETED)
+    const kmem_index_t *x = cache->index;
+    for (size_t e = 0; e < x->cap; e++) {
+        uintptr_t entry = x->table[e];
+        if (entry <= KM_TABLE_DELETED || (entry & KM_PAGE_INDEX_MASK) != 0 ||
+            ((const km_slab_t *)entry)->cache != cache)
             continue;
-        const km_slab_t *s = (const km_slab_t *)cache->table[e];
+        const km_slab_t *s = (const km_slab_t *)entry;
         for (size_t i = 0; i < cache->objects_per_slab; i++) {
             if (km_slot_free(s, i))
                 continue;

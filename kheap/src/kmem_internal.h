@@ -16,6 +16,7 @@
 #include <hadron/mm/assert.h>
 #include <hadron/mm/config.h>
 #include <hadron/mm/hooks.h>
+#include <hadron/mm/kheap.h>
 #include <hadron/mm/kmem_cache.h>
 
 #define KM_MAGIC_CACHE 0x6b6d656du              /* "kmem" */
@@ -24,6 +25,17 @@
 #define KM_TABLE_EMPTY ((uintptr_t)0)
 #define KM_TABLE_DELETED ((uintptr_t)1)
 #define KM_TABLE_MIN 8u
+/* The table's unit: every page of a slab has an entry, page | its index in
+ * the slab, so any address finds its slab with one probe sequence whatever
+ * the slab's size. */
+#define KM_PAGE ((uintptr_t)4096)
+#define KM_PAGE_INDEX_MASK (KM_PAGE - 1)
+/* A slab's block stops this many bytes short of its last page's end, where
+ * the header of the block after it goes: two slabs (or a slab and a large
+ * block) then sit back to back, instead of each page-aligned slab leaving
+ * a page of padding in front of the next. Those bytes are never an object
+ * (a free of them is refused as inside the slab). */
+#define KM_SLAB_TAIL ((size_t)16)
 /* idx = (offset * recip) >> KM_RECIP_SHIFT is exact while offset * stride
  * stays below 2^KM_RECIP_SHIFT: offsets are below KMEM_SLAB_MAX (2^18) and
  * strides below 2^17. */
@@ -80,42 +92,79 @@ static inline uint32_t km_bitmap_words(const kmem_cache_t *c)
     return (c->objects_per_slab + 63u) / 64u;
 }
 
-/* ---- kmem_table.c: the cache's slabs by address (cache lock held) ------ */
-
-static inline size_t km_hash(uintptr_t base, size_t cap)
+static inline mm_irqflags_t km_lock(kmem_cache_t *c)
 {
-    return (size_t)(((uint64_t)(base >> 12) * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+    return mm_spin_lock_irqsave(&c->index->lock);
 }
 
-/* Entry index of slab address `base`, or -1. Inline: every free asks. */
-static inline long km_table_find(const kmem_cache_t *c, uintptr_t base)
+static inline void km_unlock(kmem_cache_t *c, mm_irqflags_t f)
 {
-    /* 0 and 1 mark empty and deleted entries: never a slab (a pointer in
-     * the first slab-sized span of the address space masks to 0). */
-    if (c->table_cap == 0 || base <= KM_TABLE_DELETED)
-        return -1;
-    size_t mask = c->table_cap - 1;
-    for (size_t i = km_hash(base, c->table_cap), n = 0; n < c->table_cap; i = (i + 1) & mask, n++) {
-        uintptr_t e = c->table[i];
-        if (e == base)
-            return (long)i;
+    mm_spin_unlock_irqrestore(&c->index->lock, f);
+}
+
+/* ---- kmem_table.c: slab pages by address (index lock held) ------------- */
+
+_Static_assert(KMEM_SLAB_MAX / KM_PAGE <= KM_PAGE, "a page's index in its slab fits below it");
+_Static_assert(KMEM_SLAB_MIN >= KM_PAGE, "slabs are whole pages");
+
+static inline size_t km_hash(uintptr_t page, size_t cap)
+{
+    return (size_t)(((uint64_t)(page >> 12) * 0x9e3779b97f4a7c15ull) >> 32) & (cap - 1);
+}
+
+/* The slab holding addr, or 0. Inline: every free asks. */
+static inline uintptr_t km_index_find(const kmem_index_t *x, uintptr_t addr)
+{
+    uintptr_t page = addr & ~KM_PAGE_INDEX_MASK;
+    /* 0 and 1 mark empty and deleted entries: never a slab's (the first
+     * page of the address space is never a slab). */
+    if (x->cap == 0 || page == 0)
+        return 0;
+    size_t mask = x->cap - 1;
+    for (size_t i = km_hash(page, x->cap), n = 0; n < x->cap; i = (i + 1) & mask, n++) {
+        uintptr_t e = x->table[i];
+        if ((e & ~KM_PAGE_INDEX_MASK) == page && e > KM_TABLE_DELETED)
+            return page - (e & KM_PAGE_INDEX_MASK) * KM_PAGE;
         if (e == KM_TABLE_EMPTY)
-            return -1;
+            return 0;
     }
-    return -1;
+    return 0;
 }
-/* Whether one more slab fits without a bigger table. */
-bool km_table_has_room(const kmem_cache_t *c);
-/* Smallest capacity that holds `slabs` at the table's load factor. */
-size_t km_table_cap_for(size_t slabs);
-void km_table_insert(kmem_cache_t *c, uintptr_t base);
-void km_table_delete(kmem_cache_t *c, long index);
-/* Moves every slab into `fresh` (cap entries, contents ignored) and makes it
- * the table; returns the old array (NULL if none) for the caller to free
- * with the lock dropped. */
-uintptr_t *km_table_rebuild(kmem_cache_t *c, uintptr_t *fresh, size_t cap);
+/* Whether `pages` more entries fit without a bigger table. */
+bool km_index_has_room(const kmem_index_t *x, size_t pages);
+/* Smallest capacity that holds `entries` at the table's load factor. */
+size_t km_index_cap_for(size_t entries);
+/* Register / forget every page of the slab [base, base + bytes). */
+void km_index_insert(kmem_index_t *x, uintptr_t base, size_t bytes);
+void km_index_delete(kmem_index_t *x, uintptr_t base, size_t bytes);
+/* Moves every entry into `fresh` (cap entries, contents ignored) and makes
+ * it the table; returns the old array (NULL if none) for the caller to
+ * free with the lock dropped. */
+uintptr_t *km_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap);
 /* Forgets the (empty) table; returns the array (NULL if none) to free. */
-uintptr_t *km_table_drop(kmem_cache_t *c);
+uintptr_t *km_index_drop(kmem_index_t *x);
+/* Set up an empty index whose table memory comes from `heap`. */
+void km_index_init(kmem_index_t *x, kheap_t *heap);
+
+/* ---- kmem_cache.c: what the heap's size classes use --------------------- */
+
+/* kmem_cache_init for a cache that shares `index` (initialised) with
+ * others: same checks, except that the heap may still be being set up. */
+mm_status_t km_cache_init_shared(kmem_cache_t *cache, kheap_t *heap, const char *name,
+                                 size_t size, size_t align, kmem_index_t *index);
+/* Free obj if it is an object of one of the caches sharing `index`:
+ * MM_OK, MM_ERR_DOUBLE_FREE (warned), MM_ERR_BAD_POINTER (inside a slab
+ * but not at a slot: warned), or MM_ERR_NOT_MAPPED (in no slab: nothing
+ * done, nothing warned). *usable gets the freed object's size. Takes the
+ * index lock. */
+mm_status_t km_index_free(kmem_index_t *index, void *obj, size_t *usable);
+/* Report a refused object pointer (MM_ERR_DOUBLE_FREE or
+ * MM_ERR_BAD_POINTER) through mm_hook_warn. Lock not held. */
+void km_index_warn(mm_status_t st, const void *ptr);
+/* The cache of obj when it is a live object of a cache sharing `index`
+ * (NULL otherwise, or MM_ERR_DOUBLE_FREE / MM_ERR_BAD_POINTER in *st).
+ * Takes the index lock. */
+kmem_cache_t *km_index_owner(kmem_index_t *index, const void *obj, mm_status_t *st);
 
 /* ---- kmem_debug.c: guards and fills (heap_redzones builds) ------------- */
 

@@ -1,67 +1,110 @@
 /*
- * kmem_cache: the table of a cache's slabs, an open-addressing hash of their
- * addresses with linear probing. It is how a free finds the slab of a
- * pointer without reading the memory around the pointer, which belongs to
- * somebody else whenever the pointer is not one of this cache's objects.
- * Kept at most half full (counting deleted entries), so a probe sequence is
- * short; rebuilt into a bigger array when it would not be.
+ * kmem_cache: the slab table, an open-addressing hash of slab pages with
+ * linear probing. It is how a free finds the slab of a pointer without
+ * reading the memory around the pointer, which belongs to somebody else
+ * whenever the pointer is not an object of the caches the table serves.
+ * Every page of a slab has an entry (the page, and its index in the slab in
+ * the bits below the page), so one probe sequence answers for slabs of any
+ * size. Kept at most half full, so a probe sequence is short; rebuilt into
+ * a bigger array when it would not be.
  */
 #include "kmem_internal.h"
 
-bool km_table_has_room(const kmem_cache_t *c)
+void km_index_init(kmem_index_t *x, kheap_t *heap)
 {
-    return (c->table_used + c->table_deleted + 1) * 2 <= c->table_cap;
+    __builtin_memset(x, 0, sizeof(*x));
+    mm_spin_init(&x->lock);
+    x->heap = heap;
 }
 
-size_t km_table_cap_for(size_t slabs)
+bool km_index_has_room(const kmem_index_t *x, size_t pages)
+{
+    return (x->used + x->deleted + pages) * 2 <= x->cap;
+}
+
+size_t km_index_cap_for(size_t entries)
 {
     size_t cap = KM_TABLE_MIN;
-    while (slabs * 2 > cap)
+    while (entries * 2 > cap)
         cap *= 2;
     return cap;
 }
 
-void km_table_insert(kmem_cache_t *c, uintptr_t base)
+static void km_index_put(kmem_index_t *x, uintptr_t entry)
 {
-    MM_ASSERT(km_table_has_room(c) && base > KM_TABLE_DELETED);
-    size_t mask = c->table_cap - 1, i = km_hash(base, c->table_cap);
-    while (c->table[i] != KM_TABLE_EMPTY && c->table[i] != KM_TABLE_DELETED)
+    size_t mask = x->cap - 1, i = km_hash(entry & ~KM_PAGE_INDEX_MASK, x->cap);
+    while (x->table[i] > KM_TABLE_DELETED)
         i = (i + 1) & mask;
-    if (c->table[i] == KM_TABLE_DELETED)
-        c->table_deleted--;
-    c->table[i] = base;
-    c->table_used++;
+    if (x->table[i] == KM_TABLE_DELETED)
+        x->deleted--;
+    x->table[i] = entry;
+    x->used++;
 }
 
-void km_table_delete(kmem_cache_t *c, long index)
+void km_index_insert(kmem_index_t *x, uintptr_t base, size_t bytes)
 {
-    MM_ASSERT(index >= 0 && (size_t)index < c->table_cap && c->table[index] > KM_TABLE_DELETED);
-    c->table[index] = KM_TABLE_DELETED;
-    c->table_used--;
-    c->table_deleted++;
+    size_t pages = bytes / KM_PAGE;
+    MM_ASSERT(km_index_has_room(x, pages) && base != 0 && (base & KM_PAGE_INDEX_MASK) == 0);
+    for (size_t k = 0; k < pages; k++)
+        km_index_put(x, (base + k * KM_PAGE) | k);
 }
 
-uintptr_t *km_table_rebuild(kmem_cache_t *c, uintptr_t *fresh, size_t cap)
+/* Linear probing deletes without tombstones: the entries after the hole
+ * that would no longer be reached from their home slot move back into it,
+ * so the table never fills with deleted markers and is only ever rebuilt
+ * to grow or shrink. */
+static void km_index_remove_at(kmem_index_t *x, size_t hole)
 {
-    MM_ASSERT(cap >= KM_TABLE_MIN && (cap & (cap - 1)) == 0 && c->table_used * 2 <= cap);
-    uintptr_t *old = c->table;
-    size_t old_cap = c->table_cap;
+    size_t mask = x->cap - 1;
+    for (size_t j = (hole + 1) & mask; x->table[j] != KM_TABLE_EMPTY; j = (j + 1) & mask) {
+        size_t home = km_hash(x->table[j] & ~KM_PAGE_INDEX_MASK, x->cap);
+        /* j's entry may fill the hole unless its home lies cyclically in
+         * (hole, j]. */
+        bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            x->table[hole] = x->table[j];
+            hole = j;
+        }
+    }
+    x->table[hole] = KM_TABLE_EMPTY;
+    x->used--;
+}
+
+void km_index_delete(kmem_index_t *x, uintptr_t base, size_t bytes)
+{
+    size_t mask = x->cap - 1;
+    for (size_t k = 0; k < bytes / KM_PAGE; k++) {
+        uintptr_t entry = (base + k * KM_PAGE) | k;
+        size_t i = km_hash(entry & ~KM_PAGE_INDEX_MASK, x->cap);
+        while (x->table[i] != entry) {
+            MM_ASSERT(x->table[i] != KM_TABLE_EMPTY);
+            i = (i + 1) & mask;
+        }
+        km_index_remove_at(x, i);
+    }
+}
+
+uintptr_t *km_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap)
+{
+    MM_ASSERT(cap >= KM_TABLE_MIN && (cap & (cap - 1)) == 0 && x->used * 2 <= cap);
+    uintptr_t *old = x->table;
+    size_t old_cap = x->cap;
     __builtin_memset(fresh, 0, cap * sizeof(fresh[0]));
-    c->table = fresh;
-    c->table_cap = cap;
-    c->table_used = 0;
-    c->table_deleted = 0;
+    x->table = fresh;
+    x->cap = cap;
+    x->used = 0;
+    x->deleted = 0;
     for (size_t i = 0; i < old_cap; i++)
         if (old[i] > KM_TABLE_DELETED)
-            km_table_insert(c, old[i]);
+            km_index_put(x, old[i]);
     return old;
 }
 
-uintptr_t *km_table_drop(kmem_cache_t *c)
+uintptr_t *km_index_drop(kmem_index_t *x)
 {
-    MM_ASSERT(c->table_used == 0);
-    uintptr_t *old = c->table;
-    c->table = NULL;
-    c->table_cap = c->table_deleted = 0;
+    MM_ASSERT(x->used == 0);
+    uintptr_t *old = x->table;
+    x->table = NULL;
+    x->cap = x->deleted = 0;
     return old;
 }

@@ -12,9 +12,7 @@
  *
  * The parent pointer lives in the header's link word and the balance factor
  * in the top byte of the size word, so a free block needs just 40 bytes of
- * node. A node is either its block (key: its own address) or a pooled node
- * out of line (key: the block address it holds, kt_key); the tree code does
- * not care which.
+ * node, keyed by its own address.
  */
 #include "block.h"
 
@@ -185,25 +183,25 @@ static void kt_delete_fixup(kh_block_t **root, kh_block_t *x, bool left_shrank)
     }
 }
 
-void kheap_tree_insert(kh_block_t **root, kh_block_t *node)
+void kh_tree_insert(kh_block_t **root, kh_block_t *node)
 {
-    uintptr_t key = kt_key(node);
+    uintptr_t key = kh_addr(node);
     kh_block_t *p = NULL, **slot = root;
     while (*slot != NULL) {
         p = *slot;
-        MM_ASSERT(kt_key(p) != key);
-        slot = &p->child[key > kt_key(p)];
+        MM_ASSERT(kh_addr(p) != key);
+        slot = &p->child[key > kh_addr(p)];
     }
     node->left = node->right = NULL;
     node->lmax = node->rmax = 0;
     kt_set_bal(node, 0);
     kt_set_parent(node, p);
     *slot = node;
-    kheap_tree_resized(node);
+    kh_tree_resized(node);
     kt_insert_fixup(root, node);
 }
 
-void kheap_tree_remove(kh_block_t **root, kh_block_t *n)
+void kh_tree_remove(kh_block_t **root, kh_block_t *n)
 {
     kh_block_t *p = kt_parent(n);
     if (n->left == NULL || n->right == NULL) {
@@ -217,7 +215,7 @@ void kheap_tree_remove(kh_block_t **root, kh_block_t *n)
                 p->lmax = kt_smax_or0(child);
             else
                 p->rmax = kt_smax_or0(child);
-            kheap_tree_resized(p);
+            kh_tree_resized(p);
         }
         kt_delete_fixup(root, p, was_left);
         return;
@@ -251,12 +249,12 @@ void kheap_tree_remove(kh_block_t **root, kh_block_t *n)
     kt_relink(root, p, n, s);
     kt_set_bal(s, kt_bal(n));
     if (start != s)
-        kheap_tree_resized(start);
-    kheap_tree_resized(s);
+        kh_tree_resized(start);
+    kh_tree_resized(s);
     kt_delete_fixup(root, start, left_shrank);
 }
 
-void kheap_tree_replace(kh_block_t **root, kh_block_t *old, kh_block_t *repl)
+void kh_tree_replace(kh_block_t **root, kh_block_t *old, kh_block_t *repl)
 {
     /* The two nodes may overlap (a block start moving by less than a node),
      * so read the old one completely before writing the new one. */
@@ -285,7 +283,7 @@ static inline uint32_t *kt_slot_of(kh_block_t *p, const kh_block_t *x)
     return &p->max[p->left != x];
 }
 
-void kheap_tree_resized(kh_block_t *x)
+void kh_tree_resized(kh_block_t *x)
 {
     for (kh_block_t *p = kt_parent(x); p != NULL; x = p, p = kt_parent(x)) {
         uint32_t m = kt_smax(x);
@@ -309,14 +307,14 @@ static kh_block_t *kt_descend(kh_block_t *x, uint32_t g)
     }
 }
 
-kh_block_t *kheap_tree_first_fit(kh_block_t *root, uint32_t g)
+kh_block_t *kh_tree_first_fit(kh_block_t *root, uint32_t g)
 {
     if (root == NULL || kt_smax(root) < g)
         return NULL;
     return kt_descend(root, g);
 }
 
-kh_block_t *kheap_tree_next_fit(kh_block_t *x, uint32_t g)
+kh_block_t *kh_tree_next_fit(kh_block_t *x, uint32_t g)
 {
     if (x->rmax >= g)
         return kt_descend(x->right, g);
@@ -331,23 +329,23 @@ kh_block_t *kheap_tree_next_fit(kh_block_t *x, uint32_t g)
     return NULL;
 }
 
-uint32_t kheap_tree_max(kh_block_t *root)
+uint32_t kh_tree_max(kh_block_t *root)
 {
     return root != NULL ? kt_smax(root) : 0u;
 }
 
-kh_block_t *kheap_tree_floor(kh_block_t *x, uintptr_t addr)
+kh_block_t *kh_tree_floor(kh_block_t *x, uintptr_t addr)
 {
     kh_block_t *best = NULL;
     while (x != NULL) {
-        bool below = kt_key(x) <= addr;
+        bool below = kh_addr(x) <= addr;
         best = below ? x : best;
         x = x->child[below];
     }
     return best;
 }
 
-kh_block_t *kheap_tree_first(kh_block_t *x)
+kh_block_t *kh_tree_first(kh_block_t *x)
 {
     if (x == NULL)
         return NULL;
@@ -356,17 +354,17 @@ kh_block_t *kheap_tree_first(kh_block_t *x)
     return x;
 }
 
-kh_block_t *kheap_tree_succ(kh_block_t *x)
+kh_block_t *kh_tree_succ(kh_block_t *x)
 {
     if (x->right)
-        return kheap_tree_first(x->right);
+        return kh_tree_first(x->right);
     for (kh_block_t *p = kt_parent(x); p != NULL; x = p, p = kt_parent(x))
         if (p->left == x)
             return p;
     return NULL;
 }
 
-/* ---- verification (kheap_check) ---------------------------------------- */
+/* ---- verification (kh_blocks_check) ---------------------------------------- */
 
 typedef struct kt_verify_state {
     size_t count;
@@ -390,7 +388,7 @@ static int kt_verify_rec(const kh_block_t *x, const kh_block_t *parent, uintptr_
     } while (0)
     if (depth > 96)
         KT_BAD("kheap: free tree too deep");
-    uintptr_t key = kt_key(x);
+    uintptr_t key = kh_addr(x);
     if ((key & (KH_GRAN - 1)) != 0 || key <= lo || key >= hi)
         KT_BAD("kheap: tree node out of address order");
     if (kt_parent(x) != parent)
@@ -412,7 +410,7 @@ static int kt_verify_rec(const kh_block_t *x, const kh_block_t *parent, uintptr_
 #undef KT_BAD
 }
 
-const kh_block_t *kheap_tree_verify(const kh_block_t *root, size_t *count, const char **why)
+const kh_block_t *kh_tree_verify(const kh_block_t *root, size_t *count, const char **why)
 {
     kt_verify_state_t st = {0, NULL, NULL};
     int h = kt_verify_rec(root, NULL, 0, UINTPTR_MAX, 0, &st);

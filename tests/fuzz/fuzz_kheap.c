@@ -27,7 +27,7 @@
  *
  * Input:
  *   header  u8 flags (1: empty heap, grown only by the callback; 2: growth
- *           callback installed; 4: small runs off; 8: the callback allocates
+ *           callback installed; 4: size classes off (small requests aligned to 32); 8: the callback allocates
  *           from the heap it grows), u16 initial size (16-byte units), u8
  *           misalignment of the initial range.
  *   ops     u8 opcode, then its arguments (see run_op).
@@ -77,7 +77,7 @@ static struct {
     size_t total;
     size_t cursor; /* next unused arena byte */
     bool grow_fail, grow_reenter, in_grow;
-    bool runs_on; /* small-request runs enabled */
+    bool runs_on; /* class-sized requests at granule alignment (else at 32) */
     size_t grow_extra, grow_gap;
     uint8_t next_pat;
     int warnings;
@@ -210,7 +210,7 @@ static uintptr_t self_cb(void *ctx)
 /* ------------------------------------------------------------------ */
 
 typedef struct walk_sum {
-    size_t free_bytes, free_blocks, largest, runs, run_used, used_blocks;
+    size_t free_bytes, free_blocks, largest, slabs, used_blocks;
     size_t live_found;
     uintptr_t below_limit;   /* first-fit check: block address */
     size_t need;             /* size that surely fits */
@@ -222,8 +222,8 @@ static bool walk_cb(void *arg, const kheap_block_info_t *b)
 {
     walk_sum_t *w = arg;
     if (fz_trace > 1)
-        fprintf(stderr, "    block %p size %zu used %d run %d ptr %p usable %zu\n", b->block,
-                b->size, b->used, b->run, b->ptr, b->usable);
+        fprintf(stderr, "    block %p size %zu used %d slab %d ptr %p usable %zu\n", b->block,
+                b->size, b->used, b->slab, b->ptr, b->usable);
     FZ_CHECK(in_regions((uintptr_t)b->block), "walker block %p outside the regions", b->block);
     if (!b->used) {
         w->free_bytes += b->size;
@@ -237,16 +237,12 @@ static bool walk_cb(void *arg, const kheap_block_info_t *b)
         }
         return true;
     }
-    if (b->internal) {
-        FZ_CHECK(b->ptr == NULL && !b->run, "walker: internal block %p", b->block);
+    FZ_CHECK(!b->slab || b->internal, "walker: slab %p not marked internal", b->ptr);
+    if (b->slab)
+        w->slabs++;
+    if (b->internal)
         return true;
-    }
     w->used_blocks++;
-    if (b->run) {
-        w->runs++;
-        w->run_used += b->run_used;
-        return true;
-    }
     long i = live_find((uintptr_t)b->ptr);
     FZ_CHECK(i >= 0, "walker: used block %p (pointer %p) the model does not know", b->block,
              b->ptr);
@@ -291,14 +287,13 @@ static void verify(bool full)
         return;
     walk_sum_t w = walk(0, 0);
     FZ_CHECK(w.free_bytes == s.free_bytes && w.free_blocks == s.free_blocks &&
-                 w.largest == s.largest_free && w.runs == s.runs &&
-                 w.run_used == s.run_slots_used,
-             "walker: %zu free bytes in %zu blocks (largest %zu), %zu runs with %zu slots; "
-             "stats %zu, %zu, %zu, %zu, %zu",
-             w.free_bytes, w.free_blocks, w.largest, w.runs, w.run_used, s.free_bytes,
-             s.free_blocks, s.largest_free, s.runs, s.run_slots_used);
-    FZ_CHECK(w.live_found + w.run_used == K.nlive, "walker sees %zu + %zu live, model %zu",
-             w.live_found, w.run_used, K.nlive);
+                 w.largest == s.largest_free && w.slabs == s.class_slabs,
+             "walker: %zu free bytes in %zu blocks (largest %zu), %zu slabs; "
+             "stats %zu, %zu, %zu, %zu",
+             w.free_bytes, w.free_blocks, w.largest, w.slabs, s.free_bytes,
+             s.free_blocks, s.largest_free, s.class_slabs);
+    FZ_CHECK(w.live_found + s.class_objects == K.nlive, "walker sees %zu + %zu live, model %zu",
+             w.live_found, s.class_objects, K.nlive);
 }
 
 /* A new allocation: valid, disjoint from every live one, then filled. */
@@ -329,14 +324,11 @@ static void take_alloc(void *ptr, size_t req, size_t align, const char *what)
     fill(&n);
 }
 
-#ifndef KHEAP_RUN_MAX
-#define KHEAP_RUN_MAX KHEAP_SMALL_MAX
-#endif
-
-/* Served from a run (placement and coalescing differ, see kheap.h). */
+/* Served by a size-class cache (placement and coalescing differ, see
+ * kheap.h). */
 static bool run_request(size_t req, size_t align)
 {
-    return K.runs_on && req <= KHEAP_RUN_MAX && align <= KHEAP_GRANULE;
+    return K.runs_on && req <= KHEAP_CLASS_MAX && align <= KHEAP_GRANULE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -366,6 +358,12 @@ static size_t pick_align(uint8_t a)
 
 static void do_alloc(size_t req, size_t align)
 {
+    /* Size classes off: a class-sized request asks for 32-byte alignment,
+     * which the classes do not serve, so small blocks are placed (and
+     * modelled) by the first-fit rule too. */
+    if (!K.runs_on && req <= KHEAP_CLASS_MAX && align <= KHEAP_GRANULE &&
+        (align == 0 || mm_is_pow2(align)))
+        align = 2 * KHEAP_GRANULE;
     bool valid = (align == 0 || mm_is_pow2(align)) && align <= KHEAP_REGION_MAX &&
                  req <= KHEAP_REGION_MAX;
     kheap_stats_t before;
@@ -379,7 +377,7 @@ static void do_alloc(size_t req, size_t align)
     size_t a = align > KHEAP_GRANULE ? align : 0;
     size_t need = req + a + SLACK;
     if (run_request(req, align))
-        need = 64 * 1024 + KHEAP_RUN_SIZE + SLACK; /* a new run: several slots, page aligned */
+        need = 64 * 1024 + KHEAP_PAGE + SLACK; /* a new slab: several objects, page aligned */
     if (p == NULL) {
         /* Only when nothing could surely hold it, before or after growth. */
         walk_sum_t w = walk(0, need);
@@ -590,12 +588,7 @@ static void run_op(fz_in_t *in)
     case 12: { /* configuration */
         uint8_t how = fz_u8(in);
         if (how & 1) {
-            bool on = how & 2;
-            mm_status_t st = kheap_set_small_runs(&K.h, on);
-            FZ_CHECK(st == (on && HADRON_MM_HEAP_REDZONES ? MM_ERR_UNSUPPORTED : MM_OK),
-                     "set_small_runs: %s", mm_status_str(st));
-            if (st == MM_OK)
-                K.runs_on = on;
+            K.runs_on = how & 2;
         } else {
             bool on = how & 2;
             FZ_CHECK(kheap_set_grow(&K.h, on ? grow_cb : NULL, on && (how & 4) ? self_cb : NULL,
@@ -678,10 +671,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (flags & 2)
         FZ_CHECK(kheap_set_grow(&K.h, grow_cb, self_cb, NULL) == MM_OK, "set_grow");
-    if (flags & 4)
-        FZ_CHECK(kheap_set_small_runs(&K.h, false) == MM_OK, "set_small_runs");
     K.grow_reenter = flags & 8;
-    K.runs_on = !HADRON_MM_HEAP_REDZONES && !(flags & 4);
+    K.runs_on = !(flags & 4);
     verify(true);
 
     for (unsigned k = 0; k < MAX_OPS && fz_more(&in) && model_has_room(); k++)
@@ -693,9 +684,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     verify(true);
     kheap_stats_t s;
     FZ_CHECK(kheap_get_stats(&K.h, &s) == MM_OK, "stats");
-    FZ_CHECK(s.free_blocks == s.regions && s.runs == 0 && s.run_slots_used == 0 &&
+    FZ_CHECK(s.free_blocks == s.regions && s.class_slabs == 0 && s.class_objects == 0 &&
                  s.free_bytes == s.total_bytes - s.regions * KHEAP_REGION_OVERHEAD,
-             "everything freed: %zu free blocks (%zu bytes) in %zu regions (%zu bytes), %zu runs",
-             s.free_blocks, s.free_bytes, s.regions, s.total_bytes, s.runs);
+             "everything freed: %zu free blocks (%zu bytes) in %zu regions (%zu bytes), %zu slabs",
+             s.free_blocks, s.free_bytes, s.regions, s.total_bytes, s.class_slabs);
     return 0;
 }

@@ -241,6 +241,48 @@ static void check_redzones(void)
 }
 #endif
 
+#if KTEST_HAVE_VMM
+/* A large block freed gives its pages back to the VMM: unmapped, frames
+ * freed, the heap consistent and smaller; a later allocation grows again. */
+static void check_release(void)
+{
+    kheap_t *h = kheap_default();
+    kheap_stats_t s0, s1;
+    vmm_stats_t v0, v1;
+    pmm_stats_t p0, p1, p2;
+    kheap_get_stats(h, &s0);
+    vmm_stats(&kernel_vmm, &v0);
+    pmm_get_stats(&kernel_pmm, &p0);
+    uint8_t *big = kmalloc((size_t)4 << 20);
+    if (big != NULL)
+        for (size_t i = 0; i < ((size_t)4 << 20); i += 4096)
+            big[i] = (uint8_t)i;
+    pmm_get_stats(&kernel_pmm, &p1);
+    kfree(big);
+    kheap_get_stats(h, &s1);
+    vmm_stats(&kernel_vmm, &v1);
+    pmm_get_stats(&kernel_pmm, &p2);
+    uint64_t released = s1.released_bytes - s0.released_bytes;
+    mm_report_t rep;
+    mm_status_t st = kheap_check(h, &rep);
+    /* Frames: what the growth took came back, up to its page tables. */
+    bool frames_back = p2.free_frames + 8 >= p0.free_frames && p1.free_frames < p0.free_frames;
+    bool gone = released >= ((uint64_t)3 << 20) &&
+                v1.heap_released - v0.heap_released == released &&
+                v1.heap_bytes + released == v0.heap_bytes + (s1.total_bytes + released -
+                                                             s0.total_bytes);
+    void *again = kmalloc((size_t)2 << 20);
+    kfree(again);
+    tap_check(big != NULL && gone && frames_back && st == MM_OK && again != NULL,
+              "heap: a freed 4 MiB block gave %lu KiB back to the VMM (%lu release calls), "
+              "%lu frames back in the PMM (the growth took %lu), heap consistent (%s), later growth "
+              "works",
+              (unsigned long)(released / 1024), (unsigned long)(s1.release_calls - s0.release_calls),
+              (unsigned long)(p2.free_frames - p1.free_frames),
+              (unsigned long)(p0.free_frames - p1.free_frames), mm_status_str(st));
+}
+#endif
+
 void checks_heap(void)
 {
     if (!tap_check(kernel_heap_ready, "heap: default heap of %zu KiB%s (%s)",
@@ -250,6 +292,10 @@ void checks_heap(void)
         return;
     check_basic();
     check_growth();
+#if KTEST_HAVE_VMM
+    if (kernel_vmm_ready_for_heap())
+        check_release();
+#endif
 #if HADRON_MM_HEAP_REDZONES
     check_redzones();
 #else

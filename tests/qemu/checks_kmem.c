@@ -61,12 +61,11 @@ static mm_status_t recording_grow(void *ctx, size_t min_bytes, void **base, size
 }
 #endif
 
-/* Bytes of the heap in caller blocks and runs: all but free memory, region
- * overhead and the heap's own node chunks (which come and go with the
- * number of free blocks). */
+/* Bytes of the heap in used blocks (callers' and slabs): all but free
+ * memory and region overhead. */
 static size_t heap_in_use(const kheap_stats_t *s)
 {
-    return s->total_bytes - s->free_bytes - s->regions * KHEAP_REGION_OVERHEAD - s->node_bytes;
+    return s->total_bytes - s->free_bytes - s->regions * KHEAP_REGION_OVERHEAD;
 }
 
 static bool task_intact(const task_t *t)

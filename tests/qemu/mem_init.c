@@ -222,6 +222,10 @@ static void heap_bringup(void)
         if (kernel_heap_status == MM_OK)
             kernel_heap_status =
                 kheap_set_grow(kheap_default(), vmm_heap_grow_callback, NULL, &kernel_vmm);
+        /* Whole free pages go back to the VMM (unmapped, frames freed). */
+        if (kernel_heap_status == MM_OK)
+            kernel_heap_status =
+                kheap_set_release(kheap_default(), vmm_heap_release_callback, &kernel_vmm, 0);
         kernel_heap_initial = size;
         kernel_heap_ready = kernel_heap_status == MM_OK;
         return;

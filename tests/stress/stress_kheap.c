@@ -1,11 +1,8 @@
 /*
- * One kernel heap shared by three threads that allocate (various sizes and
- * alignments, small runs and large blocks), reallocate, free their own
- * blocks and each other's (through a mailbox), while the heap grows through
- * a callback, plus the kmalloc family on the default heap. The shared heap
- * has its per-CPU caches on (when built), each thread being a CPU of its
- * own: allocations from a thread's cache take no lock while the other
- * thread works under it.
+ * One kernel heap shared by threads that allocate (various sizes and
+ * alignments: size-class objects and blocks), reallocate, free their own
+ * allocations and each other's (through a mailbox), while the heap grows
+ * through a callback, plus the kmalloc family on the default heap.
  *
  * Each block is filled with its owner's pattern and checked when freed, so
  * a block handed out twice or written by the allocator while in use shows
@@ -190,7 +187,6 @@ static void *run(void *arg)
     w->ran = r;
     while (n > 0)
         release(&live[--n], false);
-    CHECK(kheap_flush_cpu_cache(&heap) == MM_OK, "flush");
     return NULL;
 }
 
@@ -199,8 +195,6 @@ int main(int argc, char **argv)
     rounds = stress_rounds(argc, argv, 30000);
     CHECK(kheap_init(&heap, initial, sizeof initial) == MM_OK, "kheap_init");
     CHECK(kheap_set_grow(&heap, grow, self, NULL) == MM_OK, "kheap_set_grow");
-    if (HADRON_MM_KHEAP_CPU_CACHES > 0 && !HADRON_MM_HEAP_REDZONES)
-        CHECK(kheap_set_cpu_caches(&heap, true) == MM_OK, "kheap_set_cpu_caches");
     CHECK(kheap_default_init(default_arena, sizeof default_arena) == MM_OK, "default heap");
 
     worker_t w[THREADS];
@@ -209,7 +203,6 @@ int main(int argc, char **argv)
     stress_run(THREADS, run, w, sizeof w[0]);
     while (mbox_n > 0)
         release(&mbox[--mbox_n], false);
-    CHECK(kheap_flush_cpu_cache(&heap) == MM_OK, "flush");
 
     mm_report_t rep;
     mm_status_t st = kheap_check(&heap, &rep);
@@ -217,11 +210,12 @@ int main(int argc, char **argv)
     CHECK(kheap_check(kheap_default(), &rep) == MM_OK, "default heap: %s", rep.message);
     kheap_stats_t s;
     CHECK(kheap_get_stats(&heap, &s) == MM_OK, "stats");
-    CHECK(s.free_blocks == s.regions && s.runs == 0 && s.run_slots_used == 0,
-          "after freeing everything: %zu free blocks in %zu regions, %zu runs", s.free_blocks,
-          s.regions, s.runs);
+    CHECK(s.free_blocks == s.regions && s.class_slabs == 0 && s.class_objects == 0,
+          "after freeing everything: %zu free blocks in %zu regions, %zu class slabs",
+          s.free_blocks, s.regions, s.class_slabs);
     CHECK(!s.tracking || s.live_count == 0, "tracking: %zu still live", s.live_count);
-    CHECK(!mm_spin_is_locked(&heap.lock), "lock left held");
+    CHECK(!mm_spin_is_locked(&heap.lock) && !mm_spin_is_locked(&heap.class_index.lock),
+          "lock left held");
     long ran = 0, allocs = 0, nulls = 0;
     for (int i = 0; i < THREADS; i++) {
         ran += w[i].ran;

@@ -184,7 +184,7 @@ static void cache_done(kmem_cache_t *c)
     CHECK(kmem_cache_get_stats(c, &s) == MM_OK, "stats");
     CHECK(s.live == 0 && s.slabs == 0 && s.allocs == s.frees, "%s: %zu live in %zu slabs",
           kmem_cache_name(c), s.live, s.slabs);
-    CHECK(!mm_spin_is_locked(&c->lock), "lock left held");
+    CHECK(!mm_spin_is_locked(&c->index->lock), "lock left held");
     CHECK(kmem_cache_destroy(c, NULL) == MM_OK, "destroy");
 }
 

@@ -11,14 +11,13 @@ static kheap_t heap;
 static void setup(void)
 {
     cr_assert_eq(kheap_init(&heap, t_arena(1 << 20), 1 << 20), MM_OK);
-    T_BLOCKS(&heap);
 }
 
 #if HADRON_MM_HEAP_REDZONES
 
 static void expect_redzone_panic(uint8_t *p, int64_t offset, const char *message)
 {
-    bool panicked = TEST_CATCH_PANIC(kheap_free(&heap, p));
+    bool panicked = TEST_CATCH_PANIC(kheap_block_free(&heap, p));
     cr_assert(panicked, "damage not detected");
     cr_assert_eq(test_panics.last.kind, MM_REPORT_REDZONE);
     cr_assert_eq(test_panics.last.address, (uint64_t)(uintptr_t)p, "report names the block");
@@ -29,7 +28,7 @@ static void expect_redzone_panic(uint8_t *p, int64_t offset, const char *message
 
 Test(kheap_redzone, overflow_after_the_block_panics_on_free, .init = setup)
 {
-    uint8_t *p = kheap_alloc(&heap, 100, 0);
+    uint8_t *p = kheap_block_alloc(&heap, 100, 0);
     memset(p, 1, 100);
     p[100] = 0;
     expect_redzone_panic(p, 100, "kheap: redzone overwritten after block");
@@ -39,7 +38,7 @@ Test(kheap_redzone, overflow_after_the_block_panics_on_free, .init = setup)
 
 Test(kheap_redzone, overflow_into_the_rounding_slack_is_caught, .init = setup)
 {
-    uint8_t *p = kheap_alloc(&heap, 97, 0); /* slack up to the granule is guard too */
+    uint8_t *p = kheap_block_alloc(&heap, 97, 0); /* slack up to the granule is guard too */
     p[97 + KHEAP_REDZONE + 5] = 0x42;
     expect_redzone_panic(p, 97 + KHEAP_REDZONE + 5, "kheap: redzone overwritten after block");
     cr_assert_eq(test_panics.last.found, 0x42);
@@ -47,7 +46,7 @@ Test(kheap_redzone, overflow_into_the_rounding_slack_is_caught, .init = setup)
 
 Test(kheap_redzone, underflow_before_the_block_panics_on_free, .init = setup)
 {
-    uint8_t *p = kheap_alloc(&heap, 64, 0);
+    uint8_t *p = kheap_block_alloc(&heap, 64, 0);
     p[-1] = 0x11;
     expect_redzone_panic(p, -1, "kheap: redzone overwritten before block");
     cr_assert_eq(test_panics.last.found, 0x11);
@@ -55,7 +54,7 @@ Test(kheap_redzone, underflow_before_the_block_panics_on_free, .init = setup)
 
 Test(kheap_redzone, damaged_size_header_panics_on_free, .init = setup)
 {
-    uint8_t *p = kheap_alloc(&heap, 64, 0);
+    uint8_t *p = kheap_block_alloc(&heap, 64, 0);
     ((uint64_t *)(p - KHEAP_REDZONE - 16))[0] = 1000; /* the requested size */
     expect_redzone_panic(p, -(int64_t)(KHEAP_REDZONE + 16),
                          "kheap: redzone header overwritten before block");
@@ -63,7 +62,7 @@ Test(kheap_redzone, damaged_size_header_panics_on_free, .init = setup)
 
 Test(kheap_redzone, realloc_checks_guards_too, .init = setup)
 {
-    uint8_t *p = kheap_alloc(&heap, 64, 0);
+    uint8_t *p = kheap_block_alloc(&heap, 64, 0);
     p[64] = 0;
     void *out;
     bool panicked = TEST_CATCH_PANIC(kheap_realloc(&heap, p, 10, &out));
@@ -74,8 +73,8 @@ Test(kheap_redzone, realloc_checks_guards_too, .init = setup)
 
 Test(kheap_redzone, check_reports_guard_damage_without_panicking, .init = setup)
 {
-    uint8_t *p = kheap_alloc(&heap, 40, 0);
-    (void)kheap_alloc(&heap, 40, 0);
+    uint8_t *p = kheap_block_alloc(&heap, 40, 0);
+    (void)kheap_block_alloc(&heap, 40, 0);
     T_CHECK(&heap);
     p[45] = 7;
     mm_report_t r;
@@ -91,12 +90,12 @@ Test(kheap_redzone, check_reports_guard_damage_without_panicking, .init = setup)
 
 Test(kheap_redzone, fills_new_and_freed_memory, .init = setup)
 {
-    uint8_t *p = kheap_alloc(&heap, 300, 0);
-    (void)kheap_alloc(&heap, 16, 0);
+    uint8_t *p = kheap_block_alloc(&heap, 300, 0);
+    (void)kheap_block_alloc(&heap, 16, 0);
     for (int i = 0; i < 300; i++)
         cr_assert_eq(p[i], KHEAP_FILL_ALLOC, "byte %d", i);
     memset(p, 0x33, 300);
-    cr_assert_eq(kheap_free(&heap, p), MM_OK);
+    cr_assert_eq(kheap_block_free(&heap, p), MM_OK);
     /* Past the free block's own links, everything is the free pattern. */
     for (int i = 0; i < 250; i++)
         cr_assert_eq(p[i], KHEAP_FILL_FREE, "byte %d", i);
@@ -105,11 +104,11 @@ Test(kheap_redzone, fills_new_and_freed_memory, .init = setup)
 
 Test(kheap_poison, write_after_free_is_caught_on_reuse, .init = setup)
 {
-    uint8_t *p = kheap_alloc(&heap, 200, 0);
-    (void)kheap_alloc(&heap, 16, 0);
-    cr_assert_eq(kheap_free(&heap, p), MM_OK);
+    uint8_t *p = kheap_block_alloc(&heap, 200, 0);
+    (void)kheap_block_alloc(&heap, 16, 0);
+    cr_assert_eq(kheap_block_free(&heap, p), MM_OK);
     p[150] = 0x99;
-    bool panicked = TEST_CATCH_PANIC((void)kheap_alloc(&heap, 200, 0));
+    bool panicked = TEST_CATCH_PANIC((void)kheap_block_alloc(&heap, 200, 0));
     cr_assert(panicked);
     cr_assert_eq(test_panics.last.kind, MM_REPORT_POISON);
     cr_assert_eq(test_panics.last.address + test_panics.last.offset, (uint64_t)(uintptr_t)(p + 150),
@@ -121,17 +120,17 @@ Test(kheap_poison, write_after_free_is_caught_on_reuse, .init = setup)
 
 Test(kheap_poison, write_after_free_caught_after_merging, .init = setup)
 {
-    uint8_t *a = kheap_alloc(&heap, 200, 0), *b = kheap_alloc(&heap, 200, 0);
-    (void)kheap_alloc(&heap, 16, 0);
-    cr_assert_eq(kheap_free(&heap, a), MM_OK);
-    cr_assert_eq(kheap_free(&heap, b), MM_OK);
+    uint8_t *a = kheap_block_alloc(&heap, 200, 0), *b = kheap_block_alloc(&heap, 200, 0);
+    (void)kheap_block_alloc(&heap, 16, 0);
+    cr_assert_eq(kheap_block_free(&heap, a), MM_OK);
+    cr_assert_eq(kheap_block_free(&heap, b), MM_OK);
     T_CHECK(&heap);
     b[0] = 0; /* b's old first user byte, now in the middle of a free block */
     mm_report_t r;
     cr_assert_eq(kheap_check(&heap, &r), MM_ERR_CORRUPT);
     cr_assert_eq(r.kind, MM_REPORT_POISON);
     cr_assert_eq(r.address + r.offset, (uint64_t)(uintptr_t)b);
-    bool panicked = TEST_CATCH_PANIC((void)kheap_alloc(&heap, 400, 0));
+    bool panicked = TEST_CATCH_PANIC((void)kheap_block_alloc(&heap, 400, 0));
     cr_assert(panicked);
     cr_assert_eq(test_panics.last.kind, MM_REPORT_POISON);
     cr_assert_eq(test_panics.last.address + test_panics.last.offset, (uint64_t)(uintptr_t)b);
@@ -142,11 +141,11 @@ Test(kheap_poison, untouched_freed_memory_is_reused_quietly, .init = setup)
     for (int round = 0; round < 50; round++) {
         void *p[8];
         for (int i = 0; i < 8; i++)
-            p[i] = kheap_alloc(&heap, (size_t)(round * 8 + i * 40), (i & 1) ? 64 : 0);
+            p[i] = kheap_block_alloc(&heap, (size_t)(round * 8 + i * 40), (i & 1) ? 64 : 0);
         for (int i = 7; i >= 0; i -= 2)
-            cr_assert_eq(kheap_free(&heap, p[i]), MM_OK);
+            cr_assert_eq(kheap_block_free(&heap, p[i]), MM_OK);
         for (int i = 0; i < 8; i += 2)
-            cr_assert_eq(kheap_free(&heap, p[i]), MM_OK);
+            cr_assert_eq(kheap_block_free(&heap, p[i]), MM_OK);
         T_CHECK(&heap);
     }
     cr_assert_eq(test_panics.count, 0);
@@ -156,16 +155,16 @@ Test(kheap_poison, untouched_freed_memory_is_reused_quietly, .init = setup)
 
 Test(kheap_redzone, off_no_guards_no_fill, .init = setup)
 {
-    uint8_t *p = kheap_alloc(&heap, 100, 0);
-    size_t usable = kheap_usable_size(&heap, p);
+    uint8_t *p = kheap_block_alloc(&heap, 100, 0);
+    size_t usable = kheap_block_usable_size(&heap, p);
     cr_assert_eq(usable, t_block_size(100) - 16, "the whole block is usable");
     memset(p, 0x33, usable); /* writing the slack is legal without guards */
-    (void)kheap_alloc(&heap, 16, 0);
-    cr_assert_eq(kheap_free(&heap, p), MM_OK);
+    (void)kheap_block_alloc(&heap, 16, 0);
+    cr_assert_eq(kheap_block_free(&heap, p), MM_OK);
     cr_assert_eq(test_panics.count, 0);
     /* Freed memory keeps its contents beyond the links (no fill). */
     cr_assert_eq(p[80], 0x33);
-    uint8_t *q = kheap_alloc(&heap, 100, 0);
+    uint8_t *q = kheap_block_alloc(&heap, 100, 0);
     cr_assert_eq(q, p);
     cr_assert_eq(q[80], 0x33, "no allocation fill either");
     T_CHECK(&heap);
@@ -226,7 +225,6 @@ Test(kheap_tracking, largest_class_collects_everything_big, .init = setup)
     kheap_t big;
     size_t bytes = (size_t)80 << 20;
     cr_assert_eq(kheap_init(&big, t_arena(bytes), bytes), MM_OK);
-    T_BLOCKS(&big);
     void *p = kheap_alloc(&big, (size_t)70 << 20, 0);
     cr_assert_not_null(p);
     kheap_stats_t st;
@@ -238,7 +236,7 @@ Test(kheap_tracking, largest_class_collects_everything_big, .init = setup)
 
 Test(kheap_tracking, off_reports_structure_only, .init = setup)
 {
-    void *a = kheap_alloc(&heap, 100, 0);
+    void *a = kheap_block_alloc(&heap, 100, 0);
     (void)a;
     kheap_stats_t st;
     cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);

@@ -42,8 +42,8 @@ static mm_status_t grow_cb(void *arg, size_t min, void **base, size_t *size)
     if (g->heap != NULL) {
         g->check_inside = kheap_check(g->heap, NULL); /* the lock is free */
         if (g->nested) {
-            g->nested_big = kheap_alloc(g->heap, 1 << 20, 0);
-            g->nested_small = kheap_alloc(g->heap, 32, 0);
+            g->nested_big = kheap_block_alloc(g->heap, 1 << 20, 0);
+            g->nested_small = kheap_block_alloc(g->heap, 32, 0);
             g->nested_set_grow = kheap_set_grow(g->heap, NULL, NULL, NULL);
         }
     }
@@ -84,11 +84,10 @@ Test(kheap_grow, set_grow_arguments)
 {
     kheap_t h;
     cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
-    T_BLOCKS(&h);
     cr_assert_eq(kheap_set_grow(&h, NULL, self_id, NULL), MM_ERR_INVALID);
     cr_assert_eq(kheap_set_grow(&h, grow_cb, NULL, NULL), MM_OK);
     cr_assert_eq(kheap_set_grow(&h, NULL, NULL, NULL), MM_OK, "removing it");
-    cr_assert_null(kheap_alloc(&h, 10, 0), "no callback, no memory");
+    cr_assert_null(kheap_block_alloc(&h, 10, 0), "no callback, no memory");
 }
 
 Test(kheap_grow, adjacent_chunks_merge_into_one_region)
@@ -96,11 +95,10 @@ Test(kheap_grow, adjacent_chunks_merge_into_one_region)
     kheap_t h;
     grow_ctx_t *g = new_ctx(64 << 20, 0);
     cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
-    T_BLOCKS(&h);
     cr_assert_eq(kheap_set_grow(&h, grow_cb, self_id, g), MM_OK);
     void *p[200];
     for (int i = 0; i < 200; i++) {
-        p[i] = kheap_alloc(&h, 10000, 0);
+        p[i] = kheap_block_alloc(&h, 10000, 0);
         cr_assert_not_null(p[i]);
         T_CHECK(&h);
     }
@@ -113,7 +111,7 @@ Test(kheap_grow, adjacent_chunks_merge_into_one_region)
     cr_assert_eq(g->irq_depth_seen, 0, "callback ran with the lock dropped");
     cr_assert_eq(g->check_inside, MM_OK);
     for (int i = 0; i < 200; i++)
-        cr_assert_eq(kheap_free(&h, p[i]), MM_OK);
+        cr_assert_eq(kheap_block_free(&h, p[i]), MM_OK);
     t_assert_all_free(&h);
 }
 
@@ -122,12 +120,11 @@ Test(kheap_grow, separate_chunks_become_regions)
     kheap_t h;
     grow_ctx_t *g = new_ctx(64 << 20, 8192);
     cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
-    T_BLOCKS(&h);
     cr_assert_eq(kheap_set_grow(&h, grow_cb, self_id, g), MM_OK);
     g->heap = &h;
     void *p[100];
     for (int i = 0; i < 100; i++) {
-        p[i] = kheap_alloc(&h, 20000, 0);
+        p[i] = kheap_block_alloc(&h, 20000, 0);
         cr_assert_not_null(p[i]);
     }
     T_CHECK(&h);
@@ -136,7 +133,7 @@ Test(kheap_grow, separate_chunks_become_regions)
     cr_assert_eq(st.regions, (size_t)g->calls);
     cr_assert_eq(g->check_inside, MM_OK);
     for (int i = 99; i >= 0; i--)
-        cr_assert_eq(kheap_free(&h, p[i]), MM_OK);
+        cr_assert_eq(kheap_block_free(&h, p[i]), MM_OK);
     t_assert_all_free(&h);
 }
 
@@ -155,9 +152,8 @@ Test(kheap_grow, request_is_enough_for_any_size_and_alignment)
         grow_ctx_t *g = new_ctx(64 << 20, 4096 + 16 * i);
         g->exact = true;
         cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
-        T_BLOCKS(&h);
         cr_assert_eq(kheap_set_grow(&h, grow_cb, self_id, g), MM_OK);
-        void *p = kheap_alloc(&h, cases[i].size, cases[i].align);
+        void *p = kheap_block_alloc(&h, cases[i].size, cases[i].align);
         cr_assert_not_null(p, "case %zu", i);
         cr_assert_eq(g->calls, 1);
         cr_assert_geq(g->last_min, KHEAP_GROW_MIN);
@@ -165,7 +161,7 @@ Test(kheap_grow, request_is_enough_for_any_size_and_alignment)
         if (cases[i].align)
             cr_assert_eq((uintptr_t)p % cases[i].align, 0);
         T_CHECK(&h);
-        cr_assert_eq(kheap_free(&h, p), MM_OK);
+        cr_assert_eq(kheap_block_free(&h, p), MM_OK);
         t_assert_all_free(&h);
     }
 }
@@ -176,17 +172,16 @@ Test(kheap_grow, failing_callback_gives_null_and_counts)
     grow_ctx_t *g = new_ctx(1 << 20, 0);
     g->fail = true;
     cr_assert_eq(kheap_init(&h, t_arena(8192), 8192), MM_OK);
-    T_BLOCKS(&h);
     cr_assert_eq(kheap_set_grow(&h, grow_cb, self_id, g), MM_OK);
-    cr_assert_null(kheap_alloc(&h, 10000, 0));
-    cr_assert_not_null(kheap_alloc(&h, 100, 0), "what fits is still served");
+    cr_assert_null(kheap_block_alloc(&h, 10000, 0));
+    cr_assert_not_null(kheap_block_alloc(&h, 100, 0), "what fits is still served");
     kheap_stats_t st;
     cr_assert_eq(kheap_get_stats(&h, &st), MM_OK);
     cr_assert_eq(st.grow_calls, 1);
     cr_assert_eq(st.grow_failures, 1);
     T_CHECK(&h);
     g->fail = false;
-    cr_assert_not_null(kheap_alloc(&h, 10000, 0));
+    cr_assert_not_null(kheap_block_alloc(&h, 10000, 0));
     T_CHECK(&h);
 }
 
@@ -202,9 +197,8 @@ Test(kheap_grow, unusable_memory_from_the_callback_is_a_failure)
 {
     kheap_t h;
     cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
-    T_BLOCKS(&h);
     cr_assert_eq(kheap_set_grow(&h, tiny_grow, NULL, t_arena(4096)), MM_OK);
-    cr_assert_null(kheap_alloc(&h, 10, 0));
+    cr_assert_null(kheap_block_alloc(&h, 10, 0));
     kheap_stats_t st;
     cr_assert_eq(kheap_get_stats(&h, &st), MM_OK);
     cr_assert_eq(st.grow_failures, 1);
@@ -217,11 +211,10 @@ static void reentrant(bool with_identity)
     kheap_t h;
     grow_ctx_t *g = new_ctx(16 << 20, 4096);
     cr_assert_eq(kheap_init(&h, t_arena(8192), 8192), MM_OK);
-    T_BLOCKS(&h);
     cr_assert_eq(kheap_set_grow(&h, grow_cb, with_identity ? self_id : NULL, g), MM_OK);
     g->heap = &h;
     g->nested = true;
-    void *p = kheap_alloc(&h, 20000, 0);
+    void *p = kheap_block_alloc(&h, 20000, 0);
     cr_assert_not_null(p, "the outer allocation succeeds");
     cr_assert_eq(g->calls, 1, "the nested miss did not grow again");
     cr_assert_null(g->nested_big, "nested allocation that does not fit gets NULL");
@@ -229,8 +222,8 @@ static void reentrant(bool with_identity)
     cr_assert_eq(g->nested_set_grow, MM_ERR_STATE);
     cr_assert(kheap_contains(&h, g->nested_small));
     T_CHECK(&h);
-    cr_assert_eq(kheap_free(&h, g->nested_small), MM_OK);
-    cr_assert_eq(kheap_free(&h, p), MM_OK);
+    cr_assert_eq(kheap_block_free(&h, g->nested_small), MM_OK);
+    cr_assert_eq(kheap_block_free(&h, p), MM_OK);
     t_assert_all_free(&h);
 }
 
@@ -255,7 +248,7 @@ typedef struct racer {
 static void *race(void *arg)
 {
     racer_t *r = arg;
-    r->result = kheap_alloc(r->heap, r->size, 0);
+    r->result = kheap_block_alloc(r->heap, r->size, 0);
     r->callback_running_at_return = atomic_load(&r->g->in_callback);
     return NULL;
 }
@@ -272,7 +265,6 @@ Test(kheap_grow, concurrent_growers_wait_and_share_one_growth, .timeout = 20)
     grow_ctx_t *g = new_ctx(16 << 20, 0);
     g->sleep_ms = 150;
     cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
-    T_BLOCKS(&h);
     cr_assert_eq(kheap_set_grow(&h, grow_cb, self_id, g), MM_OK);
     racer_t a = {&h, 1000, NULL, false, g}, b = {&h, 2000, NULL, false, g};
     pthread_t ta, tb;
@@ -286,8 +278,8 @@ Test(kheap_grow, concurrent_growers_wait_and_share_one_growth, .timeout = 20)
     cr_assert_neq(a.result, b.result);
     cr_assert_eq(g->calls, 1, "the waiter retried on the grower's memory");
     T_CHECK(&h);
-    kheap_free(&h, a.result);
-    kheap_free(&h, b.result);
+    kheap_block_free(&h, a.result);
+    kheap_block_free(&h, b.result);
     t_assert_all_free(&h);
 }
 
@@ -298,7 +290,6 @@ Test(kheap_grow, concurrent_growers_both_grow_when_one_growth_is_not_enough, .ti
     g->sleep_ms = 100;
     g->exact = true;
     cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
-    T_BLOCKS(&h);
     cr_assert_eq(kheap_set_grow(&h, grow_cb, self_id, g), MM_OK);
     racer_t a = {&h, 60000, NULL, false, g}, b = {&h, 60000, NULL, false, g};
     pthread_t ta, tb;
@@ -322,7 +313,6 @@ Test(kheap_grow, without_identity_a_concurrent_miss_fails_fast, .timeout = 20)
     grow_ctx_t *g = new_ctx(16 << 20, 0);
     g->sleep_ms = 300;
     cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
-    T_BLOCKS(&h);
     cr_assert_eq(kheap_set_grow(&h, grow_cb, NULL, g), MM_OK);
     racer_t a = {&h, 1000, NULL, false, g}, b = {&h, 1000, NULL, false, g};
     pthread_t ta, tb;
@@ -396,9 +386,8 @@ Test(kheap_grow, oversized_growth_is_clamped_to_region_max)
     kheap_t h;
     clamp_ctx_t c = {0};
     cr_assert_eq(kheap_init(&h, NULL, 0), MM_OK);
-    T_BLOCKS(&h);
     cr_assert_eq(kheap_set_grow(&h, clamp_cb, self_id, &c), MM_OK);
-    uint8_t *p = kheap_alloc(&h, 1 << 20, 0);
+    uint8_t *p = kheap_block_alloc(&h, 1 << 20, 0);
     cr_assert_not_null(p, "the clamped region serves the request");
     cr_assert_eq(c.calls, 1);
     uintptr_t lo = (uintptr_t)c.base, hi = lo + KHEAP_REGION_MAX;
@@ -420,7 +409,7 @@ Test(kheap_grow, oversized_growth_is_clamped_to_region_max)
     /* More than is left: the surplus is not used; the heap grows again
      * (the callback now fails) and the allocation fails cleanly. */
     size_t left = st.largest_free;
-    cr_assert_null(kheap_alloc(&h, left, 0));
+    cr_assert_null(kheap_block_alloc(&h, left, 0));
     cr_assert_eq(c.calls, 2, "a miss grows again");
     cr_assert_eq(kheap_get_stats(&h, &st), MM_OK);
     cr_assert_eq(st.total_bytes, KHEAP_REGION_MAX);
@@ -429,12 +418,12 @@ Test(kheap_grow, oversized_growth_is_clamped_to_region_max)
 
     /* Nearly all of the clamped region is still usable (headers only are
      * touched), and everything frees back into one block. */
-    uint8_t *big = kheap_alloc(&h, left - 4096, 0);
+    uint8_t *big = kheap_block_alloc(&h, left - 4096, 0);
     cr_assert_not_null(big);
     cr_assert((uintptr_t)big + left - 4096 <= hi);
     T_CHECK(&h);
-    cr_assert_eq(kheap_free(&h, big), MM_OK);
-    cr_assert_eq(kheap_free(&h, p), MM_OK);
+    cr_assert_eq(kheap_block_free(&h, big), MM_OK);
+    cr_assert_eq(kheap_block_free(&h, p), MM_OK);
     t_assert_all_free(&h);
     T_CHECK(&h);
     munmap(c.base, KHEAP_REGION_MAX + CLAMP_SURPLUS);

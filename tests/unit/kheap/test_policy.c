@@ -11,25 +11,24 @@ Test(kheap_policy, alloc_free_cycles_lose_nothing)
     kheap_t h;
     uint8_t *a = t_arena(4096);
     cr_assert_eq(kheap_init(&h, a, 4096), MM_OK);
-    T_BLOCKS(&h);
     kheap_stats_t st0, st;
     cr_assert_eq(kheap_get_stats(&h, &st0), MM_OK);
     for (int i = 0; i < 10; i++) {
-        void *p = kheap_alloc(&h, 100, 0);
+        void *p = kheap_block_alloc(&h, 100, 0);
         cr_assert_not_null(p);
-        cr_assert_eq(kheap_free(&h, p), MM_OK);
+        cr_assert_eq(kheap_block_free(&h, p), MM_OK);
         T_CHECK(&h);
     }
     cr_assert_eq(kheap_get_stats(&h, &st), MM_OK);
     cr_assert_eq(st.free_bytes, st0.free_bytes);
     cr_assert_eq(st.free_blocks, 1);
-    void *big = kheap_alloc(&h, 4000 - 2 * (T_USER_OFF - 16), 0);
+    void *big = kheap_block_alloc(&h, 4000 - 2 * (T_USER_OFF - 16), 0);
     cr_assert_not_null(big, "a 4000-byte request fits in a 4 KiB heap after the cycles");
     void *whole = NULL;
-    cr_assert_eq(kheap_free(&h, big), MM_OK);
-    whole = kheap_alloc(&h, 4096 - KHEAP_REGION_OVERHEAD - T_USER_OFF - T_BACK, 0);
+    cr_assert_eq(kheap_block_free(&h, big), MM_OK);
+    whole = kheap_block_alloc(&h, 4096 - KHEAP_REGION_OVERHEAD - T_USER_OFF - T_BACK, 0);
     cr_assert_not_null(whole, "the whole region is one block again");
-    cr_assert_eq(kheap_free(&h, whole), MM_OK);
+    cr_assert_eq(kheap_block_free(&h, whole), MM_OK);
     t_assert_all_free(&h);
 }
 
@@ -37,10 +36,9 @@ Test(kheap_policy, odd_sizes_are_rounded_and_reclaimed)
 {
     kheap_t h;
     cr_assert_eq(kheap_init(&h, t_arena(65536), 65536), MM_OK);
-    T_BLOCKS(&h);
     void *p[64];
     for (int i = 0; i < 64; i++) {
-        p[i] = kheap_alloc(&h, (size_t)(i * 13 + 1), 0);
+        p[i] = kheap_block_alloc(&h, (size_t)(i * 13 + 1), 0);
         cr_assert_not_null(p[i]);
         cr_assert_eq((uintptr_t)p[i] % 16, 0);
         if (i > 0)
@@ -48,11 +46,11 @@ Test(kheap_policy, odd_sizes_are_rounded_and_reclaimed)
                          t_block_size((size_t)((i - 1) * 13 + 1)), "blocks are packed");
     }
     for (int i = 0; i < 64; i += 3)
-        cr_assert_eq(kheap_free(&h, p[i]), MM_OK);
+        cr_assert_eq(kheap_block_free(&h, p[i]), MM_OK);
     T_CHECK(&h);
     for (int i = 0; i < 64; i++)
         if (i % 3 != 0)
-            cr_assert_eq(kheap_free(&h, p[i]), MM_OK);
+            cr_assert_eq(kheap_block_free(&h, p[i]), MM_OK);
     t_assert_all_free(&h);
 }
 
@@ -60,17 +58,16 @@ Test(kheap_policy, lowest_address_wins_not_the_best_fit)
 {
     kheap_t h;
     cr_assert_eq(kheap_init(&h, t_arena(65536), 65536), MM_OK);
-    T_BLOCKS(&h);
-    void *big = kheap_alloc(&h, 1000, 0);
-    void *s1 = kheap_alloc(&h, 10, 0);
-    void *exact = kheap_alloc(&h, 200, 0);
-    void *s2 = kheap_alloc(&h, 10, 0);
+    void *big = kheap_block_alloc(&h, 1000, 0);
+    void *s1 = kheap_block_alloc(&h, 10, 0);
+    void *exact = kheap_block_alloc(&h, 200, 0);
+    void *s2 = kheap_block_alloc(&h, 10, 0);
     (void)s1;
     (void)s2;
-    cr_assert_eq(kheap_free(&h, big), MM_OK);
-    cr_assert_eq(kheap_free(&h, exact), MM_OK);
+    cr_assert_eq(kheap_block_free(&h, big), MM_OK);
+    cr_assert_eq(kheap_block_free(&h, exact), MM_OK);
     /* A 200-byte request: first fit takes the lower 1000-byte hole. */
-    void *p = kheap_alloc(&h, 200, 0);
+    void *p = kheap_block_alloc(&h, 200, 0);
     cr_assert_eq(p, big);
     T_CHECK(&h);
 }
@@ -79,7 +76,6 @@ Test(kheap_policy, alignment_padding_becomes_a_free_block_or_nothing)
 {
     kheap_t h;
     cr_assert_eq(kheap_init(&h, t_arena(1 << 20), 1 << 20), MM_OK);
-    T_BLOCKS(&h);
     t_model_t *m = calloc(1, sizeof(*m));
     kheap_stats_t st;
     cr_assert_eq(kheap_get_stats(&h, &st), MM_OK);
@@ -91,7 +87,7 @@ Test(kheap_policy, alignment_padding_becomes_a_free_block_or_nothing)
     for (int i = 0; i < 60; i++) {
         size_t al = aligns[i % 7], sz = (size_t)(i * 29 % 500);
         uintptr_t want = tm_alloc(m, sz, al);
-        ptrs[i] = kheap_alloc(&h, sz, al);
+        ptrs[i] = kheap_block_alloc(&h, sz, al);
         cr_assert_eq((uintptr_t)ptrs[i], want, "alloc %d (%zu, align %zu)", i, sz, al);
         cr_assert_eq((uintptr_t)ptrs[i] % al, 0);
         T_CHECK(&h);
@@ -99,7 +95,7 @@ Test(kheap_policy, alignment_padding_becomes_a_free_block_or_nothing)
     }
     for (int i = 0; i < 60; i++) {
         int k = (i * 37) % 60;
-        cr_assert_eq(kheap_free(&h, ptrs[k]), MM_OK);
+        cr_assert_eq(kheap_block_free(&h, ptrs[k]), MM_OK);
         tm_free(m, (uintptr_t)ptrs[k]);
         T_CHECK(&h);
         tm_assert_matches(m, &h);
@@ -115,22 +111,21 @@ Test(kheap_policy, aligned_search_is_bounded)
     kheap_t h;
     uint8_t *a = t_arena(1 << 20);
     cr_assert_eq(kheap_init(&h, a, 1 << 20), MM_OK);
-    T_BLOCKS(&h);
     t_model_t *m = calloc(1, sizeof(*m));
     tm_add_region(m, a, 1 << 20);
     void *p[60];
     for (int i = 0; i < 60; i++) {
-        p[i] = kheap_alloc(&h, 100, 0);
+        p[i] = kheap_block_alloc(&h, 100, 0);
         cr_assert_eq((uintptr_t)p[i], tm_alloc(m, 100, 0));
     }
     for (int i = 0; i < 60; i += 2) {
-        cr_assert_eq(kheap_free(&h, p[i]), MM_OK);
+        cr_assert_eq(kheap_block_free(&h, p[i]), MM_OK);
         tm_free(m, (uintptr_t)p[i]);
     }
     tm_assert_matches(m, &h);
     /* 30 holes of 128 bytes, none 4 KiB-aligned where it would fit. */
     uintptr_t want = tm_alloc(m, 16, 4096);
-    void *q = kheap_alloc(&h, 16, 4096);
+    void *q = kheap_block_alloc(&h, 16, 4096);
     cr_assert_eq((uintptr_t)q, want);
     cr_assert_eq((uintptr_t)q % 4096, 0);
     cr_assert_gt((uintptr_t)q, (uintptr_t)p[59]);
@@ -147,21 +142,20 @@ Test(kheap_policy, page_and_larger_alignments)
     uintptr_t arena = (uintptr_t)t_arena(64u << 20);
     uintptr_t base = ((arena + (32u << 20) - 1) & ~(uintptr_t)((32u << 20) - 1)) + (1u << 20);
     cr_assert_eq(kheap_init(&h, (void *)base, bytes), MM_OK);
-    T_BLOCKS(&h);
-    void *small = kheap_alloc(&h, 24, 0);
-    void *p4k = kheap_alloc(&h, 4096, 4096);
-    void *p2m = kheap_alloc(&h, 5000, (size_t)2 << 20);
-    void *p1m = kheap_alloc(&h, 1, (size_t)1 << 20);
+    void *small = kheap_block_alloc(&h, 24, 0);
+    void *p4k = kheap_block_alloc(&h, 4096, 4096);
+    void *p2m = kheap_block_alloc(&h, 5000, (size_t)2 << 20);
+    void *p1m = kheap_block_alloc(&h, 1, (size_t)1 << 20);
     cr_assert_eq((uintptr_t)p4k % 4096, 0);
     cr_assert_eq((uintptr_t)p2m % (2u << 20), 0);
     cr_assert_eq((uintptr_t)p1m % (1u << 20), 0);
     T_CHECK(&h);
-    cr_assert_null(kheap_alloc(&h, 1, (size_t)32 << 20), "no 32 MiB boundary fits in 16 MiB");
+    cr_assert_null(kheap_block_alloc(&h, 1, (size_t)32 << 20), "no 32 MiB boundary fits in 16 MiB");
     T_CHECK(&h);
-    kheap_free(&h, small);
-    kheap_free(&h, p2m);
-    kheap_free(&h, p4k);
-    kheap_free(&h, p1m);
+    kheap_block_free(&h, small);
+    kheap_block_free(&h, p2m);
+    kheap_block_free(&h, p4k);
+    kheap_block_free(&h, p1m);
     t_assert_all_free(&h);
 }
 
@@ -179,7 +173,6 @@ static void run_trace(uint64_t seed, int ops, bool aligned)
     uint8_t *a = t_arena(512 * 1024);
     /* Two separate regions, then one adjacent to the first. */
     cr_assert_eq(kheap_init(&h, a + 3, sizes[0]), MM_OK);
-    T_BLOCKS(&h);
     tm_add_region(m, a + 3, sizes[0]);
     cr_assert_eq(kheap_add_region(&h, a + 256 * 1024, sizes[1]), MM_OK);
     tm_add_region(m, a + 256 * 1024, sizes[1]);
@@ -205,7 +198,7 @@ static void run_trace(uint64_t seed, int ops, bool aligned)
             if (aligned && ((r >> 40) % 10) == 0)
                 al = (size_t)16 << ((r >> 44) % 9); /* 16 .. 4096 */
             uintptr_t want = tm_alloc(m, sz, al);
-            void *p = kheap_alloc(&h, sz, al);
+            void *p = kheap_block_alloc(&h, sz, al);
             cr_assert_eq((uintptr_t)p, want, "seed %llu op %d: alloc(%zu, %zu) = %p, model %#lx",
                          (unsigned long long)seed, i, sz, al, p, (unsigned long)want);
             if (p != NULL) {
@@ -214,7 +207,7 @@ static void run_trace(uint64_t seed, int ops, bool aligned)
             }
         } else {
             size_t k = (size_t)((r >> 8) % nlive);
-            cr_assert_eq(kheap_free(&h, (void *)live[k]), MM_OK);
+            cr_assert_eq(kheap_block_free(&h, (void *)live[k]), MM_OK);
             tm_free(m, live[k]);
             live[k] = live[--nlive];
         }
@@ -222,7 +215,7 @@ static void run_trace(uint64_t seed, int ops, bool aligned)
         tm_assert_matches(m, &h);
     }
     while (nlive > 0) {
-        cr_assert_eq(kheap_free(&h, (void *)live[--nlive]), MM_OK);
+        cr_assert_eq(kheap_block_free(&h, (void *)live[--nlive]), MM_OK);
         tm_free(m, live[nlive]);
         T_CHECK(&h);
     }
@@ -254,7 +247,6 @@ Test(kheap_policy, random_realloc_traces_keep_contents_and_lose_nothing, .timeou
         kheap_t h;
         size_t bytes = 256 * 1024;
         cr_assert_eq(kheap_init(&h, t_arena(bytes), bytes), MM_OK);
-        T_BLOCKS(&h);
         enum { LIVE = 64 };
         uint8_t *ptr[LIVE] = {0};
         size_t len[LIVE] = {0};

@@ -111,19 +111,14 @@ static void *work(void *arg)
         if (i % 2000 == 0 && kheap_check(&heap, NULL) != MM_OK)
             w->errors++;
     }
-    /* A thread is a CPU of its own here: it empties its cache as it goes. */
-    if (kheap_flush_cpu_cache(&heap) != MM_OK)
-        w->errors++;
     return NULL;
 }
 
-static void two_workers(bool cpu_caches)
+static void two_workers(void)
 {
     arena_grow_t g = {PTHREAD_MUTEX_INITIALIZER, t_arena(256 << 20), 256 << 20, 0, 0};
     cr_assert_eq(kheap_init(&heap, t_arena(65536), 65536), MM_OK);
     cr_assert_eq(kheap_set_grow(&heap, grow, self_id, &g), MM_OK);
-    if (cpu_caches)
-        cr_assert_eq(kheap_set_cpu_caches(&heap, true), MM_OK);
     worker_t *w = calloc(2, sizeof(worker_t));
     w[0].seed = 11;
     w[1].seed = 12;
@@ -143,7 +138,6 @@ static void two_workers(bool cpu_caches)
             cr_assert(w[i].ptr[k] == NULL || intact(&w[i], k));
             cr_assert_eq(kheap_free(&heap, w[i].ptr[k]), MM_OK);
         }
-    cr_assert_eq(kheap_flush_cpu_cache(&heap), MM_OK);
     t_assert_all_free(&heap);
     cr_assert_eq(test_warnings.count, 0);
     cr_assert_eq(test_panics.count, 0);
@@ -152,14 +146,7 @@ static void two_workers(bool cpu_caches)
 
 Test(kheap_thread, two_threads_share_one_heap, .timeout = 120)
 {
-    two_workers(false);
+    two_workers();
 }
 
-#if HADRON_MM_KHEAP_CPU_CACHES > 0 && !HADRON_MM_HEAP_REDZONES
-/* Each thread allocates from its own cache without the lock while the other
- * takes the lock; the main thread frees what both left into a third. */
-Test(kheap_thread, two_threads_with_cpu_caches, .timeout = 120)
-{
-    two_workers(true);
-}
-#endif
+

@@ -4,7 +4,7 @@
  * (order, parent links, balance factors, cached maxima), with first-fit and
  * floor queries checked against a brute-force scan.
  */
-#include "../../../kheap/src/block.h"
+#include "block.h"
 #include "kheap_test.h"
 
 enum { SLOTS = 1500, SPACING = 4096 };
@@ -36,29 +36,29 @@ Test(kheap_tree, random_operations_keep_every_invariant, .timeout = 120)
             shift[i] = (size_t)((r >> 40) % 8);
             kh_block_t *b = node_at(arena, i, shift[i]);
             b->word = size;
-            kheap_tree_insert(&root, b);
+            kh_tree_insert(&root, b);
             in[i] = b;
             count++;
         } else if (op == 0) {
-            kheap_tree_remove(&root, in[i]);
+            kh_tree_remove(&root, in[i]);
             in[i] = NULL;
             count--;
         } else if (op == 1) {
             /* Move the node within its slot (order kept), as carving does. */
             size_t ns = (shift[i] + 1 + (size_t)((r >> 40) % 7)) % 8;
             kh_block_t *b = node_at(arena, i, ns);
-            kheap_tree_replace(&root, in[i], b);
+            kh_tree_replace(&root, in[i], b);
             set_size(b, size);
-            kheap_tree_resized(b);
+            kh_tree_resized(b);
             in[i] = b;
             shift[i] = ns;
         } else {
             set_size(in[i], size);
-            kheap_tree_resized(in[i]);
+            kh_tree_resized(in[i]);
         }
         size_t n = 0;
         const char *why = NULL;
-        const kh_block_t *bad = kheap_tree_verify(root, &n, &why);
+        const kh_block_t *bad = kh_tree_verify(root, &n, &why);
         cr_assert_null(bad, "step %d: %s", step, why);
         cr_assert_eq(n, count);
         if (step % 7 == 0) {
@@ -67,26 +67,26 @@ Test(kheap_tree, random_operations_keep_every_invariant, .timeout = 120)
             for (size_t k = 0; k < SLOTS && want == NULL; k++)
                 if (in[k] != NULL && kh_size(in[k]) / 16 >= g)
                     want = in[k];
-            cr_assert_eq(kheap_tree_first_fit(root, g), want, "step %d: first fit %u", step, g);
+            cr_assert_eq(kh_tree_first_fit(root, g), want, "step %d: first fit %u", step, g);
             if (want != NULL) {
                 kh_block_t *next = NULL;
                 for (size_t k = (size_t)(((uint8_t *)want - arena) / SPACING) + 1; k < SLOTS && next == NULL; k++)
                     if (in[k] != NULL && kh_size(in[k]) / 16 >= g)
                         next = in[k];
-                cr_assert_eq(kheap_tree_next_fit(want, g), next, "step %d: next fit", step);
+                cr_assert_eq(kh_tree_next_fit(want, g), next, "step %d: next fit", step);
             }
             uintptr_t probe = (uintptr_t)arena + (uintptr_t)((r >> 20) % ((uint64_t)SLOTS * SPACING));
             kh_block_t *fl = NULL;
             for (size_t k = 0; k < SLOTS; k++)
                 if (in[k] != NULL && (uintptr_t)in[k] <= probe)
                     fl = in[k];
-            cr_assert_eq(kheap_tree_floor(root, probe), fl);
+            cr_assert_eq(kh_tree_floor(root, probe), fl);
         }
     }
     /* In-order iteration visits every node in address order. */
     size_t seen = 0;
     uintptr_t last = 0;
-    for (kh_block_t *x = kheap_tree_first(root); x != NULL; x = kheap_tree_succ(x)) {
+    for (kh_block_t *x = kh_tree_first(root); x != NULL; x = kh_tree_succ(x)) {
         cr_assert_gt((uintptr_t)x, last);
         last = (uintptr_t)x;
         seen++;
@@ -103,11 +103,11 @@ Test(kheap_tree, ascending_and_descending_inserts_stay_balanced)
             size_t i = dir ? SLOTS - 1 - k : k;
             kh_block_t *b = node_at(arena, i, 0);
             b->word = 48 + 16 * (k % 50);
-            kheap_tree_insert(&root, b);
+            kh_tree_insert(&root, b);
         }
         size_t n = 0;
         const char *why = NULL;
-        cr_assert_null(kheap_tree_verify(root, &n, &why), "%s", why);
+        cr_assert_null(kh_tree_verify(root, &n, &why), "%s", why);
         cr_assert_eq(n, SLOTS);
         /* An AVL tree of 1500 nodes is at most 14 levels deep. */
         unsigned depth = 0;
@@ -115,8 +115,8 @@ Test(kheap_tree, ascending_and_descending_inserts_stay_balanced)
             depth++;
         cr_assert_leq(depth, 14);
         for (size_t k = 0; k < SLOTS; k += 2)
-            kheap_tree_remove(&root, node_at(arena, k, 0));
-        cr_assert_null(kheap_tree_verify(root, &n, &why), "%s", why);
+            kh_tree_remove(&root, node_at(arena, k, 0));
+        cr_assert_null(kh_tree_verify(root, &n, &why), "%s", why);
         cr_assert_eq(n, SLOTS / 2);
     }
 }
@@ -130,18 +130,18 @@ Test(kheap_tree, shrinking_updates_the_maxima)
     for (size_t i = 0; i < 200; i++) {
         kh_block_t *b = node_at(arena, i, 0);
         b->word = i == 150 ? 16 * 1000 : 48 + 16 * (i % 7);
-        kheap_tree_insert(&root, b);
+        kh_tree_insert(&root, b);
     }
-    cr_assert_eq(kheap_tree_max(root), 1000);
+    cr_assert_eq(kh_tree_max(root), 1000);
     kh_block_t *big = node_at(arena, 150, 0);
     set_size(big, 16 * 20);
-    kheap_tree_resized(big);
-    cr_assert_eq(kheap_tree_max(root), 20);
-    cr_assert_null(kheap_tree_first_fit(root, 500));
-    cr_assert_eq(kheap_tree_first_fit(root, 20), big);
+    kh_tree_resized(big);
+    cr_assert_eq(kh_tree_max(root), 20);
+    cr_assert_null(kh_tree_first_fit(root, 500));
+    cr_assert_eq(kh_tree_first_fit(root, 20), big);
     size_t n = 0;
     const char *why = NULL;
-    cr_assert_null(kheap_tree_verify(root, &n, &why), "%s", why);
+    cr_assert_null(kh_tree_verify(root, &n, &why), "%s", why);
 }
 
 /* Carving moves a node into memory the heap has not touched in a long time
@@ -153,17 +153,17 @@ Test(kheap_tree, replace_ignores_what_the_new_place_held)
     for (size_t i = 0; i < 100; i++) {
         kh_block_t *b = node_at(arena, i, 0);
         b->word = 48 + 16 * (i % 9);
-        kheap_tree_insert(&root, b);
+        kh_tree_insert(&root, b);
     }
     for (size_t i = 0; i < 100; i += 3) {
         kh_block_t *to = node_at(arena, i, 3);
         memset(to, 0xa5, sizeof(*to)); /* garbage: flags, balance, links */
-        kheap_tree_replace(&root, node_at(arena, i, 0), to);
+        kh_tree_replace(&root, node_at(arena, i, 0), to);
         set_size(to, 48 + 16 * (i % 5));
-        kheap_tree_resized(to);
+        kh_tree_resized(to);
         size_t n = 0;
         const char *why = NULL;
-        cr_assert_null(kheap_tree_verify(root, &n, &why), "node %zu: %s", i, why);
+        cr_assert_null(kh_tree_verify(root, &n, &why), "node %zu: %s", i, why);
         cr_assert_eq(n, 100);
         cr_assert_eq(kh_size(to), 48 + 16 * (i % 5));
     }

@@ -50,17 +50,6 @@ void mm_hook_irq_restore(mm_irqflags_t flags);
  * run. May return at once. Must not take hadron-mm locks or allocate. */
 void mm_hook_spin_yield(void);
 
-/* Index of the CPU the caller runs on, for the kernel heap's per-CPU caches
- * (only referenced when the kheap_cpu_caches option is above 0). Called with
- * interrupts disabled by mm_hook_irq_save, sometimes under the heap's lock;
- * the heap then uses cache `index` without a lock until it restores
- * interrupts, so while interrupts stay disabled no other context may get
- * the same index (a kernel: the CPU number; a host: a number per thread).
- * Any value >= HADRON_MM_KHEAP_CPU_CACHES (early boot, a CPU beyond the
- * configured count) means "no cache": the heap takes its lock instead.
- * Must not take hadron-mm locks or allocate. */
-unsigned mm_hook_cpu_index(void);
-
 /* TLB hooks and address-space identities (types.h: mm_asid_t).
  *
  * Every flush names the identity whose entries went stale. MM_ASID_KERNEL

@@ -1,57 +1,28 @@
 /*
  * hadron-mm kheap: the kernel heap and the kmalloc family.
  *
- * Policy: address-ordered first fit. An allocation gets the lowest-address
- * free block in which it fits (with its alignment); a freed block merges with
- * both free neighbours at once. The policy is the seed's; the structure is
- * not: free blocks live in a balanced search tree keyed by address in which
- * every node also knows the largest block below it, so the lowest fitting
- * block is found by one descent, O(log n) in the number of free blocks, and
- * boundary tags find both neighbours of a freed block in O(1). Once there
- * are many free blocks the tree's nodes move out of the blocks into dense
- * chunks of the heap (kheap_set_node_pool), so a descent stays in cache.
+ * Three layers, each using only the ones below it:
  *
- * Nothing is lost: sizes are rounded to KHEAP_GRANULE, a remainder too small
- * to be a block stays with the allocation it came from, and alignment padding
- * is always either zero or a whole free block. Freeing everything leaves each
- * region as exactly one free block.
- *
- * The one exception, on by default and switchable per instance
- * (kheap_set_small_runs): requests of up to KHEAP_RUN_MAX bytes with no more
- * than granule alignment are served from "runs", blocks of the heap split
- * into equal slots of one size class: every 16 bytes up to KHEAP_SMALL_MAX
- * (one-page runs, slots without a header), then eight classes per power of
- * two (slots with a 16-byte header; rounding loses at most 1/8). This
- * changes placement for those requests (the lowest free slot of the most
- * recently used run of their class, instead of the lowest-address free
- * block) and their coalescing (slots are not merged; a run goes back to the
- * heap, merging like any block, the moment its last slot is freed). What
- * does not change: nothing is lost (freeing everything still leaves each
- * region one free block), and every double free and foreign pointer is
- * still detected (exactly: a bitmap records each slot). A new run goes to
- * the snuggest of the first KHEAP_RUN_FIT_CANDIDATES free blocks (in address
- * order) that hold it, the lowest of equals: runs are the heap's own
- * fixed-size blocks, and taking them from the lowest big hole would cut up
- * the holes large requests need (on kheap-bench's trace this lowers the
- * footprint by about 1%). It makes those requests O(1) and takes them out of
- * the first-fit tree, which then holds only large blocks and runs. The
- * heap_redzones build has no runs, so every block carries guards.
- *
- * Per-CPU caches (option kheap_cpu_caches CPUs, off per instance until
- * kheap_set_cpu_caches turns them on): a freed run
- * slot goes to a short LIFO list of its class on the freeing CPU, and an
- * allocation of that class on that CPU takes it back without the heap lock,
- * with interrupts disabled. The slot stays "in use" in its run's bitmap
- * while cached; its first two words hold the list link and a check value
- * keyed to its address, which is how a second free of a cached slot is
- * still reported as a double free (the one cost: a live slot whose second
- * word the caller set to exactly that value would be refused). A cache
- * holds at most KHEAP_CACHE_DEPTH slots and KHEAP_CACHE_CLASS_BYTES bytes
- * per class, and never the last slot in use of a run (the run goes back to
- * the heap instead), so it keeps little memory from others. While caches are on,
- * "freeing everything leaves each region one free block" holds once each
- * CPU has flushed its cache (kheap_flush_cpu_cache); an allocation that
- * finds no memory flushes its own CPU's cache before growing.
+ *  1. Blocks (kheap_block_*): address-ordered first fit. An allocation gets
+ *     the lowest-address free block in which it fits with its alignment; a
+ *     freed block merges with both free neighbours at once. Free blocks live
+ *     in a balanced search tree keyed by address in which every node also
+ *     knows the largest block below it, so the lowest fitting block is found
+ *     by one descent, O(log n) in free blocks, and boundary tags find both
+ *     neighbours of a freed block in O(1). Nothing is lost: sizes are rounded
+ *     to KHEAP_GRANULE, a remainder too small to be a block stays with the
+ *     allocation it came from, and alignment padding is always either zero
+ *     or a whole free block. Freeing everything leaves each region as
+ *     exactly one free block.
+ *  2. Object caches (kmem_cache.h): fixed-size objects carved from slabs,
+ *     which are blocks of layer 1.
+ *  3. kmalloc (kheap_alloc, kheap_free, ... and the k* family): requests of
+ *     up to KHEAP_CLASS_MAX bytes at no more than granule alignment go to
+ *     one of the heap's own object caches, one per size class (every 16
+ *     bytes up to 256, then eight classes per power of two: rounding loses
+ *     at most 1/8); everything else is a block. The class caches share one
+ *     lock and one slab table, so a free finds the cache of any pointer by
+ *     one table probe, without reading memory near the pointer.
  *
  * Memory comes from regions the caller adds (kheap_init, kheap_add_region)
  * and from an optional growth callback. Each region keeps a small descriptor
@@ -62,16 +33,25 @@
  * least KHEAP_GROW_MIN. One context grows at a time; see kheap_self_fn for
  * what the others (and a callback that allocates) do meanwhile.
  *
- * Locking: every entry point that touches a heap takes the instance's
- * spinlock with interrupts disabled, and never calls out (hooks, the growth
- * callback, the walker's callback) while holding it. Exceptions are stated
- * per function.
+ * Memory goes back through an optional release callback (kheap_set_release):
+ * whole pages inside a free block, cut out of their region (which ends
+ * below them; a new region starts above them), or a whole empty region.
+ * Automatically when a free leaves a free block with at least the heap's
+ * trim threshold of such pages, and on request (kheap_trim). What stays in
+ * the heap keeps every guarantee above (coalescing, one free block per
+ * region once everything is freed).
+ *
+ * Locking: the block layer has one spinlock per heap, the class caches one
+ * more (the order is class caches -> blocks), both taken with interrupts
+ * disabled; no entry point calls out (hooks, the growth and release
+ * callbacks, the walker's callback) while holding either. Exceptions are
+ * stated per function.
  *
  * Bad input is detected in every build: a double free, a pointer that is
- * not from this heap or points into the middle of a block is reported
- * through mm_hook_warn (kind MM_REPORT_DOUBLE_FREE or MM_REPORT_BAD_POINTER,
- * address = the pointer) and leaves the heap unchanged. Damage to the heap's
- * own data goes to mm_hook_panic.
+ * not from this heap or points into the middle of a block or object is
+ * reported through mm_hook_warn (kind MM_REPORT_DOUBLE_FREE or
+ * MM_REPORT_BAD_POINTER, address = the pointer) and leaves the heap
+ * unchanged. Damage to the heap's own data goes to mm_hook_panic.
  *
  * Debug options (see <hadron/mm/config.h>):
  *  - heap_redzones: each block carries a header with the requested size and
@@ -82,9 +62,11 @@
  *    before or after). The same option turns on fill patterns: 0xCD in new
  *    allocations, 0xDD in freed memory, and when freed memory is handed out
  *    again it is first verified to still hold 0xDD (MM_REPORT_POISON:
- *    address + offset = the first byte written after free).
+ *    address + offset = the first byte written after free). The size
+ *    classes are off in this build: every kheap_alloc is a guarded block.
  *  - alloc_tracking: live/peak bytes and counts, allocation/free/failure
- *    counters and a size-class histogram in kheap_stats_t.
+ *    counters and a size-class histogram of the kmalloc layer in
+ *    kheap_stats_t.
  */
 #ifndef HADRON_MM_KHEAP_H
 #define HADRON_MM_KHEAP_H
@@ -95,6 +77,7 @@
 #include <stdint.h>
 
 #include <hadron/mm/config.h>
+#include <hadron/mm/kmem_cache.h>
 #include <hadron/mm/spinlock.h>
 #include <hadron/mm/status.h>
 
@@ -119,32 +102,21 @@
  * everything larger. */
 #define KHEAP_SIZE_CLASSES 24u
 /* Aligned requests: blocks tried in address order before falling back to
- * the lowest block that fits at any address (see kheap_alloc). */
+ * the lowest block that fits at any address (see kheap_block_alloc). */
 #define KHEAP_ALIGN_CANDIDATES 16u
-/* A new run: free blocks that hold it looked at in address order, of which
- * it takes the smallest (see above). */
-#define KHEAP_RUN_FIT_CANDIDATES 16u
-/* Runs (see above): the largest request they serve; the largest "small"
- * one (classes every 16 bytes, one-page runs of KHEAP_RUN_SIZE bytes);
- * above it "medium" classes, eight per power of two; all classes. */
-#define KHEAP_RUN_MAX 4096u
+/* kmalloc's size classes (see above): the largest request they serve, the
+ * largest of the classes every 16 bytes, and how many there are. */
+#define KHEAP_CLASS_MAX 4096u
 #define KHEAP_SMALL_MAX 256u
-#define KHEAP_RUN_SIZE 4096u
-#define KHEAP_RUN_CLASSES (KHEAP_SMALL_MAX / KHEAP_GRANULE + 32u)
-/* Per-CPU caches: slots per class at most, and bytes per class at most
- * (a class whose slots exceed it still caches one). */
-#define KHEAP_CACHE_DEPTH 8u
-#define KHEAP_CACHE_CLASS_BYTES 16384u
-/* The node pool (see kheap_set_node_pool): free blocks the heap must have
- * before it takes a node chunk, and the size range of a chunk (each new
- * one as big as all before it, within the range). */
-#define KHEAP_NODE_POOL_FROM 16u
-#define KHEAP_NODE_CHUNK_MIN 1024u
-#define KHEAP_NODE_CHUNK_MAX 4096u
-/* Hash buckets of the map that records which pages are small runs (it is
- * how a free recognises a small slot without reading memory it does not
- * own); its leaves, one per 8 MiB span holding small runs, are heap blocks. */
-#define KHEAP_MAP_BUCKETS 64u
+#define KHEAP_CLASSES (KHEAP_SMALL_MAX / KHEAP_GRANULE + 32u)
+/* Default trim threshold (kheap_set_release): a free that leaves at least
+ * this many bytes of whole pages in one free block gives them back. */
+#define KHEAP_TRIM_DEFAULT ((size_t)1 << 20)
+/* Smallest page span kheap_trim gives back from inside a free block:
+ * below it a new region's bookkeeping is not worth the pages. */
+#define KHEAP_TRIM_MIN ((size_t)64 * 1024)
+/* The page size of the release callback's ranges. */
+#define KHEAP_PAGE ((size_t)4096)
 
 /*
  * Growth callback: provide at least `min_bytes` of fresh memory (16-byte
@@ -174,6 +146,15 @@ typedef mm_status_t (*kheap_grow_fn)(void *ctx, size_t min_bytes, void **base_ou
  */
 typedef uintptr_t (*kheap_self_fn)(void *ctx);
 
+/*
+ * Release callback: take back [base, base + size), page-aligned and a
+ * multiple of KHEAP_PAGE, which the heap no longer holds (it obtained it
+ * from its growth callback or its regions). Return MM_OK when the memory
+ * was taken; any other status gives it back to the heap, which keeps it.
+ * Called without the heap's locks held; it may allocate from this heap.
+ */
+typedef mm_status_t (*kheap_release_fn)(void *ctx, void *base, size_t size);
+
 /* Statistics. The tracking fields are zero unless `tracking` is true (the
  * alloc_tracking option). Byte counts of allocations are usable sizes
  * (kheap_usable_size). */
@@ -183,13 +164,12 @@ typedef struct kheap_stats {
     size_t free_bytes;       /* bytes in free blocks (headers included) */
     size_t free_blocks;      /* number of free blocks */
     size_t largest_free;     /* largest free block, bytes (headers included) */
-    size_t runs;             /* runs (each a used block) */
-    size_t run_slots_used;   /* slots in use in them (cached slots included) */
-    size_t cached_slots;     /* slots held in CPU caches (a snapshot: other CPUs change it) */
-    size_t node_chunks;      /* blocks holding out-of-line free-tree nodes */
-    size_t node_bytes;       /* ... their bytes (headers included) */
+    size_t class_slabs;      /* slabs of the size-class caches (each a used block) */
+    size_t class_objects;    /* objects live in them */
     uint64_t grow_calls;     /* growth callback invocations */
     uint64_t grow_failures;  /* ... that returned no usable memory */
+    uint64_t release_calls;  /* release callback invocations */
+    uint64_t released_bytes; /* bytes the release callback took */
     bool tracking;
     size_t live_bytes, peak_live_bytes;
     size_t live_count, peak_live_count;
@@ -205,33 +185,22 @@ typedef struct kheap_block_info {
     const void *block;  /* start of the block (its header) */
     size_t size;        /* block bytes, header included */
     bool used;
-    bool run;           /* a run (used) */
-    bool internal;      /* heap metadata: a leaf of the small-run map or a node chunk (used) */
-    void *ptr;          /* caller's used block: the pointer the allocation returned; else NULL */
-    size_t usable;      /* used block: kheap_usable_size(ptr); run: slot size; free: 0 */
-    size_t run_used;    /* run: slots in use */
-    size_t run_slots;   /* run: slots in all */
+    bool internal;      /* the heap's own (used): a slab, a slab table, a cache descriptor */
+    bool slab;          /* ... a slab of the size-class caches */
+    void *ptr;          /* used block: the pointer kheap_block_alloc returned; else NULL */
+    size_t usable;      /* used block: kheap_block_usable_size(ptr); free: 0 */
 } kheap_block_info_t;
 
 /* Return false to stop the walk. */
 typedef bool (*kheap_walk_fn)(void *arg, const kheap_block_info_t *info);
 
 struct kh_block;
-struct kh_node_chunk;
-struct kh_run;
-struct kh_map_leaf;
 
 /* A heap instance. Treat every field as private; it is public only so a
  * kernel can place the instance statically. Zero-filled it is "not
  * initialised", which every entry point but kheap_init rejects. */
-/* One CPU's cache: per class, a LIFO list threaded through the cached slots
- * and its length. Touched only by its CPU (counts also read by statistics). */
-typedef struct kheap_cpu_cache {
-    void *head[KHEAP_RUN_CLASSES];
-    uint8_t count[KHEAP_RUN_CLASSES];
-} kheap_cpu_cache_t;
-
 typedef struct kheap {
+    /* Layer 1, under `lock`. */
     mm_spinlock_t lock;
     uint32_t magic;
     const struct kheap *instance; /* where kheap_init set it up: a copy is refused */
@@ -246,22 +215,17 @@ typedef struct kheap {
     uintptr_t grow_owner;
     atomic_uint grow_gen;         /* bumped when a growth ends; waiters watch it */
     uint64_t grow_calls, grow_failures;
-    bool small_runs;
-    size_t runs, run_slots_used;
-    struct kh_run *partial[KHEAP_RUN_CLASSES]; /* runs with a free slot, per class */
-    struct kh_map_leaf *map[KHEAP_MAP_BUCKETS]; /* which pages are small runs */
-    size_t map_leaves;
-    bool node_pool;                    /* free-tree nodes may go out of line */
-    bool node_collapsing;              /* chunks being freed: no pool nodes handed out */
-    struct kh_block *node_spare;       /* spare pool nodes, linked through their link word */
-    struct kh_node_chunk *node_chunk;  /* the chunks, newest first */
-    size_t node_spares, node_total, node_chunks, node_chunk_bytes;
-#if HADRON_MM_KHEAP_CPU_CACHES > 0
-    bool cpu_caches;              /* frees fill the caches (pops never need it) */
-    bool cache_seen;              /* caches were ever on: frees check for cached slots */
-    kheap_cpu_cache_t cache[HADRON_MM_KHEAP_CPU_CACHES];
-#endif
+    kheap_release_fn release;
+    void *release_ctx;
+    size_t trim_threshold;
+    bool release_refused;         /* no automatic trim until the heap grows again */
+    uintptr_t pin_lo, pin_hi;     /* kheap_init's range: never given back */
+    uint64_t release_calls, released_bytes;
+    /* Layer 3: the size classes' caches, under class_index.lock. */
+    kmem_index_t class_index;
+    kmem_cache_t classes[KHEAP_CLASSES];
 #if HADRON_MM_ALLOC_TRACKING
+    mm_spinlock_t track_lock;
     size_t live_bytes, peak_live_bytes, live_count, peak_live_count;
     uint64_t allocs, frees, reallocs, failures;
     uint64_t histogram[KHEAP_SIZE_CLASSES];
@@ -298,53 +262,33 @@ mm_status_t kheap_add_region(kheap_t *heap, void *base, size_t size);
 mm_status_t kheap_set_grow(kheap_t *heap, kheap_grow_fn grow, kheap_self_fn self, void *ctx);
 
 /*
- * Turn the runs (see the top of this file) on or off for
- * future small allocations; existing runs drain as their slots are freed.
- * kheap_init turns them on. Errors: MM_ERR_INVALID (heap NULL), MM_ERR_STATE
- * (not initialised), MM_ERR_UNSUPPORTED (turning them on in a heap_redzones
- * build). Takes the lock. O(1).
+ * Install (release non-NULL) or remove the release callback, with its
+ * context, and the trim threshold in bytes (0: KHEAP_TRIM_DEFAULT; it is
+ * raised to KHEAP_TRIM_MIN). Errors: MM_ERR_INVALID (heap NULL),
+ * MM_ERR_STATE (not initialised). Takes the lock. O(1).
  */
-mm_status_t kheap_set_small_runs(kheap_t *heap, bool on);
+mm_status_t kheap_set_release(kheap_t *heap, kheap_release_fn release, void *ctx,
+                              size_t threshold);
 
 /*
- * Turn the node pool on or off. With it, once the heap has
- * KHEAP_NODE_POOL_FROM free blocks, the free tree's nodes move out of the
- * free blocks into dense chunks (heap blocks of their own, reported as
- * internal by kheap_walk and counted in the statistics): a search then
- * reads a few cache lines and pages instead of one cold block per tree
- * level. Placement of the caller's blocks is unchanged (a chunk is placed
- * like a run, at the start of a free block), and a heap that holds nothing
- * frees its chunks, so each region is again one free block. Off, every node lives in its block and the chunks are freed
- * at once. kheap_init turns it on. Errors: MM_ERR_INVALID (heap NULL),
- * MM_ERR_STATE (not initialised). Takes the lock. O(1) on; off, O(free
- * blocks) to move the nodes back.
- */
-mm_status_t kheap_set_node_pool(kheap_t *heap, bool on);
-
-/*
- * Turn this heap's per-CPU caches on or off (see the top of this file).
- * Off, frees stop filling them; allocations still empty them. Errors:
+ * Give back through the release callback every page span of at least
+ * KHEAP_TRIM_MIN bytes inside a free block, and every region that is one
+ * free block; empty class slabs are never kept, so nothing else holds
+ * memory. *released (may be NULL) gets the bytes the callback took. A span
+ * the callback refuses stays in the heap (and ends the pass). Errors:
  * MM_ERR_INVALID (heap NULL), MM_ERR_STATE (not initialised),
- * MM_ERR_UNSUPPORTED (built with kheap_cpu_caches = 0, or with
- * heap_redzones, which has no runs). Takes the lock. O(1).
+ * MM_ERR_UNSUPPORTED (no release callback). Takes the lock, dropped around
+ * each callback. O(free blocks * log free blocks).
  */
-mm_status_t kheap_set_cpu_caches(kheap_t *heap, bool on);
+mm_status_t kheap_trim(kheap_t *heap, size_t *released);
 
 /*
- * Give every slot in the calling CPU's cache back to its run (runs left
- * empty go back to the heap and merge). Each CPU flushes its own: nothing
- * else touches a CPU's cache. Returns MM_OK also when the CPU has no cache
- * (index out of range, or caches compiled out). Errors: MM_ERR_INVALID,
- * MM_ERR_STATE. Takes the lock. O(cached slots), O(log n) per emptied run.
- */
-mm_status_t kheap_flush_cpu_cache(kheap_t *heap);
-
-/*
- * Allocate `size` bytes aligned to `align` (0 means KHEAP_GRANULE; otherwise
- * a power of two, any size, including beyond the page size). size 0 gives a
- * unique minimal block. Returns NULL when: heap NULL or not initialised,
- * align not a power of two, size too large, or no memory even after growth.
- * Takes the lock; on a miss calls the growth callback without it.
+ * Layer 1: a block of `size` bytes aligned to `align` (0 means
+ * KHEAP_GRANULE; otherwise a power of two, any size, including beyond the
+ * page size). size 0 gives a unique minimal block. Returns NULL when: heap
+ * NULL or not initialised, align not a power of two, size too large, or no
+ * memory even after growth. Takes the lock; on a miss calls the growth
+ * callback without it.
  *
  * Placement with alignment above the granule: whether a block fits then
  * depends on its address too, which no tree can search by. The request
@@ -352,52 +296,84 @@ mm_status_t kheap_flush_cpu_cache(kheap_t *heap);
  * order, big enough before padding) where it fits aligned; failing those,
  * the lowest block big enough to hold it at any address (size + align +
  * one minimal block). So it is exact first fit unless more than that many
- * lower blocks are near misses, and the search stays O(log n).
- *
- * A request a run serves is first taken from the calling CPU's cache, if
- * that holds a slot of its class, without the lock (interrupts disabled).
- * O(1) for requests served by runs (O(log n) when a new run is needed);
- * otherwise O(log n) in free blocks (O(KHEAP_ALIGN_CANDIDATES log n) with
- * alignment).
+ * lower blocks are near misses, and the search stays O(log n) in free
+ * blocks (O(KHEAP_ALIGN_CANDIDATES log n) with alignment).
+ */
+void *kheap_block_alloc(kheap_t *heap, size_t size, size_t align);
+
+/*
+ * Layer 1: free a block from kheap_block_alloc (or a kheap_alloc pointer
+ * that is a block). ptr NULL: MM_OK. Errors (reported through mm_hook_warn
+ * after the lock is dropped, heap unchanged): MM_ERR_DOUBLE_FREE (ptr is a
+ * block that is already free), MM_ERR_BAD_POINTER (not a block of this
+ * heap: outside its regions, or inside a block), MM_ERR_INVALID /
+ * MM_ERR_STATE (heap NULL / not initialised). Redzone and poison damage
+ * panics. May give pages back (see kheap_set_release), with the lock
+ * dropped around the callback. Takes the lock. O(1) when the block merges
+ * with its lower neighbour; O(log n) worst case.
+ */
+mm_status_t kheap_block_free(kheap_t *heap, void *ptr);
+
+/*
+ * Layer 1: resize block ptr to `size` bytes where it stands (shrinking
+ * always; growing when the next block is free and big enough). Errors:
+ * MM_ERR_NOMEM (cannot grow in place: nothing changed, not warned),
+ * MM_ERR_INVALID (heap or ptr NULL), MM_ERR_STATE, MM_ERR_BAD_POINTER /
+ * MM_ERR_DOUBLE_FREE as kheap_block_free (warned). Takes the lock.
+ * O(log n).
+ */
+mm_status_t kheap_block_resize(kheap_t *heap, void *ptr, size_t size);
+
+/* Layer 1: usable bytes of block ptr; 0 for NULL or a pointer
+ * kheap_block_free would reject (no warning). Takes the lock. O(log
+ * regions). */
+size_t kheap_block_usable_size(kheap_t *heap, const void *ptr);
+
+/*
+ * Allocate `size` bytes aligned to `align` (0 means KHEAP_GRANULE; otherwise
+ * a power of two): from the size-class cache of the request when size <=
+ * KHEAP_CLASS_MAX and align <= KHEAP_GRANULE, else kheap_block_alloc. NULL
+ * for kheap_block_alloc's reasons. Takes the class lock (O(1) from a slab
+ * with a free slot; a new slab is a block allocation made with it dropped),
+ * or the block lock.
  */
 void *kheap_alloc(kheap_t *heap, size_t size, size_t align);
 
 /*
  * Zeroed allocation of count * size bytes (granule-aligned). NULL when the
- * product overflows, or for kheap_alloc's reasons. O(log n + bytes).
+ * product overflows, or for kheap_alloc's reasons. O(kheap_alloc + bytes).
  */
 void *kheap_calloc(kheap_t *heap, size_t count, size_t size);
 
 /*
- * Free a block. ptr NULL: nothing happens, MM_OK. Errors (reported through
- * mm_hook_warn after the lock is dropped, heap unchanged):
- * MM_ERR_DOUBLE_FREE (ptr is a block that is already free),
- * MM_ERR_BAD_POINTER (ptr not returned by this heap: outside its regions, or
- * inside a block), MM_ERR_INVALID / MM_ERR_STATE (heap NULL / not
- * initialised). Redzone and poison damage panics. A run slot goes to the
- * CPU's cache when caches are on and its class has room there. Takes the
- * lock. O(1) for
- * a run slot (O(log n) when it empties its run) and when the block merges
- * with its lower neighbour; O(log n) worst case.
+ * Free what kheap_alloc (or kheap_block_alloc) returned. ptr NULL: MM_OK.
+ * Errors as kheap_block_free; an object of a size class that is already
+ * free is MM_ERR_DOUBLE_FREE, a pointer inside a class object
+ * MM_ERR_BAD_POINTER. A slab left empty goes back to the blocks at once.
+ * Takes the class lock (one probe of the class slab table, O(1) expected),
+ * then for a block the block lock.
  */
 mm_status_t kheap_free(kheap_t *heap, void *ptr);
 
 /*
- * Resize the block at ptr to `size` bytes, keeping its contents up to the
- * smaller size, and store the result in *out. In place when shrinking and
- * when the next block is free and big enough; otherwise allocate, copy,
- * free (the new block is granule-aligned only). ptr NULL: like kheap_alloc.
- * size 0: frees ptr, *out = NULL. Errors: MM_ERR_INVALID (heap or out NULL),
- * MM_ERR_STATE, MM_ERR_NOMEM (ptr untouched, *out = NULL), MM_ERR_BAD_POINTER
- * / MM_ERR_DOUBLE_FREE as kheap_free (warned; *out = NULL). Takes the lock.
- * O(log n) plus the copy when the block moves.
+ * Resize the allocation at ptr to `size` bytes, keeping its contents up to
+ * the smaller size, and store the result in *out. A class object stays put
+ * while the new size fits its slot; a block resizes in place when
+ * shrinking and when the next block is free and big enough; otherwise
+ * allocate, copy, free (granule alignment only). ptr NULL: like
+ * kheap_alloc. size 0: frees ptr, *out = NULL. Errors: MM_ERR_INVALID (heap
+ * or out NULL), MM_ERR_STATE, MM_ERR_NOMEM (ptr untouched, *out = NULL),
+ * MM_ERR_BAD_POINTER / MM_ERR_DOUBLE_FREE as kheap_free (warned; *out =
+ * NULL). Takes the locks as kheap_alloc and kheap_free. O(log n) plus the
+ * copy when it moves.
  */
 mm_status_t kheap_realloc(kheap_t *heap, void *ptr, size_t size, void **out);
 
 /*
  * Bytes usable at ptr (at least what was requested; exactly that with
- * heap_redzones). 0 for NULL or a pointer kheap_free would reject (no
- * warning). Takes the lock. O(log regions).
+ * heap_redzones for a block, the class's slot size for a class object). 0
+ * for NULL or a pointer kheap_free would reject (no warning). Takes the
+ * class lock, and for a block the block lock. O(log regions).
  */
 size_t kheap_usable_size(kheap_t *heap, const void *ptr);
 
@@ -406,19 +382,18 @@ size_t kheap_usable_size(kheap_t *heap, const void *ptr);
 bool kheap_contains(kheap_t *heap, const void *ptr);
 
 /* Copy the statistics. Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE. Takes
- * the lock. O(1) (largest_free is kept in the tree). */
+ * both locks, one after the other. O(KHEAP_CLASSES). */
 mm_status_t kheap_get_stats(kheap_t *heap, kheap_stats_t *out);
 
 /*
- * Full consistency check: region and free-tree structure (order, balance,
- * cached maxima, parent links), every block header, boundary tags and
- * footers, no two free neighbours, counters, and with heap_redzones every
- * guard and every poisoned byte. Returns MM_OK, or MM_ERR_CORRUPT with the
- * first problem in *report (may be NULL) and no panic; of the CPU caches
- * it checks the calling CPU's (each slot in use, of its class, unwritten); MM_ERR_INVALID /
- * MM_ERR_STATE for a NULL / uninitialised heap. Takes the lock for the whole
- * walk. O(n log n) in blocks (O(bytes) with heap_redzones), plus
- * O(node chunks) per free block whose node is pooled.
+ * Full consistency check: every class cache (kmem_cache_check), then the
+ * region and free-tree structure (order, balance, cached maxima, parent
+ * links), every block header, boundary tags and footers, no two free
+ * neighbours, counters, and with heap_redzones every guard and every
+ * poisoned byte. Returns MM_OK, or MM_ERR_CORRUPT with the first problem
+ * in *report (may be NULL) and no panic; MM_ERR_INVALID / MM_ERR_STATE for
+ * a NULL / uninitialised heap. Takes each lock for its part. O(n log n) in
+ * blocks (O(bytes) with heap_redzones).
  */
 mm_status_t kheap_check(kheap_t *heap, mm_report_t *report);
 

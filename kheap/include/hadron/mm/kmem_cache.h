@@ -2,14 +2,13 @@
  * hadron-mm kmem_cache: object caches over a kernel heap.
  *
  * A cache hands out objects of one size and alignment, carved from slabs:
- * blocks of the heap (kheap_alloc) of a power-of-two size, aligned to that
- * size, each holding a header and an array of equal slots. The kernel names
- * its caches after what they hold ("task", "vma", "inode") and gets, per
+ * page-aligned blocks of the heap (kheap_block_alloc) of whole pages, each
+ * holding a header and an array of equal slots. The kernel names its caches after what they hold ("task", "vma", "inode") and gets, per
  * cache, dense packing, no per-object header, objects that come back in the
  * state the constructor left them, statistics and a walker (Bonwick's slab
  * allocator; Linux SLUB and FreeBSD UMA are its descendants).
  *
- *   slab (KMEM_SLAB_MIN ... KMEM_SLAB_MAX bytes, aligned to its size)
+ *   slab (KMEM_SLAB_MIN ... KMEM_SLAB_MAX bytes, page-aligned)
  *   | header: check, cache, list links, free count, free bitmap | slot | slot | ...
  *
  * A slab goes back to the heap the moment its last object is freed, so a
@@ -17,9 +16,9 @@
  * objects is again one free block per region.
  *
  * Every free is validated in every build, without reading memory near the
- * pointer: the cache keeps a table of its own slabs (an open-addressing hash
- * of their addresses, itself a heap block), so a pointer is first matched to
- * one of them by its address alone, then to a slot by its offset, then to
+ * pointer: the cache keeps a table of its own slabs' pages (an
+ * open-addressing hash of their addresses, itself a heap block), so a
+ * pointer is first matched to a slab by the address of its page alone, then to a slot by its offset, then to
  * the slot's bit in the slab's free bitmap. A pointer outside every slab of
  * the cache (never allocated, from another cache, from kmalloc, from the
  * stack) is MM_ERR_BAD_POINTER, a pointer inside a slot MM_ERR_BAD_POINTER,
@@ -37,7 +36,8 @@
  * the object, offset = the first byte written after free), and with 0xCD
  * when handed out. Without the option neither costs anything.
  *
- * Locking: each cache has its own spinlock, taken with interrupts disabled.
+ * Locking: each cache has its own spinlock (the heap's size-class caches
+ * share one), taken with interrupts disabled.
  * A new slab is allocated, constructed and registered with the lock dropped,
  * so a heap growth callback may itself allocate from the cache that made the
  * heap grow. Lock order: cache -> heap (-> the heap's growth callback's
@@ -59,17 +59,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <hadron/mm/kheap.h>
 #include <hadron/mm/report.h>
 #include <hadron/mm/spinlock.h>
 #include <hadron/mm/status.h>
 
 /* Tunables (not options: a kernel that needs others edits them here). */
-/* Slab sizes: powers of two in [KMEM_SLAB_MIN, KMEM_SLAB_MAX]; a cache uses
- * the smallest that holds KMEM_SLAB_OBJECTS_MIN objects. */
+/* Slab sizes: whole pages in [KMEM_SLAB_MIN, KMEM_SLAB_MAX]; a cache uses
+ * the smallest that holds KMEM_SLAB_OBJECTS_MIN objects, or one up to half
+ * again as big that wastes a smaller share of itself. */
 #define KMEM_SLAB_MIN ((size_t)4096)
 #define KMEM_SLAB_MAX ((size_t)256 * 1024)
-#define KMEM_SLAB_OBJECTS_MIN 8u
+#define KMEM_SLAB_OBJECTS_MIN 16u
 /* Most objects in one slab: the free bitmap's size. */
 #define KMEM_SLAB_OBJECTS_MAX 512u
 /* Largest object and alignment a cache takes. */
@@ -104,6 +104,18 @@ typedef struct kmem_cache_stats {
 } kmem_cache_stats_t;
 
 struct km_slab;
+struct kheap;
+typedef struct kheap kheap_t;
+
+/* The slabs of one or more caches by page, and the lock that guards them and
+ * their caches: a cache made by kmem_cache_init has its own; the heap's
+ * size-class caches share one (kheap.h). Private, like the cache. */
+typedef struct kmem_index {
+    mm_spinlock_t lock;
+    kheap_t *heap;    /* the table's memory comes from it */
+    uintptr_t *table; /* page | page's index in its slab; 0 empty, 1 deleted */
+    size_t cap, used, deleted;
+} kmem_index_t;
 
 /* A cache. Treat every field as private; the struct is public so a kernel
  * can place caches statically. Zero-filled it is "not initialised". Fields
@@ -121,14 +133,14 @@ typedef struct kmem_cache {
     uint64_t recip;        /* slot index from an offset without a divide */
     bool heap_descriptor;  /* from kmem_cache_create: freed by destroy */
     char name[KMEM_NAME_MAX];
+    kmem_index_t *index;   /* &own, or the index shared with other caches */
 
-    /* Written under the lock. */
-    mm_spinlock_t lock;
-    struct km_slab *partial; /* slabs with a free slot, most recently used first */
-    uintptr_t *table;        /* slab addresses, open addressing; 0 empty, 1 deleted */
-    size_t table_cap, table_used, table_deleted;
+    /* Written under index->lock. */
+    struct km_slab *partial; /* slabs with a free slot */
+    struct km_slab *current; /* the slab freed into last (NULL once it went back) */
     size_t slabs, partial_slabs, live;
     uint64_t allocs, frees, failures, slabs_created, slabs_released, rejected_frees;
+    kmem_index_t own;
 } kmem_cache_t;
 
 /* ---------------------------------------------------------------------- */
@@ -151,7 +163,7 @@ mm_status_t kmem_cache_init(kmem_cache_t *cache, kheap_t *heap, const char *name
  * As kmem_cache_init, with the descriptor allocated from `heap` itself and
  * stored in *out (freed by kmem_cache_destroy). Errors as kmem_cache_init,
  * plus MM_ERR_INVALID (out NULL) and MM_ERR_NOMEM (no memory for the
- * descriptor); *out is untouched on error. Takes the heap lock (kheap_alloc).
+ * descriptor); *out is untouched on error. Takes the heap lock (kheap_block_alloc).
  */
 mm_status_t kmem_cache_create(kheap_t *heap, const char *name, size_t size, size_t align,
                               kmem_ctor_fn ctor, void *ctor_arg, kmem_cache_t **out);
@@ -161,9 +173,9 @@ mm_status_t kmem_cache_create(kheap_t *heap, const char *name, size_t size, size
  * slab or for a larger slab table even after the heap's growth). Takes the
  * cache lock; O(1) from a partial slab (a scan of at most
  * KMEM_SLAB_OBJECTS_MAX / 64 bitmap words). A new slab costs one
- * kheap_alloc, the constructor on each of its objects and, now and then,
+ * kheap_block_alloc, the constructor on each of its objects and, now and then,
  * doubling the slab table, all with the lock dropped. Any context in which
- * kheap_alloc may be called.
+ * kheap_block_alloc may be called.
  */
 void *kmem_cache_alloc(kmem_cache_t *cache);
 
@@ -174,7 +186,7 @@ void *kmem_cache_alloc(kmem_cache_t *cache);
  * (cache NULL), MM_ERR_STATE (not initialised), MM_ERR_BAD_POINTER (not in
  * one of this cache's slabs, or not the start of a slot),
  * MM_ERR_DOUBLE_FREE (the slot is free). Redzone or poison damage panics.
- * A slab whose last object this was goes back to the heap (kheap_free, with
+ * A slab whose last object this was goes back to the heap (kheap_block_free, with
  * the cache lock dropped). Takes the cache lock; O(1) expected (one table
  * probe sequence).
  */
@@ -227,8 +239,8 @@ typedef bool (*kmem_walk_fn)(void *arg, const kmem_object_info_t *info);
 mm_status_t kmem_cache_walk(kmem_cache_t *cache, kmem_walk_fn fn, void *arg);
 
 /*
- * Consistency check: the table (each entry a slab of this cache, at its
- * size's alignment, found by its own probe sequence), each slab header
+ * Consistency check: the table (counts, each entry found by its own probe
+ * sequence, every page of each of this cache's slabs present), each slab header
  * (check value, cache, counts equal to its bitmap), the partial list (every
  * slab with a free slot on it once, no other), the cache's counters, and
  * with heap_redzones every guard and every poisoned free slot. MM_OK, or
@@ -237,5 +249,8 @@ mm_status_t kmem_cache_walk(kmem_cache_t *cache, kmem_walk_fn fn, void *arg);
  * Takes the cache lock. O(slabs * objects) (O(bytes) with heap_redzones).
  */
 mm_status_t kmem_cache_check(kmem_cache_t *cache, mm_report_t *report);
+
+/* The heap the caches live on (it includes this header first). */
+#include <hadron/mm/kheap.h>
 
 #endif /* HADRON_MM_KMEM_CACHE_H */
