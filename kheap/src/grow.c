@@ -8,6 +8,17 @@
  * memory before this one relocks. */
 #define KH_GROW_ATTEMPTS 4
 
+/* A growth: trimming may be worth a try again, and if memory went back
+ * since the last growth, the heap gave back what it needed again, so the
+ * automatic threshold doubles (glibc's mmap threshold adapts the same way). */
+static void kh_grew_after_release(kheap_t *heap)
+{
+    heap->release_refused = false;
+    if (heap->released_since_growth && heap->trim_threshold < KHEAP_TRIM_CEILING)
+        heap->trim_threshold *= 2;
+    heap->released_since_growth = false;
+}
+
 mm_status_t kheap_set_grow(kheap_t *heap, kheap_grow_fn grow, kheap_self_fn self, void *ctx)
 {
     if (heap == NULL || (grow == NULL && self != NULL))
@@ -97,7 +108,7 @@ void *kh_alloc_slow(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align)
         if (st != MM_OK)
             heap->grow_failures++;
         else
-            heap->release_refused = false; /* new memory: trimming may be worth a try */
+            kh_grew_after_release(heap);
         heap->growing = false;
         heap->grow_owner = 0;
         atomic_fetch_add_explicit(&heap->grow_gen, 1u, memory_order_release);

@@ -79,6 +79,7 @@ static bool kh_give_back(kheap_t *heap, kh_block_t *f, uintptr_t lo, uintptr_t h
     *flags = kh_lock(heap);
     if (st == MM_OK) {
         heap->released_bytes += hi - lo;
+        heap->released_since_growth = true;
         return true;
     }
     heap->release_refused = true;

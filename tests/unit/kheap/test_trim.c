@@ -238,3 +238,22 @@ Test(kheap_trim, random_work_with_trims, .init = setup, .timeout = 120)
     T_CHECK(&heap);
     t_assert_all_free(&heap);
 }
+
+/* Free and allocate a large block over and over: after the first cycles the
+ * threshold has risen past it and the heap stops giving it back. */
+Test(kheap_trim, the_threshold_rises_when_memory_is_needed_again, .init = setup)
+{
+    cr_assert_eq(kheap_set_release(&heap, release, &src, KHEAP_TRIM_MIN), MM_OK);
+    for (int i = 0; i < 100; i++) {
+        void *p = kheap_alloc(&heap, 3 << 20, 0);
+        cr_assert_not_null(p);
+        memset(p, 0x44, 3 << 20);
+        cr_assert_eq(kheap_free(&heap, p), MM_OK);
+    }
+    cr_assert_leq(src.calls, 8, "%zu releases in 100 cycles", src.calls);
+    cr_assert_gt(src.calls, 0);
+    cr_assert_geq(heap.trim_threshold, (size_t)3 << 20);
+    cr_assert_leq(heap.trim_threshold, KHEAP_TRIM_CEILING);
+    T_CHECK(&heap);
+    t_assert_all_free(&heap);
+}

@@ -37,7 +37,9 @@
  * whole pages inside a free block, cut out of their region (which ends
  * below them; a new region starts above them), or a whole empty region.
  * Automatically when a free leaves a free block with at least the heap's
- * trim threshold of such pages, and on request (kheap_trim). What stays in
+ * trim threshold of such pages (doubled, up to KHEAP_TRIM_CEILING, each
+ * time the heap has to grow again after giving memory back), and on
+ * request (kheap_trim). What stays in
  * the heap keeps every guarantee above (coalescing, one free block per
  * region once everything is freed).
  *
@@ -112,6 +114,10 @@
 /* Default trim threshold (kheap_set_release): a free that leaves at least
  * this many bytes of whole pages in one free block gives them back. */
 #define KHEAP_TRIM_DEFAULT ((size_t)1 << 20)
+/* The automatic threshold doubles each time the heap grows again after
+ * giving memory back (a program that frees and reallocates large blocks
+ * would otherwise unmap and map them on every cycle), up to this. */
+#define KHEAP_TRIM_CEILING ((size_t)32 << 20)
 /* Smallest page span kheap_trim gives back from inside a free block:
  * below it a new region's bookkeeping is not worth the pages. */
 #define KHEAP_TRIM_MIN ((size_t)64 * 1024)
@@ -219,6 +225,7 @@ typedef struct kheap {
     void *release_ctx;
     size_t trim_threshold;
     bool release_refused;         /* no automatic trim until the heap grows again */
+    bool released_since_growth;   /* the next growth doubles trim_threshold */
     uintptr_t pin_lo, pin_hi;     /* kheap_init's range: never given back */
     uint64_t release_calls, released_bytes;
     /* Layer 3: the size classes' caches, under class_index.lock. */
