@@ -55,6 +55,10 @@ typedef struct test_tlb_log {
     mm_paddr_t current_root;
 } test_tlb_log_t;
 extern test_tlb_log_t test_tlb;
+/* Called (when set) inside every mm_hook_tlb_flush_pages call, before it
+ * returns: a test sees the page tables exactly as they are while the
+ * invalidation happens (break-before-make: the entry must be invalid). */
+extern void (*test_tlb_pages_observer)(const mm_vaddr_t *pages, size_t count);
 
 /* Interrupt-disable nesting of the calling thread: 0 whenever no hadron-mm
  * lock is held, which tests assert after each call. */
