@@ -29,7 +29,7 @@
 #define a64_bbm_store a64pt_i_bbm_store
 #define a64_visit a64pt_i_visit
 
-/* Descriptor bits (Arm ARM D8.3.1 / D8.3.2, 4 KiB granule, stage 1). */
+/* Descriptor bits (Arm ARM VMSAv8-64 descriptor formats, 4 KiB granule). */
 #define D_VALID (1ull << 0)
 #define D_TABLE (1ull << 1)        /* levels -1..2: table; level 3: page (must be 1) */
 #define D_ATTR_SHIFT 2u

@@ -13,7 +13,7 @@ void a64_protect_leaf(a64pt_t *m, a64_path_t *path, mm_vaddr_t va, mm_map_flags_
 
     if (((old ^ bits) & D_BBM_MASK) != 0) {
         /* Memory type or nG changes: a TLB may not hold both the old and
-         * the new entry (D8.16.1), so go through invalid with a completed
+         * the new entry (Arm ARM, break-before-make), so go through invalid with a completed
          * invalidation in between. Nothing stale remains for the batch. */
         a64_bbm_store(slot, va, bits, ~D_FLAG_MASK);
         return;

@@ -38,7 +38,7 @@
 #define MAXMAP 4096u
 #define MAX_OPS 512u
 
-/* Arm ARM D8.3 bit positions, independent of the library's. */
+/* Arm ARM descriptor bit positions, independent of the library's. */
 #define B_VALID (1ull << 0)
 #define B_TYPE (1ull << 1)
 #define B_AP1 (1ull << 6)

@@ -20,7 +20,7 @@
 #define POOL_BASE (1ull << 20)
 #define POOL_FRAMES ((size_t)((SIM_BYTES - POOL_BASE) / MM_FRAME_SIZE))
 
-/* Arm ARM D8.3 (VMSAv8-64 descriptors, 4 KiB granule, stage 1), spelled
+/* Arm ARM VMSAv8-64 descriptors (4 KiB granule, stage 1), spelled
  * out independently of the library. */
 #define B_VALID (1ull << 0)
 #define B_TYPE (1ull << 1)        /* table / page */

@@ -1,5 +1,5 @@
-/* Descriptor encodings against the Arm ARM (D8.3.1 table descriptors,
- * D8.3.2 block and page descriptors, MAIR_EL1), for every flag and size. */
+/* Descriptor encodings against the Arm ARM (VMSAv8-64 table, block and
+ * page descriptor formats; MAIR_EL1), for every flag and size. */
 #include <criterion/criterion.h>
 
 #include <hadron/mm/hhdm.h>

@@ -359,7 +359,7 @@ Test(vmm_x86, user_bit_only_on_the_user_half)
 #endif
 
 #if VMM_TEST_MAPPER_A64
-/* The raw AArch64 descriptors (Arm ARM D8.3.2): user pages are EL0
+/* The raw AArch64 descriptors (Arm ARM page descriptors): user pages are EL0
  * accessible (AP[1]), not global (nG), never executable at EL1 (PXN);
  * kernel pages reached through a user root are neither EL0 accessible nor
  * EL0 executable, and the kernel half of every root is the kernel root's. */

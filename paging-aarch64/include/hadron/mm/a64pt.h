@@ -11,11 +11,12 @@
  * through the HHDM, so on the host the mapper runs over simulated physical
  * memory exactly as in a kernel.
  *
- * References: Arm Architecture Reference Manual for A-profile (DDI 0487),
- * "VMSAv8-64 translation table format descriptors" (D8.3 in recent issues,
- * D4.3 in the ARMv8.0 issue) for every bit below, "Memory Attribute
- * Indirection Register" (MAIR_EL1) for the memory types, and "Using
- * break-before-make when updating translation table entries" (D8.16.1).
+ * References: Arm Architecture Reference Manual for A-profile (DDI 0487):
+ * the VMSAv8-64 translation table descriptor formats (chapter D8 in recent
+ * issues, D4.3 in the ARMv8.0 issue) for every bit below, MAIR_EL1 for the
+ * memory types, and the break-before-make rules for updating translation
+ * table entries (TLB maintenance section of the same chapter). Sections
+ * are cited by title below because their numbers move between issues.
  *
  * Address space. The page-mapper interface of hadron-mm names one root per
  * hierarchy whose lower half is the user half and whose upper half is the
@@ -32,7 +33,8 @@
  * the full 2^va_bits halves with separate roots become possible; only the
  * half test and the root-entry split change.)
  *
- * Descriptor formats (4 KiB granule, stage 1; Arm ARM D8.3.1, D8.3.2):
+ * Descriptor formats (4 KiB granule, stage 1; table, block and page
+ * descriptor formats of the Arm ARM):
  *   bits      table (levels -1..2)       block (1, 2) / page (3)
  *   1:0       0b11                       0b01 block, 0b11 page
  *   4:2       count[9:7] (IGNORED)       AttrIndx: MAIR_EL1 index
@@ -57,7 +59,7 @@
  * Per-table entry counts. The number of valid entries of each table is kept
  * in the table descriptor that points to it, as on x86_64, but split: count
  * bits 6:0 in bits 58:52 and count bits 9:7 in bits 4:2. A stage-1 table
- * descriptor IGNORES bits 58:52 and 11:2 (D8.3.1), except that LPA2 takes
+ * descriptor IGNORES bits 58:52 and 11:2, except that LPA2 takes
  * bits 9:8 for the table address and FEAT_HAFT (TCR2_EL1.HAFT = 1) takes
  * bit 10 for a table access flag; 58:52 alone (7 bits) cannot hold 0..512,
  * so the three high bits go to 4:2, which no feature of the 64-bit format
@@ -94,9 +96,10 @@
  * (APTable/XNTable 0), so the leaf alone decides; translate and the walk
  * still apply hierarchical bits found in a table descriptor.
  *
- * Break-before-make (D8.16.1). A valid entry whose output address, memory
- * type (AttrIndx), nG, or block/table shape changes must go through an
- * invalid entry and a completed TLB invalidation. The mapper never changes
+ * Break-before-make (Arm ARM, the break-before-make rules). A valid entry
+ * whose output address, memory type (AttrIndx), nG, or block/table shape
+ * changes must go through an invalid entry and a completed TLB
+ * invalidation. The mapper never changes
  * an output address in place (map refuses a present page, protect keeps the
  * address), and does break-before-make, synchronously, in exactly two
  * places:
@@ -120,7 +123,7 @@
  * invalidation; the last makes the invalidation complete before the new
  * entry is written. All ASIDs: the hooks do not yet carry an ASID.
  *
- * Barriers for new entries (D8.2.x "ordering of translation table walks"):
+ * Barriers for new entries (Arm ARM, ordering of translation table walks):
  * a new valid entry (map into an invalid slot) needs no invalidation, but
  * before the entry is used a DSB ISHST must make the store visible to the
  * walkers, plus an ISB when the current CPU will use it without an
@@ -400,8 +403,9 @@ typedef struct a64pt_check_info {
  * level 3, a block at level 0 or -1); table descriptors carry no
  * hierarchical attribute and no bit outside address and count; leaves have
  * AF set, an aligned output address below 2^phys_bits, no Contiguous bit,
- * an AttrIndx the mapper writes, SH inner shareable (without LPA2), and no
- * EL0 access in the kernel half; tables lie in the HHDM window. Errors:
+ * an AttrIndx the mapper writes and SH inner shareable (without LPA2);
+ * tables lie in the HHDM window (EL0 access in the kernel half is the
+ * audit's finding, not corruption). Errors:
  * MM_ERR_INVALID (bad root), MM_ERR_CORRUPT. O(tables * 512). */
 mm_status_t a64pt_check(const a64pt_t *m, mm_paddr_t root, a64pt_check_info_t *info);
 
