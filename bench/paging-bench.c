@@ -330,7 +330,7 @@ static void bench_a64(void)
     for (int r = 0; r < REPS; r++) {
         uint64_t t0 = now_ns();
         /* Odd rounds WB, even rounds WC: every call changes the type. */
-        mm_map_flags_t type = (r & 1) ? MM_MAP_WRITE : MM_MAP_WRITE | MM_MAP_WRITECOMBINE;
+        mm_map_flags_t type = (r & 1) ? MM_MAP_WRITE : MM_MAP_WRITE | MM_MAP_WRITE_COMBINING;
         unsigned long calls0 = host_hook_counts.tlb_page_calls;
         for (unsigned i = 0; i < 16; i++)
             if (a64pt_protect(&a64, root_a64, stack + i * 0x1000ull, MM_PAGE_4K, type, &tlb) !=

@@ -111,6 +111,14 @@ static inline bool a64_kernel_half(mm_vaddr_t va)
     return (int64_t)va < 0;
 }
 
+/* Whether va is an address of the space the mapper describes (a64pt_va_space):
+ * the sign extension of its top va_bits - 1 bits. */
+static inline bool a64_va_ok(const a64pt_t *m, mm_vaddr_t va)
+{
+    uint64_t top = va >> (m->va_bits - 1u);
+    return top == 0 || top == (UINT64_MAX >> (m->va_bits - 1u));
+}
+
 static inline mm_vaddr_t a64_canon(const a64pt_t *m, mm_vaddr_t va)
 {
     unsigned s = 64u - m->va_bits;
@@ -284,33 +292,39 @@ static inline void a64_table_retire(a64pt_t *m, mm_paddr_t frame, mm_tlb_batch_t
     mm_tlb_batch_defer_free(tlb, &m->frames, frame);
 }
 
-/* Break-before-make of one valid descriptor: exchange it for 0, invalidate
- * va synchronously through mm_hook_tlb_flush_pages, then store `next(old)`,
- * i.e. `keep` bits of the old value (AF set by the hardware meanwhile, the
- * software bits) merged into `want`. Returns the old value. */
-uint64_t a64_bbm_store(uint64_t *slot, mm_vaddr_t va, uint64_t want, uint64_t keep);
+/* Break-before-make of one valid descriptor (page_mapper.h, "Synchronous
+ * invalidations"): exchange it for 0, record the old translation of the
+ * `size` page at va in the caller's batch (`global`: it was nG clear) and
+ * flush the batch (one hook call for the batch's identity, then its
+ * deferred frees), then store `keep` bits of the old value (AF set by the
+ * hardware meanwhile, the software bits) merged into `want`. Returns the
+ * old value. */
+uint64_t a64_bbm_store(uint64_t *slot, mm_vaddr_t va, mm_page_size_t size, bool global,
+                       uint64_t want, uint64_t keep, mm_tlb_batch_t *tlb);
 
-#define A64_CACHE_FLAGS (MM_MAP_NOCACHE | MM_MAP_WRITETHROUGH | MM_MAP_WRITECOMBINE)
-
+/* The AttrIndx of the memory type `flags` names (page_mapper.h), or -1 for
+ * unknown bits or an unknown type. Arm has no write-combining type: Normal
+ * Non-cacheable gathers writes, so write-combining and normal NC share it. */
 static inline int a64_attr_index(mm_map_flags_t flags)
 {
-    if (flags & ~(mm_map_flags_t)MM_MAP_FLAGS_ALL)
+    if (!mm_map_flags_valid(flags))
         return -1;
-    switch (flags & A64_CACHE_FLAGS) {
-    case 0:
+    switch (mm_map_mem_type(flags)) {
+    case MM_MEM_WRITE_BACK:
         return A64PT_ATTR_WB;
-    case MM_MAP_WRITETHROUGH:
+    case MM_MEM_WRITE_THROUGH:
         return A64PT_ATTR_WT;
-    case MM_MAP_WRITECOMBINE:
+    case MM_MEM_WRITE_COMBINING:
+    case MM_MEM_NORMAL_NC:
         return A64PT_ATTR_NC;
-    case MM_MAP_NOCACHE:
+    case MM_MEM_DEVICE:
         return A64PT_ATTR_DEVICE;
     default:
         return -1;
     }
 }
 
-/* MM_ERR_INVALID: unknown bits, two cache types, a user page in the kernel
+/* MM_ERR_INVALID: unknown bits or memory type, a user page in the kernel
  * half, a global user page (visible under every ASID), executable device
  * memory (speculative instruction fetches from device registers). */
 static inline mm_status_t a64_check_flags(mm_map_flags_t flags, bool kernel_half)
@@ -319,7 +333,7 @@ static inline mm_status_t a64_check_flags(mm_map_flags_t flags, bool kernel_half
         return MM_ERR_INVALID;
     if ((flags & MM_MAP_USER) && (kernel_half || (flags & MM_MAP_GLOBAL)))
         return MM_ERR_INVALID;
-    if ((flags & MM_MAP_NOCACHE) && (flags & MM_MAP_EXEC))
+    if (mm_map_mem_type(flags) == MM_MEM_DEVICE && (flags & MM_MAP_EXEC))
         return MM_ERR_INVALID;
     return MM_OK;
 }
@@ -355,9 +369,11 @@ static inline uint64_t a64_leaf_bits(const a64pt_t *m, mm_map_flags_t flags, uns
  * descriptors above: `up`). */
 static inline mm_map_flags_t a64_leaf_flags(uint64_t e, uint64_t up)
 {
+    /* AttrIndx 2 reads back as normal NC (write-combining maps to it too);
+     * 4..7 (Device-nGnRnE, never written) as device. */
     static const uint8_t attr_flags[8] = {
-        0, MM_MAP_WRITETHROUGH, MM_MAP_WRITECOMBINE, MM_MAP_NOCACHE,
-        MM_MAP_NOCACHE, MM_MAP_NOCACHE, MM_MAP_NOCACHE, MM_MAP_NOCACHE,
+        MM_MAP_WRITE_BACK, MM_MAP_WRITE_THROUGH, MM_MAP_NORMAL_NC, MM_MAP_DEVICE,
+        MM_MAP_DEVICE,     MM_MAP_DEVICE,        MM_MAP_DEVICE,    MM_MAP_DEVICE,
     };
     mm_map_flags_t f = attr_flags[(e & D_ATTR_MASK) >> D_ATTR_SHIFT];
     bool user = (e & D_AP_EL0) && !(up & D_APTABLE_NOEL0);
@@ -380,7 +396,7 @@ static inline mm_status_t a64_check_page(const a64pt_t *m, mm_paddr_t root, mm_v
 {
     if (!a64_root_ok(m, root) || !a64_size_valid(size))
         return MM_ERR_INVALID;
-    if (!mm_is_canonical(va, m->va_bits))
+    if (!a64_va_ok(m, va))
         return MM_ERR_NOT_CANONICAL;
     if (!mm_is_aligned(va, mm_page_bytes(size)))
         return MM_ERR_ALIGN;

@@ -82,10 +82,11 @@ static void flush_run(dump_ctx_t *d)
     put_str(&l, (d->flags & MM_MAP_WRITE) ? " RW" : " ro");
     put_str(&l, (d->flags & MM_MAP_EXEC) ? " x " : " NX");
     put_str(&l, (d->flags & MM_MAP_GLOBAL) ? " GLB" : "    ");
-    put_str(&l, (d->flags & MM_MAP_NOCACHE)        ? " DEV"
-                : (d->flags & MM_MAP_WRITETHROUGH) ? " WT"
-                : (d->flags & MM_MAP_WRITECOMBINE) ? " NC"
-                                                   : " WB");
+    mm_mem_type_t type = mm_map_mem_type(d->flags);
+    put_str(&l, type == MM_MEM_DEVICE          ? " DEV"
+                : type == MM_MEM_WRITE_THROUGH ? " WT"
+                : type == MM_MEM_NORMAL_NC     ? " NC"
+                                               : " WB");
     put_str(&l, "\n");
     d->write(d->arg, l.buf, l.len);
     d->active = false;

@@ -60,3 +60,14 @@ mm_status_t a64pt_init(a64pt_t *m, const a64pt_config_t *cfg)
     m->phys_end = (mm_paddr_t)1 << cfg->phys_bits;
     return MM_OK;
 }
+
+void a64pt_va_space(const a64pt_t *m, mm_va_space_t *out)
+{
+    /* One root per hierarchy for now: the user half is the low half of a
+     * va_bits-bit space and the kernel half its sign-extended top, both
+     * below one root (see a64pt.h, "Address space"); 4 levels for 48 bits,
+     * 5 for 52 (LPA2's level -1). */
+    mm_status_t st = mm_va_space_sign_extended(m->va_bits, m->levels, out);
+    MM_ASSERT(st == MM_OK);
+    (void)st;
+}

@@ -25,7 +25,7 @@ void a64_map_commit(a64pt_t *m, a64_map_plan_t *plan, mm_vaddr_t va, mm_paddr_t 
         /* Table -> block is a change of shape: break-before-make. The
          * frame still goes through the batch, so it is freed after the
          * caller's flush like every unlinked table. */
-        a64_bbm_store(plan->path.slot[stop], va, entry, 0);
+        a64_bbm_store(plan->path.slot[stop], va, a64_size_of(leaf_level), false, entry, 0, tlb);
         a64_table_retire(m, plan->replace, tlb);
         return;
     }

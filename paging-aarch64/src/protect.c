@@ -15,7 +15,7 @@ void a64_protect_leaf(a64pt_t *m, a64_path_t *path, mm_vaddr_t va, mm_map_flags_
         /* Memory type or nG changes: a TLB may not hold both the old and
          * the new entry (Arm ARM, break-before-make), so go through invalid with a completed
          * invalidation in between. Nothing stale remains for the batch. */
-        a64_bbm_store(slot, va, bits, ~D_FLAG_MASK);
+        a64_bbm_store(slot, va, a64_size_of(level), (old & D_NG) == 0, bits, ~D_FLAG_MASK, tlb);
         return;
     }
     /* Permissions only: change in place. Compare-exchange so an AF the

@@ -65,8 +65,8 @@ mm_status_t a64pt_prepopulate_top(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, ui
     if (len == 0)
         return MM_OK;
     uint64_t last;
-    if (!mm_range_last(va, len, &last) || !mm_is_canonical(va, m->va_bits) ||
-        !mm_is_canonical(last, m->va_bits) || a64_kernel_half(va) != a64_kernel_half(last))
+    if (!mm_range_last(va, len, &last) || !a64_va_ok(m, va) ||
+        !a64_va_ok(m, last) || a64_kernel_half(va) != a64_kernel_half(last))
         return MM_ERR_NOT_CANONICAL;
 
     unsigned top = m->levels;

@@ -66,14 +66,18 @@ mm_paddr_t a64_reserve_take(a64_reserve_t *r)
     return f;
 }
 
-uint64_t a64_bbm_store(uint64_t *slot, mm_vaddr_t va, uint64_t want, uint64_t keep)
+uint64_t a64_bbm_store(uint64_t *slot, mm_vaddr_t va, mm_page_size_t size, bool global,
+                       uint64_t want, uint64_t keep, mm_tlb_batch_t *tlb)
 {
     /* Break: the exchange also captures an AF the hardware set up to now;
      * after it no walker can load the old descriptor again. */
     uint64_t old = __atomic_exchange_n(slot, 0, __ATOMIC_RELAXED);
-    /* Invalidate, synchronously: the hook (DSB ISHST; TLBI VAAE1IS; DSB ISH;
-     * ISB) returns when no CPU holds the old translation or walk entry. */
-    mm_hook_tlb_flush_pages(&va, 1);
+    /* Invalidate, synchronously, through the caller's batch: one hook call
+     * for its identity (DSB ISHST; TLBI VAE1IS with the ASID, or VAAE1IS
+     * for the kernel; DSB ISH; ISB) that returns when no CPU holds the old
+     * translation or walk entry, then the batch's deferred frees. */
+    mm_tlb_batch_add(tlb, va, size, global);
+    mm_tlb_batch_flush(tlb);
     /* Make. */
     d_publish(slot, (want & ~keep) | (old & keep));
     return old;

@@ -5,7 +5,7 @@ mm_status_t a64pt_translate(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_trans
 {
     if (!a64_root_ok(m, root) || out == NULL)
         return MM_ERR_INVALID;
-    if (!mm_is_canonical(va, m->va_bits))
+    if (!a64_va_ok(m, va))
         return MM_ERR_NOT_CANONICAL;
     a64pt_leaf_t leaf;
     mm_vaddr_t next;
@@ -59,6 +59,11 @@ static mm_status_t op_prepopulate_top(void *ctx, mm_paddr_t root, mm_vaddr_t va,
     return a64pt_prepopulate_top(ctx, root, va, len);
 }
 
+static void op_va_space(void *ctx, mm_va_space_t *out)
+{
+    a64pt_va_space(ctx, out);
+}
+
 static const mm_page_mapper_ops_t a64pt_ops = {
     .map = op_map,
     .unmap = op_unmap,
@@ -67,6 +72,7 @@ static const mm_page_mapper_ops_t a64pt_ops = {
     .root_create = op_root_create,
     .root_destroy = op_root_destroy,
     .prepopulate_top = op_prepopulate_top,
+    .va_space = op_va_space,
 };
 
 mm_page_mapper_t a64pt_page_mapper(a64pt_t *m)

@@ -132,13 +132,20 @@ static bool flags_valid(mm_map_flags_t f, bool kernel)
 {
     if (f & ~(mm_map_flags_t)MM_MAP_FLAGS_ALL)
         return false;
-    unsigned types = !!(f & MM_MAP_NOCACHE) + !!(f & MM_MAP_WRITETHROUGH) +
-                     !!(f & MM_MAP_WRITECOMBINE);
-    if (types > 1)
+    if (((f & MM_MAP_MEM_MASK) >> MM_MAP_MEM_SHIFT) >= MM_MEM_TYPE_COUNT)
         return false;
     if ((f & MM_MAP_USER) && (kernel || (f & MM_MAP_GLOBAL)))
         return false;
-    return !((f & MM_MAP_NOCACHE) && (f & MM_MAP_EXEC));
+    return !((f & MM_MAP_MEM_MASK) == MM_MAP_DEVICE && (f & MM_MAP_EXEC));
+}
+
+/* The flags translate and the walk report for `f`: write-combining reads
+ * back as normal NC (one AttrIndx). */
+static mm_map_flags_t read_back(mm_map_flags_t f)
+{
+    if ((f & MM_MAP_MEM_MASK) == MM_MAP_WRITE_COMBINING)
+        f = (f & ~(mm_map_flags_t)MM_MAP_MEM_MASK) | MM_MAP_NORMAL_NC;
+    return f;
 }
 
 static uint64_t encode(const mapping_t *m)
@@ -146,10 +153,9 @@ static uint64_t encode(const mapping_t *m)
     uint64_t e = B_VALID | B_AF;
     if (m->size == MM_PAGE_4K)
         e |= B_TYPE;
-    unsigned attr = (m->flags & MM_MAP_WRITETHROUGH)   ? 1
-                    : (m->flags & MM_MAP_WRITECOMBINE) ? 2
-                    : (m->flags & MM_MAP_NOCACHE)      ? 3
-                                                       : 0;
+    /* WB 0, WT 1, write-combining and normal NC 2, device 3. */
+    static const unsigned attr_of[MM_MEM_TYPE_COUNT] = {0, 1, 2, 2, 3};
+    unsigned attr = attr_of[(m->flags & MM_MAP_MEM_MASK) >> MM_MAP_MEM_SHIFT];
     e |= (uint64_t)attr << 2;
     if (E.cfg.lpa2)
         e |= (m->pa & 0x0003fffffffff000ull) | (((m->pa >> 50) & 3) << 8);
@@ -184,7 +190,7 @@ static bool walk_leaf(void *arg, const a64pt_leaf_t *leaf)
     FZ_CHECK(w->i < E.n, "walk: extra leaf %#llx", (unsigned long long)leaf->va);
     const mapping_t *m = &E.map[w->i++];
     FZ_CHECK(leaf->va == m->va && leaf->pa == m->pa && leaf->size == m->size &&
-                 leaf->flags == m->flags,
+                 leaf->flags == read_back(m->flags),
              "walk: leaf %#llx -> %#llx size %d flags %#x, model %#llx -> %#llx size %d flags %#x",
              (unsigned long long)leaf->va, (unsigned long long)leaf->pa, leaf->size, leaf->flags,
              (unsigned long long)m->va, (unsigned long long)m->pa, m->size, m->flags);
@@ -219,18 +225,27 @@ static void verify(void)
 }
 
 /* Inside every synchronous invalidation: the page must have no valid
- * descriptor (break before make). */
-static void observe(const mm_vaddr_t *pages, size_t count)
+ * descriptor (break before make). The invalidation is a flush of the
+ * caller's batch, so it also carries pages a range protect recorded before
+ * (still mapped: permission changes); the batch is flushed after every
+ * operation, so the page being broken is the one unmapped page among
+ * them. A batch that overflowed flushes everything (pages NULL). */
+static void observe(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
 {
     if (!E.observing)
         return; /* a batch flush, or an early one inside an unmap */
     E.sync_calls++;
-    if (count != 1) {
+    if (asid != E.tlb.asid)
         E.sync_bad = true;
+    if (pages == NULL)
         return;
+    size_t broken = 0;
+    for (size_t i = 0; i < count; i++) {
+        mm_translation_t tr;
+        if (a64pt_translate(&E.m, E.root, pages[i], &tr) == MM_ERR_NOT_MAPPED)
+            broken++;
     }
-    mm_translation_t tr;
-    if (a64pt_translate(&E.m, E.root, pages[0], &tr) != MM_ERR_NOT_MAPPED)
+    if (broken != 1)
         E.sync_bad = true;
 }
 
@@ -281,15 +296,15 @@ static mm_map_flags_t pick_flags(uint8_t f, mm_vaddr_t va)
 {
     if (!(f & 0x80))
         return f & 0x7f; /* anything, often invalid */
-    static const mm_map_flags_t cache[4] = {0, MM_MAP_NOCACHE, MM_MAP_WRITETHROUGH,
-                                            MM_MAP_WRITECOMBINE};
+    static const mm_map_flags_t cache[4] = {MM_MAP_WRITE_BACK, MM_MAP_DEVICE,
+                                            MM_MAP_WRITE_THROUGH, MM_MAP_NORMAL_NC};
     mm_map_flags_t fl = f & (MM_MAP_WRITE | MM_MAP_EXEC | MM_MAP_USER | MM_MAP_GLOBAL);
     if (kernel_half(va))
         fl &= ~(mm_map_flags_t)MM_MAP_USER;
     if (fl & MM_MAP_USER)
         fl &= ~(mm_map_flags_t)MM_MAP_GLOBAL;
     fl |= cache[(f >> 4) & 3];
-    if (fl & MM_MAP_NOCACHE)
+    if ((fl & MM_MAP_MEM_MASK) == MM_MAP_DEVICE)
         fl &= ~(mm_map_flags_t)MM_MAP_EXEC;
     return fl;
 }
@@ -383,9 +398,11 @@ static mm_status_t find_status(mm_vaddr_t va, mm_page_size_t size, long *idx)
 
 static bool needs_bbm(mm_map_flags_t a, mm_map_flags_t b)
 {
-    const mm_map_flags_t m = MM_MAP_NOCACHE | MM_MAP_WRITETHROUGH | MM_MAP_WRITECOMBINE |
-                             MM_MAP_GLOBAL;
-    return ((a ^ b) & m) != 0;
+    /* Write-combining and normal NC are one AttrIndx: no type change. */
+    static const unsigned attr_of[MM_MEM_TYPE_COUNT] = {0, 1, 2, 2, 3};
+    return attr_of[(a & MM_MAP_MEM_MASK) >> MM_MAP_MEM_SHIFT] !=
+               attr_of[(b & MM_MAP_MEM_MASK) >> MM_MAP_MEM_SHIFT] ||
+           ((a ^ b) & MM_MAP_GLOBAL) != 0;
 }
 
 static void op_unmap_protect(fz_in_t *in, bool iface, bool protect)
@@ -445,7 +462,7 @@ static void op_translate(fz_in_t *in, bool iface)
     expect(got, want, "translate", va);
     if (got == MM_OK) {
         const mapping_t *m = &E.map[i];
-        FZ_CHECK(tr.pa == m->pa + (va - m->va) && tr.size == m->size && tr.flags == m->flags &&
+        FZ_CHECK(tr.pa == m->pa + (va - m->va) && tr.size == m->size && tr.flags == read_back(m->flags) &&
                      tr.page_va == m->va,
                  "translate %#llx", (unsigned long long)va);
     }

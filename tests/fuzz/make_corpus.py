@@ -635,7 +635,7 @@ def kheap_seeds():
 # ---------------------------------------------------------------------------
 # pick_va anchors: 0 null, 1 the last 4 GiB of the user half, 2 the first
 # kernel address, 3 the last 4 GiB. Flags and cache types as for x86pt
-# (cache 1 is MM_MAP_NOCACHE: Device memory).
+# (cache 1 is MM_MAP_DEVICE: Device memory).
 
 
 def a_va(anchor, page=0, slot2m=0, gb=0, unaligned=None):

@@ -124,10 +124,10 @@ Test(a64_errors, flags)
     populate();
     static const mm_map_flags_t bad[] = {
         1u << 7,                                     /* unknown bit */
-        MM_MAP_NOCACHE | MM_MAP_WRITETHROUGH,        /* two memory types */
-        MM_MAP_WRITECOMBINE | MM_MAP_NOCACHE,
+        5u << MM_MAP_MEM_SHIFT,                      /* unknown memory types */
+        7u << MM_MAP_MEM_SHIFT | MM_MAP_WRITE,
         MM_MAP_USER | MM_MAP_GLOBAL,                 /* global user page */
-        MM_MAP_NOCACHE | MM_MAP_EXEC,                /* executable device memory */
+        MM_MAP_DEVICE | MM_MAP_EXEC,                 /* executable device memory */
     };
     for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         EXPECT_UNCHANGED(a64pt_map(&E.m, E.root, UVA + 8 * GB1, 0, MM_PAGE_4K, bad[i], &E.tlb),

@@ -101,10 +101,13 @@ static uint64_t *bbm_slot;
 static uint64_t bbm_seen[8];
 static int bbm_calls;
 
-static void record_slot(const mm_vaddr_t *pages, size_t count)
+static mm_asid_t bbm_asid;
+
+static void record_slot(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
 {
     (void)pages;
     cr_assert_eq(count, 1, "one page per break-before-make");
+    bbm_asid = asid;
     if (bbm_calls < 8)
         bbm_seen[bbm_calls] = *bbm_slot;
     bbm_calls++;
@@ -117,15 +120,118 @@ Test(a64_ops, memory_type_change_goes_through_invalid_with_the_invalidation_betw
     bbm_slot = raw_slot(E.root, KVA, 3);
     uint64_t before = *bbm_slot;
     test_tlb_pages_observer = record_slot;
-    cr_assert_eq(a64pt_protect(&E.m, E.root, KVA, MM_PAGE_4K, MM_MAP_WRITE | MM_MAP_NOCACHE,
+    cr_assert_eq(a64pt_protect(&E.m, E.root, KVA, MM_PAGE_4K, MM_MAP_WRITE | MM_MAP_DEVICE,
                                &E.tlb),
                  MM_OK);
     test_tlb_pages_observer = NULL;
     cr_assert_eq(bbm_calls, 1, "exactly one synchronous invalidation");
     cr_assert_eq(bbm_seen[0], 0, "the entry was invalid while the TLB was invalidated");
+    cr_assert_eq(bbm_asid, MM_ASID_KERNEL, "a kernel-half change: the kernel identity");
     cr_assert_eq(test_tlb.last_pages[0], KVA);
     cr_assert_eq(*bbm_slot, (before & ~B_ATTR_MASK) | B_ATTR(3), "then the new entry");
     cr_assert(mm_tlb_batch_empty(&E.tlb), "nothing stale is left for the batch");
+}
+
+/* Break-before-make goes through the caller's batch (page_mapper.h): one
+ * hook call for the batch's identity carrying what the batch had recorded
+ * before and the page being broken (invalid during the call), then the
+ * batch is empty and keeps its identity. */
+static int id_calls;
+static mm_asid_t id_asid;
+static size_t id_count;
+static uint64_t id_slot_during;
+
+static void record_identity(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
+{
+    (void)pages;
+    id_calls++;
+    id_asid = asid;
+    id_count = count;
+    id_slot_during = *bbm_slot;
+}
+
+Test(a64_ops, break_before_make_flushes_the_batch_with_its_identity)
+{
+    env_setup(48, false, 48);
+    mm_tlb_batch_init_asid(&E.tlb, 7);
+    cr_assert_eq(a64pt_map(&E.m, E.root, UVA, 0x5000, MM_PAGE_4K, MM_MAP_USER | MM_MAP_WRITE,
+                           &E.tlb),
+                 MM_OK);
+    cr_assert_eq(a64pt_map(&E.m, E.root, UVA + KB4, 0x6000, MM_PAGE_4K,
+                           MM_MAP_USER | MM_MAP_WRITE, &E.tlb),
+                 MM_OK);
+    /* A permission change is recorded, not flushed. */
+    cr_assert_eq(a64pt_protect(&E.m, E.root, UVA + KB4, MM_PAGE_4K, MM_MAP_USER, &E.tlb), MM_OK);
+    cr_assert_eq(E.tlb.count, 1);
+    bbm_slot = raw_slot(E.root, UVA, 3);
+    test_tlb_pages_observer = record_identity;
+    int all0 = test_tlb.all_calls;
+    cr_assert_eq(a64pt_protect(&E.m, E.root, UVA, MM_PAGE_4K,
+                               MM_MAP_USER | MM_MAP_WRITE | MM_MAP_NORMAL_NC, &E.tlb),
+                 MM_OK);
+    test_tlb_pages_observer = NULL;
+    cr_assert_eq(id_calls, 1, "one hook call");
+    cr_assert_eq(test_tlb.all_calls, all0, "a page flush, not a full one");
+    cr_assert_eq(id_asid, 7, "with the batch's identity");
+    cr_assert_eq(id_count, 2, "the page recorded before and the page being broken");
+    cr_assert_eq(test_tlb.last_pages[0], UVA + KB4);
+    cr_assert_eq(test_tlb.last_pages[1], UVA);
+    cr_assert_eq(id_slot_during, 0, "invalid during the invalidation");
+    cr_assert_eq(*bbm_slot & B_ATTR_MASK, B_ATTR(A64PT_ATTR_NC));
+    cr_assert(mm_tlb_batch_empty(&E.tlb));
+    cr_assert_eq(E.tlb.asid, 7, "the batch keeps its identity");
+    /* Normal NC -> write-combining is the same AttrIndx: no break. */
+    cr_assert_eq(a64pt_protect(&E.m, E.root, UVA, MM_PAGE_4K,
+                               MM_MAP_USER | MM_MAP_WRITE | MM_MAP_WRITE_COMBINING, &E.tlb),
+                 MM_OK);
+    cr_assert_eq(id_calls, 1);
+    cr_assert(mm_tlb_batch_empty(&E.tlb), "nothing changed, nothing recorded");
+}
+
+/* The address space the mapper describes (va_space.h): one root, the
+ * sign-extended halves of va_bits, no separate kernel root yet. */
+Test(a64_ops, va_space_is_the_sign_extended_halves_under_one_root)
+{
+    static const struct {
+        unsigned va_bits;
+        bool lpa2;
+        unsigned levels;
+    } cases[] = {{48, false, 4}, {48, true, 4}, {52, true, 5}};
+    env_setup(48, false, 48);
+    for (unsigned i = 0; i < 3; i++) {
+        a64pt_t m;
+        a64pt_config_t c = {.va_bits = cases[i].va_bits, .lpa2 = cases[i].lpa2,
+                            .phys_bits = 48, .frames = frame_pool_allocator(&E.pool)};
+        cr_assert_eq(a64pt_init(&m, &c), MM_OK);
+        mm_paddr_t root;
+        cr_assert_eq(a64pt_root_create(&m, 0, &root), MM_OK);
+        mm_page_mapper_t pm = a64pt_page_mapper(&m);
+        mm_va_space_t s, op, want;
+        a64pt_va_space(&m, &s);
+        pm.ops->va_space(pm.ctx, &op);
+        cr_assert_eq(mm_va_space_sign_extended(cases[i].va_bits, cases[i].levels, &want), MM_OK);
+        cr_assert(mm_va_space_equal(&s, &want), "case %u", i);
+        cr_assert(mm_va_space_equal(&op, &want), "the va_space operation says the same");
+        cr_assert_eq(mm_va_space_check(&s), MM_OK);
+        cr_assert_eq(s.levels, cases[i].levels);
+        cr_assert_not(s.kernel_root_separate);
+        cr_assert_eq(s.user_lo, 0);
+        cr_assert_eq(s.user_hi, 1ull << (cases[i].va_bits - 1));
+        cr_assert_eq(s.kernel_lo, 0 - (1ull << (cases[i].va_bits - 1)));
+        cr_assert_eq(s.kernel_hi, UINT64_MAX);
+        /* The mapper accepts exactly the descriptor's addresses. */
+        mm_translation_t tr;
+        cr_assert_eq(a64pt_translate(&m, root, s.user_hi - 1, &tr), MM_ERR_NOT_MAPPED);
+        cr_assert_eq(a64pt_translate(&m, root, s.user_hi, &tr), MM_ERR_NOT_CANONICAL);
+        cr_assert_eq(a64pt_translate(&m, root, s.kernel_lo - 1, &tr), MM_ERR_NOT_CANONICAL);
+        cr_assert_eq(a64pt_translate(&m, root, s.kernel_lo, &tr), MM_ERR_NOT_MAPPED);
+        a64pt_root_destroy(&m, root, NULL, NULL);
+        mm_va_space_t separate;
+        if (cases[i].va_bits == 48) {
+            cr_assert_eq(mm_va_space_aarch64(48, &separate), MM_OK);
+            cr_assert_not(mm_va_space_equal(&s, &separate), "not the TTBR1 split (not implemented)");
+        }
+    }
 }
 
 Test(a64_ops, global_change_is_break_before_make_too)
@@ -145,7 +251,7 @@ Test(a64_ops, global_change_is_break_before_make_too)
     cr_assert_eq(a64pt_map_range(&E.m, E.root, KVA + 8 * KB4, 0x9000, 3 * KB4, 0, &E.tlb), MM_OK);
     bbm_slot = raw_slot(E.root, KVA + 9 * KB4, 3);
     bbm_calls = 0;
-    cr_assert_eq(a64pt_protect_range(&E.m, E.root, KVA + 8 * KB4, 3 * KB4, MM_MAP_WRITETHROUGH, 0,
+    cr_assert_eq(a64pt_protect_range(&E.m, E.root, KVA + 8 * KB4, 3 * KB4, MM_MAP_WRITE_THROUGH, 0,
                                      &E.tlb),
                  MM_OK);
     test_tlb_pages_observer = NULL;
@@ -393,13 +499,13 @@ Test(a64_ops, walk_dump_in_address_order)
                                  MM_MAP_WRITE | MM_MAP_GLOBAL, &E.tlb),
                  MM_OK);
     cr_assert_eq(a64pt_map(&E.m, E.root, UVA, 0x9000, MM_PAGE_4K,
-                           MM_MAP_USER | MM_MAP_WRITECOMBINE, &E.tlb),
+                           MM_MAP_USER | MM_MAP_WRITE_COMBINING, &E.tlb),
                  MM_OK);
     cr_assert_eq(a64pt_map(&E.m, E.root, UVA + MB2, 0x200000, MM_PAGE_2M,
-                           MM_MAP_NOCACHE | MM_MAP_WRITE, &E.tlb),
+                           MM_MAP_DEVICE | MM_MAP_WRITE, &E.tlb),
                  MM_OK);
     cr_assert_eq(a64pt_map(&E.m, E.root, UVA + 2 * MB2, 0x400000, MM_PAGE_2M,
-                           MM_MAP_WRITETHROUGH | MM_MAP_EXEC, &E.tlb),
+                           MM_MAP_WRITE_THROUGH | MM_MAP_EXEC, &E.tlb),
                  MM_OK);
     char buf[1024];
     size_t len;

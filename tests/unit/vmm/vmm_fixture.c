@@ -58,8 +58,8 @@ void fx_setup(fx_t *fx, fx_kind_t kind, const fx_opts_t *opts, bool no_vmm)
         fx->mapper = fake_pm_mapper(fx->fake);
     } else {
 #if VMM_TEST_MAPPER_A64
-        /* 48-bit VA: the same sign-extended halves as 4-level x86_64, which
-         * is what the layout and the VMM expect today. */
+        /* 48-bit VA: a64pt_va_space gives the same sign-extended halves as
+         * 4-level x86_64, one root for both (no separate TTBR1 root yet). */
         a64pt_config_t ac = {.va_bits = 48, .lpa2 = false, .phys_bits = 40, .frames = fx->fa};
         cr_assert_eq(a64pt_init(&fx->a64, &ac), MM_OK);
         fx->mapper = a64pt_page_mapper(&fx->a64);

@@ -29,9 +29,11 @@
  * CPU: TTBR0_EL1 = R with T0SZ = 65 - va_bits (the lower half only), and
  * TTBR1_EL1 = R (or the kernel root, whose upper entries every root shares)
  * with T1SZ = 64 - va_bits, so an upper-half address indexes the upper half
- * of the same table. (When the address-space descriptor of issue 21 lands,
- * the full 2^va_bits halves with separate roots become possible; only the
- * half test and the root-entry split change.)
+ * of the same table. a64pt_va_space (the va_space operation) describes
+ * exactly this space, with kernel_root_separate false. The full 2^va_bits
+ * halves with a separate kernel root in TTBR1 (mm_va_space_aarch64) are
+ * not implemented yet; only the half test and the root-entry split would
+ * change.
  *
  * Descriptor formats (4 KiB granule, stage 1; table, block and page
  * descriptor formats of the Arm ARM):
@@ -71,17 +73,20 @@
  *
  * Memory types through MAIR_EL1 (the kernel writes A64PT_MAIR_EL1 on every
  * CPU before enabling the MMU):
- *   flags                  AttrIndx  MAIR byte  type
- *   (none)                 0         0xff       Normal, Inner/Outer Write-Back RW-allocate
- *   MM_MAP_WRITETHROUGH    1         0xbb       Normal, Inner/Outer Write-Through RW-allocate
- *   MM_MAP_WRITECOMBINE    2         0x44       Normal, Inner/Outer Non-cacheable
- *   MM_MAP_NOCACHE         3         0x04       Device-nGnRE (device registers)
+ *   memory type (flags)       AttrIndx  MAIR byte  type
+ *   MM_MAP_WRITE_BACK (0)     0         0xff       Normal, Inner/Outer Write-Back RW-allocate
+ *   MM_MAP_WRITE_THROUGH      1         0xbb       Normal, Inner/Outer Write-Through RW-allocate
+ *   MM_MAP_WRITE_COMBINING    2         0x44       Normal, Inner/Outer Non-cacheable
+ *   MM_MAP_NORMAL_NC          2         0x44       Normal, Inner/Outer Non-cacheable
+ *   MM_MAP_DEVICE             3         0x04       Device-nGnRE (device registers)
  * Arm has no write-combining type: Normal Non-cacheable gathers writes and
- * is what write-combining maps to. Indices 4..7 hold 0x00 (Device-nGnRnE);
- * the mapper never writes them and reports them as MM_MAP_NOCACHE. Two
- * cache flags at once are MM_ERR_INVALID; so is MM_MAP_NOCACHE with
- * MM_MAP_EXEC (device memory must be execute-never, or the CPU may fetch
- * from device registers speculatively). SH is inner shareable for every
+ * is what write-combining maps to, so both share index 2, which translate
+ * and the walk report as MM_MAP_NORMAL_NC. Indices 4..7 hold 0x00
+ * (Device-nGnRnE); the mapper never writes them and reports them as
+ * MM_MAP_DEVICE. An unknown memory type (mm_map_flags_valid) is
+ * MM_ERR_INVALID; so is MM_MAP_DEVICE with MM_MAP_EXEC (device memory must
+ * be execute-never, or the CPU may fetch from device registers
+ * speculatively). SH is inner shareable for every
  * type (Device memory ignores it; with LPA2 it comes from TCR_EL1).
  *
  * Permissions: MM_MAP_WRITE clears AP[2]; MM_MAP_USER sets AP[1] (EL0
@@ -104,25 +109,32 @@
  * address), and does break-before-make, synchronously, in exactly two
  * places:
  *   - protect (single or range) of a present leaf when the memory type or
- *     MM_MAP_GLOBAL changes: the entry is exchanged for 0, then
- *     mm_hook_tlb_flush_pages(&va, 1) is called for that page, then the new
- *     entry (with the old AF and software bits) is stored. No batch record
- *     is added for it (nothing stale can remain). Changes of AP, UXN or PXN
+ *     MM_MAP_GLOBAL changes: the entry is exchanged for 0, the old
+ *     translation is recorded in the caller's batch (mm_tlb_batch_add) and
+ *     the batch is flushed (mm_tlb_batch_flush: one hook call for the
+ *     batch's identity, then its deferred frees), then the new entry (with
+ *     the old AF and software bits) is stored. Changes of AP, UXN or PXN
  *     alone do not need it and are recorded in the batch as usual;
  *   - map of a 2 MiB / 1 GiB block over an empty table (count 0): the table
- *     descriptor is stored as 0, mm_hook_tlb_flush_pages(&va, 1) is called,
- *     then the block is stored; the table frame is still freed by the
- *     caller's batch flush.
- * Both calls run inside the mapper, so with the caller's page-table locks
- * held and interrupts possibly disabled (the VMM: its lock or the
- * address-space lock), one call per page. The hook must therefore be
- * complete on return on every CPU that may hold the translation, and must
- * not call vmm_* or take the caller's locks. A kernel implements it as
- *   DSB ISHST; TLBI VAAE1IS (each page, all ASIDs); DSB ISH; ISB
- * The first DSB makes the invalid entry visible to table walkers before the
- * invalidation; the last makes the invalidation complete before the new
- * entry is written. All ASIDs: the hooks do not yet carry an ASID.
- *
+ *     descriptor is stored as 0, the block's range is recorded and the
+ *     batch flushed in the same way, then the block is stored; the table
+ *     frame is deferred to the batch after that flush, so it is freed by
+ *     the caller's flush.
+ * This is case 1 of "Synchronous invalidations" in page_mapper.h. The flush
+ * runs inside the mapper, so with the caller's page-table lock held and
+ * interrupts disabled (the VMM: its lock or the address-space lock), one
+ * flush per entry; it also invalidates whatever the batch had recorded
+ * before, and frees the frames it held. The hook it reaches must therefore
+ * be complete on return on every CPU that may hold the translation, and
+ * must not call vmm_* or take the caller's locks. The batch names the
+ * identity (tlb.h): MM_ASID_KERNEL for kernel-half changes, the address
+ * space's ASID for a user half. A kernel implements the page hook as
+ *   DSB ISHST; TLBI VAE1IS (ASID:page) or, for MM_ASID_KERNEL,
+ *   TLBI VAAE1IS (page, every ASID); DSB ISH; ISB
+ * and the full-flush hook as TLBI ASIDE1IS / VMALLE1IS. The first DSB makes
+ * the invalid entry visible to table walkers before the invalidation; the
+ * last makes the invalidation complete before the new entry is written.
+
  * Barriers for new entries (Arm ARM, ordering of translation table walks):
  * a new valid entry (map into an invalid slot) needs no invalidation, but
  * before the entry is used a DSB ISHST must make the store visible to the
@@ -214,6 +226,16 @@ typedef struct a64pt {
  * missing allocator callbacks). No locking; O(1). */
 mm_status_t a64pt_init(a64pt_t *m, const a64pt_config_t *cfg);
 
+/* The address space `m` translates (va_space.h), also the mapper's
+ * va_space operation: one root per hierarchy with the user half
+ * [0, 2^(va_bits-1)) and the kernel half [2^64 - 2^(va_bits-1), 2^64), the
+ * sign-extended halves of mm_va_space_sign_extended(va_bits, levels): 4
+ * levels for 48 bits, 5 for 52 (LPA2); kernel_root_separate is false (the
+ * separate TTBR1 root of mm_va_space_aarch64 is not implemented yet). This
+ * is what a kernel passes to layout_compute. `m` must be initialised. No
+ * lock; O(1). */
+void a64pt_va_space(const a64pt_t *m, mm_va_space_t *out);
+
 /* The generic interface backed by `m` (which must outlive it). O(1). */
 mm_page_mapper_t a64pt_page_mapper(a64pt_t *m);
 
@@ -237,10 +259,10 @@ uint64_t a64pt_leaf_bits(const a64pt_t *m, mm_map_flags_t flags, mm_page_size_t 
 /* Map one page. Besides page_mapper.h: MM_ERR_INVALID for a root that is not
  * a 4 KiB-aligned frame inside the HHDM window and below 2^phys_bits, an
  * unknown size, MM_MAP_USER in the kernel half, MM_MAP_USER with
- * MM_MAP_GLOBAL, MM_MAP_NOCACHE with MM_MAP_EXEC. Never MM_ERR_UNSUPPORTED
+ * MM_MAP_GLOBAL, MM_MAP_DEVICE with MM_MAP_EXEC. Never MM_ERR_UNSUPPORTED
  * (every size exists with a 4 KiB granule). Records nothing in `tlb` for a
  * new entry (see "Barriers"); a block over an empty table is
- * break-before-make (one synchronous hook call) and defers the table to
+ * break-before-make (a synchronous flush of `tlb`) and defers the table to
  * `tlb`. */
 mm_status_t a64pt_map(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa,
                       mm_page_size_t size, mm_map_flags_t flags, mm_tlb_batch_t *tlb);
@@ -255,7 +277,7 @@ mm_status_t a64pt_unmap(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_page_size
 
 /* Replace the flags of the page of `size` at va. AF, the output address
  * and the software bits 58:55 stay. Memory-type or global changes are
- * break-before-make (one synchronous hook call, no batch record);
+ * break-before-make (a synchronous flush of `tlb`, see above);
  * permission-only changes are recorded in `tlb`; no change, no record.
  * Errors as unmap plus the flag errors of a64pt_map. */
 mm_status_t a64pt_protect(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_page_size_t size,
@@ -349,8 +371,8 @@ typedef void (*a64pt_write_fn)(void *arg, const char *text, size_t len);
  * and physical addresses and equal size and flags:
  *   0xffff800000004000-0xffff800000007000 -> 0x0000000000104000 12K 3x4K     RW NX GLB WB
  * Columns as x86pt_dump: "USR", "RW"/"ro", "x "/"NX", "GLB", then the
- * memory type: WB, WT, NC (Normal Non-cacheable, MM_MAP_WRITECOMBINE) or
- * DEV (Device, MM_MAP_NOCACHE). One write call per line. Errors:
+ * memory type: WB, WT, NC (Normal Non-cacheable: MM_MAP_WRITE_COMBINING, MM_MAP_NORMAL_NC) or
+ * DEV (Device, MM_MAP_DEVICE). One write call per line. Errors:
  * MM_ERR_INVALID (bad root, NULL write). Read-only, O(tables * 512). */
 mm_status_t a64pt_dump(const a64pt_t *m, mm_paddr_t root, a64pt_write_fn write, void *arg);
 
