@@ -186,8 +186,9 @@ static inline uint64_t *a64_table(mm_paddr_t pa)
 
 /* Table walkers read descriptors concurrently and, with TCR_EL1.HA, set AF
  * in leaves: every access is one untorn 64-bit operation. A new table is
- * published with release order so its zeroed contents are visible first
- * (the kernel's DSB ISHST then makes it visible to the walkers). */
+ * published with release order so its zeroed contents are visible first;
+ * a64_walker_sync then makes the new entries visible to this CPU's walker
+ * before the operation returns (page_mapper.h). */
 static inline uint64_t d_load(const uint64_t *p)
 {
     return __atomic_load_n(p, __ATOMIC_RELAXED);
@@ -201,6 +202,20 @@ static inline void d_store(uint64_t *p, uint64_t v)
 static inline void d_publish(uint64_t *p, uint64_t v)
 {
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/* After new valid entries, before returning (page_mapper.h: a mapper makes a
+ * new entry visible to its own CPU's table walker): DSB ISHST orders the
+ * stores before any later walk, ISB discards instructions fetched under the
+ * old view. Host builds run over simulated tables that no walker reads:
+ * only a compiler barrier there. */
+static inline void a64_walker_sync(void)
+{
+#if defined(__aarch64__)
+    __asm__ volatile("dsb ishst\n\tisb" ::: "memory");
+#else
+    __asm__ volatile("" ::: "memory");
+#endif
 }
 
 static inline bool a64_root_ok(const a64pt_t *m, mm_paddr_t root)

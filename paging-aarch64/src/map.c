@@ -62,5 +62,6 @@ mm_status_t a64pt_map(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa,
     }
     a64_map_commit(m, &plan, va, pa, flags, &r, tlb);
     MM_ASSERT(r.count == 0);
+    a64_walker_sync();
     return MM_OK;
 }

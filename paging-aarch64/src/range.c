@@ -82,6 +82,7 @@ mm_status_t a64pt_map_range(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_paddr
         off += mm_page_bytes(a64_size_of(level));
     }
     MM_ASSERT(r.count == 0);
+    a64_walker_sync();
     return MM_OK;
 }
 

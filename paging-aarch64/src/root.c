@@ -85,5 +85,6 @@ mm_status_t a64pt_prepopulate_top(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, ui
         d_publish(&t[i], a64_addr_bits(m, a64_reserve_take(&r)) | D_VALID | D_TABLE);
     }
     MM_ASSERT(r.count == 0);
+    a64_walker_sync();
     return MM_OK;
 }

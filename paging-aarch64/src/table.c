@@ -78,7 +78,8 @@ uint64_t a64_bbm_store(uint64_t *slot, mm_vaddr_t va, mm_page_size_t size, bool 
      * translation or walk entry, then the batch's deferred frees. */
     mm_tlb_batch_add(tlb, va, size, global);
     mm_tlb_batch_flush(tlb);
-    /* Make. */
+    /* Make, visible to this CPU's walker before the caller goes on. */
     d_publish(slot, (want & ~keep) | (old & keep));
+    a64_walker_sync();
     return old;
 }

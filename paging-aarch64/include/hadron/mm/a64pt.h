@@ -140,10 +140,12 @@
  * before the entry is used a DSB ISHST must make the store visible to the
  * walkers, plus an ISB when the current CPU will use it without an
  * exception return in between. map records nothing in the batch for such
- * entries and an empty batch makes no hook call, so the kernel issues
- * "DSB ISHST; ISB" after a map it is about to use (its flush hooks do the
- * same barriers first). Until the interface of issue 21 carries a publish
- * hook, this is the caller's duty.
+ * entries and an empty batch makes no hook call, so the mapper itself
+ * issues "DSB ISHST; ISB" before map, map_range, prepopulate_top and every
+ * break-before-make return (page_mapper.h: a mapper makes a new entry
+ * visible to its own CPU's walker). Other CPUs see it after their next
+ * context synchronisation (an exception return), as the architecture
+ * allows. Host builds compile the barrier to a compiler barrier.
  *
  * Guarantees (every operation, including the range operations):
  * - A caller mistake or a failed table allocation returns a status and leaves
