@@ -11,7 +11,10 @@
  * Every new object gets its first word written, as a caller would.
  *
  * Time: ns per free+allocate pair, median over several batches after a
- * warm-up of N steps (fill and warm-up untimed).
+ * warm-up of N steps (fill and warm-up untimed). kheap, glibc and
+ * tlsf-locked, the rows of the ratio lines, run side by side in alternating
+ * batches over the same steps, so load on a shared machine falls on each
+ * alike; the other rows run one after another.
  * Fragmentation: peak footprint / peak live (requested) bytes over the fill
  * and 50,000 steps at N = 10,000, each allocator in a fresh child process.
  * Footprint: kheap, the bytes its growth callback handed out; glibc,
@@ -604,7 +607,11 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static void *slot_ptr[100000];
+/* One slot array per row timed in alternation (alternate_pairs); the
+ * others use the first. */
+enum { ALT_ROWS = 3 };
+static void *slot_store[ALT_ROWS][100000];
+static void **slot_ptr = slot_store[0];
 static uint32_t slot_size[100000];
 
 static void fill(const allocator_t *a, const step_t *t, uint32_t n)
@@ -668,6 +675,42 @@ static double time_pairs(const allocator_t *a, const step_t *t, uint32_t n, size
     drain(a, n);
     qsort(ns, (size_t)runs, sizeof(double), cmp_double);
     return ns[runs / 2];
+}
+
+/* Rows timed in alternating batches over the same steps, each row with its
+ * own live set: a burst of load on this shared machine then falls on every
+ * row alike instead of on whichever row was running. Medians per row in
+ * out[]. The rows must be able to live side by side (not TLSF with
+ * TLSF-locked: they share one pool). */
+static void alternate_pairs(const allocator_t *const *rows, int nrows, const step_t *t, uint32_t n,
+                            size_t warm, size_t batch, int runs, double *out)
+{
+    double ns[ALT_ROWS][16];
+    for (int r = 0; r < nrows; r++) {
+        slot_ptr = slot_store[r];
+        rows[r]->setup();
+        fill(rows[r], t, n);
+        const step_t *s = t + n;
+        for (size_t i = 0; i < warm; i++)
+            one_step(rows[r], s++);
+    }
+    const step_t *s = t + n + warm;
+    for (int b = 0; b < runs; b++, s += batch) {
+        for (int r = 0; r < nrows; r++) {
+            slot_ptr = slot_store[r];
+            double t0 = now_ns();
+            for (size_t i = 0; i < batch; i++)
+                one_step(rows[r], &s[i]);
+            ns[r][b] = (now_ns() - t0) / (double)batch;
+        }
+    }
+    for (int r = 0; r < nrows; r++) {
+        slot_ptr = slot_store[r];
+        drain(rows[r], n);
+        qsort(ns[r], (size_t)runs, sizeof(double), cmp_double);
+        out[r] = ns[r][runs / 2];
+    }
+    slot_ptr = slot_store[0];
 }
 
 /* Peak footprint / peak live bytes, in a child so every allocator starts
@@ -1143,7 +1186,16 @@ int main(int argc, char **argv)
         uint32_t n = ns_[k];
         size_t warm = n < 20000 ? 20000 : n;
         step_t *t = make_trace(n, warm + runs * batch);
+        /* kheap, glibc and TLSF-locked: the ratio lines' rows, alternated. */
+        const allocator_t *alt[ALT_ROWS] = {all[KHEAP], all[GLIBC], all[TLSF_LOCKED]};
+        double alt_ns[ALT_ROWS];
+        alternate_pairs(alt, ALT_ROWS, t, n, warm, batch, (int)runs, alt_ns);
+        res[KHEAP][k] = alt_ns[0];
+        res[GLIBC][k] = alt_ns[1];
+        res[TLSF_LOCKED][k] = alt_ns[2];
         for (int i = 0; i < NA; i++) {
+            if (i == KHEAP || i == GLIBC || i == TLSF_LOCKED)
+                continue;
             if (!have[i] || ELSEWHERE(i))
                 res[i][k] = -1;
             else if (i == SEED)

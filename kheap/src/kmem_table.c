@@ -90,8 +90,10 @@ uintptr_t *km_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap)
     uintptr_t *old = x->table;
     size_t old_cap = x->cap;
     __builtin_memset(fresh, 0, cap * sizeof(fresh[0]));
-    x->table = fresh;
-    x->cap = cap;
+    /* Stored atomically: a free reads both without the lock to prefetch
+     * its entry (kmem_cache.c). */
+    __atomic_store_n(&x->table, fresh, __ATOMIC_RELAXED);
+    __atomic_store_n(&x->cap, cap, __ATOMIC_RELAXED);
     x->used = 0;
     x->deleted = 0;
     for (size_t i = 0; i < old_cap; i++)
@@ -104,7 +106,8 @@ uintptr_t *km_index_drop(kmem_index_t *x)
 {
     MM_ASSERT(x->used == 0);
     uintptr_t *old = x->table;
-    x->table = NULL;
-    x->cap = x->deleted = 0;
+    __atomic_store_n(&x->table, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&x->cap, 0, __ATOMIC_RELAXED);
+    x->deleted = 0;
     return old;
 }

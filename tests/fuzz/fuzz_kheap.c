@@ -376,8 +376,16 @@ static void do_alloc(size_t req, size_t align)
     }
     size_t a = align > KHEAP_GRANULE ? align : 0;
     size_t need = req + a + SLACK;
-    if (run_request(req, align))
-        need = 64 * 1024 + KHEAP_PAGE + SLACK; /* a new slab: several objects, page aligned */
+    if (run_request(req, align)) {
+        /* A new slab of the request's class (page-aligned) and room for a
+         * bigger slab table. */
+        size_t slab = 0;
+        for (unsigned c = 0; c < KHEAP_CLASSES && slab == 0; c++)
+            if (K.h.classes[c].object_size >= (req == 0 ? 1 : req))
+                slab = K.h.classes[c].slab_bytes;
+        size_t table = (2 * K.h.class_index.cap + 64) * sizeof(uintptr_t);
+        need = slab + KHEAP_PAGE + SLACK + table + SLACK;
+    }
     if (p == NULL) {
         /* Only when nothing could surely hold it, before or after growth. */
         walk_sum_t w = walk(0, need);
