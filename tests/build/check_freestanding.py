@@ -3,8 +3,11 @@
 
 For the archives given, every undefined symbol must be defined by one of the
 archives, be one of the compiler's mem* builtins, or be a hook declared in
-hooks.h; and no instruction may touch an SSE/AVX/MMX/x87 register (the kernel
-does not save that state on entry).
+hooks.h; and no instruction may touch a floating-point or vector register
+(the kernel does not save that state on entry): on x86_64 the SSE/AVX/MMX/x87
+registers, on AArch64 the FP/SIMD registers v0-v31 under every name (q, d,
+s, h, b), the SVE registers (z, p) and the FP control and status registers
+(fpcr, fpsr).
 
 usage: check_freestanding.py NM OBJDUMP HOOKS_H ARCHIVE...
 """
@@ -14,7 +17,35 @@ import sys
 
 BUILTINS = {"memcpy", "memset", "memmove", "memcmp"}
 # AT&T operands of vector/FP register files; x87 mnemonics start with f.
-VECTOR_REG = re.compile(r"%(?:[xyz]mm\d+|mm\d|st(?:\(\d\))?)\b")
+VECTOR_REG_X86 = re.compile(r"%(?:[xyz]mm\d+|mm\d|st(?:\(\d\))?)\b")
+# llvm-objdump operands of AArch64 FP/SIMD/SVE registers: v0.4s, q1, d8, s0,
+# h3, b7, z0.d, p1/z, and the FP control/status system registers. Symbol
+# annotations (<name+0x10>) and comments are stripped first, so a function
+# called b1 or an address 0xd8 cannot match.
+VECTOR_REG_A64 = re.compile(
+    r"(?<![\w.])(?:[vqdshbz](?:[12]?\d|3[01])|p(?:1[0-5]|\d))(?![\w])|\bfp[cs]r\b",
+    re.IGNORECASE)
+
+
+def vector_lines(disassembly):
+    """Instructions of an llvm-objdump listing that use FP/vector registers,
+    with the architecture taken from the listing's "file format" line."""
+    regex = VECTOR_REG_X86
+    hits = []
+    for line in disassembly.splitlines():
+        if "file format" in line:
+            regex = VECTOR_REG_A64 if "aarch64" in line else VECTOR_REG_X86
+            continue
+        if ":\t" not in line and not re.match(r"\s+[0-9a-f]+:", line):
+            continue
+        code = re.sub(r"<[^>]*>", "", line.split("//", 1)[0])
+        parts = code.split(None, 2)  # address, mnemonic, operands
+        operands = parts[2] if len(parts) > 2 else ""
+        if regex is VECTOR_REG_X86:
+            operands = code
+        if regex.search(operands):
+            hits.append(line.strip())
+    return hits
 
 
 def symbols(nm, archive, *flags):
@@ -54,12 +85,12 @@ def main():
         n += 1
         dis = subprocess.run([objdump, "-d", "--no-show-raw-insn", a],
                              check=True, capture_output=True, text=True).stdout
-        hits = [l.strip() for l in dis.splitlines() if VECTOR_REG.search(l)]
+        hits = vector_lines(dis)
         if hits:
             failed += 1
             print(f"not ok {n} - {name}: {len(hits)} instructions use vector/FP registers, first: {hits[0]}")
         else:
-            print(f"ok {n} - {name}: no SSE/MMX/x87 register use")
+            print(f"ok {n} - {name}: no FP/vector register use")
     return 1 if failed else 0
 
 

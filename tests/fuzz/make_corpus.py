@@ -630,9 +630,105 @@ def kheap_seeds():
     return seeds
 
 
+# ---------------------------------------------------------------------------
+# a64pt (fuzz_a64pt.c)
+# ---------------------------------------------------------------------------
+# pick_va anchors: 0 null, 1 the last 4 GiB of the user half, 2 the first
+# kernel address, 3 the last 4 GiB. Flags and cache types as for x86pt
+# (cache 1 is MM_MAP_DEVICE: Device memory).
+
+
+def a_va(anchor, page=0, slot2m=0, gb=0, unaligned=None):
+    sel = anchor & 3
+    b = (page & 15) | (slot2m & 7) << 4 | (gb & 3) << 7
+    if unaligned is not None:
+        sel |= 0x80
+        b |= (unaligned & 0xFFF) << 12
+    return u8(sel) + u32(b)
+
+
+def a_raw_va(v):
+    return u8(0xF8) + u32(0) + u64(v)
+
+
+class AOps:
+    def __init__(self):
+        self.b = b""
+
+    def map(self, va, pa, size="4k", flags=None, iface=False, fail=None):
+        op = 0 | (0x08 if iface else 0)
+        pre = b""
+        if fail is not None:
+            op |= 0xF0
+            pre = u8(fail - 1)
+        self.b += u8(op) + pre + va + pa + u8(SIZE[size] % 4) + (flags or x_flags(W))
+
+    def unmap_nth(self, i):
+        self.b += u8(2) + u8(1 | (i << 1))
+
+    def protect_nth(self, i, flags):
+        self.b += u8(3) + u8(1 | (i << 1)) + flags
+
+    def translate(self, va):
+        self.b += u8(4) + va
+
+    def map_range(self, va, pa, lenmode, n, flags, fail=None):
+        op = 5
+        pre = b""
+        if fail is not None:
+            op |= 0xF0
+            pre = u8(fail - 1)
+        self.b += u8(op) + pre + va + pa + u8(lenmode) + u16(n) + flags
+
+    def unmap_range(self, va, lenmode, n, holes=False):
+        self.b += u8(6 | (0x20 if holes else 0)) + va + u8(lenmode) + u16(n)
+
+    def protect_range(self, va, lenmode, n, flags, holes=False):
+        self.b += u8(7 | (0x20 if holes else 0)) + va + u8(lenmode) + u16(n) + flags
+
+
+def a_header(va52=False, lpa2=False, phys=40, pool=200, bad=False):
+    cfg = (1 if va52 else 0) | (2 if lpa2 else 0) | (0xE0 if bad else 0)
+    return u8(cfg) + u8(phys - 32) + u8((pool - 32) // 6)
+
+
+def a64pt_seeds():
+    seeds = {}
+    o = AOps()
+    for i in range(8):
+        o.map(a_va(1, page=i), x_pa(0x100 + i), flags=x_flags(W | U))
+    for i in range(4):
+        o.map(a_va(2, page=i), x_pa(0x200 + i), flags=x_flags(W | G))
+    o.map(a_va(2, slot2m=1), x_pa(0x200, mode=1), "2m", x_flags(W, WC))
+    o.map(a_va(3, gb=1), x_pa(1, mode=2), "1g", x_flags(X | G))
+    o.map(a_va(1, page=3), x_pa(0x300))                          # exists
+    o.map(a_va(1, page=1, unaligned=5), x_pa(1))                 # unaligned
+    o.map(a_raw_va(0x0000800000000000), x_pa(1))                 # not canonical
+    o.map(a_va(2, page=9), x_pa(0x400), flags=x_flags(X, UC))    # device + exec
+    o.map(a_va(1, page=12), x_pa(0x500), flags=x_flags(U | G))   # global user
+    o.translate(a_va(1, page=2))
+    o.protect_nth(9, x_flags(W, UC))                             # memory type: BBM
+    o.protect_nth(9, x_flags(W | G, UC))                         # global: BBM
+    o.protect_nth(2, x_flags(U | X))                             # permissions only
+    o.unmap_nth(0)
+    o.map(a_va(1, page=14, slot2m=2), x_pa(0x600), fail=1)       # injected failure
+    o.map_range(a_va(1, gb=2), x_pa(0x40, mode=1), 2, 3, x_flags(W), fail=2)
+    o.map_range(a_va(1, gb=2), x_pa(0x40, mode=1), 2, 3, x_flags(W))
+    o.protect_range(a_va(1, gb=2), 2, 3, x_flags(W, WT))
+    o.unmap_range(a_va(1, gb=2), 2, 3)
+    o.unmap_range(a_va(1), 0, 40, holes=True)
+    seeds["pages"] = a_header() + o.b
+    seeds["lpa2-48"] = a_header(lpa2=True, phys=52) + o.b
+    seeds["va52"] = a_header(va52=True, phys=52) + o.b
+    seeds["small-pool"] = a_header(pool=32) + o.b
+    seeds["bad-config"] = a_header(bad=True, phys=52)
+    return seeds
+
+
 HARNESSES = {
     "pmm": pmm_seeds,
     "x86pt": x86pt_seeds,
+    "a64pt": a64pt_seeds,
     "vmm_region": vmm_region_seeds,
     "kheap": kheap_seeds,
 }

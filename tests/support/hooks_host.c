@@ -65,9 +65,12 @@ void mm_hook_spin_yield(void)
 }
 
 test_tlb_log_t test_tlb;
+void (*test_tlb_pages_observer)(mm_asid_t asid, const mm_vaddr_t *pages, size_t count);
 
 void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
 {
+    if (test_tlb_pages_observer != NULL)
+        test_tlb_pages_observer(asid, pages, count);
     pthread_mutex_lock(&log_lock);
     test_tlb.page_calls++;
     test_tlb.pages_flushed += count;
@@ -80,6 +83,8 @@ void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t cou
 
 void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global)
 {
+    if (test_tlb_pages_observer != NULL)
+        test_tlb_pages_observer(asid, NULL, 0);
     pthread_mutex_lock(&log_lock);
     test_tlb.all_calls++;
     test_tlb.last_all_global = include_global;

@@ -61,6 +61,11 @@ typedef struct test_tlb_log {
     int irq_depth_at_retire; /* interrupt depth during the last retire */
 } test_tlb_log_t;
 extern test_tlb_log_t test_tlb;
+/* Called (when set) inside every TLB flush hook call, before it returns,
+ * with the flush's identity: a test sees the page tables exactly as they
+ * are while the invalidation happens (break-before-make: the entry must be
+ * invalid). From mm_hook_tlb_flush_all: pages NULL, count 0. */
+extern void (*test_tlb_pages_observer)(mm_asid_t asid, const mm_vaddr_t *pages, size_t count);
 
 /* Called (when set) from mm_hook_asid_retire, so a test can look at the
  * state the retire sees (e.g. that no table was freed yet). */

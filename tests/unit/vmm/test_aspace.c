@@ -296,7 +296,7 @@ FX_TEST(map_anon_over_an_existing_page_rolls_back)
     OK(vmm_as_release(&as));
 }
 
-#if VMM_TEST_HAVE_X86PT
+#if VMM_TEST_HAVE_X86PT && !VMM_TEST_MAPPER_A64
 /* The raw x86_64 entries: user bit on the user-half path only. */
 #define PTE_P 1ull
 #define PTE_US 4ull
@@ -321,7 +321,7 @@ static void path(mm_paddr_t root, mm_vaddr_t va, uint64_t e[4])
 Test(vmm_x86, user_bit_only_on_the_user_half)
 {
     static fx_t fx;
-    fx_setup(&fx, FX_X86, NULL, false);
+    fx_setup(&fx, FX_REAL, NULL, false);
     vmm_as_t as;
     OK(vmm_as_create(&fx.vmm, vmm_as_leaf_free_frames, &fx.vmm, &as));
     OK(vmm_as_map_anon(&as, 0x400000, 3, MM_MAP_WRITE));
@@ -353,6 +353,68 @@ Test(vmm_x86, user_bit_only_on_the_user_half)
     x86pt_check_info_t info;
     OK(x86pt_check(&fx.x86, as.root, &info));
     cr_assert_eq(info.user_tables, 3, "PDPT, PD, PT under the user root entry");
+    OK(vmm_as_release(&as));
+    OK(vmm_stack_release(&s));
+}
+#endif
+
+#if VMM_TEST_MAPPER_A64
+/* The raw AArch64 descriptors (Arm ARM page descriptors): user pages are EL0
+ * accessible (AP[1]), not global (nG), never executable at EL1 (PXN);
+ * kernel pages reached through a user root are neither EL0 accessible nor
+ * EL0 executable, and the kernel half of every root is the kernel root's. */
+#define D_VALID 1ull
+#define D_AP1 (1ull << 6)
+#define D_NG (1ull << 11)
+#define D_PXN (1ull << 53)
+#define D_UXN (1ull << 54)
+#define D_ADDR 0x0000fffffffff000ull
+
+static uint64_t a64_leaf(mm_paddr_t root, mm_vaddr_t va)
+{
+    const uint64_t *t = hhdm_phys_to_virt(root);
+    for (int level = 0; level <= 3; level++) {
+        uint64_t e = t[(va >> (12 + 9 * (3 - level))) & 511];
+        cr_assert(e & D_VALID, "level %d invalid", level);
+        if (level == 3 || (e & 3) == 1)
+            return e;
+        t = hhdm_phys_to_virt(e & D_ADDR);
+    }
+    return 0;
+}
+
+Test(vmm_a64, user_pages_are_el0_and_not_global_kernel_pages_are_neither)
+{
+    static fx_t fx;
+    fx_setup(&fx, FX_REAL, NULL, false);
+    vmm_as_t as;
+    OK(vmm_as_create(&fx.vmm, vmm_as_leaf_free_frames, &fx.vmm, &as));
+    OK(vmm_as_map_anon(&as, 0x400000, 3, MM_MAP_WRITE));
+    vmm_stack_t s;
+    OK(vmm_stack_create(&fx.vmm, &s));
+    void *hb;
+    size_t hs;
+    OK(vmm_heap_grow(&fx.vmm, 1, &hb, &hs));
+
+    uint64_t e = a64_leaf(as.root, 0x401000);
+    cr_assert_eq(e & (D_AP1 | D_NG | D_PXN | D_UXN), D_AP1 | D_NG | D_PXN | D_UXN,
+                 "user data: EL0, nG, PXN, UXN (no exec asked): %#llx", (unsigned long long)e);
+    e = a64_leaf(as.root, s.bottom);
+    cr_assert_eq(e & (D_AP1 | D_NG | D_UXN), D_UXN, "kernel stack: not EL0, global");
+    e = a64_leaf(as.root, (mm_vaddr_t)(uintptr_t)hb);
+    cr_assert_eq(e & (D_AP1 | D_UXN), D_UXN, "kernel heap: not EL0");
+    const uint64_t *u = hhdm_phys_to_virt(as.root), *k = hhdm_phys_to_virt(fx.kroot);
+    for (unsigned i = 256; i < 512; i++)
+        cr_assert_eq(u[i], k[i], "root entry %u not shared", i);
+
+    a64pt_audit_counts_t c;
+    OK(a64pt_audit(&fx.a64, as.root, NULL, NULL, &c));
+    cr_assert_eq(c.wx + c.kernel_el0_leaves + c.user_pxn_clear, 0);
+    OK(a64pt_audit(&fx.a64, fx.kroot, NULL, NULL, &c));
+    cr_assert_eq(c.wx + c.kernel_el0_leaves + c.user_pxn_clear, 0);
+    a64pt_check_info_t info;
+    OK(a64pt_check(&fx.a64, as.root, &info));
+    cr_assert_eq(info.user_tables, 3, "levels 1, 2 and 3 under the user root entry");
     OK(vmm_as_release(&as));
     OK(vmm_stack_release(&s));
 }

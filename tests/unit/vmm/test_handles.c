@@ -165,7 +165,7 @@ static mm_status_t racing_free(void *ctx, mm_paddr_t base, size_t count)
     return race_fx->fail.inner.free(race_fx->fail.inner.ctx, base, count);
 }
 
-Test(vmm_fake, concurrent_release_of_a_copy_is_refused)
+FX_FAKE_ONLY(concurrent_release_of_a_copy_is_refused)
 {
     static fx_t fx;
     fx_setup(&fx, FX_FAKE, NULL, true);
@@ -394,7 +394,7 @@ FX_TEST(copied_or_zeroed_vmm_is_refused)
 
 /* A full record table: creation fails with MM_ERR_FULL and changes nothing
  * (frames taken first are given back); a release makes room again. */
-Test(vmm_fake, full_record_tables_refuse_creation)
+FX_FAKE_ONLY(full_record_tables_refuse_creation)
 {
     static fx_t fx;
     static vmm_handle_rec_t recs[2];

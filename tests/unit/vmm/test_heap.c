@@ -205,7 +205,7 @@ static mm_status_t ordering_free(void *ctx, mm_paddr_t base, size_t count)
     return order_fx->fail.inner.free(order_fx->fail.inner.ctx, base, count);
 }
 
-Test(vmm_fake, release_frees_frames_after_the_flush_without_the_lock)
+FX_FAKE_ONLY(release_frees_frames_after_the_flush_without_the_lock)
 {
     static fx_t fx;
     fx_setup(&fx, FX_FAKE, NULL, true);
@@ -337,18 +337,18 @@ static void setup_small_window(fx_t *fx, fx_kind_t kind)
     OK(vmm_init(&fx->vmm, &fx->cfg));
 }
 
-Test(vmm_fake, grow_release_cycles_never_exhaust_the_window)
+FX_FAKE_ONLY(grow_release_cycles_never_exhaust_the_window)
 {
     static fx_t fx;
     setup_small_window(&fx, FX_FAKE);
     cycles(&fx);
 }
 
-#if VMM_TEST_HAVE_X86PT
-Test(vmm_x86, grow_release_cycles_never_exhaust_the_window)
+#if FX_HAVE_REAL
+Test(FX_REAL_SUITE, grow_release_cycles_never_exhaust_the_window)
 {
     static fx_t fx;
-    setup_small_window(&fx, FX_X86);
+    setup_small_window(&fx, FX_REAL);
     cycles(&fx);
 }
 #endif
@@ -413,7 +413,7 @@ FX_TEST(release_errors_change_nothing)
 /* No heap slot left for a new hole: MM_ERR_FULL before anything is
  * unmapped, no warning; the range works on, and is taken once a release
  * next to it makes the hole touch another. */
-Test(vmm_fake, release_with_the_heap_slots_full_keeps_the_range)
+FX_FAKE_ONLY(release_with_the_heap_slots_full_keeps_the_range)
 {
     static fx_t fx;
     static vmm_range_t one_slot[1];
@@ -460,7 +460,7 @@ static void setup_race(fx_t *fx, const fx_opts_t *o)
     OK(vmm_init(&fx->vmm, &fx->cfg));
 }
 
-Test(vmm_fake, release_racing_a_release_of_the_same_range_is_refused)
+FX_FAKE_ONLY(release_racing_a_release_of_the_same_range_is_refused)
 {
     static fx_t fx;
     setup_race(&fx, NULL);
@@ -486,7 +486,7 @@ Test(vmm_fake, release_racing_a_release_of_the_same_range_is_refused)
 /* Releases in the unlocked window take the last slot the first one would
  * have needed: its pages are gone (MM_OK: the heap must not use them), its
  * range is counted as stranded and never handed out again. */
-Test(vmm_fake, release_racing_releases_that_fill_the_slots_strands_and_reports)
+FX_FAKE_ONLY(release_racing_releases_that_fill_the_slots_strands_and_reports)
 {
     static fx_t fx;
     static vmm_range_t one_slot[1];

@@ -106,7 +106,7 @@ FX_TEST(a_handle_with_another_identity_is_stale)
 /* Identities are bounded by vmm_config_t.asids: with 3 (the kernel's and
  * two), the third space runs untagged (identity 0) and is not retired; with
  * none, every space is untagged. */
-Test(vmm_fake, identities_are_bounded_and_untagged_spaces_are_not_retired)
+FX_FAKE_ONLY(identities_are_bounded_and_untagged_spaces_are_not_retired)
 {
     static fx_t fx;
     fx_opts_t o = {.asids = 3};
@@ -130,7 +130,7 @@ Test(vmm_fake, identities_are_bounded_and_untagged_spaces_are_not_retired)
     cr_assert_eq(test_tlb.retires, 2);
 }
 
-Test(vmm_fake, without_identities_every_space_is_untagged)
+FX_FAKE_ONLY(without_identities_every_space_is_untagged)
 {
     static fx_t fx;
     fx_opts_t o = {.no_asids = true};
@@ -147,7 +147,7 @@ Test(vmm_fake, without_identities_every_space_is_untagged)
 
 /* With a separate kernel root (AArch64 TTBR1) the kernel's view has no user
  * half: vmm_switch_to_kernel passes root 0, never the kernel root. */
-Test(vmm_fake, a_separate_kernel_root_is_never_switched_in_as_a_user_root)
+FX_FAKE_ONLY(a_separate_kernel_root_is_never_switched_in_as_a_user_root)
 {
     static fx_t fx;
     mm_va_space_t s;

@@ -57,13 +57,19 @@ void fx_setup(fx_t *fx, fx_kind_t kind, const fx_opts_t *opts, bool no_vmm)
         fx->fake = fake_pm_create(fx->fa, 1u << 16);
         fx->mapper = fake_pm_mapper(fx->fake);
     } else {
-#if VMM_TEST_HAVE_X86PT
+#if VMM_TEST_MAPPER_A64
+        /* 48-bit VA: a64pt_va_space gives the same sign-extended halves as
+         * 4-level x86_64, one root for both (no separate TTBR1 root yet). */
+        a64pt_config_t ac = {.va_bits = 48, .lpa2 = false, .phys_bits = 40, .frames = fx->fa};
+        cr_assert_eq(a64pt_init(&fx->a64, &ac), MM_OK);
+        fx->mapper = a64pt_page_mapper(&fx->a64);
+#elif VMM_TEST_HAVE_X86PT
         x86pt_config_t xc = {
             .levels = 4, .phys_bits = 40, .nx = true, .pages_1g = true, .frames = fx->fa};
         cr_assert_eq(x86pt_init(&fx->x86, &xc), MM_OK);
         fx->mapper = x86pt_page_mapper(&fx->x86);
 #else
-        cr_assert_fail("x86_64 mapper not built");
+        cr_assert_fail("no real mapper built");
 #endif
     }
     if (kind == FX_FAKE && opts != NULL && opts->space != NULL)
@@ -125,13 +131,28 @@ static uint64_t mix(uint64_t h, uint64_t v)
     return h;
 }
 
-#if VMM_TEST_HAVE_X86PT
+#if FX_HAVE_REAL
 typedef struct walk_acc {
     uint64_t hash;
     size_t leaves;
 } walk_acc_t;
 
-static bool walk_cb(void *arg, const x86pt_leaf_t *leaf)
+/* The real mapper's walker, check and leaf type under one name each. */
+#if VMM_TEST_MAPPER_A64
+#define REAL(fx) (&(fx)->a64)
+#define real_leaf_t a64pt_leaf_t
+#define real_check_info_t a64pt_check_info_t
+#define real_walk a64pt_walk
+#define real_check a64pt_check
+#else
+#define REAL(fx) (&(fx)->x86)
+#define real_leaf_t x86pt_leaf_t
+#define real_check_info_t x86pt_check_info_t
+#define real_walk x86pt_walk
+#define real_check x86pt_check
+#endif
+
+static bool walk_cb(void *arg, const real_leaf_t *leaf)
 {
     walk_acc_t *a = arg;
     a->hash = mix(mix(mix(mix(a->hash, leaf->va), leaf->pa), (uint64_t)leaf->size), leaf->entry);
@@ -144,12 +165,12 @@ uint64_t fx_digest(fx_t *fx, mm_paddr_t root)
 {
     if (fx->kind == FX_FAKE)
         return fake_pm_digest(fx->fake, root);
-#if VMM_TEST_HAVE_X86PT
+#if FX_HAVE_REAL
     walk_acc_t a = {0xcbf29ce484222325ull, 0};
-    cr_assert_eq(x86pt_walk(&fx->x86, root, 0, UINT64_MAX, walk_cb, &a), MM_OK);
-    x86pt_check_info_t info;
-    mm_status_t st = x86pt_check(&fx->x86, root, &info);
-    cr_assert_eq(st, MM_OK, "x86pt_check: %s", info.problem ? info.problem : "");
+    cr_assert_eq(real_walk(REAL(fx), root, 0, UINT64_MAX, walk_cb, &a), MM_OK);
+    real_check_info_t info;
+    mm_status_t st = real_check(REAL(fx), root, &info);
+    cr_assert_eq(st, MM_OK, "mapper check: %s", info.problem ? info.problem : "");
     return mix(mix(mix(a.hash, a.leaves), info.user_tables), info.kernel_tables);
 #else
     return 0;
@@ -160,10 +181,10 @@ size_t fx_leaf_count(fx_t *fx, mm_paddr_t root)
 {
     if (fx->kind == FX_FAKE)
         return fake_pm_leaf_count(fx->fake, root);
-#if VMM_TEST_HAVE_X86PT
+#if FX_HAVE_REAL
     walk_acc_t a = {0, 0};
     mm_vaddr_t last = root == fx->kroot ? UINT64_MAX : (1ull << 47) - 1;
-    cr_assert_eq(x86pt_walk(&fx->x86, root, 0, last, walk_cb, &a), MM_OK);
+    cr_assert_eq(real_walk(REAL(fx), root, 0, last, walk_cb, &a), MM_OK);
     return a.leaves;
 #else
     return 0;
@@ -220,11 +241,11 @@ void fx_assert_sane(fx_t *fx)
     const char *why = NULL;
     cr_assert_eq(pmm_check(&fx->pmm, &why), MM_OK, "pmm_check: %s", why ? why : "");
 #endif
-#if VMM_TEST_HAVE_X86PT
-    if (fx->kind == FX_X86) {
-        x86pt_check_info_t info;
-        mm_status_t st = x86pt_check(&fx->x86, fx->kroot, &info);
-        cr_assert_eq(st, MM_OK, "x86pt_check: %s", info.problem ? info.problem : "");
+#if FX_HAVE_REAL
+    if (fx->kind == FX_REAL) {
+        real_check_info_t info;
+        mm_status_t st = real_check(REAL(fx), fx->kroot, &info);
+        cr_assert_eq(st, MM_OK, "mapper check: %s", info.problem ? info.problem : "");
     }
 #endif
 }

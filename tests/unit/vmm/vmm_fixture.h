@@ -1,8 +1,13 @@
 /*
  * VMM test fixture: simulated physical memory, a backing frame allocator
  * (the real PMM when it is built, else the shared test frame pool), a wrapper that
- * fails the k-th allocation, and a mapper (the fake, or the real x86_64 one
- * when it is built), with the VMM set up over a default layout.
+ * fails the k-th allocation, and a mapper (the fake, or a real one), with
+ * the VMM set up over a default layout.
+ *
+ * The same test sources build two executables: test-vmm runs each FX_TEST
+ * body over the fake mapper (suite vmm_fake) and the x86_64 mapper
+ * (vmm_x86); test-vmm-a64 (-DVMM_TEST_MAPPER_A64=1) runs them over the
+ * AArch64 mapper (vmm_a64) only, so fake-only tests are not run twice.
  *
  * Criterion runs every test in a fresh process, so a fixture lives in static
  * storage (the VMM keeps pointers into it).
@@ -22,8 +27,24 @@
 #else
 #include "frame_pool.h"
 #endif
-#if VMM_TEST_HAVE_X86PT
+#ifndef VMM_TEST_MAPPER_A64
+#define VMM_TEST_MAPPER_A64 0
+#endif
+/* The real mapper of this executable (FX_REAL), its Criterion suite, and
+ * whether the fake-mapper variants are built here. */
+#if VMM_TEST_MAPPER_A64
+#include <hadron/mm/a64pt.h>
+#define FX_HAVE_REAL 1
+#define FX_HAVE_FAKE 0
+#define FX_REAL_SUITE vmm_a64
+#elif VMM_TEST_HAVE_X86PT
 #include <hadron/mm/x86pt.h>
+#define FX_HAVE_REAL 1
+#define FX_HAVE_FAKE 1
+#define FX_REAL_SUITE vmm_x86
+#else
+#define FX_HAVE_REAL 0
+#define FX_HAVE_FAKE 1
 #endif
 
 #define P 4096ull
@@ -47,7 +68,7 @@ typedef struct failing_fa {
     unsigned long failures;
 } failing_fa_t;
 
-typedef enum fx_kind { FX_FAKE, FX_X86 } fx_kind_t;
+typedef enum fx_kind { FX_FAKE, FX_REAL } fx_kind_t;
 
 typedef struct fx_opts {
     uint64_t stack_size;
@@ -78,7 +99,9 @@ typedef struct fx {
     failing_fa_t fail;
     mm_frame_allocator_t fa; /* the failing wrapper: what VMM and mapper use */
     fake_pm_t *fake;
-#if VMM_TEST_HAVE_X86PT
+#if VMM_TEST_MAPPER_A64
+    a64pt_t a64;
+#elif VMM_TEST_HAVE_X86PT
     x86pt_t x86;
 #endif
     mm_page_mapper_t mapper;
@@ -124,28 +147,38 @@ typedef mm_status_t (*fx_op_fn)(fx_t *fx, void *arg);
  * runs failed. */
 unsigned long fx_fail_each_k(fx_t *fx, fx_op_fn op, void *arg, bool sticky);
 
-/* Defines a test body run against the fake mapper and, when built, the real
- * x86_64 mapper: suites vmm_fake / vmm_x86 (Meson suite `vmm` either way). */
-#if VMM_TEST_HAVE_X86PT
-#define FX_TEST_X86(name)                                                                          \
-    Test(vmm_x86, name)                                                               \
+/* Defines a test body run against the fake mapper and the real mapper of
+ * this executable: suites vmm_fake and vmm_x86 in test-vmm, vmm_a64 in
+ * test-vmm-a64 (Meson suite `vmm` either way). */
+#if FX_HAVE_REAL
+#define FX_TEST_REAL(name)                                                                         \
+    Test(FX_REAL_SUITE, name)                                                                      \
     {                                                                                              \
         static fx_t fx;                                                                            \
-        fx_setup(&fx, FX_X86, NULL, false);                                                        \
+        fx_setup(&fx, FX_REAL, NULL, false);                                                       \
         name##_body(&fx);                                                                          \
     }
 #else
-#define FX_TEST_X86(name)
+#define FX_TEST_REAL(name)
 #endif
-#define FX_TEST(name)                                                                              \
-    static void name##_body(fx_t *fx);                                                             \
+#if FX_HAVE_FAKE
+#define FX_TEST_FAKE(name)                                                                         \
     Test(vmm_fake, name)                                                                           \
     {                                                                                              \
         static fx_t fx;                                                                            \
         fx_setup(&fx, FX_FAKE, NULL, false);                                                       \
         name##_body(&fx);                                                                          \
-    }                                                                                              \
-    FX_TEST_X86(name)                                                                              \
+    }
+/* A test only the fake mapper can run (it drives the fake's failure hooks). */
+#define FX_FAKE_ONLY(name) Test(vmm_fake, name)
+#else
+#define FX_TEST_FAKE(name)
+#define FX_FAKE_ONLY(name) static void __attribute__((unused)) name##_fake_only(void)
+#endif
+#define FX_TEST(name)                                                                              \
+    static void name##_body(fx_t *fx);                                                             \
+    FX_TEST_FAKE(name)                                                                             \
+    FX_TEST_REAL(name)                                                                             \
     static void name##_body(fx_t *fx)
 
 #endif
