@@ -18,6 +18,7 @@ void mm_hook_warn(const mm_report_t *r) { fprintf(stderr, "warn: %s\n", r->messa
 mm_irqflags_t mm_hook_irq_save(void) { return 0; }
 void mm_hook_irq_restore(mm_irqflags_t f) { (void)f; }
 void mm_hook_spin_yield(void) { sched_yield(); }
+unsigned mm_hook_cpu_index(void) { return 0; } /* one thread */
 void mm_hook_tlb_flush_pages(mm_asid_t a, const mm_vaddr_t *p, size_t n) { (void)a; (void)p; (void)n; }
 void mm_hook_tlb_flush_all(mm_asid_t a, bool g) { (void)a; (void)g; }
 void mm_hook_switch_root(mm_paddr_t r, mm_asid_t a) { (void)r; (void)a; }

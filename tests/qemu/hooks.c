@@ -67,3 +67,9 @@ void mm_hook_irq_restore(mm_irqflags_t flags)
     __asm__ __volatile__("pushq %0; popfq" : : "r"(flags) : "memory", "cc");
 }
 
+
+/* The test kernel runs on one CPU. */
+unsigned mm_hook_cpu_index(void)
+{
+    return 0;
+}

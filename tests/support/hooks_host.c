@@ -67,6 +67,22 @@ void mm_hook_spin_yield(void)
 test_tlb_log_t test_tlb;
 void (*test_tlb_pages_observer)(mm_asid_t asid, const mm_vaddr_t *pages, size_t count);
 
+int test_cpu_index = -1;
+
+/* Each thread is a "CPU" of its own, numbered in order of its first call
+ * (no two threads ever share an index, as per-CPU state needs), unless a
+ * test picks the index (test_cpu_index >= 0). */
+unsigned mm_hook_cpu_index(void)
+{
+    static atomic_uint next_index;
+    static _Thread_local unsigned index = UINT_MAX;
+    if (test_cpu_index >= 0)
+        return (unsigned)test_cpu_index;
+    if (index == UINT_MAX)
+        index = atomic_fetch_add_explicit(&next_index, 1, memory_order_relaxed);
+    return index;
+}
+
 void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
 {
     if (test_tlb_pages_observer != NULL)

@@ -78,6 +78,8 @@ int test_irq_depth(void);
 /* Calls of mm_hook_spin_yield (spin_yield builds): a waiter that polled a
  * lock MM_SPIN_YIELD_SPINS times gave up the CPU (sched_yield). */
 extern atomic_long test_spin_yields;
+/* The CPU index mm_hook_cpu_index returns; -1 (the default): one per thread. */
+extern int test_cpu_index;
 
 /* Simulated physical memory: `bytes` of address space (lazily backed by the
  * host kernel) whose first byte is physical address 0. Also sets the HHDM

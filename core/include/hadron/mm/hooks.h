@@ -50,6 +50,16 @@ void mm_hook_irq_restore(mm_irqflags_t flags);
  * run. May return at once. Must not take hadron-mm locks or allocate. */
 void mm_hook_spin_yield(void);
 
+/* Index of the CPU the caller runs on, for per-CPU state. Called with
+ * interrupts disabled by mm_hook_irq_save, so the caller cannot migrate
+ * while it uses the answer; until it restores interrupts no other context
+ * may get the same index (a kernel: the CPU number; a host: a number per
+ * thread). A value >= HADRON_MM_MAX_CPUS (early boot before per-CPU data
+ * exists, or more CPUs than configured) means "no per-CPU state": callers
+ * take their shared, locked path. Must not take hadron-mm locks or
+ * allocate. */
+unsigned mm_hook_cpu_index(void);
+
 /* TLB hooks and address-space identities (types.h: mm_asid_t).
  *
  * Every flush names the identity whose entries went stale. MM_ASID_KERNEL
