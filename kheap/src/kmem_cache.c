@@ -455,7 +455,7 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
         size_t want = x->used == 0 ? 0 : km_index_cap_for(x->used);
         if (want > x->cap)
             want = x->cap; /* full to the load factor: compact only */
-        if (want == x->cap && x->deleted == 0)
+        if (want == x->cap)
             break;
         uintptr_t *fresh = NULL;
         if (want != 0) {

@@ -55,12 +55,10 @@ static bool km_check_slab(const kmem_cache_t *c, const km_slab_t *s, size_t *fre
  * sequence, each page's slab registered at its first page. */
 static bool km_check_index(const kmem_index_t *x, mm_report_t *report)
 {
-    size_t used = 0, deleted = 0;
+    size_t used = 0;
     for (size_t i = 0; i < x->cap; i++) {
         uintptr_t e = x->table[i];
-        if (e == KM_TABLE_DELETED)
-            deleted++;
-        if (e <= KM_TABLE_DELETED)
+        if (e == KM_TABLE_EMPTY)
             continue;
         used++;
         uintptr_t page = e & ~KM_PAGE_INDEX_MASK, base = page - (e & KM_PAGE_INDEX_MASK) * KM_PAGE;
@@ -68,8 +66,7 @@ static bool km_check_index(const kmem_index_t *x, mm_report_t *report)
             KM_BAD("kmem_cache: slab table entry not reachable by its probe sequence", e, i,
                    km_index_find(x, page));
     }
-    if (used != x->used || deleted != x->deleted ||
-        (x->cap != 0 && (x->used + x->deleted) * 2 > x->cap) || (x->cap == 0) != (x->table == NULL))
+    if (used != x->used || (x->cap != 0 && x->used * 2 > x->cap) || (x->cap == 0) != (x->table == NULL))
         KM_BAD("kmem_cache: slab table counts wrong", x, used, x->used);
     return true;
 }
@@ -83,7 +80,7 @@ static bool km_check_locked(const kmem_cache_t *c, mm_report_t *report)
     for (size_t i = 0; i < x->cap; i++) {
         uintptr_t e = x->table[i];
         /* A slab's first page; other caches' slabs when the table is shared. */
-        if (e <= KM_TABLE_DELETED || (e & KM_PAGE_INDEX_MASK) != 0 ||
+        if (e == KM_TABLE_EMPTY || (e & KM_PAGE_INDEX_MASK) != 0 ||
             ((const km_slab_t *)e)->cache != c)
             continue;
         const km_slab_t *s = (const km_slab_t *)e;
@@ -147,7 +144,7 @@ mm_status_t kmem_cache_walk(kmem_cache_t *cache, kmem_walk_fn fn, void *arg)
     const kmem_index_t *x = cache->index;
     for (size_t e = 0; e < x->cap; e++) {
         uintptr_t entry = x->table[e];
-        if (entry <= KM_TABLE_DELETED || (entry & KM_PAGE_INDEX_MASK) != 0 ||
+        if (entry == KM_TABLE_EMPTY || (entry & KM_PAGE_INDEX_MASK) != 0 ||
             ((const km_slab_t *)entry)->cache != cache)
             continue;
         const km_slab_t *s = (const km_slab_t *)entry;

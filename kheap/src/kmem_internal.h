@@ -23,7 +23,6 @@
 #define KM_MAGIC_SLAB 0x736c616268656164ull     /* "slabhead" */
 #define KM_BITMAP_WORDS (KMEM_SLAB_OBJECTS_MAX / 64u)
 #define KM_TABLE_EMPTY ((uintptr_t)0)
-#define KM_TABLE_DELETED ((uintptr_t)1)
 #define KM_TABLE_MIN 8u
 /* The table's unit: every page of a slab has an entry, page | its index in
  * the slab, so any address finds its slab with one probe sequence whatever
@@ -116,14 +115,14 @@ static inline size_t km_hash(uintptr_t page, size_t cap)
 static inline uintptr_t km_index_find(const kmem_index_t *x, uintptr_t addr)
 {
     uintptr_t page = addr & ~KM_PAGE_INDEX_MASK;
-    /* 0 and 1 mark empty and deleted entries: never a slab's (the first
-     * page of the address space is never a slab). */
+    /* 0 marks an empty entry: never a slab's (the first page of the
+     * address space is never a slab). */
     if (x->cap == 0 || page == 0)
         return 0;
     size_t mask = x->cap - 1;
     for (size_t i = km_hash(page, x->cap), n = 0; n < x->cap; i = (i + 1) & mask, n++) {
         uintptr_t e = x->table[i];
-        if ((e & ~KM_PAGE_INDEX_MASK) == page && e > KM_TABLE_DELETED)
+        if ((e & ~KM_PAGE_INDEX_MASK) == page && e != KM_TABLE_EMPTY)
             return page - (e & KM_PAGE_INDEX_MASK) * KM_PAGE;
         if (e == KM_TABLE_EMPTY)
             return 0;

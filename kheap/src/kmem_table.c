@@ -19,7 +19,7 @@ void km_index_init(kmem_index_t *x, kheap_t *heap)
 
 bool km_index_has_room(const kmem_index_t *x, size_t pages)
 {
-    return (x->used + x->deleted + pages) * 2 <= x->cap;
+    return (x->used + pages) * 2 <= x->cap;
 }
 
 size_t km_index_cap_for(size_t entries)
@@ -33,10 +33,8 @@ size_t km_index_cap_for(size_t entries)
 static void km_index_put(kmem_index_t *x, uintptr_t entry)
 {
     size_t mask = x->cap - 1, i = km_hash(entry & ~KM_PAGE_INDEX_MASK, x->cap);
-    while (x->table[i] > KM_TABLE_DELETED)
+    while (x->table[i] != KM_TABLE_EMPTY)
         i = (i + 1) & mask;
-    if (x->table[i] == KM_TABLE_DELETED)
-        x->deleted--;
     x->table[i] = entry;
     x->used++;
 }
@@ -95,9 +93,8 @@ uintptr_t *km_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap)
     __atomic_store_n(&x->table, fresh, __ATOMIC_RELAXED);
     __atomic_store_n(&x->cap, cap, __ATOMIC_RELAXED);
     x->used = 0;
-    x->deleted = 0;
     for (size_t i = 0; i < old_cap; i++)
-        if (old[i] > KM_TABLE_DELETED)
+        if (old[i] != KM_TABLE_EMPTY)
             km_index_put(x, old[i]);
     return old;
 }
@@ -108,6 +105,5 @@ uintptr_t *km_index_drop(kmem_index_t *x)
     uintptr_t *old = x->table;
     __atomic_store_n(&x->table, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&x->cap, 0, __ATOMIC_RELAXED);
-    x->deleted = 0;
     return old;
 }

@@ -113,8 +113,8 @@ typedef struct kheap kheap_t;
 typedef struct kmem_index {
     mm_spinlock_t lock;
     kheap_t *heap;    /* the table's memory comes from it */
-    uintptr_t *table; /* page | page's index in its slab; 0 empty, 1 deleted */
-    size_t cap, used, deleted;
+    uintptr_t *table; /* page | page's index in its slab; 0 empty */
+    size_t cap, used;
 } kmem_index_t;
 
 /* A cache. Treat every field as private; the struct is public so a kernel
