@@ -1,0 +1,5 @@
+#include "kernel.h"
+#include "kmem.h"
+void demo_print(void)
+{
+}
