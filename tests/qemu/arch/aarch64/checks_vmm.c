@@ -1,5 +1,0 @@
-#include "kernel.h"
-#include "kmem.h"
-void checks_vmm(void)
-{
-}
