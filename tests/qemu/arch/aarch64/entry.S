@@ -149,3 +149,19 @@ call_on_stack:
     ldr x19, [sp, #16]
     ldp x29, x30, [sp], #32
     ret
+
+/* call_on_stack_el1t(fn, arg, stack_top): fn(arg) on SP_EL0 = stack_top
+ * (PSTATE.SP = 0, "EL1t"); exceptions still switch to SP_EL1, whose value
+ * is this function's frame. */
+    .globl call_on_stack_el1t
+call_on_stack_el1t:
+    stp x29, x30, [sp, #-16]!
+    mov x29, sp
+    msr sp_el0, x2
+    mov x9, x0
+    mov x0, x1
+    msr spsel, #0
+    blr x9
+    msr spsel, #1
+    ldp x29, x30, [sp], #16
+    ret

@@ -23,6 +23,7 @@
 
 unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
 unsigned hook_asid_retires;
+unsigned hook_kept_switches; /* switches to a user root: its ASID's entries stay */
 unsigned tlb_asid_bits;
 
 static uint64_t tlbi_operand(mm_asid_t asid, mm_vaddr_t va)
@@ -71,6 +72,8 @@ void mm_hook_switch_root(mm_paddr_t root, mm_asid_t asid)
     } else {
         WRITE_SYSREG(ttbr0_el1, root | ((uint64_t)asid << TTBR_ASID_SHIFT));
         WRITE_SYSREG(tcr_el1, tcr & ~TCR_EPD0);
+        if (asid != MM_ASID_KERNEL)
+            hook_kept_switches++;
     }
     isb();
     /* Identity 0 keeps nothing (hooks.h): its non-global entries go. */
