@@ -1,5 +1,0 @@
-#include "kernel.h"
-#include "kmem.h"
-void demo_print(void)
-{
-}
