@@ -141,8 +141,8 @@ el1:
 
     adrp x26, boot_l0_lo
     adrp x27, boot_l0_hi
-    mov x9, #17                   /* T0SZ: user half 2^47 (a64pt's space) */
-    mov x10, #16                  /* T1SZ: 2^48 */
+    mov x9, #16                   /* T0SZ: user half 2^48 */
+    mov x10, #16                  /* T1SZ: kernel half 2^48 */
     cbz x24, 4f
     /* LPA2: level -1 tables: [0] -> low L0, [15] -> high L0. */
     adrp x0, boot_lm1_lo
@@ -153,7 +153,7 @@ el1:
     orr x9, x27, #D_TABLE
     str x9, [x0, #15 * 8]
     mov x27, x0
-    mov x9, #13                   /* T0SZ: 2^51 */
+    mov x9, #12                   /* T0SZ: 2^52 */
     mov x10, #12                  /* T1SZ: 2^52 */
 4:  ldr x11, =(TCR_WALK0 | TCR_WALK1)
     orr x11, x11, x9

@@ -40,7 +40,7 @@ void checks_boot(void)
     uint64_t tcr = READ_SYSREG(tcr_el1);
     bool lpa2 = tgran4 == 1;
     bool ds = (tcr & TCR_DS) != 0;
-    unsigned want_t0 = lpa2 ? 13 : 17, want_t1 = lpa2 ? 12 : 16;
+    unsigned want_t0 = lpa2 ? 12 : 16, want_t1 = want_t0;
     tap_check(boot_va_bits == (lpa2 ? 52u : 48u) && ds == lpa2 && TCR_T0SZ(tcr) == want_t0 &&
                   TCR_T1SZ(tcr) == want_t1,
               "boot: %lu-bit VA, %u lookup levels (ID_AA64MMFR0_EL1.TGran4 %u%s): TCR_EL1 T0SZ "

@@ -181,6 +181,12 @@ void checks_paging(void)
                    kernel_pt.levels, kernel_root, kernel_tables_ready ? "" : ", failed at ",
                    kernel_tables_error_step))
         return;
+    mm_va_space_t mine;
+    a64pt_va_space(&kernel_pt, &mine);
+    tap_check(mine.kernel_root_separate && mm_va_space_equal(&mine, &kernel_layout.space),
+              "paging: the kernel half has its own root (TTBR1): user [0, %#lx) in TTBR0 roots, "
+              "kernel [%#lx, 2^64); the layout was computed for this space",
+              mine.user_hi, mine.kernel_lo);
     check_hhdm();
     check_image_rights();
     check_scratch();

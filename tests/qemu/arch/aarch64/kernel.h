@@ -23,8 +23,9 @@
 #define KERNEL_VMA UINT64_C(0xffffffff80000000)
 #define KERNEL_TEXT_OFFSET UINT64_C(0x200000)
 #define KERNEL_LINK_BASE (KERNEL_VMA + KERNEL_TEXT_OFFSET)
-#define HHDM_BASE_48 UINT64_C(0xffff800000000000)
-#define HHDM_BASE_52 UINT64_C(0xfff8000000000000)
+/* The HHDM starts the kernel half: 2^64 - 2^va_bits (mm_va_space_aarch64). */
+#define HHDM_BASE_48 UINT64_C(0xffff000000000000)
+#define HHDM_BASE_52 UINT64_C(0xfff0000000000000)
 
 extern char __kernel_start[], __kernel_end[];
 extern char __text_start[], __text_end[];

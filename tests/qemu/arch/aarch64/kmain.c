@@ -27,10 +27,12 @@ static void memory_bootstrap(void)
     early_mapped_bytes = early_hhdm_map(hhdm_base, lpa2);
     hhdm_init_status = hhdm_init(hhdm_base, mm_align_up(boot_info.phys_top, MM_GIB));
 
-    /* a64pt_va_space describes this space (vmm_init refuses the layout if
-     * the two ever differ): the sign-extended halves of va_bits. */
+    /* The kernel mapper is not set up yet: this is the space a64pt_va_space
+     * gives with a separate kernel root (vmm_init refuses the layout if the
+     * two ever differ): user [0, 2^va_bits) in TTBR0, kernel the top
+     * 2^va_bits in TTBR1. */
     static mm_va_space_t space;
-    mm_va_space_sign_extended((unsigned)boot_va_bits, lpa2 ? 5 : 4, &space);
+    mm_va_space_aarch64((unsigned)boot_va_bits, &space);
     layout_params_t params = {
         .hhdm_base = hhdm_base,
         .phys_top = boot_info.phys_top,

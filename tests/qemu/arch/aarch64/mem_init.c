@@ -3,10 +3,11 @@
  *
  *   1. frames   the PMM from the device tree's map, the image and the DTB
  *               reserved
- *   2. tables   paging-aarch64 builds the kernel's hierarchy: the HHDM over
- *               every /memory range with the largest blocks, the PL011 page
- *               (Device-nGnRE) at its HHDM address, the image with
- *               per-section rights; TTBR1_EL1 switched to it, TTBR0 walks off
+ *   2. tables   paging-aarch64 builds the kernel's hierarchy, a root of its
+ *               own (kernel_root_separate): the HHDM over every /memory
+ *               range with the largest blocks, the PL011 page (Device-nGnRE)
+ *               at its HHDM address, the image with per-section rights;
+ *               TTBR1_EL1 switched to it, TTBR0 walks off until a user root
  *   3. VMM      heap, stack and MMIO regions of the layout over those tables
  *   4. kheap    growing through the VMM
  * Failures are reported by the checks (the *_ready flags and statuses).
@@ -118,6 +119,7 @@ mm_status_t kernel_tables_build(void)
         .va_bits = (unsigned)boot_va_bits,
         .lpa2 = lpa2,
         .phys_bits = pa > 48 && !lpa2 ? 48 : pa,
+        .kernel_root_separate = true,
         .frames = kernel_frames,
     };
     mm_status_t st = a64pt_init(&kernel_pt, &cfg);
@@ -126,8 +128,8 @@ mm_status_t kernel_tables_build(void)
         return st;
     }
     kernel_mapper = a64pt_page_mapper(&kernel_pt);
-    if ((st = a64pt_root_create(&kernel_pt, 0, &kernel_root)) != MM_OK) {
-        kernel_tables_error_step = "root_create";
+    if ((st = a64pt_kernel_root_create(&kernel_pt, &kernel_root)) != MM_OK) {
+        kernel_tables_error_step = "kernel_root_create";
         return st;
     }
     mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;

@@ -58,9 +58,10 @@ void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global)
     isb();
 }
 
-/* Root 0 (or the kernel root, which has no user half) means "no user
- * half": TTBR0 walks are disabled (TCR_EL1.EPD0), so a user address faults
- * with a translation fault instead of walking a stale table. */
+/* Root 0 means "no user half" (vmm_switch_to_kernel beside a separate
+ * kernel root): TTBR0 walks are disabled (TCR_EL1.EPD0), so a user address
+ * faults with a translation fault instead of walking a stale table. The
+ * kernel root itself is never a user root: it lives in TTBR1. */
 void mm_hook_switch_root(mm_paddr_t root, mm_asid_t asid)
 {
     extern mm_paddr_t kernel_root;

@@ -147,6 +147,8 @@ mm_status_t arch_mapper_like_kernel(mm_frame_allocator_t frames, mm_page_mapper_
         .va_bits = kernel_pt.va_bits,
         .lpa2 = kernel_pt.lpa2,
         .phys_bits = kernel_pt.phys_bits,
+        .kernel_root_separate = kernel_pt.separate,
+        .kernel_root = kernel_root,
         .frames = frames,
     };
     mm_status_t st = a64pt_init(&pt2, &cfg);
