@@ -209,10 +209,17 @@ static void unknown_token(uint8_t *b)
     put32(b + off, 7);
 }
 
+/* The strings block loses its last byte (the final NUL). */
+static void unterminated_name(uint8_t *b)
+{
+    uint32_t n = (uint32_t)b[32] << 24 | (uint32_t)b[33] << 16 | (uint32_t)b[34] << 8 | b[35];
+    put32(b + 32, n - 1);
+}
+
 Test(fdt, malformed_blobs_are_refused_with_a_reason)
 {
-    static const breaker_fn breakers[] = {bad_magic, old_version, struct_past_total, no_end_token,
-                                          unknown_token};
+    static const breaker_fn breakers[] = {bad_magic,     old_version,      struct_past_total,
+                                          no_end_token,  unknown_token,    unterminated_name};
     for (unsigned i = 0; i < sizeof breakers / sizeof breakers[0]; i++) {
         static blob_t t;
         uint8_t *b = (uint8_t *)virt_like(&t);
@@ -220,6 +227,8 @@ Test(fdt, malformed_blobs_are_refused_with_a_reason)
         fdt_info_t info;
         const char *why = fdt_parse(b, &info);
         cr_assert_not_null(why, "breaker %u accepted", i);
+        if (breakers[i] == unterminated_name)
+            cr_assert_str_eq(why, "property name runs past the strings block");
     }
 }
 

@@ -189,6 +189,12 @@ const char *fdt_parse(const void *blob, fdt_info_t *out)
                 return "property runs past its block";
             const uint8_t *v = s;
             const char *pname = (const char *)b + off_strings + nameoff;
+            const char *strings_end = (const char *)b + off_strings + size_strings;
+            size_t k = 0;
+            while (pname + k < strings_end && pname[k] != '\0')
+                k++;
+            if (pname + k >= strings_end)
+                return "property name runs past the strings block";
             s += (len + 3) & ~(uint32_t)3;
             if (str_eq(pname, "#address-cells") && len == 4)
                 ac[depth] = be32(v);
