@@ -56,6 +56,8 @@
 #ifndef HADRON_MM_PMM_H
 #define HADRON_MM_PMM_H
 
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -106,11 +108,14 @@ typedef enum pmm_frame_state {
     PMM_FRAME_OUTSIDE,   /* beyond the bitmap's span (or not frame aligned) */
 } pmm_frame_state_t;
 
-/* A consistent snapshot (taken under the lock). All counts are frames. */
+/* A snapshot taken under the instance lock. All counts are frames. Frames
+ * in per-CPU caches are free memory: they count in free_frames, and
+ * cached_frames says how many of them sit in caches. */
 typedef struct pmm_stats {
     uint64_t span_frames;     /* frames the bitmap covers: [0, span) */
     uint64_t usable_frames;   /* managed frames: free + used */
-    uint64_t free_frames;
+    uint64_t free_frames;     /* free in the bitmap + cached */
+    uint64_t cached_frames;   /* of those, held by per-CPU caches */
     uint64_t used_frames;     /* usable - free */
     uint64_t reserved_frames; /* span - usable: holes, firmware, frame 0,
                                  the allocator's metadata, pmm_reserve() */
@@ -132,6 +137,34 @@ typedef struct pmm_tree {
     uint32_t shift0; /* word w of lvl[0] is lvl[0][w << shift0] */
 } pmm_tree_t;
 
+/* Per-CPU frame caches (tunables; each "may be modified" within its
+ * comment's bounds).
+ *
+ * PMM_PCP_HIGH: the high-water mark, frames one CPU's cache may hold. A
+ * free that finds the cache at the mark first gives PMM_PCP_BATCH of its
+ * coldest frames back to the bitmap; an allocation that finds it empty
+ * first takes PMM_PCP_BATCH from the bitmap. One lock hold per batch
+ * instead of per frame; at most HIGH * CPUs free frames are out of the
+ * bitmap's sight (3 MiB on 64 CPUs), and those are drained whenever an
+ * allocation would otherwise fail. 1 <= BATCH <= HIGH. */
+#define PMM_PCP_HIGH 48u
+#define PMM_PCP_BATCH 16u
+
+/* One CPU's cache: a stack of frames, newest (cache-hot) on top. Aligned to
+ * its own cache lines so CPUs never share one. `lock` is taken by the owner
+ * on every cached allocation and free (uncontended: a remote CPU takes it
+ * only to drain, when memory runs short, for pmm_drain, pmm_check or a
+ * pmm_reserve covering a cached frame); `count` is written under `lock`
+ * and read without it by pmm_get_stats; `hint` (where this CPU's refills
+ * search) is written under both `lock` and the instance lock.
+ * Internal: exposed only so pmm_t has a known size. */
+typedef struct pmm_pcp {
+    alignas(64) mm_spinlock_t lock;
+    atomic_uint count;
+    uint64_t hint;
+    uint64_t frames[PMM_PCP_HIGH]; /* frame number << 1 | "poisoned" */
+} pmm_pcp_t;
+
 /* One allocator instance. Its fields are private: use the functions below.
  * The struct is public so a kernel can place it in .bss without a heap. A
  * zero-filled instance is "not initialised" (every call but pmm_init
@@ -146,6 +179,11 @@ typedef struct pmm {
     uint64_t *bm;         /* word pairs: bm[2w] bit i set: frame 64w+i free;
                              bm[2w+1] bit i set: it is managed (free or used) */
     uint64_t *poison_bm;  /* bit set: free and filled with the pattern (poison builds) */
+    uint64_t *held_bm;    /* bit set: allocated to a caller (neither free in the
+                             bitmap nor in a per-CPU cache); changed only by
+                             atomic read-modify-writes, under the instance
+                             lock or the cache lock of the path that moves
+                             the frame */
     pmm_tree_t any;       /* summary of the free words (lvl[0] == bm, stride 2) */
     pmm_tree_t full;      /* lvl[0] bit w: free word w is all free */
     uint16_t *chunk_run;  /* per chunk: >= its longest free run */
@@ -156,6 +194,7 @@ typedef struct pmm {
     mm_paddr_t meta_base;
     uint64_t meta_frames;
     uint64_t meta_bytes;
+    pmm_pcp_t pcp[HADRON_MM_MAX_CPUS]; /* indexed by mm_hook_cpu_index() */
 } pmm_t;
 
 /* ---------------------------------------------------------------------- */
@@ -288,6 +327,20 @@ mm_status_t pmm_reserve(pmm_t *pmm, mm_paddr_t base, uint64_t length);
  * MM_ERR_EXISTS (some frame is already managed, free or allocated).
  * Released frames are not poisoned. O(frames/64). Takes the lock. */
 mm_status_t pmm_release(pmm_t *pmm, mm_paddr_t base, uint64_t length);
+
+/* ---------------------------------------------------------------------- */
+/* Per-CPU caches                                                          */
+/* ---------------------------------------------------------------------- */
+
+/* Gives every frame held by every CPU's cache back to the bitmap: for a CPU
+ * going offline (its cache would otherwise keep up to PMM_PCP_HIGH frames
+ * out of circulation until memory runs short), or before measuring memory.
+ * Nothing else needs it: allocations that would fail, contiguous requests
+ * and pmm_reserve drain by themselves. Errors: MM_ERR_INVALID (NULL),
+ * MM_ERR_STATE (not initialised). Takes every cache lock, then the instance
+ * lock, interrupts off; any context a pmm_alloc may run in. O(CPUs *
+ * PMM_PCP_HIGH). */
+mm_status_t pmm_drain(pmm_t *pmm);
 
 /* ---------------------------------------------------------------------- */
 /* Inspection                                                              */
