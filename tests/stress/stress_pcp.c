@@ -195,7 +195,7 @@ static void settle(const pmm_stats_t *s0, int threads)
 
 int main(int argc, char **argv)
 {
-    rounds = stress_rounds(argc, argv, 200000);
+    rounds = stress_rounds(argc, argv, 100000);
     sim_phys_create(SIM);
     const pmm_region_t map[] = {{0, SIM, PMM_REGION_USABLE}};
     CHECK(pmm_init(&pmm, map, 1, NULL, 0) == MM_OK, "pmm_init");
