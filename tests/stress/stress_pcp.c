@@ -227,7 +227,10 @@ int main(int argc, char **argv)
             remote += workers[i].remote_frees;
             dbl += workers[i].double_frees;
         }
-        CHECK(allocs > ran / 4, "too few allocations succeeded: %ld in %ld rounds", allocs, ran);
+        /* Five rounds in eight try to allocate; at high pressure most of
+         * those find memory full until frees make room (three in eight). */
+        CHECK(allocs > ran / (low ? 4 : 8), "too few allocations succeeded: %ld in %ld rounds",
+              allocs, ran);
         CHECK(remote > 0 && (dbl > 0) == low && (nomem > 0) == !low,
               "low pressure %d: %ld double frees tried, %ld remote frees, %ld out of memory", low,
               dbl, remote, nomem);
