@@ -16,9 +16,28 @@
  *   pmm.contig512.64g.0        2 MiB (512 frames, 2 MiB aligned) + free, empty
  *   pmm.contig512fail.64g.50   the same request at 50% random fill: no run
  *   pmm.init.1t                initialise for 1 TiB
+ * Those compare the bitmap with the reference, so they run on the locked
+ * path (this program's mm_hook_cpu_index answers "no cache" for them). The
+ * per-CPU caches against that locked path, on one pmm_t:
+ *   pmm.pair.cache[.hot]       free + allocate through this CPU's cache vs
+ *                              through the lock (random frames of a 50%
+ *                              full 4 GiB; .hot: a 64-frame working set),
+ *                              batches alternating between the two paths
+ *   pmm.pair.threads2[.cpu]    2 threads over 1 thread, each on its own
+ *                              64-frame working set through its cache:
+ *                              ours = ns per pair of the two together,
+ *                              baseline = ns per pair of one alone, so the
+ *                              ratio is the throughput gained by the second
+ *                              thread (wall clock; .cpu: thread CPU time,
+ *                              what two idle cores would give, which a
+ *                              shared machine's wall clock hides)
+ *   pmm.pair.threads2.lock     the same through the lock: at most 1.0
  *
  * Build without pmm_poison: with it every free writes 4 KiB.
  */
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +58,29 @@
 #define TIB (1ull << 40)
 
 /* ---- helpers ------------------------------------------------------------ */
+
+/* The CPU index hook of this program (the linker then leaves out
+ * tools/host_cpu_index.c): threads numbered in order of their first call,
+ * as there, but a thread that sets `locked_path` gets "no cache". */
+static _Thread_local bool locked_path;
+
+unsigned mm_hook_cpu_index(void)
+{
+    static atomic_uint next_index;
+    static _Thread_local unsigned index = UINT_MAX;
+    if (locked_path)
+        return UINT_MAX;
+    if (index == UINT_MAX)
+        index = atomic_fetch_add_explicit(&next_index, 1, memory_order_relaxed);
+    return index;
+}
+
+static uint64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static void die(const char *what)
 {
@@ -534,6 +576,179 @@ static void bench_init(uint64_t bytes)
     print_ratio("pmm.init.1t", t[0], t[1]);
 }
 
+/* ---- per-CPU caches ---------------------------------------------------- */
+
+static void spread_line(const char *name, double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    printf("# %s: %d runs, min %.1f, median %.1f, max %.1f\n", name, n, v[0],
+           n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[n - 1]);
+}
+
+/* One pmm_t, a working set of `working` allocated frames among `held` in
+ * all: batches of pairs alternate between the cache and the locked path. */
+static void bench_pcp_pair(const char *name, uint64_t bytes, uint64_t held, uint64_t working)
+{
+    pmm_region_t map[8];
+    size_t n = pc_map(bytes, map);
+    side_t *s = calloc(1, sizeof *s);
+    s->ours = true;
+    side_init(s, map, n);
+    locked_path = true;
+    uint64_t f, count = 0;
+    uint32_t *all = malloc(held * sizeof *all);
+    while (count < held && side_alloc(s, &f))
+        all[count++] = (uint32_t)f;
+    rng_state = 0x71c2f0a1ull;
+    pair_ctx_t c = {.used = all, .nused = working < count ? working : count, .next = 0};
+    if (c.nused < count) {
+        /* The working set: random frames of all those held. */
+        for (uint64_t i = 0; i < c.nused; i++) {
+            uint64_t j = i + rnd() % (count - i);
+            uint32_t t = all[i];
+            all[i] = all[j];
+            all[j] = t;
+        }
+    }
+    shuffle(&c);
+    enum { RUNS = 21 };
+    double cache[RUNS], lock[RUNS];
+    uint64_t per = 20000;
+    for (int warm = 0; warm < 2; warm++) {
+        locked_path = warm == 1;
+        for (uint64_t i = 0; i < per; i++)
+            pair_op(s, &c);
+    }
+    for (int r = 0; r < 2 * RUNS; r++) {
+        locked_path = r % 2 == 1;
+        uint64_t t0 = now_ns();
+        for (uint64_t i = 0; i < per; i++)
+            pair_op(s, &c);
+        double v = (double)(now_ns() - t0) / (double)per;
+        if (locked_path)
+            lock[r / 2] = v;
+        else
+            cache[r / 2] = v;
+    }
+    print_ratio(name, median(cache, RUNS), median(lock, RUNS));
+    char label[96];
+    snprintf(label, sizeof label, "%s through the cache", name);
+    spread_line(label, cache, RUNS);
+    snprintf(label, sizeof label, "%s through the lock", name);
+    spread_line(label, lock, RUNS);
+    locked_path = true;
+    free(all);
+    free(s);
+}
+
+#define PCP_WORKING 64
+
+typedef struct pcp_thread {
+    pmm_t *pmm;
+    bool locked;
+    pthread_barrier_t *start, *ready;
+    atomic_bool *stop;
+    uint64_t used[PCP_WORKING];
+    uint64_t ops, cpu_ns;
+} pcp_thread_t;
+
+static void *pcp_thread_main(void *arg)
+{
+    pcp_thread_t *t = arg;
+    locked_path = t->locked;
+    for (int i = 0; i < PCP_WORKING; i++)
+        if (pmm_alloc(t->pmm, &t->used[i]) != MM_OK)
+            die("threads2: allocation failed");
+    pthread_barrier_wait(t->ready);
+    pthread_barrier_wait(t->start);
+    uint64_t ops = 0, c0 = now_ns();
+    unsigned k = 0;
+    while (!atomic_load_explicit(t->stop, memory_order_relaxed)) {
+        for (int i = 0; i < 256; i++) {
+            k = (k + 37) % PCP_WORKING;
+            if (pmm_free(t->pmm, t->used[k]) != MM_OK || pmm_alloc(t->pmm, &t->used[k]) != MM_OK)
+                die("threads2: pair failed");
+        }
+        ops += 256;
+    }
+    t->cpu_ns = now_ns() - c0;
+    t->ops = ops;
+    for (int i = 0; i < PCP_WORKING; i++)
+        if (pmm_free(t->pmm, t->used[i]) != MM_OK)
+            die("threads2: free failed");
+    return NULL;
+}
+
+/* `threads` threads run pairs for `ms`; returns wall ns per pair (all
+ * threads together) and thread-CPU ns per pair (per thread) in *cpu. */
+static double pcp_run(pmm_t *p, int threads, bool locked, uint64_t ms, double *cpu)
+{
+    pthread_barrier_t start, ready;
+    atomic_bool stop = false;
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    pthread_barrier_init(&ready, NULL, (unsigned)threads + 1);
+    pcp_thread_t t[2];
+    pthread_t tid[2];
+    for (int i = 0; i < threads; i++) {
+        t[i] = (pcp_thread_t){.pmm = p, .locked = locked, .start = &start, .ready = &ready,
+                              .stop = &stop};
+        pthread_create(&tid[i], NULL, pcp_thread_main, &t[i]);
+    }
+    pthread_barrier_wait(&ready);
+    uint64_t w0 = wall_ns();
+    pthread_barrier_wait(&start);
+    struct timespec d = {.tv_sec = 0, .tv_nsec = (long)(ms * 1000000)};
+    nanosleep(&d, NULL);
+    atomic_store(&stop, true);
+    for (int i = 0; i < threads; i++)
+        pthread_join(tid[i], NULL);
+    uint64_t w = wall_ns() - w0, ops = 0, cpu_ns = 0;
+    for (int i = 0; i < threads; i++) {
+        ops += t[i].ops;
+        cpu_ns += t[i].cpu_ns;
+    }
+    pthread_barrier_destroy(&start);
+    pthread_barrier_destroy(&ready);
+    *cpu = (double)cpu_ns / (double)ops;
+    return (double)w / (double)ops;
+}
+
+static void bench_pcp_threads(const char *name, bool locked)
+{
+    pmm_region_t map[8];
+    size_t n = pc_map(4 * GIB, map);
+    pmm_t *p = calloc(1, sizeof *p);
+    if (pmm_init(p, map, n, NULL, 0) != MM_OK)
+        die("pmm_init failed");
+    enum { RUNS = 7 };
+    double one[RUNS], two[RUNS], one_cpu[RUNS], two_cpu[RUNS];
+    double c;
+    pcp_run(p, 1, locked, 50, &c); /* warm-up: threads, caches, bitmap words */
+    for (int r = 0; r < RUNS; r++) {
+        one[r] = pcp_run(p, 1, locked, 150, &one_cpu[r]);
+        two[r] = pcp_run(p, 2, locked, 150, &two_cpu[r]);
+        two_cpu[r] /= 2; /* per pair of the pair of threads, were each on its own core */
+    }
+    print_ratio(name, median(two, RUNS), median(one, RUNS));
+    if (!locked) {
+        char cpu_name[96];
+        snprintf(cpu_name, sizeof cpu_name, "%s.cpu", name);
+        print_ratio(cpu_name, median(two_cpu, RUNS), median(one_cpu, RUNS));
+    }
+    char label[96];
+    snprintf(label, sizeof label, "%s wall ns per pair, 1 thread", name);
+    spread_line(label, one, RUNS);
+    snprintf(label, sizeof label, "%s wall ns per pair, 2 threads", name);
+    spread_line(label, two, RUNS);
+    pmm_stats_t st;
+    if (pmm_get_stats(p, &st) != MM_OK || st.used_frames + st.free_frames != st.usable_frames)
+        die("threads2: counts off");
+    const char *why;
+    if (pmm_check(p, &why) != MM_OK)
+        die(why);
+    free(p);
+}
+
 /* `pmm-bench [prefix]` runs only the cases whose name starts with prefix
  * (e.g. pmm.init, pmm.pair.64g). */
 static const char *filter = "";
@@ -566,6 +781,7 @@ int main(int argc, char **argv)
     if (hhdm_init((uint64_t)(uintptr_t)base, sim) != MM_OK)
         die("hhdm_init failed");
 
+    locked_path = true; /* the bitmap against the reference; caches below */
     printf("# pmm-bench: ours vs the reference algorithm; ns per operation (median)\n");
     printf("# ratio <case> <ours_ns> <baseline_ns> <baseline/ours>\n");
     fflush(stdout);
@@ -577,5 +793,13 @@ int main(int argc, char **argv)
         bench_contig(64 * GIB);
     if (want("pmm.init.1t"))
         bench_init(1 * TIB);
+    if (want("pmm.pair.cache"))
+        bench_pcp_pair("pmm.pair.cache", 4 * GIB, 4 * GIB / PG / 2, 4 * GIB / PG / 2);
+    if (want("pmm.pair.cache.hot"))
+        bench_pcp_pair("pmm.pair.cache.hot", 4 * GIB, 4 * GIB / PG / 2, PCP_WORKING);
+    if (want("pmm.pair.threads2"))
+        bench_pcp_threads("pmm.pair.threads2", false);
+    if (want("pmm.pair.threads2.lock"))
+        bench_pcp_threads("pmm.pair.threads2.lock", true);
     return 0;
 }

@@ -23,13 +23,49 @@ static const char *check_tree(const pmm_tree_t *t, const char *what)
     return NULL;
 }
 
+/* Every cache entry is a cached frame (managed, neither free nor held),
+ * no cache repeats one, and together they hold exactly the frames in that
+ * state: so no cached frame is lost and none is in two caches unless one
+ * is missing. O(CPUs * PMM_PCP_HIGH^2) at most. */
+static const char *check_caches(const pmm_t *p, uint64_t cached_n)
+{
+    uint64_t total = 0;
+    for (unsigned i = 0; i < HADRON_MM_MAX_CPUS; i++) {
+        const pmm_pcp_t *c = &p->pcp[i];
+        uint32_t n = pmm_pcp_count(c);
+        if (n > PMM_PCP_HIGH)
+            return "a cache holds more than its high-water mark";
+        total += n;
+        for (uint32_t k = 0; k < n; k++) {
+            uint64_t e = c->frames[k], f = e >> 1;
+            if (!HADRON_MM_PMM_POISON && (e & 1))
+                return "a cache entry is marked poisoned in a build without poisoning";
+            if (f >= p->span_frames || (PMM_USABLE(p, f >> 6) & pmm_bit(f)) == 0 ||
+                (PMM_FREE(p, f >> 6) & pmm_bit(f)) != 0 ||
+                (pmm_held_word(p, f >> 6) & pmm_bit(f)) != 0)
+                return "a cached frame is not in the cached state";
+            for (uint32_t j = 0; j < k; j++)
+                if ((c->frames[j] >> 1) == f)
+                    return "a cache holds a frame twice";
+        }
+    }
+    if (total != cached_n)
+        return "the caches do not hold exactly the cached frames";
+    return NULL;
+}
+
 static const char *check_locked(const pmm_t *p)
 {
-    uint64_t free_n = 0, usable_n = 0;
+    uint64_t free_n = 0, usable_n = 0, cached_n = 0;
     for (uint64_t w = 0; w < p->words; w++) {
-        uint64_t fr = PMM_FREE(p, w), us = PMM_USABLE(p, w);
+        uint64_t fr = PMM_FREE(p, w), us = PMM_USABLE(p, w), he = pmm_held_word(p, w);
         if (fr & ~us)
             return "a free frame is not managed";
+        if (he & ~us)
+            return "an allocated frame is not managed";
+        if (he & fr)
+            return "a frame is both free and allocated";
+        cached_n += (uint64_t)__builtin_popcountll(us & ~fr & ~he);
 #if HADRON_MM_PMM_POISON
         if (p->poison_bm[w] & ~fr)
             return "a poisoned frame is not free";
@@ -43,6 +79,7 @@ static const char *check_locked(const pmm_t *p)
 #if HADRON_MM_PMM_POISON
         last |= p->poison_bm[p->words - 1];
 #endif
+        last |= pmm_held_word(p, p->words - 1);
         if (last & beyond)
             return "a bit is set beyond the span";
     }
@@ -96,7 +133,7 @@ static const char *check_locked(const pmm_t *p)
         return "the hint lies outside the span";
     if (p->hot != PMM_NONE && p->hot >= p->span_frames)
         return "the hot frame lies outside the span";
-    return NULL;
+    return check_caches(p, cached_n);
 }
 
 mm_status_t pmm_check(pmm_t *pmm, const char **why)
@@ -105,9 +142,13 @@ mm_status_t pmm_check(pmm_t *pmm, const char **why)
         return MM_ERR_INVALID;
     if (!pmm_ready(pmm))
         return MM_ERR_STATE;
-    mm_irqflags_t flags = mm_spin_lock_irqsave(&pmm->lock);
+    /* Every cache locked too: the check compares the caches with the
+     * bitmaps, so no frame may move between them meanwhile. */
+    mm_irqflags_t flags = mm_hook_irq_save();
+    pmm_pcp_lock_all(pmm);
     const char *broken = check_locked(pmm);
-    mm_spin_unlock_irqrestore(&pmm->lock, flags);
+    pmm_pcp_unlock_all(pmm);
+    mm_hook_irq_restore(flags);
     if (why != NULL)
         *why = broken;
     return broken == NULL ? MM_OK : MM_ERR_CORRUPT;
@@ -119,12 +160,19 @@ mm_status_t pmm_get_stats(pmm_t *pmm, pmm_stats_t *out)
         return MM_ERR_INVALID;
     if (!pmm_ready(pmm))
         return MM_ERR_STATE;
+    /* Frames move between the bitmap and a cache only under the instance
+     * lock, so under it the sum is never off by a frame in transit; a
+     * cached allocation or free running meanwhile counts as before or
+     * after. */
     mm_irqflags_t flags = mm_spin_lock_irqsave(&pmm->lock);
+    uint64_t cached = pmm_pcp_total(pmm);
+    uint64_t free_n = pmm->free_frames + cached;
     pmm_stats_t s = {
         .span_frames = pmm->span_frames,
         .usable_frames = pmm->usable_frames,
-        .free_frames = pmm->free_frames,
-        .used_frames = pmm->usable_frames - pmm->free_frames,
+        .free_frames = free_n,
+        .cached_frames = cached,
+        .used_frames = pmm->usable_frames - free_n,
         .reserved_frames = pmm->span_frames - pmm->usable_frames,
         .meta_base = pmm->meta_base,
         .meta_frames = pmm->meta_frames,
@@ -146,10 +194,10 @@ pmm_frame_state_t pmm_frame_state(pmm_t *pmm, mm_paddr_t frame)
         st = PMM_FRAME_OUTSIDE;
     else if ((PMM_USABLE(pmm, f >> 6) & pmm_bit(f)) == 0)
         st = PMM_FRAME_RESERVED;
-    else if (PMM_FREE(pmm, f >> 6) & pmm_bit(f))
-        st = PMM_FRAME_FREE;
-    else
+    else if (pmm_held_word(pmm, f >> 6) & pmm_bit(f))
         st = PMM_FRAME_USED;
+    else
+        st = PMM_FRAME_FREE; /* in the bitmap or in a cache */
     mm_spin_unlock_irqrestore(&pmm->lock, flags);
     return st;
 }

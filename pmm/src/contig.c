@@ -105,6 +105,32 @@ uint64_t pmm_find_run_locked(pmm_t *p, const pmm_req_t *rq)
     return whole_words > 0 ? search_whole_words(p, rq) : search_chunks(p, rq);
 }
 
+/* Instance lock held: the request, from the bitmap only. */
+static mm_status_t contig_locked(pmm_t *p, size_t count, size_t align_frames, uint64_t hi,
+                                 uint64_t *out)
+{
+    uint64_t f;
+    if (count == 1 && align_frames == 1)
+        return pmm_alloc_one_locked(p, hi, out);
+    /* align >= hi would leave only frame 0, which is never free. */
+    if (count > p->free_frames || count > hi || align_frames >= hi)
+        return MM_ERR_NOMEM;
+    pmm_req_t rq = {.n = count, .align = align_frames, .hi = hi};
+    f = pmm_find_run_locked(p, &rq);
+    if (f == PMM_NONE)
+        return MM_ERR_NOMEM;
+    MM_ASSERT(f + count <= hi && (f & (align_frames - 1)) == 0);
+    MM_ASSERT(pmm_bits_first(pmm_free_bits(p), f, f + count, false) == PMM_NONE);
+    pmm_range_set_free_locked(p, f, f + count, false);
+    pmm_held_mark_range(p, f, f + count);
+    p->free_frames -= count;
+#if HADRON_MM_PMM_POISON
+    pmm_poison_verify_locked(p, f, f + count);
+#endif
+    *out = f;
+    return MM_OK;
+}
+
 mm_status_t pmm_alloc_contig(pmm_t *pmm, size_t count, size_t align_frames, mm_paddr_t limit,
                              mm_paddr_t *out)
 {
@@ -112,30 +138,26 @@ mm_status_t pmm_alloc_contig(pmm_t *pmm, size_t count, size_t align_frames, mm_p
         return MM_ERR_INVALID;
     if (!pmm_ready(pmm))
         return MM_ERR_STATE;
-
-    uint64_t f = PMM_NONE;
-    mm_status_t st = MM_ERR_NOMEM;
-    mm_irqflags_t flags = mm_spin_lock_irqsave(&pmm->lock);
     uint64_t hi = limit == MM_PADDR_MAX ? pmm->span_frames
                                         : pmm_min(limit >> MM_PAGE_SHIFT, pmm->span_frames);
-    if (count == 1 && align_frames == 1) {
-        st = pmm_alloc_one_locked(pmm, hi, &f);
-    } else if (count <= pmm->free_frames && count <= hi && align_frames < hi) {
-        /* align >= hi would leave only frame 0, which is never free. */
-        pmm_req_t rq = {.n = count, .align = align_frames, .hi = hi};
-        f = pmm_find_run_locked(pmm, &rq);
-        if (f != PMM_NONE) {
-            MM_ASSERT(f + count <= hi && (f & (align_frames - 1)) == 0);
-            MM_ASSERT(pmm_bits_first(pmm_free_bits(pmm), f, f + count, false) == PMM_NONE);
-            pmm_range_set_free_locked(pmm, f, f + count, false);
-            pmm->free_frames -= count;
-#if HADRON_MM_PMM_POISON
-            pmm_poison_verify_locked(pmm, f, f + count);
-#endif
-            st = MM_OK;
-        }
+    /* The frame allocator interface's single frames take the cached path. */
+    if (count == 1 && align_frames == 1 && hi >= pmm->span_frames)
+        return pmm_alloc(pmm, out);
+
+    uint64_t f = PMM_NONE;
+    mm_irqflags_t flags = mm_hook_irq_save();
+    mm_spin_lock(&pmm->lock);
+    mm_status_t st = contig_locked(pmm, count, align_frames, hi, &f);
+    mm_spin_unlock(&pmm->lock);
+    if (st == MM_ERR_NOMEM && pmm_pcp_total(pmm) != 0) {
+        /* Cached frames may complete a run: drain every cache, then search
+         * again under the same hold. */
+        pmm_pcp_lock_all(pmm);
+        pmm_pcp_drain_all_locked(pmm, 0, pmm->span_frames);
+        st = contig_locked(pmm, count, align_frames, hi, &f);
+        pmm_pcp_unlock_all(pmm);
     }
-    mm_spin_unlock_irqrestore(&pmm->lock, flags);
+    mm_hook_irq_restore(flags);
     if (st == MM_OK)
         *out = f << MM_PAGE_SHIFT;
     return st;

@@ -26,6 +26,33 @@ static void warn(mm_status_t st, uint64_t addr)
     mm_hook_warn(&r);
 }
 
+/* Interrupts off, no lock held: frame f (< span) straight to the bitmap. */
+static mm_status_t free_locked_path(pmm_t *p, uint64_t f)
+{
+    mm_status_t st = MM_OK;
+    mm_spin_lock(&p->lock);
+    if ((PMM_USABLE(p, f >> 6) & pmm_bit(f)) == 0) {
+        st = MM_ERR_NOT_USABLE;
+    } else if (!pmm_held_take(p, f)) {
+        /* Free in the bitmap, or sitting in a CPU's cache. */
+        st = MM_ERR_DOUBLE_FREE;
+    } else {
+#if HADRON_MM_PMM_POISON
+        pmm_poison_fill_locked(p, f, f + 1);
+#endif
+        pmm_set_free_locked(p, f);
+        p->free_frames++;
+        /* The next single allocation takes this frame back (cache-hot);
+         * after it, the search resumes from the lowest frame freed since,
+         * which keeps allocations packed low. */
+        p->hot = f;
+        if (f < p->hint)
+            p->hint = f;
+    }
+    mm_spin_unlock(&p->lock);
+    return st;
+}
+
 mm_status_t pmm_free(pmm_t *pmm, mm_paddr_t frame)
 {
     if (pmm == NULL)
@@ -37,33 +64,18 @@ mm_status_t pmm_free(pmm_t *pmm, mm_paddr_t frame)
         return MM_ERR_ALIGN;
     }
     uint64_t f = frame >> MM_PAGE_SHIFT;
-    /* The word pair of a random frame is usually a cache miss; start it now
-     * so it overlaps taking the lock. span and bm never change after
-     * initialisation, so reading them unlocked is safe. */
-    if (f < pmm->span_frames)
-        __builtin_prefetch(&PMM_FREE(pmm, f >> 6), 1);
-    mm_status_t st = MM_OK;
-    mm_irqflags_t flags = mm_spin_lock_irqsave(&pmm->lock);
+    /* span_frames never changes after initialisation. */
     if (f >= pmm->span_frames) {
-        st = MM_ERR_RANGE;
-    } else if ((PMM_USABLE(pmm, f >> 6) & pmm_bit(f)) == 0) {
-        st = MM_ERR_NOT_USABLE;
-    } else if (PMM_FREE(pmm, f >> 6) & pmm_bit(f)) {
-        st = MM_ERR_DOUBLE_FREE;
-    } else {
-#if HADRON_MM_PMM_POISON
-        pmm_poison_fill_locked(pmm, f, f + 1);
-#endif
-        pmm_set_free_locked(pmm, f);
-        pmm->free_frames++;
-        /* The next single allocation takes this frame back (cache-hot);
-         * after it, the search resumes from the lowest frame freed since,
-         * which keeps allocations packed low. */
-        pmm->hot = f;
-        if (f < pmm->hint)
-            pmm->hint = f;
+        warn(MM_ERR_RANGE, frame);
+        return MM_ERR_RANGE;
     }
-    mm_spin_unlock_irqrestore(&pmm->lock, flags);
+    /* The frame's held word is usually a cache miss; start it now so it
+     * overlaps taking the lock. */
+    __builtin_prefetch(&pmm->held_bm[f >> 6], 1);
+    mm_irqflags_t flags = mm_hook_irq_save();
+    pmm_pcp_t *c = pmm_pcp_mine(pmm);
+    mm_status_t st = c != NULL ? pmm_pcp_free(pmm, c, f) : free_locked_path(pmm, f);
+    mm_hook_irq_restore(flags);
     if (st != MM_OK)
         warn(st, frame);
     return st;
@@ -91,7 +103,12 @@ mm_status_t pmm_free_contig(pmm_t *pmm, mm_paddr_t base, size_t count)
         if (x != PMM_NONE) {
             st = MM_ERR_NOT_USABLE;
         } else {
-            x = pmm_bits_first(pmm_free_bits(pmm), f0, f1, true);
+            /* Every frame must be held: one that is free or cached is a
+             * double free, and so is one that a concurrent cached free
+             * takes between this check and the clearing. */
+            x = pmm_held_first(pmm, f0, f1, false);
+            if (x == PMM_NONE && !pmm_held_take_range(pmm, f0, f1))
+                x = f0;
             if (x != PMM_NONE)
                 st = MM_ERR_DOUBLE_FREE;
         }

@@ -142,10 +142,20 @@ static uint64_t *carve(uint64_t va, uint64_t *off, uint64_t words)
     return va != 0 ? (uint64_t *)(uintptr_t)(va + at) : NULL;
 }
 
+/* Where the metadata of a span goes: the pmm_t fields layout() sets,
+ * apart from the instance (which, per-CPU caches included, is too large to
+ * build on a kernel stack and must not be written before init succeeds). */
+typedef struct pmm_shape {
+    uint64_t span_frames, words, chunks;
+    uint64_t *bm, *poison_bm, *held_bm;
+    pmm_tree_t any, full;
+    uint16_t *chunk_run;
+} pmm_shape_t;
+
 /* Carves the metadata of a span into arrays at `va` (0: sizes only) and
- * returns its size in bytes. Order: free, usable, [poison] bitmaps, the
- * free-summary levels, the full-word levels, the chunk bounds. */
-static uint64_t layout(pmm_t *n, uint64_t span, uint64_t va)
+ * returns its size in bytes. Order: free, usable, [poison], held bitmaps,
+ * the free-summary levels, the full-word levels, the chunk bounds. */
+static uint64_t layout(pmm_shape_t *n, uint64_t span, uint64_t va)
 {
     uint64_t off = 0;
     n->span_frames = span;
@@ -157,6 +167,7 @@ static uint64_t layout(pmm_t *n, uint64_t span, uint64_t va)
 #else
     n->poison_bm = NULL;
 #endif
+    n->held_bm = carve(va, &off, n->words);
 
     n->any.lvl[0] = n->bm;
     n->any.words[0] = n->words;
@@ -273,16 +284,16 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pm
     if (span > (hhdm_window_size >> MM_PAGE_SHIFT) || span > PMM_MAX_FRAMES)
         return MM_ERR_RANGE;
 
-    pmm_t n;
-    __builtin_memset(&n, 0, sizeof n);
-    uint64_t bytes = layout(&n, span, 0);
+    pmm_shape_t sh;
+    __builtin_memset(&sh, 0, sizeof sh);
+    uint64_t bytes = layout(&sh, span, 0);
     uint64_t meta_frames = (bytes + MM_PAGE_SIZE - 1) >> MM_PAGE_SHIFT;
 
     pmm_sweep_t s = {.map = map,
                      .count = count,
                      .keep = keep,
                      .keep_count = keep_count,
-                     .end = n.words << 6,
+                     .end = sh.words << 6,
                      .meta0 = 0,
                      .meta1 = 0};
     uint64_t meta = find_meta(&s, meta_frames, PMM_META_PREFERRED_FRAME);
@@ -291,53 +302,66 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pm
     if (meta == PMM_NONE)
         return MM_ERR_NOMEM;
 
-    /* From here on nothing can fail. */
+    /* From here on nothing can fail. The instance is built in place; it is
+     * not marked initialised (magic) until it is complete. */
     uint64_t va = (uint64_t)(uintptr_t)hhdm_phys_to_virt(meta << MM_PAGE_SHIFT);
-    layout(&n, span, va);
-    n.meta_base = meta << MM_PAGE_SHIFT;
-    n.meta_frames = meta_frames;
-    n.meta_bytes = bytes;
+    layout(&sh, span, va);
+    pmm_t *n = pmm;
+    __builtin_memset(n, 0, sizeof *n);
+    n->span_frames = sh.span_frames;
+    n->words = sh.words;
+    n->chunks = sh.chunks;
+    n->bm = sh.bm;
+    n->poison_bm = sh.poison_bm;
+    n->held_bm = sh.held_bm;
+    n->any = sh.any;
+    n->full = sh.full;
+    n->chunk_run = sh.chunk_run;
+    n->meta_base = meta << MM_PAGE_SHIFT;
+    n->meta_frames = meta_frames;
+    n->meta_bytes = bytes;
     s.meta0 = meta;
     s.meta1 = meta + meta_frames;
 
     /* The two bitmaps are written in full by the sweep; everything after
-     * them (poison bitmap, summaries, chunk bounds) starts at zero. */
-    uint64_t head = 2 * n.words * 8;
+     * them (poison and held bitmaps, summaries, chunk bounds) starts at
+     * zero: no frame is allocated yet. */
+    uint64_t head = 2 * n->words * 8;
     __builtin_memset((void *)(uintptr_t)(va + head), 0, bytes - head);
 
-    pmm_writer_t wr = {.p = &n, .acc = 0, .frames = 0};
+    pmm_writer_t wr = {.p = n, .acc = 0, .frames = 0};
     for (uint64_t pos = 0; pos < s.end;) {
         uint64_t next = sweep_next(&s, pos);
         writer_put(&wr, pos, next, sweep_usable(&s, pos));
         pos = next;
     }
 
-    if (n.any.depth > 1)
-        pmm_tree_refresh(&n.any, 1, 0, n.any.words[1] - 1);
-    pmm_tree_refresh(&n.full, 0, 0, n.full.words[0] - 1);
+    if (n->any.depth > 1)
+        pmm_tree_refresh(&n->any, 1, 0, n->any.words[1] - 1);
+    pmm_tree_refresh(&n->full, 0, 0, n->full.words[0] - 1);
 
     /* Exact chunk bounds: wholly free and wholly used chunks are known from
      * the summaries; only chunks where a boundary falls are scanned. */
     const pmm_req_t never = {.n = UINT64_MAX, .align = 1, .hi = 0};
-    for (uint64_t c = 0; c < n.chunks; c++) {
+    for (uint64_t c = 0; c < n->chunks; c++) {
         uint64_t run = 0, unused;
-        bool has_free = n.any.depth > 1 ? n.any.lvl[1][c] != 0 : PMM_FREE(&n, 0) != 0;
-        if (n.full.lvl[0][c] == PMM_ALL) {
+        bool has_free = n->any.depth > 1 ? n->any.lvl[1][c] != 0 : PMM_FREE(n, 0) != 0;
+        if (n->full.lvl[0][c] == PMM_ALL) {
             run = PMM_CHUNK_FRAMES;
         } else if (has_free) {
-            bool found = pmm_chunk_scan(&n, c, &never, &unused, &run);
+            bool found = pmm_chunk_scan(n, c, &never, &unused, &run);
             MM_ASSERT(!found);
         }
-        n.chunk_run[c] = (uint16_t)run;
+        n->chunk_run[c] = (uint16_t)run;
     }
 
-    n.free_frames = wr.frames;
-    n.usable_frames = wr.frames;
-    n.hint = 0;
-    n.hot = PMM_NONE;
+    n->free_frames = wr.frames;
+    n->usable_frames = wr.frames;
+    n->hint = 0;
+    n->hot = PMM_NONE;
 
-    __builtin_memcpy(pmm, &n, sizeof n);
     mm_spin_init(&pmm->lock);
+    pmm_pcp_init(pmm);
     pmm->self = pmm;
     pmm->magic = PMM_MAGIC;
     return MM_OK;

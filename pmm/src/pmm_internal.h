@@ -240,6 +240,56 @@ static inline void pmm_set_used_locked(pmm_t *p, uint64_t f)
         pmm_tree_clear(&p->full, 0, w);
 }
 
+/* ---- the held bitmap ----------------------------------------------------- */
+
+/* A frame is in one of four states, told apart by three bits:
+ *
+ *     reserved   usable 0                  (free 0, held 0)
+ *     free       usable 1  free 1  held 0  in the bitmap, searchable
+ *     cached     usable 1  free 0  held 0  in some CPU's cache
+ *     held       usable 1  free 0  held 1  allocated to a caller
+ *
+ * Only a held frame may be freed, and clearing its held bit with one atomic
+ * read-modify-write is what decides it: of two frees of one frame (a double
+ * free, on one CPU or two, through a cache or the locked path) exactly one
+ * sees the bit set. So a frame sitting in a cache is caught on its second
+ * free without looking at any cache. Free bits keep their plain, locked
+ * accesses; held bits are only touched atomically because the cached fast
+ * paths change them under a CPU's cache lock, not the instance lock. */
+
+static inline uint64_t pmm_held_word(const pmm_t *p, uint64_t w)
+{
+    return __atomic_load_n(&p->held_bm[w], __ATOMIC_RELAXED);
+}
+
+/* Frame f (free or cached, so its bit is clear) goes to a caller. */
+static inline void pmm_held_mark(pmm_t *p, uint64_t f)
+{
+    uint64_t old = __atomic_fetch_or(&p->held_bm[f >> 6], pmm_bit(f), __ATOMIC_RELAXED);
+    MM_ASSERT((old & pmm_bit(f)) == 0);
+    (void)old;
+}
+
+/* The caller gives frame f back: true when it was held (the bit is now
+ * clear), false when it was not (nothing changed: a double free, or never
+ * allocated). */
+static inline bool pmm_held_take(pmm_t *p, uint64_t f)
+{
+    uint64_t old = __atomic_fetch_and(&p->held_bm[f >> 6], ~pmm_bit(f), __ATOMIC_RELAXED);
+    return (old & pmm_bit(f)) != 0;
+}
+
+/* Frames [f0, f1) (just taken from the bitmap) go to a caller. */
+void pmm_held_mark_range(pmm_t *p, uint64_t f0, uint64_t f1);
+
+/* First frame of [f0, f1) that is held (held = true) or not, or PMM_NONE. */
+uint64_t pmm_held_first(const pmm_t *p, uint64_t f0, uint64_t f1, bool held);
+
+/* Clears the held bits of [f0, f1), all of which were seen set: true on
+ * success; false, with every bit restored, when a concurrent free took one
+ * of them first (a double free racing this one). */
+bool pmm_held_take_range(pmm_t *p, uint64_t f0, uint64_t f1);
+
 /* ---- range state changes (lock held) ------------------------------------ */
 
 /* Sets (free = true) or clears the free bits of frames [f0, f1) and keeps
@@ -290,6 +340,13 @@ void pmm_poison_fill_locked(pmm_t *p, uint64_t f0, uint64_t f1);
  * allocated. Panics (MM_REPORT_POISON) at the first bad word. */
 void pmm_poison_verify_locked(pmm_t *p, uint64_t f0, uint64_t f1);
 
+#if HADRON_MM_PMM_POISON
+/* One frame, no bitmap: for frames in per-CPU caches, whose poisoned mark
+ * travels in the cache entry. The caller owns the frame. */
+void pmm_poison_fill_frame(uint64_t f);
+void pmm_poison_verify_frame(uint64_t f);
+#endif
+
 /* ---- allocation (lock held) --------------------------------------------- */
 
 /* Takes one free frame below frame `hi` (>= span: anywhere, starting at the
@@ -301,5 +358,51 @@ mm_status_t pmm_alloc_one_locked(pmm_t *p, uint64_t hi, uint64_t *frame);
 /* Lowest start of a free run holding rq, or PMM_NONE. Changes nothing but
  * chunk bounds (tightened, never below the truth). */
 uint64_t pmm_find_run_locked(pmm_t *p, const pmm_req_t *rq);
+
+/* ---- per-CPU caches (pcp.c) --------------------------------------------- */
+
+/* Lock order: one CPU's cache lock, then the instance lock. A path that
+ * needs several cache locks (pmm_pcp_lock_all) takes them in ascending CPU
+ * order, then the instance lock; nobody takes a cache lock while holding
+ * the instance lock. */
+
+/* The cache of the CPU running with interrupts off, or NULL when the CPU
+ * index is out of range (the locked path). */
+static inline pmm_pcp_t *pmm_pcp_mine(pmm_t *p)
+{
+    unsigned cpu = mm_hook_cpu_index();
+    return cpu < HADRON_MM_MAX_CPUS ? &p->pcp[cpu] : NULL;
+}
+
+static inline uint32_t pmm_pcp_count(const pmm_pcp_t *c)
+{
+    return atomic_load_explicit(&c->count, memory_order_relaxed);
+}
+
+/* Frames in all caches; exact when every cache lock is held, otherwise a
+ * sum of per-CPU snapshots (each exact at its own read). O(CPUs). */
+uint64_t pmm_pcp_total(const pmm_t *p);
+
+/* Sets up every cache of a new instance (empty, refills spread over the
+ * span so CPUs start on different bitmap words). */
+void pmm_pcp_init(pmm_t *p);
+
+/* Cached allocation on cache c (interrupts off): pops a frame, refilling
+ * from the bitmap first when empty. False when the bitmap had nothing to
+ * refill from either (then the caller drains every cache). */
+bool pmm_pcp_alloc(pmm_t *p, pmm_pcp_t *c, uint64_t *frame);
+
+/* Cached free of frame f (< span) on cache c (interrupts off). MM_OK, or
+ * MM_ERR_DOUBLE_FREE / MM_ERR_NOT_USABLE with nothing changed. */
+mm_status_t pmm_pcp_free(pmm_t *p, pmm_pcp_t *c, uint64_t f);
+
+/* Every cache lock in ascending order, then the instance lock (interrupts
+ * already off); the reverse. While they are held no frame moves. */
+void pmm_pcp_lock_all(pmm_t *p);
+void pmm_pcp_unlock_all(pmm_t *p);
+
+/* Under pmm_pcp_lock_all: gives every cached frame (only those in
+ * [f0, f1)) back to the bitmap. Returns how many. */
+uint64_t pmm_pcp_drain_all_locked(pmm_t *p, uint64_t f0, uint64_t f1);
 
 #endif /* HADRON_MM_PMM_INTERNAL_H */

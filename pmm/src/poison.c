@@ -12,14 +12,14 @@
 
 #if HADRON_MM_PMM_POISON
 
-static void fill_frame(uint64_t f)
+void pmm_poison_fill_frame(uint64_t f)
 {
     volatile uint64_t *w = hhdm_phys_to_virt(f << MM_PAGE_SHIFT);
     for (unsigned i = 0; i < MM_PAGE_SIZE / sizeof(uint64_t); i++)
         w[i] = PMM_POISON64;
 }
 
-static void verify_frame(uint64_t f)
+void pmm_poison_verify_frame(uint64_t f)
 {
     const uint64_t *w = hhdm_phys_to_virt(f << MM_PAGE_SHIFT);
     /* One pass that only accumulates differences (vectorisable on hosts);
@@ -47,7 +47,7 @@ static void verify_frame(uint64_t f)
 void pmm_poison_fill_locked(pmm_t *p, uint64_t f0, uint64_t f1)
 {
     for (uint64_t f = f0; f < f1; f++)
-        fill_frame(f);
+        pmm_poison_fill_frame(f);
     pmm_bits_assign(pmm_plain_bits(p->poison_bm), f0, f1, true);
 }
 
@@ -59,7 +59,7 @@ void pmm_poison_verify_locked(pmm_t *p, uint64_t f0, uint64_t f1)
         unsigned hi = w == w1 ? (unsigned)((f1 - 1) & 63) + 1 : 64;
         uint64_t m = p->poison_bm[w] & pmm_mask(lo, hi);
         while (m != 0) {
-            verify_frame((w << 6) | pmm_ctz(m));
+            pmm_poison_verify_frame((w << 6) | pmm_ctz(m));
             m &= m - 1;
         }
         p->poison_bm[w] &= ~pmm_mask(lo, hi);

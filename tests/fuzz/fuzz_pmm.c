@@ -1,6 +1,7 @@
 /*
  * libFuzzer harness: the bitmap frame allocator (pmm) against a reference
- * model that keeps one byte per frame.
+ * model that keeps one byte per frame, on the locked path (no per-CPU
+ * cache: see LLVMFuzzerInitialize).
  *
  * Input: a memory map, then operations.
  *
@@ -205,17 +206,22 @@ static void verify_frames(uint64_t first)
 }
 
 /* The same through the bitmaps, as pmm.h documents them (bm[2w]: free,
- * bm[2w + 1]: managed): much faster, so it runs after every input. */
+ * bm[2w + 1]: managed, held_bm: allocated; no frame is cached on the
+ * locked path): much faster, so it runs after every input. */
 FZ_NOCOV static void verify_bitmaps(void)
 {
     for (uint64_t w = 0; w < W.p.words; w++) {
-        uint64_t fr = 0, us = 0;
+        uint64_t fr = 0, us = 0, he = 0;
         for (unsigned b = 0; b < 64; b++) {
             uint64_t f = w * 64 + b;
             uint8_t m = f < W.span ? W.m[f] : M_RESERVED;
             fr |= (uint64_t)(m == M_FREE) << b;
             us |= (uint64_t)(m != M_RESERVED) << b;
+            he |= (uint64_t)(m == M_USED) << b;
         }
+        FZ_CHECK(W.p.held_bm[w] == he, "held word %llu: %#llx; model %#llx",
+                 (unsigned long long)w, (unsigned long long)W.p.held_bm[w],
+                 (unsigned long long)he);
         FZ_CHECK(W.p.bm[2 * w] == fr && W.p.bm[2 * w + 1] == us,
                  "bitmap word %llu: free %#llx managed %#llx; model %#llx %#llx",
                  (unsigned long long)w, (unsigned long long)W.p.bm[2 * w],
@@ -284,7 +290,7 @@ static uint64_t words_for(uint64_t bits)
 static uint64_t meta_bytes_for(uint64_t span)
 {
     uint64_t words = words_for(span);
-    uint64_t bytes = words * 8 * (HADRON_MM_PMM_POISON ? 3 : 2);
+    uint64_t bytes = words * 8 * (HADRON_MM_PMM_POISON ? 4 : 3); /* + held */
     for (uint64_t w = words; w > 1;) {
         w = words_for(w);
         bytes += w * 8;
@@ -772,6 +778,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     fz_init();
+    /* The model pins the bitmap's exact choices (LIFO reuse, next fit), so
+     * the harness takes the locked path: no CPU has a cache. The caches are
+     * tested by test_pcp.c and stress-pcp. */
+    test_cpu_index = HADRON_MM_MAX_CPUS;
     sim = sim_phys_create_at(FZ_SIM_ADDRESS, SIM_FRAMES * PG);
     return 0;
 }

@@ -36,7 +36,8 @@ static uint64_t words_for(uint64_t bits)
 uint64_t fx_meta_bytes(uint64_t span)
 {
     uint64_t words = words_for(span);
-    uint64_t bytes = words * 8 * (HADRON_MM_PMM_POISON ? 3 : 2); /* free+usable pairs, poison */
+    /* free+usable pairs, poison, held */
+    uint64_t bytes = words * 8 * (HADRON_MM_PMM_POISON ? 4 : 3);
     for (uint64_t w = words; w > 1;) {
         w = words_for(w);
         bytes += w * 8;
@@ -79,6 +80,9 @@ void fx_check(pmm_t *p)
 void fx_init(pmm_t *p, const pmm_region_t *map, size_t n, uint64_t sim_bytes)
 {
     sim_phys_create(sim_bytes);
+    /* The bitmap's own placement rules are what most tests pin down, so
+     * they run on the locked path; test_pcp.c picks CPU indexes itself. */
+    test_cpu_index = FX_NO_CPU;
     memset(p, 0, sizeof *p);
     mm_status_t st = pmm_init(p, map, n, NULL, 0);
     cr_assert_eq(st, MM_OK, "pmm_init: %s", mm_status_str(st));
@@ -95,6 +99,10 @@ void fx_snap(pmm_t *p, fx_snap_t *s)
 {
     s->stats = fx_stats(p);
     s->hint = p->hint;
+    for (unsigned i = 0; i < HADRON_MM_MAX_CPUS; i++) {
+        s->pcp_count[i] = atomic_load(&p->pcp[i].count);
+        memcpy(s->pcp_frames[i], p->pcp[i].frames, sizeof s->pcp_frames[i]);
+    }
     s->bytes = s->stats.meta_bytes;
     s->meta = malloc(s->bytes);
     cr_assert_not_null(s->meta);
@@ -106,6 +114,12 @@ void fx_assert_unchanged(pmm_t *p, fx_snap_t *s, const char *what)
     pmm_stats_t now = fx_stats(p);
     cr_assert(memcmp(&now, &s->stats, sizeof now) == 0, "%s: stats changed", what);
     cr_assert_eq(p->hint, s->hint, "%s: hint changed", what);
+    for (unsigned i = 0; i < HADRON_MM_MAX_CPUS; i++) {
+        cr_assert_eq(atomic_load(&p->pcp[i].count), s->pcp_count[i], "%s: cache %u changed", what,
+                     i);
+        cr_assert(memcmp(p->pcp[i].frames, s->pcp_frames[i], sizeof s->pcp_frames[i]) == 0,
+                  "%s: cache %u changed", what, i);
+    }
     cr_assert(memcmp(hhdm_phys_to_virt(now.meta_base), s->meta, s->bytes) == 0,
               "%s: metadata changed", what);
     free(s->meta);

@@ -55,11 +55,16 @@ static inline pmm_stats_t fx_stats(pmm_t *p)
     return s;
 }
 
-/* Everything an operation could change: stats, hint and every metadata
- * byte (bitmaps, summaries, chunk bounds). */
+/* A CPU index past every cache: the locked path (fx_init's default). */
+#define FX_NO_CPU HADRON_MM_MAX_CPUS
+
+/* Everything an operation could change: stats, hint, every metadata byte
+ * (bitmaps, summaries, chunk bounds) and every cache's frames. */
 typedef struct fx_snap {
     pmm_stats_t stats;
     uint64_t hint;
+    unsigned pcp_count[HADRON_MM_MAX_CPUS];
+    uint64_t pcp_frames[HADRON_MM_MAX_CPUS][PMM_PCP_HIGH];
     uint8_t *meta;
     size_t bytes;
 } fx_snap_t;

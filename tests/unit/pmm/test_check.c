@@ -29,8 +29,12 @@ Test(pmm, check_detects_damage)
     uint64_t f = a / FX_PG;
     cr_assert_eq(pmm_check(&p, NULL), MM_OK);
 
+    /* An allocated frame marked free: caught as such before the count. */
     FREE_WORD(p, f / 64) |= 1ull << (f % 64);
+    expect_corrupt(&p, "both free and allocated");
+    p.held_bm[f / 64] &= ~(1ull << (f % 64));
     expect_corrupt(&p, "free count");
+    p.held_bm[f / 64] |= 1ull << (f % 64);
     FREE_WORD(p, f / 64) &= ~(1ull << (f % 64));
 
     p.free_frames++;

@@ -20,11 +20,25 @@
  *    contiguous request skips chunks that cannot hold it.
  *
  * Frame 0 is never handed out (a zero physical address reads as "none" too
- * often). Every public function takes the instance lock with interrupts
- * disabled (mm_spin_lock_irqsave), so one instance can be shared by every
- * CPU and by interrupt handlers. Caller mistakes return a status and leave
- * the allocator exactly as it was; broken internal invariants and poisoned
- * frames that were written after free go to the panic hook.
+ * often). Every public function runs with interrupts disabled and takes the
+ * instance lock, or, for single frames, the calling CPU's cache lock, so
+ * one instance can be shared by every CPU and by interrupt handlers. Caller
+ * mistakes return a status and leave the allocator exactly as it was;
+ * broken internal invariants and poisoned frames that were written after
+ * free go to the panic hook.
+ *
+ * Per-CPU caches: pmm_alloc and pmm_free of single frames go through a
+ * small stack of frames owned by the calling CPU (mm_hook_cpu_index), under
+ * that CPU's own cache lock, so CPUs do not meet on a shared lock or
+ * counter. The bitmap is visited once per PMM_PCP_BATCH frames, to refill
+ * an empty cache or to take the coldest frames off one at its high-water
+ * mark. Cached frames are free memory (pmm_get_stats, pmm_frame_state);
+ * whatever needs them (an allocation that would fail, a contiguous request,
+ * pmm_reserve, pmm_drain) drains the caches first, so MM_ERR_NOMEM means no
+ * CPU held a free frame. A CPU index >= HADRON_MM_MAX_CPUS takes the locked
+ * path. A double free is caught whether the frame is free in the bitmap or
+ * sitting in any cache: a third bitmap says which frames are allocated, and
+ * freeing clears that bit with one atomic operation.
  *
  * Poisoning (option pmm_poison, HADRON_MM_PMM_POISON): a freed frame is
  * filled with 0xDEADDEAD and marked "poisoned" in a third bitmap; allocating
@@ -56,6 +70,8 @@
 #ifndef HADRON_MM_PMM_H
 #define HADRON_MM_PMM_H
 
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -106,11 +122,14 @@ typedef enum pmm_frame_state {
     PMM_FRAME_OUTSIDE,   /* beyond the bitmap's span (or not frame aligned) */
 } pmm_frame_state_t;
 
-/* A consistent snapshot (taken under the lock). All counts are frames. */
+/* A snapshot taken under the instance lock. All counts are frames. Frames
+ * in per-CPU caches are free memory: they count in free_frames, and
+ * cached_frames says how many of them sit in caches. */
 typedef struct pmm_stats {
     uint64_t span_frames;     /* frames the bitmap covers: [0, span) */
     uint64_t usable_frames;   /* managed frames: free + used */
-    uint64_t free_frames;
+    uint64_t free_frames;     /* free in the bitmap + cached */
+    uint64_t cached_frames;   /* of those, held by per-CPU caches */
     uint64_t used_frames;     /* usable - free */
     uint64_t reserved_frames; /* span - usable: holes, firmware, frame 0,
                                  the allocator's metadata, pmm_reserve() */
@@ -132,6 +151,34 @@ typedef struct pmm_tree {
     uint32_t shift0; /* word w of lvl[0] is lvl[0][w << shift0] */
 } pmm_tree_t;
 
+/* Per-CPU frame caches (tunables; each "may be modified" within its
+ * comment's bounds).
+ *
+ * PMM_PCP_HIGH: the high-water mark, frames one CPU's cache may hold. A
+ * free that finds the cache at the mark first gives PMM_PCP_BATCH of its
+ * coldest frames back to the bitmap; an allocation that finds it empty
+ * first takes PMM_PCP_BATCH from the bitmap. One lock hold per batch
+ * instead of per frame; at most HIGH * CPUs free frames are out of the
+ * bitmap's sight (3 MiB on 64 CPUs), and those are drained whenever an
+ * allocation would otherwise fail. 1 <= BATCH <= HIGH. */
+#define PMM_PCP_HIGH 48u
+#define PMM_PCP_BATCH 16u
+
+/* One CPU's cache: a stack of frames, newest (cache-hot) on top. Aligned to
+ * its own cache lines so CPUs never share one. `lock` is taken by the owner
+ * on every cached allocation and free (uncontended: a remote CPU takes it
+ * only to drain, when memory runs short, for pmm_drain, pmm_check or a
+ * pmm_reserve covering a cached frame); `count` is written under `lock`
+ * and read without it by pmm_get_stats; `hint` (where this CPU's refills
+ * search) is written under both `lock` and the instance lock.
+ * Internal: exposed only so pmm_t has a known size. */
+typedef struct pmm_pcp {
+    alignas(64) mm_spinlock_t lock;
+    atomic_uint count;
+    uint64_t hint;
+    uint64_t frames[PMM_PCP_HIGH]; /* frame number << 1 | "poisoned" */
+} pmm_pcp_t;
+
 /* One allocator instance. Its fields are private: use the functions below.
  * The struct is public so a kernel can place it in .bss without a heap. A
  * zero-filled instance is "not initialised" (every call but pmm_init
@@ -146,6 +193,11 @@ typedef struct pmm {
     uint64_t *bm;         /* word pairs: bm[2w] bit i set: frame 64w+i free;
                              bm[2w+1] bit i set: it is managed (free or used) */
     uint64_t *poison_bm;  /* bit set: free and filled with the pattern (poison builds) */
+    uint64_t *held_bm;    /* bit set: allocated to a caller (neither free in the
+                             bitmap nor in a per-CPU cache); changed only by
+                             atomic read-modify-writes, under the instance
+                             lock or the cache lock of the path that moves
+                             the frame */
     pmm_tree_t any;       /* summary of the free words (lvl[0] == bm, stride 2) */
     pmm_tree_t full;      /* lvl[0] bit w: free word w is all free */
     uint16_t *chunk_run;  /* per chunk: >= its longest free run */
@@ -156,6 +208,7 @@ typedef struct pmm {
     mm_paddr_t meta_base;
     uint64_t meta_frames;
     uint64_t meta_bytes;
+    pmm_pcp_t pcp[HADRON_MM_MAX_CPUS]; /* indexed by mm_hook_cpu_index() */
 } pmm_t;
 
 /* ---------------------------------------------------------------------- */
@@ -201,13 +254,27 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pm
 
 /* Allocates one frame; its physical address goes to *out. Contents are
  * unspecified (in poison builds: verified pattern, if it was ever freed).
- * The frame last given back by pmm_free comes back first while it is still
- * free (it is likely cache-hot, and its bitmap word surely is); otherwise the
- * summary tree is searched from a hint (just after the last allocation, or
- * the lowest frame freed since): O(log64 span) whatever the fill.
- * Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE (not initialised),
- * MM_ERR_NOMEM (no free frame). Panics (MM_REPORT_POISON) when a poisoned
- * frame was written after it was freed. Takes the lock. */
+ *
+ * On a CPU with a cache (mm_hook_cpu_index() < HADRON_MM_MAX_CPUS): the
+ * frame this CPU freed last comes back first (LIFO); an empty cache first
+ * takes PMM_PCP_BATCH frames from the bitmap under the instance lock (next
+ * fit from a per-CPU hint; CPUs start on different parts of memory). O(1),
+ * plus O(BATCH log64 span) once per batch. Takes only this CPU's cache lock
+ * on the common path.
+ *
+ * On the locked path: the frame last given back by pmm_free comes back
+ * first while it is still free (it is likely cache-hot, and its bitmap word
+ * surely is); otherwise the summary tree is searched from a hint (just
+ * after the last allocation, or the lowest frame freed since): O(log64
+ * span) whatever the fill. Takes the instance lock.
+ *
+ * When the bitmap has no free frame, every CPU's cache is drained into it
+ * (every cache lock held) and the allocation is retried: MM_ERR_NOMEM means
+ * no CPU held a free frame either. Errors: MM_ERR_INVALID (NULL),
+ * MM_ERR_STATE (not initialised), MM_ERR_NOMEM. Panics (MM_REPORT_POISON)
+ * when a poisoned frame was written after it was freed. Any context but
+ * NMI, interrupt handlers included (every lock is taken with interrupts
+ * off). */
 mm_status_t pmm_alloc(pmm_t *pmm, mm_paddr_t *out);
 
 /* pmm_alloc, then zero the frame (outside the lock). Every build. */
@@ -228,9 +295,14 @@ mm_status_t pmm_alloc_zeroed(pmm_t *pmm, mm_paddr_t *out);
  * free run is known to be too short: O(span/4096) plus the chunks actually
  * scanned (64 words each). Marking the run costs O(count/64).
  *
- * Errors: MM_ERR_INVALID (NULL, count 0, align 0 or not a power of two),
- * MM_ERR_STATE (not initialised), MM_ERR_NOMEM (no such run). Panics like
- * pmm_alloc on poisoned frames. Takes the lock. */
+ * Runs come from the bitmap only; when none fits and some CPU's cache holds
+ * frames, every cache is drained (every cache lock held) and the search
+ * runs once more, so a failure means no run exists among all free frames.
+ * Count 1, align 1 without a limit goes through the CPU's cache like
+ * pmm_alloc. Errors: MM_ERR_INVALID (NULL, count 0, align 0 or not a power
+ * of two), MM_ERR_STATE (not initialised), MM_ERR_NOMEM (no such run; the
+ * caches may have been drained). Panics like pmm_alloc on poisoned frames.
+ * Takes the instance lock. */
 mm_status_t pmm_alloc_contig(pmm_t *pmm, size_t count, size_t align_frames, mm_paddr_t limit,
                              mm_paddr_t *out);
 
@@ -242,23 +314,30 @@ mm_status_t pmm_alloc_contig_zeroed(pmm_t *pmm, size_t count, size_t align_frame
 /* Freeing                                                                 */
 /* ---------------------------------------------------------------------- */
 
-/* Frees the frame at physical address `frame`. Double-free detection is
- * always on. Errors, each leaving the allocator unchanged and (except for
- * MM_ERR_INVALID/MM_ERR_STATE) reported to mm_hook_warn after the lock is
- * dropped: MM_ERR_ALIGN (not 4 KiB aligned), MM_ERR_RANGE (beyond the
- * span), MM_ERR_NOT_USABLE (never managed: hole, firmware, frame 0, the
- * metadata, a reserved range), MM_ERR_DOUBLE_FREE (already free). Also
- * MM_ERR_INVALID (NULL), MM_ERR_STATE (not initialised). In poison builds
- * the frame is filled with the pattern. O(1) (plus 4 KiB when poisoning).
- * Takes the lock. */
+/* Frees the frame at physical address `frame`: onto the calling CPU's
+ * cache (which first gives its PMM_PCP_BATCH coldest frames back to the
+ * bitmap when it is at PMM_PCP_HIGH), or, on the locked path, into the
+ * bitmap. Double-free detection is always on, whichever CPU's cache holds
+ * the frame, and exact even for two frees of one frame racing on two CPUs
+ * (one succeeds). Errors, each leaving the allocator unchanged and (except
+ * for MM_ERR_INVALID/MM_ERR_STATE) reported to mm_hook_warn after every
+ * lock is dropped: MM_ERR_ALIGN (not 4 KiB aligned), MM_ERR_RANGE (beyond
+ * the span), MM_ERR_NOT_USABLE (never managed: hole, firmware, frame 0, the
+ * metadata, a reserved range), MM_ERR_DOUBLE_FREE (free, or in a cache).
+ * Also MM_ERR_INVALID (NULL), MM_ERR_STATE (not initialised). In poison
+ * builds the frame is filled with the pattern. O(1) (plus 4 KiB when
+ * poisoning, plus a batch once per PMM_PCP_BATCH frees). Takes this CPU's
+ * cache lock, or the instance lock; a rejected cached free takes the
+ * instance lock to tell the two mistakes apart. */
 mm_status_t pmm_free(pmm_t *pmm, mm_paddr_t frame);
 
 /* Frees `count` frames from `base` (any sub-run of what pmm_alloc_contig
- * returned, or single frames that happen to be adjacent). The whole run is
- * validated before anything changes; errors as pmm_free, with MM_ERR_INVALID
- * for count 0 and MM_ERR_RANGE when the run ends beyond the span. When both
- * apply, MM_ERR_NOT_USABLE is reported rather than MM_ERR_DOUBLE_FREE.
- * O(count/64). Takes the lock. */
+ * returned, or single frames that happen to be adjacent) into the bitmap,
+ * never a cache. The whole run is validated before anything changes;
+ * errors as pmm_free (a frame sitting in a cache is a double free), with
+ * MM_ERR_INVALID for count 0 and MM_ERR_RANGE when the run ends beyond the
+ * span. When both apply, MM_ERR_NOT_USABLE is reported rather than
+ * MM_ERR_DOUBLE_FREE. O(count/64). Takes the instance lock. */
 mm_status_t pmm_free_contig(pmm_t *pmm, mm_paddr_t base, size_t count);
 
 /* ---------------------------------------------------------------------- */
@@ -275,7 +354,10 @@ mm_status_t pmm_free_contig(pmm_t *pmm, mm_paddr_t base, size_t count);
  * span), MM_ERR_OVERLAP (the range touches the allocator's own metadata:
  * whatever the caller meant to protect there was already written over),
  * MM_ERR_STATE (some frame in the range is allocated: it is in use and
- * cannot be taken away). O(frames/64). Takes the lock. */
+ * cannot be taken away). Frames of the range sitting in CPUs' caches are
+ * free memory: they are taken out of their caches (every cache lock held,
+ * only on success). O(frames/64), plus O(CPUs * PMM_PCP_HIGH) when the
+ * range holds a cached frame. Takes the instance lock. */
 mm_status_t pmm_reserve(pmm_t *pmm, mm_paddr_t base, uint64_t length);
 
 /* Hands [base, base + length), rounded inward to whole frames, to the
@@ -290,26 +372,49 @@ mm_status_t pmm_reserve(pmm_t *pmm, mm_paddr_t base, uint64_t length);
 mm_status_t pmm_release(pmm_t *pmm, mm_paddr_t base, uint64_t length);
 
 /* ---------------------------------------------------------------------- */
+/* Per-CPU caches                                                          */
+/* ---------------------------------------------------------------------- */
+
+/* Gives every frame held by every CPU's cache back to the bitmap: for a CPU
+ * going offline (its cache would otherwise keep up to PMM_PCP_HIGH frames
+ * out of circulation until memory runs short), or before measuring memory.
+ * Nothing else needs it: allocations that would fail, contiguous requests
+ * and pmm_reserve drain by themselves. Errors: MM_ERR_INVALID (NULL),
+ * MM_ERR_STATE (not initialised). Takes every cache lock, then the instance
+ * lock, interrupts off; any context a pmm_alloc may run in. O(CPUs *
+ * PMM_PCP_HIGH). */
+mm_status_t pmm_drain(pmm_t *pmm);
+
+/* ---------------------------------------------------------------------- */
 /* Inspection                                                              */
 /* ---------------------------------------------------------------------- */
 
-/* Fills *out with a consistent snapshot. Errors: MM_ERR_INVALID (NULL),
- * MM_ERR_STATE (not initialised). O(1). Takes the lock. */
+/* Fills *out with a snapshot taken under the instance lock: frames move
+ * between the bitmap and the caches only under it, so no frame is counted
+ * twice or missed; a cached allocation or free running meanwhile on
+ * another CPU counts as before or after it. Exact when no CPU is inside
+ * the PMM. Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE (not initialised).
+ * O(CPUs) (the caches' counts are summed). Takes the instance lock. */
 mm_status_t pmm_get_stats(pmm_t *pmm, pmm_stats_t *out);
 
 /* State of the frame at physical address `frame` (PMM_FRAME_OUTSIDE also
- * for an unaligned address, NULL or an uninitialised pmm). O(1). Takes the
- * lock. */
+ * for an unaligned address, NULL or an uninitialised pmm). A frame in a
+ * CPU's cache is PMM_FRAME_FREE. O(1). Takes the instance lock (a cached
+ * allocation or free on another CPU may change the answer right after). */
 pmm_frame_state_t pmm_frame_state(pmm_t *pmm, mm_paddr_t frame);
 
 /* Verifies every invariant: free frames are managed, poisoned frames are
  * free, free and managed counts equal the bitmaps' popcounts, no bit is set
  * beyond the span, both summary trees match their base, chunk bounds are at
  * least the real longest runs, frame 0 and the metadata are reserved, the
- * hint is inside the span. Returns MM_OK, or MM_ERR_CORRUPT with a static
+ * hint is inside the span; allocated frames are managed and not free; every
+ * cache entry is a cached frame (managed, neither free nor allocated), no
+ * cache holds one twice, and the caches hold exactly as many frames as are
+ * in that state. Returns MM_OK, or MM_ERR_CORRUPT with a static
  * description of the first broken invariant in *why (may be NULL);
  * MM_ERR_INVALID (NULL pmm), MM_ERR_STATE (not initialised). Does not read
- * frame contents. O(span/64). Takes the lock. */
+ * frame contents. O(span/64 + CPUs * PMM_PCP_HIGH^2). Takes every cache
+ * lock, then the instance lock. */
 mm_status_t pmm_check(pmm_t *pmm, const char **why);
 
 /* Static name of a region type ("usable", "acpi-reclaimable", ...); never
