@@ -64,8 +64,12 @@ static void flush_everything(void)
         mark_others_stale();
 }
 
-void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
+const mm_cpuset_t tlb_cpus_all = {.all = true};
+
+void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
+                             size_t count)
 {
+    (void)cpus;
     hook_tlb_page_calls++;
     if (!tlb_pcid_on || asid == current_pcid) {
         /* INVLPG: the current PCID's entries, global ones of any PCID, and
@@ -94,8 +98,9 @@ void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t cou
     }
 }
 
-void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global)
+void mm_hook_tlb_flush_all(mm_asid_t asid, const mm_cpuset_t *cpus, bool include_global)
 {
+    (void)cpus;
     hook_tlb_all_calls++;
     if (!tlb_pcid_on || include_global || asid == MM_ASID_KERNEL) {
         if (include_global || tlb_pcid_on)
