@@ -158,7 +158,7 @@ static void *run(void *arg)
 
 int main(int argc, char **argv)
 {
-    rounds = stress_rounds(argc, argv, 40000);
+    rounds = stress_rounds(argc, argv, 100000);
     for (unsigned s = 0; s < SPACES; s++) {
         mm_cpuset_clear(&space_cpus[s]);
         for (unsigned c = 0; c < CPUS; c++)

@@ -354,15 +354,27 @@ void smp_reserve_low(void)
         low_top = 0;
 }
 
+/* Gives back what smp_reserve_low took, when no CPU is started. */
+static void release_low(void)
+{
+    if (low_tramp != 0)
+        pmm_free(&kernel_pmm, low_tramp);
+    if (low_top != 0)
+        pmm_free(&kernel_pmm, low_top);
+    low_tramp = low_top = 0;
+}
+
 void smp_start(void)
 {
     if (!acpi_cpus.found || !kernel_vmm_ready || acpi_cpus.count < 2) {
         smp_start_error = acpi_cpus.found ? "one CPU" : acpi_cpus.why;
+        release_low();
         return;
     }
     vmm_mmio_t m;
     if (vmm_mmio_map(&kernel_vmm, acpi_cpus.lapic_phys, 0x400, VMM_MMIO_DEVICE, &m) != MM_OK) {
         smp_start_error = "vmm_mmio_map(LAPIC)";
+        release_low();
         return;
     }
     lapic_map = m;
@@ -389,6 +401,7 @@ void smp_start(void)
     mm_paddr_t tramp = low_tramp, low_root = low_top;
     if (tramp == 0 || low_root == 0) {
         smp_start_error = tramp == 0 ? "no frame below 1 MiB" : "no frame below 4 GiB";
+        release_low();
         return;
     }
     low_tramp = low_top = 0;
