@@ -69,6 +69,7 @@ void kmain(uint32_t info_phys, uint32_t protocol)
     checks_kmem();
     smp_start();
     checks_smp();
+    checks_mix();
 #if KTEST_HAVE_PAGING
     if (kernel_tables_ready)
         checks_paging_audit(kernel_root, "the kernel tables after every check");

@@ -91,6 +91,8 @@ fi
 # the kernel has no use for one, and loading its option ROM (iPXE) is half
 # of OVMF's time under TCG.
 [ -n "$timeout_s" ] || { [ "$boot" = grub-uefi ] && timeout_s=90 || timeout_s=30; }
+# More vCPUs than host cores under TCG: every CPU's work shares them.
+[ "$smp" -gt 1 ] && [ -z "${QEMU_TIMEOUT:-}" ] && timeout_s=$((timeout_s * 2))
 
 echo "# $qemu -M $machine -cpu $cpu -m $mem, boot $boot${iso:+ ($iso)}, append '$append'" >&2
 # The kernel ends every line with CR LF; TAP wants LF. What the firmware and

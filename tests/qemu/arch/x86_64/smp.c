@@ -104,6 +104,25 @@ static bool pit_wait(uint64_t us, volatile bool *flag)
     return flag != NULL && *flag;
 }
 
+/* An NMI to `pc`'s CPU. Its credit tells the handler that an NMI finding
+ * nothing to do was one of these (they coalesce), not the watchdog's. */
+static void send_nmi(percpu_t *pc)
+{
+    __atomic_fetch_add(&pc->nmi_credit, 1, __ATOMIC_SEQ_CST);
+    lapic_send(pc->apic_id, ICR_NMI);
+}
+
+/* Takes one credit; false when there was none. */
+static bool take_credit(percpu_t *pc)
+{
+    uint32_t c = __atomic_load_n(&pc->nmi_credit, __ATOMIC_ACQUIRE);
+    while (c != 0)
+        if (__atomic_compare_exchange_n(&pc->nmi_credit, &c, c - 1, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return true;
+    return false;
+}
+
 /* ---- the shootdown ----------------------------------------------------- */
 static atomic_flag shoot_lock = ATOMIC_FLAG_INIT;
 static struct {
@@ -129,8 +148,9 @@ bool smp_nmi(void)
     if (!smp_percpu_ready)
         return false;
     percpu_t *pc = &smp_percpu[smp_this_cpu()];
+    bool credit = take_credit(pc);
     if (!pc->shoot_pending)
-        return false;
+        return credit; /* a wake-up, or a resent or coalesced NMI */
     /* Without PCIDs INVLPG reaches what the request names (a user space's
      * pages are only cached while it is current, kernel ones are global);
      * with PCIDs the request may be for another identity: drop all. */
@@ -165,14 +185,20 @@ void smp_shootdown(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pa
         if (c == self || !pc->online || !mm_cpuset_contains(cpus, c))
             continue;
         __atomic_store_n(&pc->shoot_pending, 1, __ATOMIC_SEQ_CST);
-        lapic_send(pc->apic_id, ICR_NMI);
+        send_nmi(pc);
         sent[c] = true;
         smp_remote_sent++;
     }
     for (unsigned c = 0; c < SMP_MAX_CPUS; c++)
-        for (unsigned long i = 0; sent[c] && __atomic_load_n(&smp_percpu[c].shoot_pending,
+        for (unsigned long i = 1; sent[c] && __atomic_load_n(&smp_percpu[c].shoot_pending,
                                                              __ATOMIC_ACQUIRE);
              i++) {
+            /* Under TCG an NMI that finds the target's NMIs blocked can
+             * stay undelivered after the blocking ends, until the vCPU
+             * next looks at its interrupts: a new NMI makes it look. The
+             * handler runs a request once, however many NMIs come. */
+            if (i % 20000 == 0)
+                send_nmi(&smp_percpu[c]);
             /* The watchdog catches a CPU that never answers; this bound
              * is a last resort far beyond it. */
             if (i == 4000000000ul)
@@ -193,7 +219,7 @@ void smp_run_on(unsigned cpu, void (*fn)(void *), void *arg)
     /* An NMI that lands between the CPU's look at work_seq and its HLT is
      * lost: send again until the work is taken. */
     for (;;) {
-        lapic_send(pc->apic_id, ICR_NMI);
+        send_nmi(pc);
         for (unsigned i = 0; i < 100000; i++) {
             if (__atomic_load_n(&pc->work_done, __ATOMIC_ACQUIRE) == seq ||
                 __atomic_load_n(&pc->work_seq, __ATOMIC_ACQUIRE) != seq)

@@ -39,6 +39,7 @@ typedef struct percpu {
     void (*volatile work)(void *);
     void *volatile work_arg;
     volatile uint32_t work_seq, work_done;
+    uint32_t nmi_credit;   /* NMIs sent to it not yet seen by its handler */
 } percpu_t;
 
 extern percpu_t smp_percpu[SMP_MAX_CPUS];
@@ -61,11 +62,14 @@ void smp_run_on(unsigned cpu, void (*fn)(void *), void *arg);
 /* Waits until CPU `cpu` finished its work. */
 void smp_wait_idle(unsigned cpu);
 unsigned smp_this_cpu(void);
-/* From the NMI handler: runs a pending shootdown; true when there was one. */
+/* From the NMI handler: runs a pending shootdown; true when the NMI was an
+ * IPI (a shootdown or a wake-up), false for the watchdog's. */
 bool smp_nmi(void);
 /* The remote half of the TLB hooks: the CPUs of `cpus` but the caller. */
 void smp_shootdown(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
                    size_t count, bool all, bool global);
 void checks_smp(void);
+/* Every CPU at once: allocations of every kind, freed across CPUs. */
+void checks_mix(void);
 
 #endif /* KTEST_SMP_H */
