@@ -23,7 +23,8 @@ Test(cpuset, add_contains_count_and_iterate)
     if (HADRON_MM_MAX_CPUS > 2)
         cr_assert_not(mm_cpuset_contains(&s, 1));
     cr_assert_eq(mm_cpuset_next(&s, 0), 0);
-    cr_assert_eq(mm_cpuset_next(&s, 1), HADRON_MM_MAX_CPUS - 1);
+    if (HADRON_MM_MAX_CPUS > 1)
+        cr_assert_eq(mm_cpuset_next(&s, 1), HADRON_MM_MAX_CPUS - 1);
     cr_assert_eq(mm_cpuset_next(&s, HADRON_MM_MAX_CPUS), HADRON_MM_MAX_CPUS);
     mm_cpuset_clear(&s);
     cr_assert(mm_cpuset_is_empty(&s));
