@@ -8,7 +8,7 @@ export HADRON_ROOT
 # Debian packages the build, the tests and the demo need. libclang-rt-dev
 # holds clang's sanitizer runtimes and libFuzzer (clang only recommends it).
 HADRON_PACKAGES=(meson ninja-build pkg-config python3 gcc libc6-dev clang lld llvm
-                 libclang-rt-dev libcriterion-dev qemu-system-x86 gcovr
+                 libclang-rt-dev libcriterion-dev qemu-system-x86 qemu-system-arm gcovr
                  grub-common grub-pc-bin grub-efi-amd64-bin xorriso mtools ovmf)
 
 # Installs missing packages when running as root (CI and fresh machines);

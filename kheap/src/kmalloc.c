@@ -62,11 +62,11 @@ mm_status_t kheap_init(kheap_t *heap, void *base, size_t size)
         return st;
     }
     __builtin_memset(heap, 0, sizeof(*heap));
-    km_index_init(&heap->class_index, heap);
+    kh_index_init(&heap->class_index, heap);
     for (unsigned c = 0; c < KHEAP_CLASSES; c++) {
         char name[KMEM_NAME_MAX];
         kh_class_name(name, kh_class_size(c));
-        st = km_cache_init_shared(&heap->classes[c], heap, name, kh_class_size(c), KH_GRANULE,
+        st = kh_cache_init_shared(&heap->classes[c], heap, name, kh_class_size(c), KH_GRANULE,
                                   &heap->class_index);
         MM_ASSERT(st == MM_OK);
     }
@@ -120,7 +120,7 @@ void *kheap_calloc(kheap_t *heap, size_t count, size_t size)
 /* Free ptr, its usable size in *usable. */
 static mm_status_t kh_free(kheap_t *heap, void *ptr, size_t *usable)
 {
-    mm_status_t st = km_index_free(&heap->class_index, ptr, usable);
+    mm_status_t st = kh_index_free(&heap->class_index, ptr, usable);
     if (st != MM_ERR_NOT_MAPPED)
         return st;
     *usable = kh_track_block_usable(heap, ptr);
@@ -158,7 +158,7 @@ mm_status_t kheap_realloc(kheap_t *heap, void *ptr, size_t size, void **out)
 
     mm_status_t st;
     size_t old_usable;
-    kmem_cache_t *c = km_index_owner(&heap->class_index, ptr, &st);
+    kmem_cache_t *c = kh_index_owner(&heap->class_index, ptr, &st);
     if (c != NULL) {
         old_usable = c->object_size;
         if (size <= old_usable) { /* an object stays put while it fits */
@@ -177,7 +177,7 @@ mm_status_t kheap_realloc(kheap_t *heap, void *ptr, size_t size, void **out)
         if (st != MM_ERR_NOMEM)
             return st; /* warned by the block layer */
     } else {
-        km_index_warn(st, ptr);
+        kh_index_warn(st, ptr);
         return st;
     }
 
@@ -195,7 +195,7 @@ size_t kheap_usable_size(kheap_t *heap, const void *ptr)
     if (!kh_ready(heap) || ptr == NULL)
         return 0;
     mm_status_t st;
-    kmem_cache_t *c = km_index_owner(&heap->class_index, ptr, &st);
+    kmem_cache_t *c = kh_index_owner(&heap->class_index, ptr, &st);
     if (c != NULL)
         return c->object_size;
     return st == MM_ERR_NOT_MAPPED ? kheap_block_usable_size(heap, ptr) : 0;
@@ -246,7 +246,7 @@ static bool kh_walk_mark_slabs(void *arg, const kheap_block_info_t *info)
     const kh_walk_ctx_t *w = arg;
     kheap_block_info_t i = *info;
     i.slab = i.internal &&
-             km_index_find(&w->heap->class_index, (uintptr_t)i.ptr) == (uintptr_t)i.ptr;
+             kh_index_find(&w->heap->class_index, (uintptr_t)i.ptr) == (uintptr_t)i.ptr;
     return w->fn(w->arg, &i);
 }
 

@@ -13,20 +13,20 @@
 
 /* ---- geometry ---------------------------------------------------------- */
 
-static size_t km_align_up(size_t x, size_t a)
+static size_t kh_cache_align_up(size_t x, size_t a)
 {
     return (x + a - 1) & ~(a - 1);
 }
 
 /* Stride, slab size, objects per slab and first slot's offset. */
-static void km_geometry(kmem_cache_t *c)
+static void kh_geometry(kmem_cache_t *c)
 {
     size_t guard = HADRON_MM_HEAP_REDZONES ? KHEAP_REDZONE : 0;
-    c->stride = km_align_up(c->object_size + guard, c->align);
-    c->first_offset = (uint32_t)km_align_up(sizeof(km_slab_t), c->align);
+    c->stride = kh_cache_align_up(c->object_size + guard, c->align);
+    c->first_offset = (uint32_t)kh_cache_align_up(sizeof(kh_slab_t), c->align);
     size_t slab = KMEM_SLAB_MIN, n = 0;
     for (;; slab += KMEM_SLAB_MIN) {
-        size_t span = slab - KM_SLAB_TAIL;
+        size_t span = slab - KH_SLAB_TAIL;
         n = span > c->first_offset ? (span - c->first_offset) / c->stride : 0;
         if (n >= KMEM_SLAB_OBJECTS_MIN || slab == KMEM_SLAB_MAX)
             break;
@@ -34,7 +34,7 @@ static void km_geometry(kmem_cache_t *c)
     /* Among the next few page counts, the one that wastes the least. */
     size_t best = slab, best_n = n, limit = slab + slab / 2;
     for (size_t t = slab + KMEM_SLAB_MIN; t <= limit && t <= KMEM_SLAB_MAX; t += KMEM_SLAB_MIN) {
-        size_t tn = (t - KM_SLAB_TAIL - c->first_offset) / c->stride;
+        size_t tn = (t - KH_SLAB_TAIL - c->first_offset) / c->stride;
         if ((t - tn * c->stride) * best < (best - best_n * c->stride) * t) {
             best = t;
             best_n = tn;
@@ -47,12 +47,12 @@ static void km_geometry(kmem_cache_t *c)
     MM_ASSERT(n >= 1);
     c->slab_bytes = slab;
     c->objects_per_slab = (uint32_t)n;
-    c->recip = (((uint64_t)1 << KM_RECIP_SHIFT) + c->stride - 1) / c->stride;
+    c->recip = (((uint64_t)1 << KH_RECIP_SHIFT) + c->stride - 1) / c->stride;
 }
 
 /* ---- partial list ------------------------------------------------------ */
 
-static void km_partial_push(kmem_cache_t *c, km_slab_t *s)
+static void kh_partial_push(kmem_cache_t *c, kh_slab_t *s)
 {
     s->prev = NULL;
     s->next = c->partial;
@@ -62,7 +62,7 @@ static void km_partial_push(kmem_cache_t *c, km_slab_t *s)
     c->partial_slabs++;
 }
 
-static void km_partial_unlink(kmem_cache_t *c, km_slab_t *s)
+static void kh_partial_unlink(kmem_cache_t *c, kh_slab_t *s)
 {
     if (s->prev != NULL)
         s->prev->next = s->next;
@@ -77,17 +77,17 @@ static void km_partial_unlink(kmem_cache_t *c, km_slab_t *s)
 /* ---- slots ------------------------------------------------------------- */
 
 /* The lowest free slot of partial slab s, taken. Lock held. */
-static void *km_take(kmem_cache_t *c, km_slab_t *s)
+static void *kh_take(kmem_cache_t *c, kh_slab_t *s)
 {
     size_t i;
-    if (s->hot != 0 && km_slot_free(s, s->hot - 1)) {
+    if (s->hot != 0 && kh_slot_free(s, s->hot - 1)) {
         i = s->hot - 1;
         s->free[i / 64] &= ~((uint64_t)1 << (i % 64));
     } else {
         uint32_t w = s->hint;
         while (s->free[w] == 0)
             w++;
-        MM_ASSERT(w < km_bitmap_words(c));
+        MM_ASSERT(w < kh_bitmap_words(c));
         unsigned bit = (unsigned)__builtin_ctzll(s->free[w]);
         s->free[w] &= s->free[w] - 1;
         s->hint = w;
@@ -96,44 +96,44 @@ static void *km_take(kmem_cache_t *c, km_slab_t *s)
     s->hot = 0;
     MM_ASSERT(i < c->objects_per_slab && s->nfree != 0);
     if (--s->nfree == 0)
-        km_partial_unlink(c, s);
+        kh_partial_unlink(c, s);
     c->live++;
     c->allocs++;
 #if HADRON_MM_HEAP_REDZONES
-    km_debug_on_alloc(c, s, i);
+    kh_debug_on_alloc(c, s, i);
 #endif
-    return (void *)km_slot(c, s, i);
+    return (void *)kh_slot(c, s, i);
 }
 
 /* Slab and slot of obj among the slabs of `x`: MM_OK, MM_ERR_NOT_MAPPED
  * (in none of them), MM_ERR_BAD_POINTER (not a slot start) or
  * MM_ERR_DOUBLE_FREE. Reads the table, then the slab's header; never the
  * memory around obj. Index lock held. */
-static mm_status_t km_locate(const kmem_index_t *x, uintptr_t obj, km_slab_t **slab,
+static mm_status_t kh_locate(const kmem_index_t *x, uintptr_t obj, kh_slab_t **slab,
                              size_t *index)
 {
-    uintptr_t base = km_index_find(x, obj);
+    uintptr_t base = kh_index_find(x, obj);
     if (base == 0)
         return MM_ERR_NOT_MAPPED;
-    km_slab_t *s = (km_slab_t *)base;
+    kh_slab_t *s = (kh_slab_t *)base;
     const kmem_cache_t *c = s->cache;
-    if (s->check != km_slab_check(s, c))
+    if (s->check != kh_slab_check(s, c))
         mm_panic_report(MM_REPORT_CORRUPT, "kmem_cache: slab header damaged", __FILE__, __LINE__,
-                        (uint64_t)base, 0, s->check, km_slab_check(s, c));
+                        (uint64_t)base, 0, s->check, kh_slab_check(s, c));
     *slab = s;
     if (obj < base + c->first_offset)
         return MM_ERR_BAD_POINTER;
     uint64_t off = obj - base - c->first_offset;
-    uint64_t i = (off * c->recip) >> KM_RECIP_SHIFT;
+    uint64_t i = (off * c->recip) >> KH_RECIP_SHIFT;
     if (i * c->stride != off || i >= c->objects_per_slab)
         return MM_ERR_BAD_POINTER;
-    if (km_slot_free(s, (size_t)i))
+    if (kh_slot_free(s, (size_t)i))
         return MM_ERR_DOUBLE_FREE;
     *index = (size_t)i;
     return MM_OK;
 }
 
-void km_index_warn(mm_status_t st, const void *ptr)
+void kh_index_warn(mm_status_t st, const void *ptr)
 {
     mm_report_t r = {
         .kind = st == MM_ERR_DOUBLE_FREE ? MM_REPORT_DOUBLE_FREE : MM_REPORT_BAD_POINTER,
@@ -150,30 +150,30 @@ void km_index_warn(mm_status_t st, const void *ptr)
 
 /* A slab straight from the heap, every slot free and constructed, not yet
  * known to the cache. NULL when the heap has no room. Lock not held. */
-static km_slab_t *km_slab_new(kmem_cache_t *c)
+static kh_slab_t *kh_slab_new(kmem_cache_t *c)
 {
     /* Page-aligned only: the table finds a slab from any of its pages, so
      * slabs need no alignment to their size (which would cost padding in
      * the blocks and an aligned search for every slab). */
-    km_slab_t *s = kh_blocks_alloc_inner(c->heap, c->slab_bytes - KM_SLAB_TAIL, KM_PAGE);
+    kh_slab_t *s = kh_blocks_alloc_inner(c->heap, c->slab_bytes - KH_SLAB_TAIL, KH_TABLE_PAGE);
     if (s == NULL)
         return NULL;
     __builtin_memset(s, 0, sizeof(*s));
-    s->check = km_slab_check(s, c);
+    s->check = kh_slab_check(s, c);
     s->cache = c;
     s->nfree = c->objects_per_slab;
     for (uint32_t i = 0; i < c->objects_per_slab; i++)
         s->free[i / 64] |= (uint64_t)1 << (i % 64);
 #if HADRON_MM_HEAP_REDZONES
-    km_debug_slab_init(c, s);
+    kh_debug_slab_init(c, s);
 #endif
     if (c->ctor != NULL)
         for (uint32_t i = 0; i < c->objects_per_slab; i++)
-            c->ctor(c->ctor_arg, (void *)km_slot(c, s, i));
+            c->ctor(c->ctor_arg, (void *)kh_slot(c, s, i));
     return s;
 }
 
-static void km_slab_dispose(kmem_cache_t *c, km_slab_t *s)
+static void kh_slab_dispose(kmem_cache_t *c, kh_slab_t *s)
 {
     s->check = 0; /* a stale header must never pass for a slab */
     mm_status_t st = kh_blocks_free_inner(c->heap, s);
@@ -184,25 +184,25 @@ static void km_slab_dispose(kmem_cache_t *c, km_slab_t *s)
 /* Lock held on entry and on return (dropped inside): make the table able to
  * take `pages` more entries. False when the heap has no memory for a
  * bigger one. */
-static bool km_index_reserve(kmem_cache_t *c, size_t pages, mm_irqflags_t *f)
+static bool kh_index_reserve(kmem_cache_t *c, size_t pages, mm_irqflags_t *f)
 {
     kmem_index_t *x = c->index;
-    while (!km_index_has_room(x, pages)) {
-        size_t cap = km_index_cap_for(x->used + pages);
-        km_unlock(c, *f);
+    while (!kh_index_has_room(x, pages)) {
+        size_t cap = kh_index_cap_for(x->used + pages);
+        kh_cache_unlock(c, *f);
         uintptr_t *fresh = kh_blocks_alloc_inner(x->heap, cap * sizeof(uintptr_t), 0);
-        *f = km_lock(c);
+        *f = kh_cache_lock(c);
         if (fresh == NULL)
             return false;
         uintptr_t *old = NULL;
-        if (!km_index_has_room(x, pages) && (x->used + pages) * 2 <= cap)
-            old = km_index_rebuild(x, fresh, cap);
+        if (!kh_index_has_room(x, pages) && (x->used + pages) * 2 <= cap)
+            old = kh_index_rebuild(x, fresh, cap);
         else
             old = fresh; /* another context made room meanwhile */
         if (old != NULL) {
-            km_unlock(c, *f);
+            kh_cache_unlock(c, *f);
             kh_blocks_free_inner(x->heap, old);
-            *f = km_lock(c);
+            *f = kh_cache_lock(c);
         }
     }
     return true;
@@ -210,35 +210,35 @@ static bool km_index_reserve(kmem_cache_t *c, size_t pages, mm_irqflags_t *f)
 
 /* Allocation with no partial slab: a new slab, made with the lock dropped.
  * Lock not held on entry or return. */
-static __attribute__((noinline)) void *km_alloc_slow(kmem_cache_t *c)
+static __attribute__((noinline)) void *kh_cache_alloc_slow(kmem_cache_t *c)
 {
-    km_slab_t *s = km_slab_new(c);
-    mm_irqflags_t f = km_lock(c);
-    if (s == NULL || !km_index_reserve(c, c->slab_bytes / KM_PAGE, &f)) {
+    kh_slab_t *s = kh_slab_new(c);
+    mm_irqflags_t f = kh_cache_lock(c);
+    if (s == NULL || !kh_index_reserve(c, c->slab_bytes / KH_TABLE_PAGE, &f)) {
         c->failures++;
-        km_unlock(c, f);
+        kh_cache_unlock(c, f);
         if (s != NULL)
-            km_slab_dispose(c, s);
+            kh_slab_dispose(c, s);
         return NULL;
     }
-    km_index_insert(c->index, (uintptr_t)s, c->slab_bytes);
-    km_partial_push(c, s);
+    kh_index_insert(c->index, (uintptr_t)s, c->slab_bytes);
+    kh_partial_push(c, s);
     c->slabs++;
     c->slabs_created++;
     /* Another context may have freed into a slab meanwhile: the new slab
      * is at the head either way, and is taken from. */
-    void *obj = km_take(c, s);
-    km_unlock(c, f);
+    void *obj = kh_take(c, s);
+    kh_cache_unlock(c, f);
     return obj;
 }
 
 /* Slot i of slab s (in use) freed. Returns the slab when it is now empty
  * and has left the cache (to be disposed of with the lock dropped), and in
  * *table an emptied index's table to free likewise. Index lock held. */
-static km_slab_t *km_release_slot(kmem_cache_t *c, km_slab_t *s, size_t i, uintptr_t **table)
+static kh_slab_t *kh_release_slot(kmem_cache_t *c, kh_slab_t *s, size_t i, uintptr_t **table)
 {
 #if HADRON_MM_HEAP_REDZONES
-    km_debug_on_free(c, s, i);
+    kh_debug_on_free(c, s, i);
 #endif
     s->free[i / 64] |= (uint64_t)1 << (i % 64);
     if (i / 64 < s->hint)
@@ -247,7 +247,7 @@ static km_slab_t *km_release_slot(kmem_cache_t *c, km_slab_t *s, size_t i, uintp
     c->live--;
     c->frees++;
     if (s->nfree++ == 0)
-        km_partial_push(c, s);
+        kh_partial_push(c, s);
     /* The next allocation takes this slot back while its cache lines are
      * still warm; pointing at the slab instead of moving it to the head of
      * the list spares the list neighbours' cache lines on every free. */
@@ -255,28 +255,28 @@ static km_slab_t *km_release_slot(kmem_cache_t *c, km_slab_t *s, size_t i, uintp
     *table = NULL;
     if (s->nfree != c->objects_per_slab)
         return NULL;
-    km_partial_unlink(c, s);
+    kh_partial_unlink(c, s);
     c->current = NULL;
-    km_index_delete(c->index, (uintptr_t)s, c->slab_bytes);
+    kh_index_delete(c->index, (uintptr_t)s, c->slab_bytes);
     c->slabs--;
     c->slabs_released++;
     if (c->index->used == 0) /* unused caches hold nothing of the heap */
-        *table = km_index_drop(c->index);
+        *table = kh_index_drop(c->index);
     return s;
 }
 
-/* After km_release_slot, lock dropped. */
-static void km_dispose_after(kmem_cache_t *c, km_slab_t *empty, uintptr_t *table)
+/* After kh_release_slot, lock dropped. */
+static void kh_dispose_after(kmem_cache_t *c, kh_slab_t *empty, uintptr_t *table)
 {
     if (empty != NULL)
-        km_slab_dispose(c, empty);
+        kh_slab_dispose(c, empty);
     if (table != NULL)
         kh_blocks_free_inner(c->index->heap, table);
 }
 
 /* ---- API --------------------------------------------------------------- */
 
-static mm_status_t km_check_args(kmem_cache_t *cache, size_t size, size_t *align)
+static mm_status_t kh_check_args(kmem_cache_t *cache, size_t size, size_t *align)
 {
     if (cache == NULL || size == 0 || size > KMEM_OBJECT_MAX)
         return MM_ERR_INVALID;
@@ -287,7 +287,7 @@ static mm_status_t km_check_args(kmem_cache_t *cache, size_t size, size_t *align
     return MM_OK;
 }
 
-static void km_setup(kmem_cache_t *cache, kheap_t *heap, const char *name, size_t size,
+static void kh_cache_setup(kmem_cache_t *cache, kheap_t *heap, const char *name, size_t size,
                      size_t align, kmem_ctor_fn ctor, void *ctor_arg, kmem_index_t *index)
 {
     __builtin_memset(cache, 0, sizeof(*cache));
@@ -296,37 +296,37 @@ static void km_setup(kmem_cache_t *cache, kheap_t *heap, const char *name, size_
     cache->ctor_arg = ctor_arg;
     cache->object_size = size;
     cache->align = align;
-    km_geometry(cache);
+    kh_geometry(cache);
     for (size_t i = 0; name != NULL && name[i] != '\0' && i + 1 < KMEM_NAME_MAX; i++)
         cache->name[i] = name[i];
     if (index == NULL) {
-        km_index_init(&cache->own, heap);
+        kh_index_init(&cache->own, heap);
         index = &cache->own;
     }
     cache->index = index;
     cache->instance = cache;
-    cache->magic = KM_MAGIC_CACHE;
+    cache->magic = KH_MAGIC_CACHE;
 }
 
 mm_status_t kmem_cache_init(kmem_cache_t *cache, kheap_t *heap, const char *name, size_t size,
                             size_t align, kmem_ctor_fn ctor, void *ctor_arg)
 {
-    mm_status_t st = km_check_args(cache, size, &align);
+    mm_status_t st = kh_check_args(cache, size, &align);
     if (st != MM_OK)
         return st;
-    if (cache->magic == KM_MAGIC_CACHE || !kh_ready(heap))
+    if (cache->magic == KH_MAGIC_CACHE || !kh_ready(heap))
         return MM_ERR_STATE;
-    km_setup(cache, heap, name, size, align, ctor, ctor_arg, NULL);
+    kh_cache_setup(cache, heap, name, size, align, ctor, ctor_arg, NULL);
     return MM_OK;
 }
 
-mm_status_t km_cache_init_shared(kmem_cache_t *cache, kheap_t *heap, const char *name,
+mm_status_t kh_cache_init_shared(kmem_cache_t *cache, kheap_t *heap, const char *name,
                                  size_t size, size_t align, kmem_index_t *index)
 {
-    mm_status_t st = km_check_args(cache, size, &align);
+    mm_status_t st = kh_check_args(cache, size, &align);
     if (st != MM_OK)
         return st;
-    km_setup(cache, heap, name, size, align, NULL, NULL, index);
+    kh_cache_setup(cache, heap, name, size, align, NULL, NULL, index);
     return MM_OK;
 }
 
@@ -353,89 +353,89 @@ mm_status_t kmem_cache_create(kheap_t *heap, const char *name, size_t size, size
 
 void *kmem_cache_alloc(kmem_cache_t *cache)
 {
-    if (!km_ready(cache))
+    if (!kh_cache_ready(cache))
         return NULL;
-    mm_irqflags_t f = km_lock(cache);
-    km_slab_t *s = cache->current;
+    mm_irqflags_t f = kh_cache_lock(cache);
+    kh_slab_t *s = cache->current;
     if (s == NULL || s->nfree == 0)
         s = cache->partial;
     if (s != NULL) {
-        void *obj = km_take(cache, s);
-        km_unlock(cache, f);
+        void *obj = kh_take(cache, s);
+        kh_cache_unlock(cache, f);
         return obj;
     }
-    km_unlock(cache, f);
-    return km_alloc_slow(cache);
+    kh_cache_unlock(cache, f);
+    return kh_cache_alloc_slow(cache);
 }
 
 mm_status_t kmem_cache_free(kmem_cache_t *cache, void *obj)
 {
     if (cache == NULL)
         return MM_ERR_INVALID;
-    if (!km_ready(cache))
+    if (!kh_cache_ready(cache))
         return MM_ERR_STATE;
     if (obj == NULL)
         return MM_OK;
-    mm_irqflags_t f = km_lock(cache);
-    km_slab_t *s = NULL;
+    mm_irqflags_t f = kh_cache_lock(cache);
+    kh_slab_t *s = NULL;
     size_t i = 0;
-    mm_status_t st = km_locate(cache->index, (uintptr_t)obj, &s, &i);
+    mm_status_t st = kh_locate(cache->index, (uintptr_t)obj, &s, &i);
     if (st == MM_ERR_NOT_MAPPED || (s != NULL && s->cache != cache))
         st = MM_ERR_BAD_POINTER; /* not in a slab of this very cache */
     if (st != MM_OK) {
         cache->rejected_frees++;
-        km_unlock(cache, f);
-        km_index_warn(st, obj);
+        kh_cache_unlock(cache, f);
+        kh_index_warn(st, obj);
         return st;
     }
     uintptr_t *table;
-    km_slab_t *empty = km_release_slot(cache, s, i, &table);
-    km_unlock(cache, f);
-    km_dispose_after(cache, empty, table);
+    kh_slab_t *empty = kh_release_slot(cache, s, i, &table);
+    kh_cache_unlock(cache, f);
+    kh_dispose_after(cache, empty, table);
     return MM_OK;
 }
 
-mm_status_t km_index_free(kmem_index_t *index, void *obj, size_t *usable)
+mm_status_t kh_index_free(kmem_index_t *index, void *obj, size_t *usable)
 {
     /* The lock's atomic waits for earlier stores to drain; start the two
      * misses the lookup takes meanwhile: the table entry of obj's page, and
      * the page itself, which for a one-page slab is its header. Prefetches
      * never fault, whatever obj is. */
-    uintptr_t page = (uintptr_t)obj & ~KM_PAGE_INDEX_MASK;
+    uintptr_t page = (uintptr_t)obj & ~KH_TABLE_PAGE_MASK;
     /* Read without the lock (only to compute an address: the table may be
      * being replaced, a prefetch of the old one costs nothing). */
     size_t cap = __atomic_load_n(&index->cap, __ATOMIC_RELAXED);
     const uintptr_t *entries = __atomic_load_n(&index->table, __ATOMIC_RELAXED);
     if (cap != 0 && entries != NULL)
-        __builtin_prefetch(&entries[km_hash(page, cap)]);
+        __builtin_prefetch(&entries[kh_hash(page, cap)]);
     __builtin_prefetch((const void *)page);
     mm_irqflags_t f = mm_spin_lock_irqsave(&index->lock);
-    km_slab_t *s = NULL;
+    kh_slab_t *s = NULL;
     size_t i = 0;
-    mm_status_t st = km_locate(index, (uintptr_t)obj, &s, &i);
+    mm_status_t st = kh_locate(index, (uintptr_t)obj, &s, &i);
     if (st != MM_OK) {
         if (s != NULL)
             s->cache->rejected_frees++;
         mm_spin_unlock_irqrestore(&index->lock, f);
         if (st != MM_ERR_NOT_MAPPED)
-            km_index_warn(st, obj);
+            kh_index_warn(st, obj);
         return st;
     }
     kmem_cache_t *c = s->cache;
     *usable = c->object_size;
     uintptr_t *table;
-    km_slab_t *empty = km_release_slot(c, s, i, &table);
+    kh_slab_t *empty = kh_release_slot(c, s, i, &table);
     mm_spin_unlock_irqrestore(&index->lock, f);
-    km_dispose_after(c, empty, table);
+    kh_dispose_after(c, empty, table);
     return MM_OK;
 }
 
-kmem_cache_t *km_index_owner(kmem_index_t *index, const void *obj, mm_status_t *st)
+kmem_cache_t *kh_index_owner(kmem_index_t *index, const void *obj, mm_status_t *st)
 {
     mm_irqflags_t f = mm_spin_lock_irqsave(&index->lock);
-    km_slab_t *s = NULL;
+    kh_slab_t *s = NULL;
     size_t i = 0;
-    *st = km_locate(index, (uintptr_t)obj, &s, &i);
+    *st = kh_locate(index, (uintptr_t)obj, &s, &i);
     kmem_cache_t *c = *st == MM_OK ? s->cache : NULL;
     mm_spin_unlock_irqrestore(&index->lock, f);
     return c;
@@ -445,41 +445,41 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
 {
     if (cache == NULL)
         return MM_ERR_INVALID;
-    if (!km_ready(cache))
+    if (!kh_cache_ready(cache))
         return MM_ERR_STATE;
     kmem_index_t *x = cache->index;
     size_t gave = 0;
     mm_status_t st = MM_OK;
-    mm_irqflags_t f = km_lock(cache);
+    mm_irqflags_t f = kh_cache_lock(cache);
     for (;;) {
-        size_t want = x->used == 0 ? 0 : km_index_cap_for(x->used);
+        size_t want = x->used == 0 ? 0 : kh_index_cap_for(x->used);
         if (want > x->cap)
             want = x->cap; /* full to the load factor: compact only */
-        if (want == x->cap && x->deleted == 0)
+        if (want == x->cap)
             break;
         uintptr_t *fresh = NULL;
         if (want != 0) {
-            km_unlock(cache, f);
+            kh_cache_unlock(cache, f);
             fresh = kh_blocks_alloc_inner(x->heap, want * sizeof(uintptr_t), 0);
-            f = km_lock(cache);
+            f = kh_cache_lock(cache);
             if (fresh == NULL) {
                 st = MM_ERR_NOMEM;
                 break;
             }
             if (x->used * 2 > want) { /* slabs came meanwhile: again */
-                km_unlock(cache, f);
+                kh_cache_unlock(cache, f);
                 kh_blocks_free_inner(x->heap, fresh);
-                f = km_lock(cache);
+                f = kh_cache_lock(cache);
                 continue;
             }
         }
         gave += (x->cap - want) * sizeof(uintptr_t);
-        uintptr_t *old = fresh != NULL ? km_index_rebuild(x, fresh, want) : km_index_drop(x);
-        km_unlock(cache, f);
+        uintptr_t *old = fresh != NULL ? kh_index_rebuild(x, fresh, want) : kh_index_drop(x);
+        kh_cache_unlock(cache, f);
         kh_blocks_free_inner(x->heap, old);
-        f = km_lock(cache);
+        f = kh_cache_lock(cache);
     }
-    km_unlock(cache, f);
+    kh_cache_unlock(cache, f);
     if (released != NULL)
         *released = gave;
     return st;
@@ -489,19 +489,19 @@ mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live)
 {
     if (cache == NULL)
         return MM_ERR_INVALID;
-    if (!km_ready(cache))
+    if (!kh_cache_ready(cache))
         return MM_ERR_STATE;
     if (cache->index != &cache->own)
         return MM_ERR_STATE; /* one of a heap's size classes: the heap's */
-    mm_irqflags_t f = km_lock(cache);
+    mm_irqflags_t f = kh_cache_lock(cache);
     size_t n = cache->live;
     uintptr_t *table = NULL;
     if (n == 0) {
         MM_ASSERT(cache->slabs == 0 && cache->partial == NULL);
-        table = km_index_drop(cache->index);
+        table = kh_index_drop(cache->index);
         cache->magic = 0;
     }
-    km_unlock(cache, f);
+    kh_cache_unlock(cache, f);
     if (live != NULL)
         *live = n;
     if (n != 0)
@@ -518,9 +518,9 @@ mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
 {
     if (cache == NULL || out == NULL)
         return MM_ERR_INVALID;
-    if (!km_ready(cache))
+    if (!kh_cache_ready(cache))
         return MM_ERR_STATE;
-    mm_irqflags_t f = km_lock(cache);
+    mm_irqflags_t f = kh_cache_lock(cache);
     *out = (kmem_cache_stats_t){
         .object_size = cache->object_size,
         .align = cache->align,
@@ -539,11 +539,11 @@ mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
         .slabs_released = cache->slabs_released,
         .rejected_frees = cache->rejected_frees,
     };
-    km_unlock(cache, f);
+    kh_cache_unlock(cache, f);
     return MM_OK;
 }
 
 const char *kmem_cache_name(const kmem_cache_t *cache)
 {
-    return km_ready(cache) ? cache->name : "";
+    return kh_cache_ready(cache) ? cache->name : "";
 }

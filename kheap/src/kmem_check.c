@@ -3,7 +3,7 @@
  */
 #include "kmem_internal.h"
 
-#define KM_BAD(msg, addr, found_, expected_)                                                       \
+#define KH_BAD(msg, addr, found_, expected_)                                                       \
     do {                                                                                           \
         *report = (mm_report_t){.kind = MM_REPORT_CORRUPT,                                         \
                                 .message = (msg),                                                  \
@@ -17,34 +17,34 @@
 
 /* One slab: header, bitmap and counts (and guards/fills in debug builds).
  * Adds its free slots to *free_slots. */
-static bool km_check_slab(const kmem_cache_t *c, const km_slab_t *s, size_t *free_slots,
+static bool kh_check_slab(const kmem_cache_t *c, const kh_slab_t *s, size_t *free_slots,
                           mm_report_t *report)
 {
-    if (((uintptr_t)s & (KM_PAGE - 1)) != 0)
-        KM_BAD("kmem_cache: table entry not at a slab boundary", s, (uintptr_t)s, 0);
-    if (s->check != km_slab_check(s, c) || s->cache != c)
-        KM_BAD("kmem_cache: slab header damaged", s, s->check, km_slab_check(s, c));
+    if (((uintptr_t)s & (KH_TABLE_PAGE - 1)) != 0)
+        KH_BAD("kmem_cache: table entry not at a slab boundary", s, (uintptr_t)s, 0);
+    if (s->check != kh_slab_check(s, c) || s->cache != c)
+        KH_BAD("kmem_cache: slab header damaged", s, s->check, kh_slab_check(s, c));
     size_t bits = 0;
-    uint32_t words = km_bitmap_words(c);
-    for (uint32_t w = 0; w < KM_BITMAP_WORDS; w++) {
+    uint32_t words = kh_bitmap_words(c);
+    for (uint32_t w = 0; w < KH_BITMAP_WORDS; w++) {
         uint64_t valid = w < words ? ~(uint64_t)0 : 0;
         if (w + 1 == words && c->objects_per_slab % 64 != 0)
             valid = ((uint64_t)1 << (c->objects_per_slab % 64)) - 1;
         if ((s->free[w] & ~valid) != 0)
-            KM_BAD("kmem_cache: free bit beyond the last slot", s, s->free[w], s->free[w] & valid);
+            KH_BAD("kmem_cache: free bit beyond the last slot", s, s->free[w], s->free[w] & valid);
         if (w < s->hint && s->free[w] != 0)
-            KM_BAD("kmem_cache: free slot below the slab's hint", s, w, s->hint);
+            KH_BAD("kmem_cache: free slot below the slab's hint", s, w, s->hint);
         bits += (size_t)__builtin_popcountll(s->free[w]);
     }
     if (s->hot > c->objects_per_slab)
-        KM_BAD("kmem_cache: slab's last-freed slot out of range", s, s->hot, c->objects_per_slab);
+        KH_BAD("kmem_cache: slab's last-freed slot out of range", s, s->hot, c->objects_per_slab);
     if (bits != s->nfree)
-        KM_BAD("kmem_cache: slab free count does not match its bitmap", s, s->nfree, bits);
+        KH_BAD("kmem_cache: slab free count does not match its bitmap", s, s->nfree, bits);
     if (s->nfree >= c->objects_per_slab)
-        KM_BAD("kmem_cache: an empty slab was kept", s, s->nfree, c->objects_per_slab - 1);
+        KH_BAD("kmem_cache: an empty slab was kept", s, s->nfree, c->objects_per_slab - 1);
 #if HADRON_MM_HEAP_REDZONES
     for (size_t i = 0; i < c->objects_per_slab; i++)
-        if (!km_debug_slot_ok(c, s, i, report))
+        if (!kh_debug_slot_ok(c, s, i, report))
             return false;
 #endif
     *free_slots += s->nfree;
@@ -53,72 +53,69 @@ static bool km_check_slab(const kmem_cache_t *c, const km_slab_t *s, size_t *fre
 
 /* The table itself: counts, load, each entry reachable by its own probe
  * sequence, each page's slab registered at its first page. */
-static bool km_check_index(const kmem_index_t *x, mm_report_t *report)
+static bool kh_check_index(const kmem_index_t *x, mm_report_t *report)
 {
-    size_t used = 0, deleted = 0;
+    size_t used = 0;
     for (size_t i = 0; i < x->cap; i++) {
         uintptr_t e = x->table[i];
-        if (e == KM_TABLE_DELETED)
-            deleted++;
-        if (e <= KM_TABLE_DELETED)
+        if (e == KH_TABLE_EMPTY)
             continue;
         used++;
-        uintptr_t page = e & ~KM_PAGE_INDEX_MASK, base = page - (e & KM_PAGE_INDEX_MASK) * KM_PAGE;
-        if (km_index_find(x, page) != base || km_index_find(x, base) != base)
-            KM_BAD("kmem_cache: slab table entry not reachable by its probe sequence", e, i,
-                   km_index_find(x, page));
+        uintptr_t page = e & ~KH_TABLE_PAGE_MASK, base = page - (e & KH_TABLE_PAGE_MASK) * KH_TABLE_PAGE;
+        if (kh_index_find(x, page) != base || kh_index_find(x, base) != base)
+            KH_BAD("kmem_cache: slab table entry not reachable by its probe sequence", e, i,
+                   kh_index_find(x, page));
     }
-    if (used != x->used || deleted != x->deleted ||
-        (x->cap != 0 && (x->used + x->deleted) * 2 > x->cap) || (x->cap == 0) != (x->table == NULL))
-        KM_BAD("kmem_cache: slab table counts wrong", x, used, x->used);
+    if (used != x->used || (x->cap != 0 && x->used * 2 > x->cap) || (x->cap == 0) != (x->table == NULL))
+        KH_BAD("kmem_cache: slab table counts wrong", x, used, x->used);
     return true;
 }
 
-static bool km_check_locked(const kmem_cache_t *c, mm_report_t *report)
+static bool kh_cache_check_locked(const kmem_cache_t *c, mm_report_t *report)
 {
     const kmem_index_t *x = c->index;
-    if (!km_check_index(x, report))
+    if (!kh_check_index(x, report))
         return false;
     size_t slabs = 0, free_slots = 0, partial_wanted = 0;
     for (size_t i = 0; i < x->cap; i++) {
         uintptr_t e = x->table[i];
         /* A slab's first page; other caches' slabs when the table is shared. */
-        if (e <= KM_TABLE_DELETED || (e & KM_PAGE_INDEX_MASK) != 0 ||
-            ((const km_slab_t *)e)->cache != c)
+        if (e == KH_TABLE_EMPTY || (e & KH_TABLE_PAGE_MASK) != 0 ||
+            ((const kh_slab_t *)e)->cache != c)
             continue;
-        const km_slab_t *s = (const km_slab_t *)e;
-        if (!km_check_slab(c, s, &free_slots, report))
+        const kh_slab_t *s = (const kh_slab_t *)e;
+        if (!kh_check_slab(c, s, &free_slots, report))
             return false;
-        for (uintptr_t p = e; p < e + c->slab_bytes; p += KM_PAGE)
-            if (km_index_find(x, p) != e)
-                KM_BAD("kmem_cache: slab page missing from the table", p, 0, e);
+        for (uintptr_t p = e; p < e + c->slab_bytes; p += KH_TABLE_PAGE)
+            if (kh_index_find(x, p) != e)
+                KH_BAD("kmem_cache: slab page missing from the table", p, 0, e);
         partial_wanted += s->nfree != 0;
         slabs++;
     }
-    if (slabs != c->slabs || (x == &c->own && slabs * (c->slab_bytes / KM_PAGE) != x->used) ||
+    if (slabs != c->slabs || (x == &c->own && slabs * (c->slab_bytes / KH_TABLE_PAGE) != x->used) ||
         (x->used == 0 && x->cap != 0))
-        KM_BAD("kmem_cache: slab table counts wrong", c, slabs, c->slabs);
+        KH_BAD("kmem_cache: slab table counts wrong", c, slabs, c->slabs);
     if (slabs * c->objects_per_slab - free_slots != c->live)
-        KM_BAD("kmem_cache: live count does not match the slabs", c, c->live,
+        KH_BAD("kmem_cache: live count does not match the slabs", c, c->live,
                slabs * c->objects_per_slab - free_slots);
 
     size_t listed = 0;
-    const km_slab_t *prev = NULL;
-    for (const km_slab_t *s = c->partial; s != NULL; prev = s, s = s->next) {
-        if (++listed > slabs || km_index_find(x, (uintptr_t)s) != (uintptr_t)s ||
+    const kh_slab_t *prev = NULL;
+    for (const kh_slab_t *s = c->partial; s != NULL; prev = s, s = s->next) {
+        if (++listed > slabs || kh_index_find(x, (uintptr_t)s) != (uintptr_t)s ||
             s->cache != c)
-            KM_BAD("kmem_cache: partial list holds a slab the table lacks", s, listed, slabs);
+            KH_BAD("kmem_cache: partial list holds a slab the table lacks", s, listed, slabs);
         if (s->prev != prev)
-            KM_BAD("kmem_cache: partial list back link wrong", s, (uintptr_t)s->prev,
+            KH_BAD("kmem_cache: partial list back link wrong", s, (uintptr_t)s->prev,
                    (uintptr_t)prev);
         if (s->nfree == 0)
-            KM_BAD("kmem_cache: full slab on the partial list", s, 0, 1);
+            KH_BAD("kmem_cache: full slab on the partial list", s, 0, 1);
     }
     if (c->current != NULL &&
-        (km_index_find(x, (uintptr_t)c->current) != (uintptr_t)c->current || c->current->cache != c))
-        KM_BAD("kmem_cache: current slab is not one of the cache's", c->current, 0, 0);
+        (kh_index_find(x, (uintptr_t)c->current) != (uintptr_t)c->current || c->current->cache != c))
+        KH_BAD("kmem_cache: current slab is not one of the cache's", c->current, 0, 0);
     if (listed != partial_wanted || listed != c->partial_slabs)
-        KM_BAD("kmem_cache: partial list misses a slab with a free slot", c, listed,
+        KH_BAD("kmem_cache: partial list misses a slab with a free slot", c, listed,
                partial_wanted);
     return true;
 }
@@ -127,14 +124,14 @@ mm_status_t kmem_cache_check(kmem_cache_t *cache, mm_report_t *report)
 {
     if (cache == NULL)
         return MM_ERR_INVALID;
-    if (!km_ready(cache))
+    if (!kh_cache_ready(cache))
         return MM_ERR_STATE;
     mm_report_t local;
     if (report == NULL)
         report = &local;
-    mm_irqflags_t f = km_lock(cache);
-    bool ok = km_check_locked(cache, report);
-    km_unlock(cache, f);
+    mm_irqflags_t f = kh_cache_lock(cache);
+    bool ok = kh_cache_check_locked(cache, report);
+    kh_cache_unlock(cache, f);
     return ok ? MM_OK : MM_ERR_CORRUPT;
 }
 
@@ -142,19 +139,19 @@ mm_status_t kmem_cache_walk(kmem_cache_t *cache, kmem_walk_fn fn, void *arg)
 {
     if (cache == NULL || fn == NULL)
         return MM_ERR_INVALID;
-    if (!km_ready(cache))
+    if (!kh_cache_ready(cache))
         return MM_ERR_STATE;
     const kmem_index_t *x = cache->index;
     for (size_t e = 0; e < x->cap; e++) {
         uintptr_t entry = x->table[e];
-        if (entry <= KM_TABLE_DELETED || (entry & KM_PAGE_INDEX_MASK) != 0 ||
-            ((const km_slab_t *)entry)->cache != cache)
+        if (entry == KH_TABLE_EMPTY || (entry & KH_TABLE_PAGE_MASK) != 0 ||
+            ((const kh_slab_t *)entry)->cache != cache)
             continue;
-        const km_slab_t *s = (const km_slab_t *)entry;
+        const kh_slab_t *s = (const kh_slab_t *)entry;
         for (size_t i = 0; i < cache->objects_per_slab; i++) {
-            if (km_slot_free(s, i))
+            if (kh_slot_free(s, i))
                 continue;
-            kmem_object_info_t info = {(void *)km_slot(cache, s, i), s, i};
+            kmem_object_info_t info = {(void *)kh_slot(cache, s, i), s, i};
             if (!fn(arg, &info))
                 return MM_OK;
         }

@@ -8,13 +8,13 @@
 
 #if HADRON_MM_HEAP_REDZONES
 
-static bool km_fills(const kmem_cache_t *c)
+static bool kh_fills(const kmem_cache_t *c)
 {
     return c->ctor == NULL;
 }
 
 /* First byte of [p, p + n) that is not `v`, or n. */
-static size_t km_first_not(const uint8_t *p, size_t n, uint8_t v)
+static size_t kh_first_not(const uint8_t *p, size_t n, uint8_t v)
 {
     for (size_t i = 0; i < n; i++)
         if (p[i] != v)
@@ -22,20 +22,20 @@ static size_t km_first_not(const uint8_t *p, size_t n, uint8_t v)
     return n;
 }
 
-void km_debug_slab_init(const kmem_cache_t *c, km_slab_t *s)
+void kh_debug_slab_init(const kmem_cache_t *c, kh_slab_t *s)
 {
     for (size_t i = 0; i < c->objects_per_slab; i++) {
-        uint8_t *o = (uint8_t *)km_slot(c, s, i);
-        if (km_fills(c))
-            __builtin_memset(o, KM_FILL_FREE, c->object_size);
-        __builtin_memset(o + c->object_size, KM_FILL_GUARD, c->stride - c->object_size);
+        uint8_t *o = (uint8_t *)kh_slot(c, s, i);
+        if (kh_fills(c))
+            __builtin_memset(o, KH_FILL_FREE, c->object_size);
+        __builtin_memset(o + c->object_size, KH_FILL_GUARD, c->stride - c->object_size);
     }
 }
 
-static bool km_guard_ok(const kmem_cache_t *c, const uint8_t *o, mm_report_t *report)
+static bool kh_guard_ok(const kmem_cache_t *c, const uint8_t *o, mm_report_t *report)
 {
     size_t guard = c->stride - c->object_size;
-    size_t g = km_first_not(o + c->object_size, guard, KM_FILL_GUARD);
+    size_t g = kh_first_not(o + c->object_size, guard, KH_FILL_GUARD);
     if (g == guard)
         return true;
     *report = (mm_report_t){.kind = MM_REPORT_REDZONE,
@@ -45,13 +45,13 @@ static bool km_guard_ok(const kmem_cache_t *c, const uint8_t *o, mm_report_t *re
                             .address = (uint64_t)(uintptr_t)o,
                             .offset = c->object_size + g,
                             .found = o[c->object_size + g],
-                            .expected = KM_FILL_GUARD};
+                            .expected = KH_FILL_GUARD};
     return false;
 }
 
-static bool km_poison_ok(const kmem_cache_t *c, const uint8_t *o, mm_report_t *report)
+static bool kh_poison_ok(const kmem_cache_t *c, const uint8_t *o, mm_report_t *report)
 {
-    size_t b = km_first_not(o, c->object_size, KM_FILL_FREE);
+    size_t b = kh_first_not(o, c->object_size, KH_FILL_FREE);
     if (b == c->object_size)
         return true;
     *report = (mm_report_t){.kind = MM_REPORT_POISON,
@@ -61,41 +61,41 @@ static bool km_poison_ok(const kmem_cache_t *c, const uint8_t *o, mm_report_t *r
                             .address = (uint64_t)(uintptr_t)o,
                             .offset = b,
                             .found = o[b],
-                            .expected = KM_FILL_FREE};
+                            .expected = KH_FILL_FREE};
     return false;
 }
 
-bool km_debug_slot_ok(const kmem_cache_t *c, const km_slab_t *s, size_t i, mm_report_t *report)
+bool kh_debug_slot_ok(const kmem_cache_t *c, const kh_slab_t *s, size_t i, mm_report_t *report)
 {
-    const uint8_t *o = (const uint8_t *)km_slot(c, s, i);
-    return km_guard_ok(c, o, report) &&
-           (!km_slot_free(s, i) || !km_fills(c) || km_poison_ok(c, o, report));
+    const uint8_t *o = (const uint8_t *)kh_slot(c, s, i);
+    return kh_guard_ok(c, o, report) &&
+           (!kh_slot_free(s, i) || !kh_fills(c) || kh_poison_ok(c, o, report));
 }
 
-static _Noreturn void km_debug_panic(const mm_report_t *r)
+static _Noreturn void kh_debug_panic(const mm_report_t *r)
 {
     mm_panic_report(r->kind, r->message, r->file, r->line, r->address, r->offset, r->found,
                     r->expected);
 }
 
-void km_debug_on_alloc(const kmem_cache_t *c, const km_slab_t *s, size_t i)
+void kh_debug_on_alloc(const kmem_cache_t *c, const kh_slab_t *s, size_t i)
 {
-    if (!km_fills(c))
+    if (!kh_fills(c))
         return;
-    uint8_t *o = (uint8_t *)km_slot(c, s, i);
+    uint8_t *o = (uint8_t *)kh_slot(c, s, i);
     mm_report_t r;
-    if (!km_poison_ok(c, o, &r))
-        km_debug_panic(&r);
-    __builtin_memset(o, KM_FILL_ALLOC, c->object_size);
+    if (!kh_poison_ok(c, o, &r))
+        kh_debug_panic(&r);
+    __builtin_memset(o, KH_FILL_ALLOC, c->object_size);
 }
 
-void km_debug_on_free(const kmem_cache_t *c, const km_slab_t *s, size_t i)
+void kh_debug_on_free(const kmem_cache_t *c, const kh_slab_t *s, size_t i)
 {
     mm_report_t r;
-    if (!km_debug_slot_ok(c, s, i, &r))
-        km_debug_panic(&r);
-    if (km_fills(c))
-        __builtin_memset((void *)km_slot(c, s, i), KM_FILL_FREE, c->object_size);
+    if (!kh_debug_slot_ok(c, s, i, &r))
+        kh_debug_panic(&r);
+    if (kh_fills(c))
+        __builtin_memset((void *)kh_slot(c, s, i), KH_FILL_FREE, c->object_size);
 }
 
 #endif

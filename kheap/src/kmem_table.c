@@ -10,54 +10,52 @@
  */
 #include "kmem_internal.h"
 
-void km_index_init(kmem_index_t *x, kheap_t *heap)
+void kh_index_init(kmem_index_t *x, kheap_t *heap)
 {
     __builtin_memset(x, 0, sizeof(*x));
     mm_spin_init(&x->lock);
     x->heap = heap;
 }
 
-bool km_index_has_room(const kmem_index_t *x, size_t pages)
+bool kh_index_has_room(const kmem_index_t *x, size_t pages)
 {
-    return (x->used + x->deleted + pages) * 2 <= x->cap;
+    return (x->used + pages) * 2 <= x->cap;
 }
 
-size_t km_index_cap_for(size_t entries)
+size_t kh_index_cap_for(size_t entries)
 {
-    size_t cap = KM_TABLE_MIN;
+    size_t cap = KH_TABLE_MIN;
     while (entries * 2 > cap)
         cap *= 2;
     return cap;
 }
 
-static void km_index_put(kmem_index_t *x, uintptr_t entry)
+static void kh_index_put(kmem_index_t *x, uintptr_t entry)
 {
-    size_t mask = x->cap - 1, i = km_hash(entry & ~KM_PAGE_INDEX_MASK, x->cap);
-    while (x->table[i] > KM_TABLE_DELETED)
+    size_t mask = x->cap - 1, i = kh_hash(entry & ~KH_TABLE_PAGE_MASK, x->cap);
+    while (x->table[i] != KH_TABLE_EMPTY)
         i = (i + 1) & mask;
-    if (x->table[i] == KM_TABLE_DELETED)
-        x->deleted--;
     x->table[i] = entry;
     x->used++;
 }
 
-void km_index_insert(kmem_index_t *x, uintptr_t base, size_t bytes)
+void kh_index_insert(kmem_index_t *x, uintptr_t base, size_t bytes)
 {
-    size_t pages = bytes / KM_PAGE;
-    MM_ASSERT(km_index_has_room(x, pages) && base != 0 && (base & KM_PAGE_INDEX_MASK) == 0);
+    size_t pages = bytes / KH_TABLE_PAGE;
+    MM_ASSERT(kh_index_has_room(x, pages) && base != 0 && (base & KH_TABLE_PAGE_MASK) == 0);
     for (size_t k = 0; k < pages; k++)
-        km_index_put(x, (base + k * KM_PAGE) | k);
+        kh_index_put(x, (base + k * KH_TABLE_PAGE) | k);
 }
 
 /* Linear probing deletes without tombstones: the entries after the hole
  * that would no longer be reached from their home slot move back into it,
  * so the table never fills with deleted markers and is only ever rebuilt
  * to grow or shrink. */
-static void km_index_remove_at(kmem_index_t *x, size_t hole)
+static void kh_index_remove_at(kmem_index_t *x, size_t hole)
 {
     size_t mask = x->cap - 1;
-    for (size_t j = (hole + 1) & mask; x->table[j] != KM_TABLE_EMPTY; j = (j + 1) & mask) {
-        size_t home = km_hash(x->table[j] & ~KM_PAGE_INDEX_MASK, x->cap);
+    for (size_t j = (hole + 1) & mask; x->table[j] != KH_TABLE_EMPTY; j = (j + 1) & mask) {
+        size_t home = kh_hash(x->table[j] & ~KH_TABLE_PAGE_MASK, x->cap);
         /* j's entry may fill the hole unless its home lies cyclically in
          * (hole, j]. */
         bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
@@ -66,27 +64,27 @@ static void km_index_remove_at(kmem_index_t *x, size_t hole)
             hole = j;
         }
     }
-    x->table[hole] = KM_TABLE_EMPTY;
+    x->table[hole] = KH_TABLE_EMPTY;
     x->used--;
 }
 
-void km_index_delete(kmem_index_t *x, uintptr_t base, size_t bytes)
+void kh_index_delete(kmem_index_t *x, uintptr_t base, size_t bytes)
 {
     size_t mask = x->cap - 1;
-    for (size_t k = 0; k < bytes / KM_PAGE; k++) {
-        uintptr_t entry = (base + k * KM_PAGE) | k;
-        size_t i = km_hash(entry & ~KM_PAGE_INDEX_MASK, x->cap);
+    for (size_t k = 0; k < bytes / KH_TABLE_PAGE; k++) {
+        uintptr_t entry = (base + k * KH_TABLE_PAGE) | k;
+        size_t i = kh_hash(entry & ~KH_TABLE_PAGE_MASK, x->cap);
         while (x->table[i] != entry) {
-            MM_ASSERT(x->table[i] != KM_TABLE_EMPTY);
+            MM_ASSERT(x->table[i] != KH_TABLE_EMPTY);
             i = (i + 1) & mask;
         }
-        km_index_remove_at(x, i);
+        kh_index_remove_at(x, i);
     }
 }
 
-uintptr_t *km_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap)
+uintptr_t *kh_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap)
 {
-    MM_ASSERT(cap >= KM_TABLE_MIN && (cap & (cap - 1)) == 0 && x->used * 2 <= cap);
+    MM_ASSERT(cap >= KH_TABLE_MIN && (cap & (cap - 1)) == 0 && x->used * 2 <= cap);
     uintptr_t *old = x->table;
     size_t old_cap = x->cap;
     __builtin_memset(fresh, 0, cap * sizeof(fresh[0]));
@@ -95,19 +93,17 @@ uintptr_t *km_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap)
     __atomic_store_n(&x->table, fresh, __ATOMIC_RELAXED);
     __atomic_store_n(&x->cap, cap, __ATOMIC_RELAXED);
     x->used = 0;
-    x->deleted = 0;
     for (size_t i = 0; i < old_cap; i++)
-        if (old[i] > KM_TABLE_DELETED)
-            km_index_put(x, old[i]);
+        if (old[i] != KH_TABLE_EMPTY)
+            kh_index_put(x, old[i]);
     return old;
 }
 
-uintptr_t *km_index_drop(kmem_index_t *x)
+uintptr_t *kh_index_drop(kmem_index_t *x)
 {
     MM_ASSERT(x->used == 0);
     uintptr_t *old = x->table;
     __atomic_store_n(&x->table, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&x->cap, 0, __ATOMIC_RELAXED);
-    x->deleted = 0;
     return old;
 }

@@ -111,18 +111,43 @@ static inline bool a64_kernel_half(mm_vaddr_t va)
     return (int64_t)va < 0;
 }
 
-/* Whether va is an address of the space the mapper describes (a64pt_va_space):
- * the sign extension of its top va_bits - 1 bits. */
-static inline bool a64_va_ok(const a64pt_t *m, mm_vaddr_t va)
+/* With a separate kernel root: whether `root` is the kernel's. */
+static inline bool a64_is_kernel_root(const a64pt_t *m, mm_paddr_t root)
 {
+    return m->separate && root == m->kernel_root;
+}
+
+/* Whether va is an address of the hierarchy at `root` (a64pt_va_space):
+ * one sign-extended space of va_bits per root, or, with a separate kernel
+ * root, [0, 2^va_bits) for a user root and the top 2^va_bits of the
+ * address space for the kernel root. */
+static inline bool a64_va_ok(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va)
+{
+    if (m->separate) {
+        uint64_t top = va >> m->va_bits;
+        return a64_is_kernel_root(m, root) ? top == (UINT64_MAX >> m->va_bits) : top == 0;
+    }
     uint64_t top = va >> (m->va_bits - 1u);
     return top == 0 || top == (UINT64_MAX >> (m->va_bits - 1u));
 }
 
-static inline mm_vaddr_t a64_canon(const a64pt_t *m, mm_vaddr_t va)
+/* The address an index path names below `root` (va holds the path's bits,
+ * from the root entry's index down). */
+static inline mm_vaddr_t a64_canon(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va)
 {
+    if (m->separate) {
+        mm_vaddr_t low_mask = ((mm_vaddr_t)1 << m->va_bits) - 1u;
+        return a64_is_kernel_root(m, root) ? (va & low_mask) | ~low_mask : va & low_mask;
+    }
     unsigned s = 64u - m->va_bits;
     return (mm_vaddr_t)((int64_t)(va << s) >> s);
+}
+
+/* Root entries of the user half: the lower half of a shared root, every
+ * entry of a user root beside a separate kernel root. */
+static inline unsigned a64_user_root_entries(const a64pt_t *m)
+{
+    return m->separate ? m->root_entries : m->root_entries / 2u;
 }
 
 /* Valid as the hardware reads it: at level 3 only 0b11 is a page (0b01 is
@@ -265,7 +290,10 @@ static inline unsigned a64_walk(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va
 /* The table at `level` hangs off a kernel-half root entry: shared, no count. */
 static inline bool a64_pinned(const a64pt_t *m, mm_vaddr_t va, unsigned level)
 {
-    return level + 1u == m->levels && a64_kernel_half(va);
+    /* Only a shared kernel half is pinned: other roots hold copies of its
+     * root entries. A separate kernel root is copied nowhere, so its tables
+     * come and go like a user root's. */
+    return !m->separate && level + 1u == m->levels && a64_kernel_half(va);
 }
 
 /* The table at `level` on `path` gained one valid entry. A plain load and
@@ -411,7 +439,7 @@ static inline mm_status_t a64_check_page(const a64pt_t *m, mm_paddr_t root, mm_v
 {
     if (!a64_root_ok(m, root) || !a64_size_valid(size))
         return MM_ERR_INVALID;
-    if (!a64_va_ok(m, va))
+    if (!a64_va_ok(m, root, va))
         return MM_ERR_NOT_CANONICAL;
     if (!mm_is_aligned(va, mm_page_bytes(size)))
         return MM_ERR_ALIGN;
@@ -478,7 +506,7 @@ static inline bool a64_lookup(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va,
         if (!a64_valid(e, level)) {
             uint64_t span = (uint64_t)1 << a64_shift(level);
             mm_vaddr_t end = mm_align_down(va, span) + span;
-            *next = end == 0 ? 0 : a64_canon(m, end);
+            *next = end == 0 ? 0 : a64_canon(m, root, end);
             return false;
         }
         if (a64_is_leaf(e, level)) {

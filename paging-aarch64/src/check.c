@@ -114,7 +114,7 @@ mm_status_t a64pt_check(const a64pt_t *m, mm_paddr_t root, a64pt_check_info_t *i
         uint64_t d = d_load(&rt[i]);
         if ((d & D_VALID) && !a64_valid(d, m->levels)) {
             fail(&v, m->levels == 5 ? "block descriptor at level -1" : "block descriptor at level 0",
-                 a64_canon(m, (uint64_t)i << a64_shift(m->levels)), m->levels, d);
+                 a64_canon(m, root, (uint64_t)i << a64_shift(m->levels)), m->levels, d);
             return c.status;
         }
     }

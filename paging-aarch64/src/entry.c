@@ -51,6 +51,9 @@ mm_status_t a64pt_init(a64pt_t *m, const a64pt_config_t *cfg)
         return MM_ERR_INVALID;
     if (cfg->frames.alloc == NULL || cfg->frames.free == NULL)
         return MM_ERR_INVALID;
+    if (!mm_is_aligned(cfg->kernel_root, MM_PAGE_SIZE) ||
+        cfg->kernel_root >> cfg->phys_bits != 0)
+        return MM_ERR_INVALID;
     m->frames = cfg->frames;
     m->va_bits = cfg->va_bits;
     m->levels = cfg->va_bits == 52 ? 5u : 4u;
@@ -58,16 +61,19 @@ mm_status_t a64pt_init(a64pt_t *m, const a64pt_config_t *cfg)
     m->phys_bits = cfg->phys_bits;
     m->lpa2 = cfg->lpa2;
     m->phys_end = (mm_paddr_t)1 << cfg->phys_bits;
+    m->separate = cfg->kernel_root_separate;
+    m->kernel_root = cfg->kernel_root;
     return MM_OK;
 }
 
 void a64pt_va_space(const a64pt_t *m, mm_va_space_t *out)
 {
-    /* One root per hierarchy for now: the user half is the low half of a
-     * va_bits-bit space and the kernel half its sign-extended top, both
-     * below one root (see a64pt.h, "Address space"); 4 levels for 48 bits,
-     * 5 for 52 (LPA2's level -1). */
-    mm_status_t st = mm_va_space_sign_extended(m->va_bits, m->levels, out);
+    /* Shared root: the user half is the low half of a va_bits-bit space and
+     * the kernel half its sign-extended top, both below one root; separate
+     * kernel root: 2^va_bits each (see a64pt.h, "Address space"). 4 levels
+     * for 48 bits, 5 for 52 (LPA2's level -1). */
+    mm_status_t st = m->separate ? mm_va_space_aarch64(m->va_bits, out)
+                                 : mm_va_space_sign_extended(m->va_bits, m->levels, out);
     MM_ASSERT(st == MM_OK);
     (void)st;
 }

@@ -8,11 +8,11 @@ static mm_status_t range_args(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, 
 {
     if (!a64_root_ok(m, root) || tlb == NULL || len == 0)
         return MM_ERR_INVALID;
-    if (!a64_va_ok(m, va))
+    if (!a64_va_ok(m, root, va))
         return MM_ERR_NOT_CANONICAL;
     if (!mm_is_aligned(va, MM_PAGE_SIZE) || !mm_is_aligned(len, MM_PAGE_SIZE))
         return MM_ERR_ALIGN;
-    if (!mm_range_last(va, len, last) || !a64_va_ok(m, *last) ||
+    if (!mm_range_last(va, len, last) || !a64_va_ok(m, root, *last) ||
         a64_kernel_half(va) != a64_kernel_half(*last))
         return MM_ERR_NOT_CANONICAL;
     return MM_OK;

@@ -5,7 +5,7 @@ mm_status_t a64pt_root_create(a64pt_t *m, mm_paddr_t kernel_root, mm_paddr_t *ro
 {
     if (m == NULL || root_out == NULL)
         return MM_ERR_INVALID;
-    if (kernel_root != 0 && !a64_root_ok(m, kernel_root))
+    if (kernel_root != 0 && (!a64_root_ok(m, kernel_root) || m->separate))
         return MM_ERR_INVALID;
     a64_reserve_t r = A64_RESERVE_INIT;
     if (a64_reserve_fill(m, &r, 1) != MM_OK)
@@ -21,6 +21,18 @@ mm_status_t a64pt_root_create(a64pt_t *m, mm_paddr_t kernel_root, mm_paddr_t *ro
     }
     *root_out = root;
     return MM_OK;
+}
+
+mm_status_t a64pt_kernel_root_create(a64pt_t *m, mm_paddr_t *root_out)
+{
+    if (m == NULL || root_out == NULL)
+        return MM_ERR_INVALID;
+    if (m->kernel_root != 0)
+        return MM_ERR_STATE;
+    mm_status_t st = a64pt_root_create(m, 0, &m->kernel_root);
+    if (st == MM_OK)
+        *root_out = m->kernel_root;
+    return st;
 }
 
 static void destroy_table(a64pt_t *m, mm_paddr_t table, unsigned level, mm_vaddr_t base,
@@ -45,10 +57,10 @@ static void destroy_table(a64pt_t *m, mm_paddr_t table, unsigned level, mm_vaddr
 
 void a64pt_root_destroy(a64pt_t *m, mm_paddr_t root, mm_leaf_fn leaf, void *leaf_arg)
 {
-    MM_ASSERT(a64_root_ok(m, root));
+    MM_ASSERT(a64_root_ok(m, root) && !a64_is_kernel_root(m, root));
     unsigned top = m->levels;
     const uint64_t *t = a64_table(root);
-    for (unsigned i = 0; i < m->root_entries / 2u; i++) {
+    for (unsigned i = 0; i < a64_user_root_entries(m); i++) {
         uint64_t e = d_load(&t[i]);
         if (!a64_valid(e, top))
             continue;
@@ -65,8 +77,8 @@ mm_status_t a64pt_prepopulate_top(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, ui
     if (len == 0)
         return MM_OK;
     uint64_t last;
-    if (!mm_range_last(va, len, &last) || !a64_va_ok(m, va) ||
-        !a64_va_ok(m, last) || a64_kernel_half(va) != a64_kernel_half(last))
+    if (!mm_range_last(va, len, &last) || !a64_va_ok(m, root, va) ||
+        !a64_va_ok(m, root, last) || a64_kernel_half(va) != a64_kernel_half(last))
         return MM_ERR_NOT_CANONICAL;
 
     unsigned top = m->levels;

@@ -2,8 +2,8 @@
  * the consistency check. */
 #include "a64_internal.h"
 
-static bool visit_table(a64_visit_t *v, uint64_t *t, unsigned level, mm_vaddr_t base,
-                        uint64_t up)
+static bool visit_table(a64_visit_t *v, mm_paddr_t root, uint64_t *t, unsigned level,
+                        mm_vaddr_t base, uint64_t up)
 {
     const a64pt_t *m = v->m;
     unsigned shift = a64_shift(level);
@@ -12,7 +12,7 @@ static bool visit_table(a64_visit_t *v, uint64_t *t, unsigned level, mm_vaddr_t 
     for (unsigned i = 0; i < entries; i++) {
         mm_vaddr_t va = base + ((uint64_t)i << shift);
         if (level == m->levels)
-            va = a64_canon(m, va); /* the upper half of the root is the kernel half */
+            va = a64_canon(m, root, va); /* which half the root entry is */
         if (va + span_last < v->first)
             continue;
         if (va > v->last)
@@ -40,7 +40,8 @@ static bool visit_table(a64_visit_t *v, uint64_t *t, unsigned level, mm_vaddr_t 
                 return false;
             continue;
         }
-        if (!visit_table(v, a64_table(a64_addr(m, e)), level - 1, va, up | (e & D_TABLE_ATTRS)))
+        if (!visit_table(v, root, a64_table(a64_addr(m, e)), level - 1, va,
+                         up | (e & D_TABLE_ATTRS)))
             return false;
     }
     return true;
@@ -49,7 +50,7 @@ static bool visit_table(a64_visit_t *v, uint64_t *t, unsigned level, mm_vaddr_t 
 void a64_visit(a64_visit_t *v, mm_paddr_t root)
 {
     v->stopped = false;
-    visit_table(v, a64_table(root), v->m->levels, 0, 0);
+    visit_table(v, root, a64_table(root), v->m->levels, 0, 0);
 }
 
 typedef struct walk_ctx {

@@ -10,15 +10,15 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 build=${1:?usage: capture.sh CROSS_BUILD_DIR}
-kernel=$build/tests/qemu/hadron-test-kernel.elf
+kernel=$build/tests/qemu/arch/x86_64/hadron-test-kernel.elf
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$root/tests/qemu/mkiso.sh" "$kernel" "$tmp/dump.iso" "bootdump"
+"$root/tests/qemu/arch/x86_64/mkiso.sh" "$kernel" "$tmp/dump.iso" "bootdump"
 ver() { dpkg-query -W -f '${Version}' "$1" 2>/dev/null || echo '?'; }
 for fw in bios uefi; do
   for mem in 256M 2G 8G; do
     out=$here/fixtures/grub-$fw-$mem.mbi
-    "$root/tests/qemu/run-qemu.sh" --boot "grub-$fw" --iso "$tmp/dump.iso" --kernel "$kernel" \
+    "$root/tests/qemu/arch/x86_64/run-qemu.sh" --boot "grub-$fw" --iso "$tmp/dump.iso" --kernel "$kernel" \
       --mem "$mem" --cpu max 2>/dev/null >"$tmp/log" || true
     {
       echo "# Multiboot2 boot information from GRUB $(ver grub-common) on $fw firmware" \

@@ -113,7 +113,7 @@ Test(kmalloc, bad_frees_of_class_objects, .init = setup)
     cr_assert_eq(test_warnings.last.kind, MM_REPORT_DOUBLE_FREE);
     cr_assert_eq(kheap_free(&heap, b + 16), MM_ERR_BAD_POINTER, "inside an object");
     cr_assert_eq(kheap_free(&heap, b + 1), MM_ERR_BAD_POINTER, "unaligned");
-    uintptr_t slab = km_index_find(&heap.class_index, (uintptr_t)b);
+    uintptr_t slab = kh_index_find(&heap.class_index, (uintptr_t)b);
     cr_assert_neq(slab, 0);
     cr_assert_eq(kheap_free(&heap, (void *)slab), MM_ERR_BAD_POINTER, "the slab's header");
     cr_assert_eq(kheap_block_free(&heap, (void *)slab), MM_ERR_BAD_POINTER,

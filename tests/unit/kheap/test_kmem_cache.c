@@ -123,8 +123,8 @@ Test(kmem_cache, geometry_packs_enough_objects_per_slab, .init = heap_setup)
             /* At most half again the smallest slab that holds enough. */
             size_t least = KMEM_SLAB_MIN;
             while (least < KMEM_SLAB_MAX &&
-                   (least <= KM_SLAB_TAIL + c.first_offset ||
-                    (least - KM_SLAB_TAIL - c.first_offset) / s.stride < KMEM_SLAB_OBJECTS_MIN))
+                   (least <= KH_SLAB_TAIL + c.first_offset ||
+                    (least - KH_SLAB_TAIL - c.first_offset) / s.stride < KMEM_SLAB_OBJECTS_MIN))
                 least += KMEM_SLAB_MIN;
             cr_assert(s.slab_bytes >= least && s.slab_bytes <= least + least / 2,
                       "size %zu align %zu: slab %zu, least %zu", sizes[k], al, s.slab_bytes,
@@ -182,7 +182,7 @@ Test(kmem_cache, allocation_order_and_slabs_given_back, .init = heap_setup)
     cr_assert_eq(s.slabs_released, 1);
     kheap_stats_t h1;
     cr_assert_eq(kheap_get_stats(&heap, &h1), MM_OK);
-    cr_assert_eq(h1.free_bytes - h0.free_bytes, s.slab_bytes - KM_SLAB_TAIL + T_USER_OFF + T_BACK,
+    cr_assert_eq(h1.free_bytes - h0.free_bytes, s.slab_bytes - KH_SLAB_TAIL + T_USER_OFF + T_BACK,
                  "the slab's block is free again");
     C_CHECK(&c);
     T_CHECK(&heap);
@@ -242,8 +242,8 @@ Test(kmem_cache, bad_frees_are_refused_and_change_nothing, .init = heap_setup)
         {"an address nobody maps", (uintptr_t)0x10, MM_ERR_BAD_POINTER},
         {"the top of the address space", UINTPTR_MAX - 7, MM_ERR_BAD_POINTER},
     };
-    uint8_t before[sizeof(km_slab_t)];
-    memcpy(before, (void *)slab, sizeof(km_slab_t));
+    uint8_t before[sizeof(kh_slab_t)];
+    memcpy(before, (void *)slab, sizeof(kh_slab_t));
     for (size_t i = 0; i < FX_LEN(cases); i++) {
         int warned = test_warnings.count;
         mm_status_t st = kmem_cache_free(&c, (void *)cases[i].ptr);
@@ -260,7 +260,7 @@ Test(kmem_cache, bad_frees_are_refused_and_change_nothing, .init = heap_setup)
     cr_assert_eq(after.rejected_frees, FX_LEN(cases));
     after.rejected_frees = s.rejected_frees;
     cr_assert(memcmp(&after, &s, sizeof s) == 0, "statistics changed");
-    cr_assert(memcmp(before, (void *)slab, sizeof(km_slab_t)) == 0, "slab header changed");
+    cr_assert(memcmp(before, (void *)slab, sizeof(kh_slab_t)) == 0, "slab header changed");
     cr_assert_eq(cstats(&other).live, 1, "the other cache's object is untouched");
     C_CHECK(&c);
     C_CHECK(&other);
@@ -423,7 +423,7 @@ Test(kmem_cache, shrink_gives_back_the_tables_spare_room, .init = heap_setup)
     cr_assert_eq(kmem_cache_shrink(&c, &released), MM_OK);
     kmem_cache_stats_t t = cstats(&c);
     /* One entry per page of the one slab left, at most half full. */
-    cr_assert_eq(t.table_bytes, km_index_cap_for(s.slab_bytes / KM_PAGE) * sizeof(uintptr_t));
+    cr_assert_eq(t.table_bytes, kh_index_cap_for(s.slab_bytes / KH_TABLE_PAGE) * sizeof(uintptr_t));
     cr_assert_eq(released, s.table_bytes - t.table_bytes);
     cr_assert_gt(released, 0);
     cr_assert_eq(kmem_cache_shrink(&c, &released), MM_OK);
@@ -514,7 +514,7 @@ Test(kmem_cache, check_reports_each_kind_of_damage, .init = heap_setup)
     void *o[3];
     for (int i = 0; i < 3; i++)
         o[i] = kmem_cache_alloc(&c);
-    km_slab_t *s = (km_slab_t *)((uintptr_t)o[0] & ~(uintptr_t)4095);
+    kh_slab_t *s = (kh_slab_t *)((uintptr_t)o[0] & ~(uintptr_t)4095);
     mm_report_t r;
 #define DAMAGE(field, bad, msg)                                                                    \
     do {                                                                                           \
@@ -531,7 +531,7 @@ Test(kmem_cache, check_reports_each_kind_of_damage, .init = heap_setup)
     /* A slab claiming another cache is not this cache's any more. */
     DAMAGE(s->cache, &(kmem_cache_t){0}, "kmem_cache: slab table counts wrong");
     DAMAGE(s->nfree, s->nfree + 1, "kmem_cache: slab free count does not match its bitmap");
-    DAMAGE(s->free[KM_BITMAP_WORDS - 1], s->free[KM_BITMAP_WORDS - 1] | (1ull << 63),
+    DAMAGE(s->free[KH_BITMAP_WORDS - 1], s->free[KH_BITMAP_WORDS - 1] | (1ull << 63),
            "kmem_cache: free bit beyond the last slot");
     DAMAGE(s->hint, 1, "kmem_cache: free slot below the slab's hint");
     DAMAGE(c.live, c.live + 1, "kmem_cache: live count does not match the slabs");
@@ -549,24 +549,20 @@ Test(kmem_cache, check_reports_each_kind_of_damage, .init = heap_setup)
     long moved = (e + (long)x->cap / 2) % (long)x->cap;
     uintptr_t displaced = x->table[moved];
     x->table[moved] = x->table[e];
-    x->table[e] = KM_TABLE_DELETED;
-    x->deleted++;
+    x->table[e] = KH_TABLE_EMPTY;
     cr_assert_eq(kmem_cache_check(&c, &r), MM_ERR_CORRUPT);
     cr_assert_str_eq(r.message,
                      "kmem_cache: slab table entry not reachable by its probe sequence");
     x->table[e] = x->table[moved];
     x->table[moved] = displaced;
-    x->deleted--;
     C_CHECK(&c);
     /* A slab page forgotten by the table. */
     uintptr_t keep = x->table[e];
-    x->table[e] = KM_TABLE_DELETED;
+    x->table[e] = KH_TABLE_EMPTY;
     x->used--;
-    x->deleted++;
     cr_assert_eq(kmem_cache_check(&c, &r), MM_ERR_CORRUPT);
     x->table[e] = keep;
     x->used++;
-    x->deleted--;
     C_CHECK(&c);
     /* A full slab on the partial list. */
     for (int i = 3; i < (int)c.objects_per_slab; i++)
@@ -589,7 +585,7 @@ Test(kmem_cache, free_into_a_damaged_slab_panics, .init = heap_setup)
     static kmem_cache_t c;
     cr_assert_eq(kmem_cache_init(&c, &heap, "p", 64, 0, NULL, NULL), MM_OK);
     void *o = kmem_cache_alloc(&c);
-    km_slab_t *s = (km_slab_t *)((uintptr_t)o & ~(uintptr_t)4095);
+    kh_slab_t *s = (kh_slab_t *)((uintptr_t)o & ~(uintptr_t)4095);
     s->check ^= 0x100;
     bool panicked = TEST_CATCH_PANIC(kmem_cache_free(&c, o));
     cr_assert(panicked);
@@ -603,7 +599,7 @@ Test(kmem_cache, guard_overrun_and_write_after_free_are_caught, .init = heap_set
     static kmem_cache_t c;
     cr_assert_eq(kmem_cache_init(&c, &heap, "dbg", 40, 0, NULL, NULL), MM_OK);
     uint8_t *a = kmem_cache_alloc(&c), *b = kmem_cache_alloc(&c);
-    cr_assert_eq(a[0], KM_FILL_ALLOC, "new objects are filled");
+    cr_assert_eq(a[0], KH_FILL_ALLOC, "new objects are filled");
     a[40] = 1; /* one byte past the object */
     mm_report_t r;
     cr_assert_eq(kmem_cache_check(&c, &r), MM_ERR_CORRUPT);
@@ -619,7 +615,7 @@ Test(kmem_cache, guard_overrun_and_write_after_free_are_caught, .init = heap_set
     cr_assert_eq(kmem_cache_init(&d, &heap, "uaf", 40, 0, NULL, NULL), MM_OK);
     uint8_t *x = kmem_cache_alloc(&d), *keep = kmem_cache_alloc(&d); /* keeps the slab */
     cr_assert_eq(kmem_cache_free(&d, x), MM_OK);
-    cr_assert_eq(x[0], KM_FILL_FREE);
+    cr_assert_eq(x[0], KH_FILL_FREE);
     x[17] = 0; /* write after free */
     cr_assert_eq(kmem_cache_check(&d, &r), MM_ERR_CORRUPT);
     cr_assert_eq(r.kind, MM_REPORT_POISON);

@@ -20,7 +20,9 @@
         fx_assert_sane(fx);                                                                        \
     } while (0)
 
-#define USER_TOP (1ull << 47)
+/* The end of the user half: 2^47 (x86_64 and AArch64 with one root per
+ * space), 2^48 beside a separate kernel root. */
+#define USER_TOP (FX_KERNEL_ROOT_SEPARATE ? 1ull << 48 : 1ull << 47)
 
 FX_TEST(create_map_many_destroy_returns_every_frame)
 {
@@ -186,7 +188,8 @@ FX_TEST(switch_goes_through_the_hook)
     OK(vmm_as_switch(&b));
     cr_assert_eq(test_tlb.current_root, b.root);
     OK(vmm_switch_to_kernel(&fx->vmm));
-    cr_assert_eq(test_tlb.current_root, fx->kroot);
+    cr_assert_eq(test_tlb.current_root, FX_KERNEL_ROOT_SEPARATE ? 0 : fx->kroot,
+                 "the kernel root, or 0 (no user half) beside a separate kernel root");
     cr_assert_eq(test_tlb.switches, 3);
     cr_assert_eq(vmm_switch_to_kernel(NULL), MM_ERR_INVALID);
     OK(vmm_as_release(&a));
@@ -198,6 +201,13 @@ static void assert_same_translation(fx_t *fx, mm_paddr_t user_root, mm_vaddr_t v
     mm_translation_t k, u;
     OK(fx_translate(fx, fx->kroot, va, &k));
     mm_status_t st = fx_translate(fx, user_root, va, &u);
+    if (FX_KERNEL_ROOT_SEPARATE) {
+        /* The kernel's addresses are not addresses of a user root at all:
+         * TTBR1 translates them whatever TTBR0 holds. */
+        cr_assert_eq(st, MM_ERR_NOT_CANONICAL, "kernel page %#llx in a user root: %s",
+                     (unsigned long long)va, mm_status_str(st));
+        return;
+    }
     cr_assert_eq(st, MM_OK, "kernel page %#llx not visible in the address space: %s",
                  (unsigned long long)va, mm_status_str(st));
     cr_assert_eq(u.pa, k.pa);
@@ -399,13 +409,20 @@ Test(vmm_a64, user_pages_are_el0_and_not_global_kernel_pages_are_neither)
     uint64_t e = a64_leaf(as.root, 0x401000);
     cr_assert_eq(e & (D_AP1 | D_NG | D_PXN | D_UXN), D_AP1 | D_NG | D_PXN | D_UXN,
                  "user data: EL0, nG, PXN, UXN (no exec asked): %#llx", (unsigned long long)e);
-    e = a64_leaf(as.root, s.bottom);
+    /* Kernel pages: through the user root when it shares the kernel half,
+     * else in the kernel root alone (TTBR1). */
+    mm_paddr_t kr = FX_KERNEL_ROOT_SEPARATE ? fx.kroot : as.root;
+    e = a64_leaf(kr, s.bottom);
     cr_assert_eq(e & (D_AP1 | D_NG | D_UXN), D_UXN, "kernel stack: not EL0, global");
-    e = a64_leaf(as.root, (mm_vaddr_t)(uintptr_t)hb);
+    e = a64_leaf(kr, (mm_vaddr_t)(uintptr_t)hb);
     cr_assert_eq(e & (D_AP1 | D_UXN), D_UXN, "kernel heap: not EL0");
     const uint64_t *u = hhdm_phys_to_virt(as.root), *k = hhdm_phys_to_virt(fx.kroot);
-    for (unsigned i = 256; i < 512; i++)
-        cr_assert_eq(u[i], k[i], "root entry %u not shared", i);
+    for (unsigned i = FX_KERNEL_ROOT_SEPARATE ? 0 : 256; i < 512; i++) {
+        if (FX_KERNEL_ROOT_SEPARATE)
+            cr_assert(i == 0 || u[i] == 0, "user root entry %u: only entry 0 is used", i);
+        else
+            cr_assert_eq(u[i], k[i], "root entry %u not shared", i);
+    }
 
     a64pt_audit_counts_t c;
     OK(a64pt_audit(&fx.a64, as.root, NULL, NULL, &c));

@@ -59,8 +59,11 @@ void fx_setup(fx_t *fx, fx_kind_t kind, const fx_opts_t *opts, bool no_vmm)
     } else {
 #if VMM_TEST_MAPPER_A64
         /* 48-bit VA: a64pt_va_space gives the same sign-extended halves as
-         * 4-level x86_64, one root for both (no separate TTBR1 root yet). */
-        a64pt_config_t ac = {.va_bits = 48, .lpa2 = false, .phys_bits = 40, .frames = fx->fa};
+         * 4-level x86_64, one root for both; with VMM_TEST_A64_SEPARATE the
+         * architecture's own halves of 2^48, the kernel's in its own root
+         * (TTBR1), as mm_va_space_aarch64 describes them. */
+        a64pt_config_t ac = {.va_bits = 48, .lpa2 = false, .phys_bits = 40, .frames = fx->fa,
+                             .kernel_root_separate = VMM_TEST_A64_SEPARATE};
         cr_assert_eq(a64pt_init(&fx->a64, &ac), MM_OK);
         fx->mapper = a64pt_page_mapper(&fx->a64);
 #elif VMM_TEST_HAVE_X86PT
@@ -81,7 +84,12 @@ void fx_setup(fx_t *fx, fx_kind_t kind, const fx_opts_t *opts, bool no_vmm)
     if (opts != NULL && opts->hhdm_base != 0)
         lp.hhdm_base = opts->hhdm_base;
     cr_assert_eq(layout_compute(&lp, &fx->layout), MM_OK);
-    cr_assert_eq(fx->mapper.ops->root_create(fx->mapper.ctx, 0, &fx->kroot), MM_OK);
+#if VMM_TEST_MAPPER_A64
+    if (kind != FX_FAKE)
+        cr_assert_eq(a64pt_kernel_root_create(&fx->a64, &fx->kroot), MM_OK);
+    else
+#endif
+        cr_assert_eq(fx->mapper.ops->root_create(fx->mapper.ctx, 0, &fx->kroot), MM_OK);
 
     fx->cfg = (vmm_config_t){
         .layout = &fx->layout,
@@ -183,7 +191,9 @@ size_t fx_leaf_count(fx_t *fx, mm_paddr_t root)
         return fake_pm_leaf_count(fx->fake, root);
 #if FX_HAVE_REAL
     walk_acc_t a = {0, 0};
-    mm_vaddr_t last = root == fx->kroot ? UINT64_MAX : (1ull << 47) - 1;
+    /* A user root's own leaves: its half of the space. */
+    mm_vaddr_t user_end = FX_KERNEL_ROOT_SEPARATE ? 1ull << 48 : 1ull << 47;
+    mm_vaddr_t last = root == fx->kroot ? UINT64_MAX : user_end - 1;
     cr_assert_eq(real_walk(REAL(fx), root, 0, last, walk_cb, &a), MM_OK);
     return a.leaves;
 #else

@@ -7,7 +7,9 @@
  * The same test sources build two executables: test-vmm runs each FX_TEST
  * body over the fake mapper (suite vmm_fake) and the x86_64 mapper
  * (vmm_x86); test-vmm-a64 (-DVMM_TEST_MAPPER_A64=1) runs them over the
- * AArch64 mapper (vmm_a64) only, so fake-only tests are not run twice.
+ * AArch64 mapper (vmm_a64) only, so fake-only tests are not run twice, and
+ * test-vmm-a64-separate (also -DVMM_TEST_A64_SEPARATE=1) over the AArch64
+ * mapper with the kernel half in a root of its own (vmm_a64_separate).
  *
  * Criterion runs every test in a fresh process, so a fixture lives in static
  * storage (the VMM keeps pointers into it).
@@ -30,13 +32,24 @@
 #ifndef VMM_TEST_MAPPER_A64
 #define VMM_TEST_MAPPER_A64 0
 #endif
+#ifndef VMM_TEST_A64_SEPARATE
+#define VMM_TEST_A64_SEPARATE 0
+#endif
+/* Whether the real mapper of this executable keeps the kernel half in a
+ * root of its own (AArch64 TTBR1): user roots then share nothing, hold
+ * user addresses up to 2^48, and "no user half" is root 0. */
+#define FX_KERNEL_ROOT_SEPARATE VMM_TEST_A64_SEPARATE
 /* The real mapper of this executable (FX_REAL), its Criterion suite, and
  * whether the fake-mapper variants are built here. */
 #if VMM_TEST_MAPPER_A64
 #include <hadron/mm/a64pt.h>
 #define FX_HAVE_REAL 1
 #define FX_HAVE_FAKE 0
+#if VMM_TEST_A64_SEPARATE
+#define FX_REAL_SUITE vmm_a64_separate
+#else
 #define FX_REAL_SUITE vmm_a64
+#endif
 #elif VMM_TEST_HAVE_X86PT
 #include <hadron/mm/x86pt.h>
 #define FX_HAVE_REAL 1

@@ -103,7 +103,7 @@ typedef struct kmem_cache_stats {
     uint64_t rejected_frees; /* bad pointers and double frees refused */
 } kmem_cache_stats_t;
 
-struct km_slab;
+struct kh_slab;
 struct kheap;
 typedef struct kheap kheap_t;
 
@@ -113,8 +113,8 @@ typedef struct kheap kheap_t;
 typedef struct kmem_index {
     mm_spinlock_t lock;
     kheap_t *heap;    /* the table's memory comes from it */
-    uintptr_t *table; /* page | page's index in its slab; 0 empty, 1 deleted */
-    size_t cap, used, deleted;
+    uintptr_t *table; /* page | page's index in its slab; 0 empty */
+    size_t cap, used;
 } kmem_index_t;
 
 /* A cache. Treat every field as private; the struct is public so a kernel
@@ -136,8 +136,8 @@ typedef struct kmem_cache {
     kmem_index_t *index;   /* &own, or the index shared with other caches */
 
     /* Written under index->lock. */
-    struct km_slab *partial; /* slabs with a free slot */
-    struct km_slab *current; /* the slab freed into last (NULL once it went back) */
+    struct kh_slab *partial; /* slabs with a free slot */
+    struct kh_slab *current; /* the slab freed into last (NULL once it went back) */
     size_t slabs, partial_slabs, live;
     uint64_t allocs, frees, failures, slabs_created, slabs_released, rejected_frees;
     kmem_index_t own;

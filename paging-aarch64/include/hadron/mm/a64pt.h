@@ -30,10 +30,20 @@
  * TTBR1_EL1 = R (or the kernel root, whose upper entries every root shares)
  * with T1SZ = 64 - va_bits, so an upper-half address indexes the upper half
  * of the same table. a64pt_va_space (the va_space operation) describes
- * exactly this space, with kernel_root_separate false. The full 2^va_bits
- * halves with a separate kernel root in TTBR1 (mm_va_space_aarch64) are
- * not implemented yet; only the half test and the root-entry split would
- * change.
+ * exactly this space, with kernel_root_separate false.
+ *
+ * Separate kernel root (a64pt_config_t.kernel_root_separate): the space is
+ * the architecture's own, user [0, 2^va_bits) through TTBR0_EL1 and kernel
+ * [2^64 - 2^va_bits, 2^64) through TTBR1_EL1 (T0SZ = T1SZ = 64 - va_bits),
+ * as mm_va_space_aarch64 describes it with kernel_root_separate true. The
+ * kernel root is made once by a64pt_kernel_root_create and is the only
+ * hierarchy of kernel addresses; every other root is a user root, all of
+ * whose entries are the user half, and shares nothing (a64pt_root_create
+ * takes kernel_root 0). An address of the other half than the root's is
+ * MM_ERR_NOT_CANONICAL for that root, so a kernel page can never be mapped
+ * into a user root or the reverse. Nothing is pinned: with no copies of
+ * its root entries anywhere, the kernel root's tables are counted and
+ * freed when empty exactly as a user root's are.
  *
  * Descriptor formats (4 KiB granule, stage 1; table, block and page
  * descriptor formats of the Arm ARM):
@@ -206,6 +216,13 @@ typedef struct a64pt_config {
     bool lpa2;           /* TCR_EL1.DS = 1: the LPA2 descriptor format
                           * (ID_AA64MMFR0_EL1.TGran4 = 0b0001) */
     unsigned phys_bits;  /* PARange: 32..48, or up to 52 with lpa2 */
+    /* The kernel half has a root of its own (TTBR1_EL1) and the halves
+     * are 2^va_bits each; false: one sign-extended space per root. */
+    bool kernel_root_separate;
+    /* An existing kernel root to use (another a64pt_t's, for a second
+     * mapper over the same kernel hierarchy); 0: none yet, made by
+     * a64pt_kernel_root_create. */
+    mm_paddr_t kernel_root;
     /* Source of table frames (copied). Frames must lie inside the HHDM
      * window; they are requested below 2^phys_bits. */
     mm_frame_allocator_t frames;
@@ -221,11 +238,14 @@ typedef struct a64pt {
     bool lpa2;
     unsigned root_entries; /* 512, or 16 for the level -1 table */
     mm_paddr_t phys_end;   /* 2^phys_bits */
+    bool separate;         /* kernel_root_separate */
+    mm_paddr_t kernel_root; /* a64pt_kernel_root_create's root (0: none yet) */
 } a64pt_t;
 
 /* Initialise `m` from `cfg`. Errors: MM_ERR_INVALID (NULL, va_bits not
  * 48/52, 52 without lpa2, phys_bits outside 32..48 (32..52 with lpa2),
- * missing allocator callbacks). No locking; O(1). */
+ * missing allocator callbacks, a kernel_root not page aligned or outside
+ * the physical width). No locking; O(1). */
 mm_status_t a64pt_init(a64pt_t *m, const a64pt_config_t *cfg);
 
 /* The address space `m` translates (va_space.h), also the mapper's
@@ -293,12 +313,24 @@ mm_status_t a64pt_translate(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_trans
 /* --- Roots --------------------------------------------------------------- */
 
 /* Allocate a zeroed root whose kernel-half entries are copies of those of
- * `kernel_root` (0: empty kernel half). Errors: MM_ERR_INVALID (bad
- * kernel_root, NULL m or root_out), MM_ERR_NOMEM. O(entries). */
+ * `kernel_root` (0: empty kernel half). With a separate kernel root this
+ * is a user root and kernel_root must be 0: it shares nothing. Errors:
+ * MM_ERR_INVALID (bad kernel_root, or one given with a separate kernel
+ * root; NULL m or root_out), MM_ERR_NOMEM. O(entries). */
 mm_status_t a64pt_root_create(a64pt_t *m, mm_paddr_t kernel_root, mm_paddr_t *root_out);
 
+/* The kernel's root: a new empty root, recorded in `m` as the kernel
+ * root. With a separate kernel root it is the one hierarchy of kernel
+ * addresses (TTBR1_EL1); without, it is a root like any other (the one
+ * whose kernel half the others copy). Errors: MM_ERR_INVALID (NULL),
+ * MM_ERR_STATE (a kernel root exists), MM_ERR_NOMEM. Not locked: call once,
+ * at boot. */
+mm_status_t a64pt_kernel_root_create(a64pt_t *m, mm_paddr_t *root_out);
+
 /* Call `leaf` (may be NULL) for every user-half leaf in address order, free
- * every user-half table, then the root; the kernel half is left alone. No
+ * every user-half table, then the root; the kernel half is left alone (with
+ * a separate kernel root: every entry of a user root; destroying the
+ * kernel root is an assertion). No
  * batch: the frames go back at once, so the root must be current on no CPU
  * and no TLB may hold entries of its user half (its ASID invalidated with
  * TLBI ASIDE1IS, or a full invalidation). A bad root is an assertion.

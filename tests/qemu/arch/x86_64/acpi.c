@@ -4,7 +4,7 @@
  * addresses; a table above 4 GiB is not read (and said so). Every table's
  * length is bounded and its checksum verified before a field is used.
  */
-#include "../../kernel.h"
+#include "kernel.h"
 #include "smp.h"
 
 acpi_cpus_t acpi_cpus;

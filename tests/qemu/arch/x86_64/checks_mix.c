@@ -21,8 +21,8 @@
 #include <hadron/mm/vmm.h>
 #include <hadron/mm/x86pt.h>
 
-#include "../../kernel.h"
-#include "../../kmem.h"
+#include "kernel.h"
+#include "kmem.h"
 #include "smp.h"
 
 #define MIX_ROUNDS 5u

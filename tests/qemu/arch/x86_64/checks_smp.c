@@ -11,9 +11,9 @@
 #include <hadron/mm/tlb.h>
 #include <hadron/mm/vmm.h>
 
-#include "../../cpu.h"
-#include "../../kernel.h"
-#include "../../kmem.h"
+#include "cpu.h"
+#include "kernel.h"
+#include "kmem.h"
 #include "smp.h"
 
 extern const char *smp_start_error;

@@ -16,9 +16,9 @@
 #include <hadron/mm/tlb.h>
 #include <hadron/mm/vmm.h>
 
-#include "../../cpu.h"
-#include "../../kernel.h"
-#include "../../kmem.h"
+#include "cpu.h"
+#include "kernel.h"
+#include "kmem.h"
 #include "smp.h"
 
 percpu_t smp_percpu[SMP_MAX_CPUS];

@@ -1,14 +1,13 @@
 /*
- * Test kernel: every hook hadron-mm calls (core/include/hadron/mm/hooks.h).
+ * Test kernel (AArch64): the hooks hadron-mm calls
+ * (core/include/hadron/mm/hooks.h) other than the TLB ones (tlb.c).
  *
  * mm_hook_panic is fatal unless a check armed panic_expect(): then the
  * report is copied out and execution resumes after the check's call, so a
- * debug build can verify that poisoning and red zones really fire. The TLB,
- * root-switch and identity hooks are in tlb.c.
+ * debug build can verify that poisoning and red zones really fire.
  */
 #include <hadron/mm/hooks.h>
 
-#include "arch/x86_64/smp.h"
 #include "cpu.h"
 #include "kernel.h"
 
@@ -43,7 +42,7 @@ _Noreturn void mm_hook_panic(const mm_report_t *report)
             mm_report_kind_str(report->kind), report->message, report->file, report->line,
             report->address, report->offset, report->found, report->expected);
     backtrace_print((uint64_t)(uintptr_t)__builtin_return_address(0),
-                    *(const uint64_t *)__builtin_frame_address(0));
+                    (uint64_t)(uintptr_t)__builtin_frame_address(0));
     tap_fail("panicked", "no hadron-mm panic (%s)", mm_report_kind_str(report->kind));
     tap_bail("mm_hook_panic");
 }
@@ -56,21 +55,21 @@ void mm_hook_warn(const mm_report_t *report)
             report->message, report->address);
 }
 
+/* PSTATE.DAIF: IRQs masked (DAIFSet bit 1) for the critical section. */
 mm_irqflags_t mm_hook_irq_save(void)
 {
     mm_irqflags_t flags;
-    __asm__ __volatile__("pushfq; popq %0; cli" : "=r"(flags) : : "memory");
+    __asm__ __volatile__("mrs %0, daif\n\tmsr daifset, #2" : "=r"(flags) : : "memory");
     return flags;
 }
 
 void mm_hook_irq_restore(mm_irqflags_t flags)
 {
-    __asm__ __volatile__("pushq %0; popfq" : : "r"(flags) : "memory", "cc");
+    __asm__ __volatile__("msr daif, %0" : : "r"(flags) : "memory");
 }
 
-
-/* The CPU's index from its per-CPU data (GS base, smp.c); the BSP's is 0. */
+/* The test kernel runs on one CPU. */
 unsigned mm_hook_cpu_index(void)
 {
-    return smp_this_cpu();
+    return 0;
 }

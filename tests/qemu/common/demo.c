@@ -1,14 +1,13 @@
 /*
  * Test kernel: the demo report (command line "demo"). What a kernel
  * developer wants to see at a glance after hadron-mm came up on a machine:
- * how it booted and the firmware's memory map (demo_boot.c), where the PMM
- * put its bitmaps and what it manages, what the bootloader's memory gave
- * back, the virtual layout, the kernel's page tables (merged runs, as
- * paging-x86_64's dump prints them) and the heap.
+ * the machine, how it booted and its memory map (each kernel's demo_boot.c),
+ * where the PMM put its bitmaps and what it manages, what the bootloader's
+ * memory gave back, the virtual layout, the kernel's page tables (merged
+ * runs, walked by the kernel's mapper) and the heap.
  */
 #include <hadron/mm/hhdm.h>
 
-#include "cpu.h"
 #include "demo.h"
 #include "kernel.h"
 #include "kmem.h"
@@ -34,25 +33,6 @@ void demo_human(char *buf, size_t size, uint64_t bytes)
         ksnprintf(buf, size, "%lu KiB", bytes / MM_KIB);
     else
         ksnprintf(buf, size, "%lu B", bytes);
-}
-
-static void demo_machine(void)
-{
-    demo_rule("machine");
-    kprintf("  CPU         %s, %u-bit physical, %u-bit virtual addresses\n", cpu_feat.vendor,
-            cpu_feat.phys_bits, cpu_feat.virt_bits);
-    kprintf("  features    NX %s, 1 GiB pages %s, global pages %s, PAT %s, LA57 %s\n",
-            cpu_feat.nx ? "yes" : "no", cpu_feat.page1g ? "yes" : "no",
-            cpu_feat.pge ? "yes" : "no", cpu_feat.pat ? "yes" : "no",
-            cpu_feat.la57 ? "yes" : "no");
-    kprintf("  paging      %u-level%s\n", boot_info.la57 ? 5 : 4,
-            boot_info.la57_requested && !boot_info.la57 ? " (5-level requested, CPU lacks it)"
-                                                        : "");
-    kprintf("  command     \"%s\"\n", boot_info.cmdline);
-    char k[32];
-    demo_human(k, sizeof k, kernel_image_phys_end() - kernel_image_phys_start());
-    kprintf("  kernel      phys %#lx-%#lx (%s), virt %p\n", kernel_image_phys_start(),
-            kernel_image_phys_end(), k, (void *)__kernel_start);
 }
 
 static void demo_pmm(void)
@@ -109,13 +89,13 @@ static void demo_layout(void)
 }
 
 #if KTEST_HAVE_PAGING
-/* The dump, merged further than x86pt_dump does: a run is virtually
+/* The dump, merged further than the mappers' own dumps do: a run is virtually
  * contiguous with equal page size and flags; when its frames are not
  * physically contiguous too (heap and stack pages come one frame at a time)
  * the line says so instead of printing one line per page. */
 typedef struct dump_run {
     bool open;
-    x86pt_leaf_t first;
+    demo_leaf_t first;
     uint64_t va_end, pa_next, pages;
     bool pa_contig;
     unsigned lines;
@@ -133,12 +113,7 @@ static void dump_flush(dump_run_t *r)
     mm_map_flags_t f = r->first.flags;
     char sz[32];
     demo_human(sz, sizeof sz, r->va_end - r->first.va);
-    static const char *const mem_names[MM_MEM_TYPE_COUNT] = {
-        [MM_MEM_WRITE_BACK] = "WB",     [MM_MEM_WRITE_THROUGH] = "WT",
-        [MM_MEM_WRITE_COMBINING] = "WC", [MM_MEM_NORMAL_NC] = "UC-",
-        [MM_MEM_DEVICE] = "UC",
-    };
-    const char *cache = mem_names[mm_map_mem_type(f)];
+    const char *cache = arch_demo_mem_type_name(mm_map_mem_type(f));
     kprintf("  0x%016lx-0x%016lx -> 0x%016lx %10s %5lux%s %s %s %s %s %s%s\n", r->first.va,
             r->va_end, r->first.pa, sz, r->pages, page_str(r->first.size),
             (f & MM_MAP_USER) ? "USR" : "   ", (f & MM_MAP_WRITE) ? "RW" : "ro",
@@ -148,7 +123,7 @@ static void dump_flush(dump_run_t *r)
     r->open = false;
 }
 
-static bool dump_leaf(void *arg, const x86pt_leaf_t *leaf)
+static bool dump_leaf(void *arg, const demo_leaf_t *leaf)
 {
     dump_run_t *r = arg;
     uint64_t bytes = mm_page_bytes(leaf->size);
@@ -174,23 +149,15 @@ static void demo_tables(void)
         kprintf("  not built (%s)\n", kernel_tables_error_step);
         return;
     }
-    kprintf("  root %#lx (%u-level), PAT MSR %#lx (WB WT UC- UC WC ...)\n", kernel_root,
-            kernel_pt.levels, rdmsr(MSR_PAT));
+    arch_demo_tables_header();
     kprintf("  %-18s %-18s    %-18s %10s %8s\n", "virtual", "end", "physical", "size", "pages");
     dump_run_t run = {0};
-    x86pt_walk(&kernel_pt, kernel_root, 0, UINT64_MAX, dump_leaf, &run);
+    arch_demo_walk(dump_leaf, &run);
     dump_flush(&run);
-    x86pt_audit_counts_t counts = {0};
-    x86pt_audit(&kernel_pt, kernel_root, NULL, NULL, &counts);
-    x86pt_check_info_t info = {0};
-    x86pt_check(&kernel_pt, kernel_root, &info);
-    kprintf("  audit: %zu writable+executable, %zu user pages in the kernel half; "
-            "%zu tables, %zu leaves\n",
-            counts.wx, counts.kernel_user_leaves, info.kernel_tables + info.user_tables,
-            info.leaves);
+    arch_demo_tables_audit();
 #else
     demo_rule("kernel page tables");
-    kprintf("  paging-x86_64 not built into this tree yet: running on the boot tables\n");
+    kprintf("  the mapper is not built into this tree yet: running on the boot tables\n");
 #endif
 }
 
@@ -229,7 +196,8 @@ static void demo_heap(void)
 
 void demo_print(void)
 {
-    kprintf("\n#### hadron-mm on an emulated x86_64 machine, after the self-checks above ####\n");
+    kprintf("\n#### hadron-mm on an emulated %s machine, after the self-checks above ####\n",
+            arch_name());
     demo_machine();
     demo_boot();
     demo_pmm();

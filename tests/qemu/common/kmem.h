@@ -23,7 +23,8 @@
 #define KTEST_HAVE_KHEAP 0
 #endif
 
-/* The VMM maps through paging-x86_64 here: without it there is no VMM. */
+/* The VMM maps through the kernel's page-table mapper: without it there is
+ * no VMM. */
 #if KTEST_HAVE_VMM && !KTEST_HAVE_PAGING
 #undef KTEST_HAVE_VMM
 #define KTEST_HAVE_VMM 0
@@ -35,7 +36,7 @@
 #include "reclaim.h"
 #endif
 #if KTEST_HAVE_PAGING
-#include <hadron/mm/x86pt.h>
+#include "arch_mm.h"
 #endif
 #if KTEST_HAVE_VMM
 #include <hadron/mm/vmm.h>
@@ -73,7 +74,8 @@ uint64_t kernel_image_phys_start(void);
 uint64_t kernel_image_phys_end(void);
 
 #if KTEST_HAVE_PAGING
-extern x86pt_t kernel_pt;
+/* The mapper's own state (kernel_pt) and what the common checks ask of the
+ * architecture live in each kernel's arch_mm.h. */
 extern mm_page_mapper_t kernel_mapper;
 extern mm_paddr_t kernel_root;
 extern bool kernel_tables_ready;

@@ -5,7 +5,7 @@
  * is the stack an exception from ring 3 (the user-mode checks) lands on.
  * The watchdog's NMI runs on IST2, so it works even on an overflowing stack.
  */
-#include "arch/x86_64/smp.h"
+#include "smp.h"
 #include "kernel.h"
 
 typedef struct __attribute__((packed)) idt_gate {

@@ -1,14 +1,87 @@
 /*
- * Test kernel: the demo report's boot sections. How the kernel was booted,
- * the firmware's memory map exactly as it arrived (and, on UEFI machines,
- * the EFI descriptors summarised by type with the PMM type each becomes),
- * the map handed to pmm_init, and what reclaiming the bootloader's memory
- * gave back.
+ * Test kernel: the demo report's x86_64 sections. The CPU, how the kernel
+ * was booted, the firmware's memory map exactly as it arrived (and, on UEFI
+ * machines, the EFI descriptors summarised by type with the PMM type each
+ * becomes), the map handed to pmm_init, what reclaiming the bootloader's
+ * memory gave back, and the kernel tables as paging-x86_64 walks them.
  */
+#include "cpu.h"
 #include "demo.h"
 #include "kernel.h"
 #include "kmem.h"
 #include "multiboot2.h"
+
+const char *arch_name(void)
+{
+    return "x86_64";
+}
+
+void demo_machine(void)
+{
+    demo_rule("machine");
+    kprintf("  CPU         %s, %u-bit physical, %u-bit virtual addresses\n", cpu_feat.vendor,
+            cpu_feat.phys_bits, cpu_feat.virt_bits);
+    kprintf("  features    NX %s, 1 GiB pages %s, global pages %s, PAT %s, LA57 %s\n",
+            cpu_feat.nx ? "yes" : "no", cpu_feat.page1g ? "yes" : "no",
+            cpu_feat.pge ? "yes" : "no", cpu_feat.pat ? "yes" : "no",
+            cpu_feat.la57 ? "yes" : "no");
+    kprintf("  paging      %u-level%s\n", boot_info.la57 ? 5 : 4,
+            boot_info.la57_requested && !boot_info.la57 ? " (5-level requested, CPU lacks it)"
+                                                        : "");
+    kprintf("  command     \"%s\"\n", boot_info.cmdline);
+    char k[32];
+    demo_human(k, sizeof k, kernel_image_phys_end() - kernel_image_phys_start());
+    kprintf("  kernel      phys %#lx-%#lx (%s), virt %p\n", kernel_image_phys_start(),
+            kernel_image_phys_end(), k, (void *)__kernel_start);
+}
+
+#if KTEST_HAVE_PAGING
+const char *arch_demo_mem_type_name(mm_mem_type_t type)
+{
+    static const char *const names[MM_MEM_TYPE_COUNT] = {
+        [MM_MEM_WRITE_BACK] = "WB",     [MM_MEM_WRITE_THROUGH] = "WT",
+        [MM_MEM_WRITE_COMBINING] = "WC", [MM_MEM_NORMAL_NC] = "UC-",
+        [MM_MEM_DEVICE] = "UC",
+    };
+    return (unsigned)type < MM_MEM_TYPE_COUNT ? names[type] : "?";
+}
+
+void arch_demo_tables_header(void)
+{
+    kprintf("  root %#lx (%u-level), PAT MSR %#lx (WB WT UC- UC WC ...)\n", kernel_root,
+            kernel_pt.levels, rdmsr(MSR_PAT));
+}
+
+typedef struct walk_adapter {
+    demo_leaf_fn fn;
+    void *arg;
+} walk_adapter_t;
+
+static bool walk_leaf(void *arg, const x86pt_leaf_t *leaf)
+{
+    walk_adapter_t *w = arg;
+    demo_leaf_t l = {leaf->va, leaf->pa, leaf->size, leaf->flags};
+    return w->fn(w->arg, &l);
+}
+
+void arch_demo_walk(demo_leaf_fn fn, void *arg)
+{
+    walk_adapter_t w = {fn, arg};
+    x86pt_walk(&kernel_pt, kernel_root, 0, UINT64_MAX, walk_leaf, &w);
+}
+
+void arch_demo_tables_audit(void)
+{
+    x86pt_audit_counts_t counts = {0};
+    x86pt_audit(&kernel_pt, kernel_root, NULL, NULL, &counts);
+    x86pt_check_info_t info = {0};
+    x86pt_check(&kernel_pt, kernel_root, &info);
+    kprintf("  audit: %zu writable+executable, %zu user pages in the kernel half; "
+            "%zu tables, %zu leaves\n",
+            counts.wx, counts.kernel_user_leaves, info.kernel_tables + info.user_tables,
+            info.leaves);
+}
+#endif
 
 static void demo_protocol(void)
 {

@@ -8,7 +8,6 @@
 #if KTEST_HAVE_KHEAP
 
 #if KTEST_HAVE_PAGING
-#include "cpu.h"
 #endif
 
 /* Frees the heap must refuse, warn about and otherwise ignore. */
@@ -160,12 +159,12 @@ static void check_growth(void)
     /* Heap memory is data: writable, never executable. */
     void *x = kmalloc(64);
     mm_translation_t t = {0};
-    mm_status_t ts = x86pt_translate(&kernel_pt, kernel_root, (uint64_t)(uintptr_t)x, &t);
+    mm_status_t ts = mm_pm_translate(&kernel_mapper, kernel_root, (uint64_t)(uintptr_t)x, &t);
     ((volatile uint8_t *)x)[0] = 0xc3;
     fault_record_t rec;
-    bool hit = kernel_pt.nx && fault_probe_exec((uint64_t)(uintptr_t)x, &rec);
-    tap_check(ts == MM_OK && (t.flags & MM_MAP_WRITE) && (!kernel_pt.nx || (hit && (rec.error &
-                                                                                    PF_ERR_FETCH))),
+    bool nx = arch_nx_enabled();
+    bool hit = nx && fault_probe_exec((uint64_t)(uintptr_t)x, &rec);
+    tap_check(ts == MM_OK && (t.flags & MM_MAP_WRITE) && (!nx || (hit && arch_fault_is_fetch(&rec))),
               "heap: blocks are writable and no-execute (jumping into one faults)");
     kfree(x);
 #endif

@@ -13,7 +13,7 @@
  */
 #include <hadron/mm/hooks.h>
 
-#include "arch/x86_64/smp.h"
+#include "smp.h"
 #include "cpu.h"
 #include "kernel.h"
 

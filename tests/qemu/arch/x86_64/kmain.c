@@ -6,7 +6,7 @@
 #include <hadron/mm/config.h>
 #include <hadron/mm/hhdm.h>
 
-#include "arch/x86_64/smp.h"
+#include "smp.h"
 #include "cpu.h"
 #include "kernel.h"
 #include "kmem.h"

@@ -1,0 +1,242 @@
+/*
+ * Test kernel (AArch64): bringing up hadron-mm in kernel order.
+ *
+ *   1. frames   the PMM from the device tree's map, the image and the DTB
+ *               reserved
+ *   2. tables   paging-aarch64 builds the kernel's hierarchy, a root of its
+ *               own (kernel_root_separate): the HHDM over every /memory
+ *               range with the largest blocks, the PL011 page (Device-nGnRE)
+ *               at its HHDM address, the image with per-section rights;
+ *               TTBR1_EL1 switched to it, TTBR0 walks off until a user root
+ *   3. VMM      heap, stack and MMIO regions of the layout over those tables
+ *   4. kheap    growing through the VMM
+ * Failures are reported by the checks (the *_ready flags and statuses).
+ */
+#include <hadron/mm/hhdm.h>
+#include <hadron/mm/hooks.h>
+
+#include "cpu.h"
+#include "kernel.h"
+#include "kmem.h"
+
+mm_frame_allocator_t kernel_frames;
+bool kernel_frames_ready;
+
+pmm_t kernel_pmm;
+mm_status_t kernel_pmm_status = MM_ERR_STATE;
+pmm_region_t kernel_pmm_map[BOOT_MAP_MAX + 2];
+pmm_stats_t kernel_pmm_stats_at_init;
+size_t kernel_pmm_map_count;
+
+uint64_t kernel_image_phys_start(void)
+{
+    return kernel_phys_base;
+}
+
+uint64_t kernel_image_phys_end(void)
+{
+    return kernel_virt_to_phys(__kernel_end);
+}
+
+static void pmm_bringup(void)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < boot_info.map_count; i++)
+        kernel_pmm_map[n++] = boot_info.map[i];
+    kernel_pmm_map[n++] = (pmm_region_t){kernel_image_phys_start(),
+                                         kernel_image_phys_end() - kernel_image_phys_start(),
+                                         PMM_REGION_KERNEL_AND_MODULES};
+    kernel_pmm_map_count = n;
+    kernel_pmm_status = pmm_init(&kernel_pmm, kernel_pmm_map, n, NULL, 0);
+    if (kernel_pmm_status == MM_OK) {
+        pmm_get_stats(&kernel_pmm, &kernel_pmm_stats_at_init);
+        kernel_frames = pmm_frame_allocator(&kernel_pmm);
+        kernel_frames_ready = true;
+    }
+}
+
+reclaim_result_t kernel_reclaim;
+uint64_t kernel_reclaim_free_before, kernel_reclaim_free_after;
+mm_status_t kernel_reclaim_status = MM_ERR_STATE;
+
+/* A device tree has no bootloader-reclaimable memory: the run proves that
+ * nothing is released and nothing reserved is touched. */
+void mem_reclaim_boot(void)
+{
+    pmm_stats_t st;
+    if (kernel_pmm_status != MM_OK || pmm_get_stats(&kernel_pmm, &st) != MM_OK)
+        return;
+    kernel_reclaim_free_before = st.free_frames;
+    kernel_reclaim_status =
+        boot_reclaim(&kernel_pmm, kernel_pmm_map, kernel_pmm_map_count, &kernel_reclaim);
+    if (pmm_get_stats(&kernel_pmm, &st) == MM_OK)
+        kernel_reclaim_free_after = st.free_frames;
+}
+
+bool kernel_frames_free_count(uint64_t *out)
+{
+    pmm_stats_t st;
+    if (!kernel_frames_ready || pmm_get_stats(&kernel_pmm, &st) != MM_OK)
+        return false;
+    *out = st.free_frames;
+    return true;
+}
+
+a64pt_t kernel_pt;
+mm_page_mapper_t kernel_mapper;
+mm_paddr_t kernel_root;
+bool kernel_tables_ready;
+const char *kernel_tables_error_step = "";
+uint64_t kernel_uart_va;
+
+static mm_status_t map_image_part(const char *step, char *start, char *end, mm_map_flags_t flags,
+                                  mm_tlb_batch_t *tlb)
+{
+    uint64_t va = (uint64_t)(uintptr_t)start;
+    uint64_t len = mm_align_up((uint64_t)(uintptr_t)end, MM_PAGE_SIZE) - va;
+    if (len == 0)
+        return MM_OK;
+    mm_status_t st = a64pt_map_range(&kernel_pt, kernel_root, va, kernel_virt_to_phys(start), len,
+                                     flags | MM_MAP_GLOBAL, tlb);
+    if (st != MM_OK)
+        kernel_tables_error_step = step;
+    return st;
+}
+
+/* PARange (ID_AA64MMFR0_EL1[3:0]) as a bit count. */
+static unsigned pa_range_bits(void)
+{
+    static const unsigned bits[] = {32, 36, 40, 42, 44, 48, 52};
+    unsigned r = (unsigned)(READ_SYSREG(id_aa64mmfr0_el1) & 0xf);
+    return r < sizeof bits / sizeof bits[0] ? bits[r] : 48;
+}
+
+mm_status_t kernel_tables_build(void)
+{
+    bool lpa2 = boot_va_bits == 52;
+    unsigned pa = pa_range_bits();
+    a64pt_config_t cfg = {
+        .va_bits = (unsigned)boot_va_bits,
+        .lpa2 = lpa2,
+        .phys_bits = pa > 48 && !lpa2 ? 48 : pa,
+        .kernel_root_separate = true,
+        .frames = kernel_frames,
+    };
+    mm_status_t st = a64pt_init(&kernel_pt, &cfg);
+    if (st != MM_OK) {
+        kernel_tables_error_step = "a64pt_init";
+        return st;
+    }
+    kernel_mapper = a64pt_page_mapper(&kernel_pt);
+    if ((st = a64pt_kernel_root_create(&kernel_pt, &kernel_root)) != MM_OK) {
+        kernel_tables_error_step = "kernel_root_create";
+        return st;
+    }
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
+    for (size_t i = 0; i < boot_info.ram_run_count; i++) {
+        const boot_mem_range_t *r = &boot_info.ram_runs[i];
+        uint64_t start = mm_align_up(r->addr, MM_PAGE_SIZE);
+        uint64_t end = mm_align_down(r->addr + r->size, MM_PAGE_SIZE);
+        if (end <= start)
+            continue;
+        st = a64pt_map_range(&kernel_pt, kernel_root, hhdm_base + start, start, end - start,
+                             MM_MAP_WRITE | MM_MAP_GLOBAL, &tlb);
+        if (st != MM_OK) {
+            kernel_tables_error_step = "HHDM";
+            return st;
+        }
+    }
+    uint64_t uart = boot_info.uart_phys;
+    st = a64pt_map(&kernel_pt, kernel_root, hhdm_base + uart, uart, MM_PAGE_4K,
+                   MM_MAP_WRITE | MM_MAP_GLOBAL | MM_MAP_DEVICE, &tlb);
+    if (st != MM_OK) {
+        kernel_tables_error_step = "PL011";
+        return st;
+    }
+    if ((st = map_image_part("text", __text_start, __text_end, MM_MAP_EXEC, &tlb)) != MM_OK ||
+        (st = map_image_part("rodata", __rodata_start, __rodata_end, 0, &tlb)) != MM_OK ||
+        (st = map_image_part("data", __data_start, __data_end, MM_MAP_WRITE, &tlb)) != MM_OK)
+        return st;
+    mm_tlb_batch_flush(&tlb);
+
+    /* The kernel root goes into TTBR1 (the image keeps running: it is
+     * mapped at the same address to the same frames in both hierarchies);
+     * the boot identity map in TTBR0 goes with the switch to "no user
+     * half"; then every entry cached from the boot tables. */
+    dsb_ishst();
+    WRITE_SYSREG(ttbr1_el1, kernel_root);
+    isb();
+    mm_hook_switch_root(0, MM_ASID_KERNEL);
+    static const mm_cpuset_t every_cpu = {.all = true};
+    mm_hook_tlb_flush_all(MM_ASID_KERNEL, &every_cpu, true);
+    kernel_uart_va = hhdm_base + uart;
+    serial_init(kernel_uart_va);
+    kernel_tables_ready = true;
+    return MM_OK;
+}
+
+vmm_t kernel_vmm;
+bool kernel_vmm_ready;
+mm_status_t kernel_vmm_status = MM_ERR_STATE;
+
+static bool vmm_classifier(uint64_t va, char *buf, size_t size)
+{
+    vmm_fault_info_t info;
+    vmm_fault_kind_t k = vmm_classify_fault(&kernel_vmm, va, &info);
+    if (k == VMM_FAULT_STACK_GUARD)
+        ksnprintf(buf, size, "guard page of stack [%#lx, %#lx): STACK OVERFLOW",
+                  info.stack_bottom, info.stack_top);
+    else if (k == VMM_FAULT_STACK)
+        ksnprintf(buf, size, "stack [%#lx, %#lx)", info.stack_bottom, info.stack_top);
+    else
+        ksnprintf(buf, size, "vmm: %s", vmm_fault_kind_str(k));
+    return true;
+}
+
+static void vmm_bringup(void)
+{
+    vmm_config_t cfg = {
+        .layout = &kernel_layout,
+        .kernel_root = kernel_root,
+        .mapper = kernel_mapper,
+        .frames = kernel_frames,
+        .asids = 1u << tlb_asid_bits,
+    };
+    kernel_vmm_status = vmm_init(&kernel_vmm, &cfg);
+    kernel_vmm_ready = kernel_vmm_status == MM_OK;
+    if (kernel_vmm_ready)
+        fault_vmm_classifier = vmm_classifier;
+}
+
+bool kernel_heap_ready;
+mm_status_t kernel_heap_status = MM_ERR_STATE;
+size_t kernel_heap_initial;
+
+static void heap_bringup(void)
+{
+    if (!kernel_vmm_ready)
+        return;
+    void *base = NULL;
+    size_t size = 0;
+    kernel_heap_status = vmm_heap_init(&kernel_vmm, KERNEL_HEAP_INITIAL, &base, &size);
+    if (kernel_heap_status == MM_OK)
+        kernel_heap_status = kheap_default_init(base, size);
+    if (kernel_heap_status == MM_OK)
+        kernel_heap_status =
+            kheap_set_grow(kheap_default(), vmm_heap_grow_callback, NULL, &kernel_vmm);
+    if (kernel_heap_status == MM_OK)
+        kernel_heap_status =
+            kheap_set_release(kheap_default(), vmm_heap_release_callback, &kernel_vmm, 0);
+    kernel_heap_initial = size;
+    kernel_heap_ready = kernel_heap_status == MM_OK;
+}
+
+void mem_init(void)
+{
+    pmm_bringup();
+    if (kernel_frames_ready)
+        kernel_tables_build();
+    if (kernel_tables_ready)
+        vmm_bringup();
+    heap_bringup();
+}

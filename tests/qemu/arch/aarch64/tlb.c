@@ -1,0 +1,100 @@
+/*
+ * Test kernel (AArch64): the TLB, root-switch and identity-retire hooks.
+ *
+ * The kernel half lives in TTBR1_EL1 (the kernel root, never switched);
+ * a user root goes into TTBR0_EL1 with its ASID in bits 63:48 (TCR_EL1.A1
+ * = 0: TTBR0 supplies the ASID). Every invalidation is broadcast to the
+ * inner-shareable domain (the IS forms), as a kernel with several CPUs
+ * needs; "DSB ISHST" first makes earlier table stores (the invalid entry
+ * of a break-before-make) visible to the walkers, "DSB ISH" waits for the
+ * invalidation to complete everywhere and "ISB" resynchronises this CPU's
+ * instruction stream.
+ *
+ * Identities (tlb.h): MM_ASID_KERNEL (0) is the kernel's own. Kernel-half
+ * entries are global (nG = 0) and matched under any ASID, so a kernel page
+ * goes with TLBI VAAE1IS (all ASIDs); a user page of identity n with TLBI
+ * VAE1IS, ASID n. The operand is ASID[63:48] | VA[55:12] (4 KiB granule,
+ * with or without LPA2).
+ */
+#include <hadron/mm/hooks.h>
+
+#include "cpu.h"
+#include "kernel.h"
+
+unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
+unsigned hook_asid_retires;
+unsigned hook_kept_switches; /* switches to a user root: its ASID's entries stay */
+unsigned tlb_asid_bits;
+
+static uint64_t tlbi_operand(mm_asid_t asid, mm_vaddr_t va)
+{
+    return ((uint64_t)asid << 48) | ((va >> 12) & ((UINT64_C(1) << 44) - 1));
+}
+
+/* The *IS forms broadcast to every CPU of the inner-shareable domain, so
+ * the CPU set (hooks.h) needs no IPI here: it only says who may care. */
+void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
+                             size_t count)
+{
+    (void)cpus;
+    hook_tlb_page_calls++;
+    dsb_ishst();
+    for (size_t i = 0; i < count; i++) {
+        uint64_t op = tlbi_operand(asid, pages[i]);
+        if (asid == MM_ASID_KERNEL)
+            __asm__ __volatile__("tlbi vaae1is, %0" : : "r"(op) : "memory");
+        else
+            __asm__ __volatile__("tlbi vae1is, %0" : : "r"(op) : "memory");
+    }
+    dsb_ish();
+    isb();
+}
+
+void mm_hook_tlb_flush_all(mm_asid_t asid, const mm_cpuset_t *cpus, bool include_global)
+{
+    (void)cpus;
+    hook_tlb_all_calls++;
+    dsb_ishst();
+    if (include_global || asid == MM_ASID_KERNEL)
+        __asm__ __volatile__("tlbi vmalle1is" : : : "memory");
+    else
+        __asm__ __volatile__("tlbi aside1is, %0" : : "r"((uint64_t)asid << 48) : "memory");
+    dsb_ish();
+    isb();
+}
+
+/* Root 0 means "no user half" (vmm_switch_to_kernel beside a separate
+ * kernel root): TTBR0 walks are disabled (TCR_EL1.EPD0), so a user address
+ * faults with a translation fault instead of walking a stale table. The
+ * kernel root itself is never a user root: it lives in TTBR1. */
+void mm_hook_switch_root(mm_paddr_t root, mm_asid_t asid)
+{
+    extern mm_paddr_t kernel_root;
+    hook_root_switches++;
+    uint64_t tcr = READ_SYSREG(tcr_el1);
+    if (root == 0 || root == kernel_root) {
+        WRITE_SYSREG(tcr_el1, tcr | TCR_EPD0);
+        WRITE_SYSREG(ttbr0_el1, 0);
+    } else {
+        WRITE_SYSREG(ttbr0_el1, root | ((uint64_t)asid << TTBR_ASID_SHIFT));
+        WRITE_SYSREG(tcr_el1, tcr & ~TCR_EPD0);
+        if (asid != MM_ASID_KERNEL)
+            hook_kept_switches++;
+    }
+    isb();
+    /* Identity 0 keeps nothing (hooks.h): its non-global entries go. */
+    if (asid == MM_ASID_KERNEL) {
+        __asm__ __volatile__("tlbi aside1, %0" : : "r"((uint64_t)0) : "memory");
+        __asm__ __volatile__("dsb nsh" : : : "memory");
+        isb();
+    }
+}
+
+void mm_hook_asid_retire(mm_asid_t asid)
+{
+    hook_asid_retires++;
+    dsb_ishst();
+    __asm__ __volatile__("tlbi aside1is, %0" : : "r"((uint64_t)asid << 48) : "memory");
+    dsb_ish();
+    isb();
+}
