@@ -43,17 +43,20 @@ void mm_hook_spin_yield(void)
     sched_yield();
 }
 
-void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
+void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
+                             size_t count)
 {
     (void)asid;
+    (void)cpus;
     (void)pages;
     host_hook_counts.tlb_page_calls++;
     host_hook_counts.tlb_pages += count;
 }
 
-void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global)
+void mm_hook_tlb_flush_all(mm_asid_t asid, const mm_cpuset_t *cpus, bool include_global)
 {
     (void)asid;
+    (void)cpus;
     (void)include_global;
     host_hook_counts.tlb_all_calls++;
 }

@@ -18,8 +18,14 @@ void mm_tlb_batch_init(mm_tlb_batch_t *batch)
 
 void mm_tlb_batch_init_asid(mm_tlb_batch_t *batch, mm_asid_t asid)
 {
+    mm_tlb_batch_init_space(batch, asid, NULL);
+}
+
+void mm_tlb_batch_init_space(mm_tlb_batch_t *batch, mm_asid_t asid, const mm_cpuset_t *cpus)
+{
     reset(batch);
     batch->asid = asid;
+    batch->cpus = cpus;
 }
 
 bool mm_tlb_batch_empty(const mm_tlb_batch_t *batch)
@@ -52,10 +58,21 @@ void mm_tlb_batch_add(mm_tlb_batch_t *batch, mm_vaddr_t va, mm_page_size_t size,
  * address (user vs kernel half). */
 static void invalidate(const mm_tlb_batch_t *batch)
 {
-    if (batch->flush_all || (batch->count == 0 && batch->deferred_count != 0))
-        mm_hook_tlb_flush_all(batch->asid, batch->global);
-    else if (batch->count != 0)
-        mm_hook_tlb_flush_pages(batch->asid, batch->pages, batch->count);
+    bool all = batch->flush_all || (batch->count == 0 && batch->deferred_count != 0);
+    if (!all && batch->count == 0)
+        return;
+    /* Read only now, after every page-table store the batch stands for. */
+    mm_cpuset_t cpus;
+    if (batch->cpus != NULL) {
+        mm_cpuset_snapshot(&cpus, batch->cpus);
+    } else {
+        mm_cpuset_clear(&cpus);
+        mm_cpuset_fill(&cpus);
+    }
+    if (all)
+        mm_hook_tlb_flush_all(batch->asid, &cpus, batch->global);
+    else
+        mm_hook_tlb_flush_pages(batch->asid, &cpus, batch->pages, batch->count);
 }
 
 /* Only after invalidate(): see mm_tlb_batch_defer_free. */

@@ -19,8 +19,19 @@ mm_irqflags_t mm_hook_irq_save(void) { return 0; }
 void mm_hook_irq_restore(mm_irqflags_t f) { (void)f; }
 void mm_hook_spin_yield(void) { sched_yield(); }
 unsigned mm_hook_cpu_index(void) { return 0; } /* one thread */
-void mm_hook_tlb_flush_pages(mm_asid_t a, const mm_vaddr_t *p, size_t n) { (void)a; (void)p; (void)n; }
-void mm_hook_tlb_flush_all(mm_asid_t a, bool g) { (void)a; (void)g; }
+void mm_hook_tlb_flush_pages(mm_asid_t a, const mm_cpuset_t *c, const mm_vaddr_t *p, size_t n)
+{
+    (void)a;
+    (void)c;
+    (void)p;
+    (void)n;
+}
+void mm_hook_tlb_flush_all(mm_asid_t a, const mm_cpuset_t *c, bool g)
+{
+    (void)a;
+    (void)c;
+    (void)g;
+}
 void mm_hook_switch_root(mm_paddr_t r, mm_asid_t a) { (void)r; (void)a; }
 void mm_hook_asid_retire(mm_asid_t a) { (void)a; }
 

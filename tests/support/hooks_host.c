@@ -66,6 +66,7 @@ void mm_hook_spin_yield(void)
 
 test_tlb_log_t test_tlb;
 void (*test_tlb_pages_observer)(mm_asid_t asid, const mm_vaddr_t *pages, size_t count);
+void (*test_tlb_cpus_observer)(mm_asid_t asid, const mm_cpuset_t *cpus);
 
 int test_cpu_index = -1;
 
@@ -83,11 +84,26 @@ unsigned mm_hook_cpu_index(void)
     return index;
 }
 
-void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
+/* Under log_lock. */
+static void log_cpus(const mm_cpuset_t *cpus)
 {
+    test_tlb.last_cpus_bits = 0;
+    for (unsigned c = mm_cpuset_next(cpus, 0); c < HADRON_MM_MAX_CPUS && c < 64;
+         c = mm_cpuset_next(cpus, c + 1))
+        test_tlb.last_cpus_bits |= (uint64_t)1 << c;
+    test_tlb.last_cpus_all = mm_cpuset_is_all(cpus);
+    test_tlb.last_cpus_count = mm_cpuset_count(cpus);
+}
+
+void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
+                             size_t count)
+{
+    if (test_tlb_cpus_observer != NULL)
+        test_tlb_cpus_observer(asid, cpus);
     if (test_tlb_pages_observer != NULL)
         test_tlb_pages_observer(asid, pages, count);
     pthread_mutex_lock(&log_lock);
+    log_cpus(cpus);
     test_tlb.page_calls++;
     test_tlb.pages_flushed += count;
     test_tlb.last_count = count;
@@ -97,11 +113,14 @@ void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t cou
     pthread_mutex_unlock(&log_lock);
 }
 
-void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global)
+void mm_hook_tlb_flush_all(mm_asid_t asid, const mm_cpuset_t *cpus, bool include_global)
 {
+    if (test_tlb_cpus_observer != NULL)
+        test_tlb_cpus_observer(asid, cpus);
     if (test_tlb_pages_observer != NULL)
         test_tlb_pages_observer(asid, NULL, 0);
     pthread_mutex_lock(&log_lock);
+    log_cpus(cpus);
     test_tlb.all_calls++;
     test_tlb.last_all_global = include_global;
     test_tlb.last_all_asid = asid;

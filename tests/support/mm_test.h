@@ -59,6 +59,11 @@ typedef struct test_tlb_log {
     int retires;           /* mm_hook_asid_retire calls */
     mm_asid_t last_retired;
     int irq_depth_at_retire; /* interrupt depth during the last retire */
+    /* The CPU set of the last flush call (either hook): CPUs 0..63 as bits,
+     * the "all CPUs" mark, and how many indexed CPUs it held. */
+    uint64_t last_cpus_bits;
+    bool last_cpus_all;
+    unsigned last_cpus_count;
 } test_tlb_log_t;
 extern test_tlb_log_t test_tlb;
 /* Called (when set) inside every TLB flush hook call, before it returns,
@@ -66,6 +71,9 @@ extern test_tlb_log_t test_tlb;
  * are while the invalidation happens (break-before-make: the entry must be
  * invalid). From mm_hook_tlb_flush_all: pages NULL, count 0. */
 extern void (*test_tlb_pages_observer)(mm_asid_t asid, const mm_vaddr_t *pages, size_t count);
+/* Called (when set) first in every TLB flush hook call with the CPU set it
+ * was given (a stress program delivers its simulated shootdown there). */
+extern void (*test_tlb_cpus_observer)(mm_asid_t asid, const mm_cpuset_t *cpus);
 
 /* Called (when set) from mm_hook_asid_retire, so a test can look at the
  * state the retire sees (e.g. that no table was freed yet). */

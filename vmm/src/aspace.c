@@ -168,6 +168,9 @@ mm_status_t vmm_as_create(vmm_t *vmm, mm_leaf_fn leaf_fn, void *leaf_arg, vmm_as
     r->leaf_fn = leaf_fn;
     r->leaf_arg = leaf_arg;
     r->asid = asid;
+    /* The record's last identity was retired at its release (or this is
+     * the first use of it): no CPU holds an entry of the new space. */
+    mm_cpuset_clear(&r->cpus);
     r->serial = serial;
     mm_spin_unlock_irqrestore(&r->lock, irq);
 
@@ -199,7 +202,7 @@ mm_status_t vmm_as_map(vmm_as_t *as, mm_vaddr_t va, mm_paddr_t pa, mm_page_size_
     mm_irqflags_t irq;
     if ((st = enter(as, &r, &irq)) != MM_OK)
         return st;
-    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_ASID(r->asid);
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_SPACE(r->asid, &r->cpus);
     st = mm_pm_map(&vmm->mapper, r->root, va, pa, size, flags | MM_MAP_USER, &tlb);
     mm_spin_unlock_irqrestore(&r->lock, irq);
     mm_tlb_batch_flush(&tlb);
@@ -232,7 +235,7 @@ mm_status_t vmm_as_map_anon(vmm_as_t *as, mm_vaddr_t va, size_t pages, mm_map_fl
         vmm_chain_free(&vmm->frames, &chain);
         return st;
     }
-    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_ASID(r->asid);
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_SPACE(r->asid, &r->cpus);
     size_t done;
     st = vmm_map_pages(&vmm->mapper, r->root, va, pages, &chain, 0, flags | MM_MAP_USER, &tlb,
                        &done);
@@ -261,7 +264,7 @@ mm_status_t vmm_as_unmap(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size, mm_pa
     mm_irqflags_t irq;
     if ((st = enter(as, &r, &irq)) != MM_OK)
         return st;
-    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_ASID(r->asid);
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_SPACE(r->asid, &r->cpus);
     mm_paddr_t pa = 0;
     st = mm_pm_unmap(&vmm->mapper, r->root, va, size, &pa, &tlb);
     mm_spin_unlock_irqrestore(&r->lock, irq);
@@ -290,7 +293,7 @@ mm_status_t vmm_as_protect(vmm_as_t *as, mm_vaddr_t va, mm_page_size_t size,
     mm_irqflags_t irq;
     if ((st = enter(as, &r, &irq)) != MM_OK)
         return st;
-    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_ASID(r->asid);
+    mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT_SPACE(r->asid, &r->cpus);
     st = mm_pm_protect(&vmm->mapper, r->root, va, size, flags | MM_MAP_USER, &tlb);
     mm_spin_unlock_irqrestore(&r->lock, irq);
     mm_tlb_batch_flush(&tlb);
@@ -324,14 +327,23 @@ mm_status_t vmm_as_switch(vmm_as_t *as)
         return st;
     vmm_space_rec_t *r;
     mm_irqflags_t irq;
-    if ((st = enter(as, &r, &irq)) != MM_OK)
+    /* One CPU from the set's update to the root switch. */
+    mm_irqflags_t pin = mm_hook_irq_save();
+    if ((st = enter(as, &r, &irq)) != MM_OK) {
+        mm_hook_irq_restore(pin);
         return st;
+    }
     mm_paddr_t root = r->root;
     mm_asid_t asid = r->asid;
+    /* Under the lock, so the CPU joins this live space's set and not a
+     * later space's on a reused record; before the root switch, so every
+     * flush that misses it was ordered before this CPU's first walk. */
+    mm_cpuset_add(&r->cpus, mm_hook_cpu_index());
     mm_spin_unlock_irqrestore(&r->lock, irq);
     /* Outside the lock, as the hook's contract says. Switching to a space
      * while another CPU releases it is the caller's race (vmm.h). */
     mm_hook_switch_root(root, asid);
+    mm_hook_irq_restore(pin);
     return MM_OK;
 }
 

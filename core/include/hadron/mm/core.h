@@ -4,6 +4,7 @@
 
 #include <hadron/mm/config.h>
 #include <hadron/mm/assert.h>
+#include <hadron/mm/cpuset.h>
 #include <hadron/mm/frame_alloc.h>
 #include <hadron/mm/hooks.h>
 #include <hadron/mm/page_mapper.h>

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hadron/mm/cpuset.h>
 #include <hadron/mm/report.h>
 #include <hadron/mm/types.h>
 
@@ -81,16 +82,27 @@ unsigned mm_hook_cpu_index(void);
  * batch makes no call at all. Paging-structure caches must go too: freed
  * table frames are released right after the hook returns. */
 
+/* Which CPUs: `cpus` (never NULL) is a private snapshot, valid for the
+ * call, of the CPUs that may hold an entry the flush must drop. A set marked
+ * "all CPUs" (mm_cpuset_is_all) is a kernel-half change: every CPU, the
+ * caller's included. Otherwise it is the space's set (tlb.h, vmm.h): the
+ * CPUs on which the space is or has been active since its identity was last
+ * flushed everywhere; CPUs outside it cannot hold the space's entries and
+ * need nothing, and an empty set needs no invalidation at all. The caller's
+ * own CPU (mm_hook_cpu_index) is handled like any other: it is in the set
+ * when it needs the flush. A kernel that does not do shootdowns may ignore
+ * the set and flush locally, as before. */
+
 /* Invalidate the entries of `count` pages (each an address inside the page;
- * large pages included) of identity `asid` on this CPU, and on others where
- * the kernel does shootdowns. */
-void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count);
+ * large pages included) of identity `asid` on the CPUs in `cpus`. */
+void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
+                             size_t count);
 
 /* Invalidate every entry of identity `asid` and every paging-structure-cache
- * entry it may use (MM_ASID_KERNEL: of every identity). `include_global`
- * also drops global entries (a global mapping changed). Also used for a
- * batch that holds only deferred table frees. */
-void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global);
+ * entry it may use (MM_ASID_KERNEL: of every identity) on the CPUs in
+ * `cpus`. `include_global` also drops global entries (a global mapping
+ * changed). Also used for a batch that holds only deferred table frees. */
+void mm_hook_tlb_flush_all(mm_asid_t asid, const mm_cpuset_t *cpus, bool include_global);
 
 /* Make the user half translated by the root at physical address `root`
  * current on this CPU, tagged with identity `asid`. Entries already tagged

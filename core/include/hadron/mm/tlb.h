@@ -21,6 +21,15 @@
  * identity (MM_TLB_BATCH_INIT_ASID, mm_tlb_batch_init_asid). A flush keeps
  * the identity, so a batch can be reused for the same space.
  *
+ * A batch also names the CPUs the flush must reach: NULL (every CPU, for
+ * kernel-half changes and the initialisers above) or the live CPU set of a
+ * user address space (MM_TLB_BATCH_INIT_SPACE, mm_tlb_batch_init_space:
+ * the CPUs on which the space is or has been active since its identity was
+ * last flushed everywhere, vmm.h). The flush snapshots that set after the
+ * page-table changes (cpuset.h: why a CPU that starts using the space later
+ * cannot cache the old entry) and hands the snapshot to the hook; a NULL
+ * set reaches the hook as a set marked "all CPUs".
+ *
  * Consequence for every caller: a batch that a change may have used must be
  * flushed, never dropped or re-initialised, or the table frames it holds
  * leak. mm_tlb_batch_empty() is true exactly when nothing is pending, so
@@ -33,6 +42,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <hadron/mm/cpuset.h>
 #include <hadron/mm/frame_alloc.h>
 #include <hadron/mm/types.h>
 
@@ -59,9 +69,11 @@ typedef struct mm_tlb_batch {
     uint32_t deferred_count; /* frames recorded in deferred[] */
     mm_tlb_deferred_free_t deferred[MM_TLB_BATCH_DEFER_MAX];
     mm_asid_t asid;          /* identity the records belong to */
+    const mm_cpuset_t *cpus; /* CPUs to reach; NULL: every CPU */
 } mm_tlb_batch_t;
 
-#define MM_TLB_BATCH_INIT_ASID(a) {0, false, false, {0}, 0, {{0, 0}}, (a)}
+#define MM_TLB_BATCH_INIT_SPACE(a, set) {0, false, false, {0}, 0, {{0, 0}}, (a), (set)}
+#define MM_TLB_BATCH_INIT_ASID(a) MM_TLB_BATCH_INIT_SPACE((a), 0)
 #define MM_TLB_BATCH_INIT MM_TLB_BATCH_INIT_ASID(MM_ASID_KERNEL)
 
 /* Makes `batch` empty, for kernel-half changes (MM_ASID_KERNEL). For fresh
@@ -69,8 +81,14 @@ typedef struct mm_tlb_batch {
  * would leak them (flush instead). O(1). */
 void mm_tlb_batch_init(mm_tlb_batch_t *batch);
 
-/* The same for changes to the address space with identity `asid`. O(1). */
+/* The same for changes to the address space with identity `asid`, to be
+ * flushed on every CPU. O(1). */
 void mm_tlb_batch_init_asid(mm_tlb_batch_t *batch, mm_asid_t asid);
+
+/* The same for a user address space whose CPU set is `cpus` (NULL: every
+ * CPU). The set is read at each flush, not here, and must stay valid until
+ * the batch's last flush. O(1). */
+void mm_tlb_batch_init_space(mm_tlb_batch_t *batch, mm_asid_t asid, const mm_cpuset_t *cpus);
 
 /* True when a flush would do nothing: no page, no full flush, no deferred
  * free pending. O(1). */
@@ -104,13 +122,13 @@ void mm_tlb_batch_defer_free(mm_tlb_batch_t *batch, const mm_frame_allocator_t *
                              mm_paddr_t frame);
 
 /* Invalidates what the batch recorded with exactly one hook call for the
- * batch's identity (none at all for an empty batch; a full flush when frees
+ * batch's identity and a snapshot of its CPU set (none at all for an empty batch; a full flush when frees
  * are deferred but no page was recorded), then returns the deferred frames
  * to their allocators, then empties the batch, keeping its identity. Call
  * after dropping page-table locks and before reusing any frame that was
  * unmapped; a mapper also calls it for break-before-make (page_mapper.h).
  * A free the allocator refuses is an assertion (the frame was the mapper's
- * alone). O(pages + deferred frees). */
+ * alone). O(pages + deferred frees + HADRON_MM_MAX_CPUS / 64). */
 void mm_tlb_batch_flush(mm_tlb_batch_t *batch);
 
 #endif /* HADRON_MM_TLB_H */

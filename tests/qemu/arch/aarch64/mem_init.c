@@ -167,7 +167,8 @@ mm_status_t kernel_tables_build(void)
     WRITE_SYSREG(ttbr1_el1, kernel_root);
     isb();
     mm_hook_switch_root(0, MM_ASID_KERNEL);
-    mm_hook_tlb_flush_all(MM_ASID_KERNEL, true);
+    static const mm_cpuset_t every_cpu = {.all = true};
+    mm_hook_tlb_flush_all(MM_ASID_KERNEL, &every_cpu, true);
     kernel_uart_va = hhdm_base + uart;
     serial_init(kernel_uart_va);
     kernel_tables_ready = true;

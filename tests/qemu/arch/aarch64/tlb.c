@@ -31,8 +31,12 @@ static uint64_t tlbi_operand(mm_asid_t asid, mm_vaddr_t va)
     return ((uint64_t)asid << 48) | ((va >> 12) & ((UINT64_C(1) << 44) - 1));
 }
 
-void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
+/* The *IS forms broadcast to every CPU of the inner-shareable domain, so
+ * the CPU set (hooks.h) needs no IPI here: it only says who may care. */
+void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
+                             size_t count)
 {
+    (void)cpus;
     hook_tlb_page_calls++;
     dsb_ishst();
     for (size_t i = 0; i < count; i++) {
@@ -46,8 +50,9 @@ void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t cou
     isb();
 }
 
-void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global)
+void mm_hook_tlb_flush_all(mm_asid_t asid, const mm_cpuset_t *cpus, bool include_global)
 {
+    (void)cpus;
     hook_tlb_all_calls++;
     dsb_ishst();
     if (include_global || asid == MM_ASID_KERNEL)

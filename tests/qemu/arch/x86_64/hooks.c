@@ -8,6 +8,7 @@
  */
 #include <hadron/mm/hooks.h>
 
+#include "smp.h"
 #include "cpu.h"
 #include "kernel.h"
 
@@ -68,8 +69,8 @@ void mm_hook_irq_restore(mm_irqflags_t flags)
 }
 
 
-/* The test kernel runs on one CPU. */
+/* The CPU's index from its per-CPU data (GS base, smp.c); the BSP's is 0. */
 unsigned mm_hook_cpu_index(void)
 {
-    return 0;
+    return smp_this_cpu();
 }

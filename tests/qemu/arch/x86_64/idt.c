@@ -5,6 +5,7 @@
  * is the stack an exception from ring 3 (the user-mode checks) lands on.
  * The watchdog's NMI runs on IST2, so it works even on an overflowing stack.
  */
+#include "smp.h"
 #include "kernel.h"
 
 typedef struct __attribute__((packed)) idt_gate {
@@ -84,8 +85,11 @@ void idt_init(void)
 
 void isr_dispatch(isr_frame_t *frame)
 {
-    if (frame->vector == 2)
-        watchdog_nmi(frame);
+    if (frame->vector == 2) {
+        /* A shootdown NMI (smp.c), else the watchdog's (BSP only). */
+        if (!smp_nmi() && smp_this_cpu() == 0)
+            watchdog_nmi(frame);
+    }
     else
         fault_handle(frame);
 }

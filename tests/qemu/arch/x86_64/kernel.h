@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hadron/mm/cpuset.h>
 #include <hadron/mm/layout.h>
 #include <hadron/mm/pmm.h>
 #include <hadron/mm/report.h>
@@ -217,6 +218,8 @@ extern unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
 /* tlb.c: PCIDs (CR4.PCIDE) on when the CPU has them; switches that kept a
  * PCID's entries (CR3 bit 63), identities retired, INVPCIDs issued. */
 extern bool tlb_pcid_on;
+/* A CPU set marked "all CPUs", for the kernel's own full flushes. */
+extern const mm_cpuset_t tlb_cpus_all;
 extern unsigned hook_noflush_switches, hook_asid_retires, hook_invpcid_calls;
 void tlb_pcid_enable(void);
 

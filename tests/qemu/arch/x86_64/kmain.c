@@ -6,6 +6,7 @@
 #include <hadron/mm/config.h>
 #include <hadron/mm/hhdm.h>
 
+#include "smp.h"
 #include "cpu.h"
 #include "kernel.h"
 #include "kmem.h"
@@ -44,6 +45,7 @@ void kmain(uint32_t info_phys, uint32_t protocol)
     serial_init();
     kprintf("TAP version 13\n# hadron-mm test kernel %s\n", HADRON_MM_VERSION);
     idt_init();
+    smp_bsp_init();
     const char *why = boot_info_parse(info_phys, protocol);
     if (why)
         tap_bail("boot information at %#x: %s", info_phys, why);
@@ -51,17 +53,23 @@ void kmain(uint32_t info_phys, uint32_t protocol)
     kprintf("# command line: \"%s\"\n", boot_info.cmdline);
 
     checks_boot();
+    acpi_scan_cpus(); /* through the boot identity map */
     if (!cmdline_has("nowatchdog"))
         watchdog_start();
     memory_bootstrap();
     mem_init();
+    smp_reserve_low();
     checks_layout();
     checks_pmm();
     checks_reclaim();
+    smp_reserve_low();
     checks_paging();
     checks_vmm();
     checks_heap();
     checks_kmem();
+    smp_start();
+    checks_smp();
+    checks_mix();
 #if KTEST_HAVE_PAGING
     if (kernel_tables_ready)
         checks_paging_audit(kernel_root, "the kernel tables after every check");

@@ -158,7 +158,7 @@ mm_status_t kernel_tables_build(void)
     if (cpu_feat.pge)
         write_cr4(read_cr4() | CR4_PGE);
     tlb_pcid_enable();
-    mm_hook_tlb_flush_all(MM_ASID_KERNEL, true);
+    mm_hook_tlb_flush_all(MM_ASID_KERNEL, &tlb_cpus_all, true);
     kernel_tables_ready = true;
     return MM_OK;
 }

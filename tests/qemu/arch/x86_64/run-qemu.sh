@@ -6,7 +6,7 @@
 #
 #   run-qemu.sh [--boot pvh|grub-bios|grub-uefi] --kernel K [--iso IMG]
 #               [--mem 128M] [--cpu qemu64] [--machine pc]
-#               [--append "la57 demo"] [--timeout S] [--skip REASON]
+#               [--append "la57 demo"] [--smp N] [--timeout S] [--skip REASON]
 #               [-- extra qemu args]
 #
 # pvh        QEMU loads K itself (-kernel) and enters its PVH note; --append
@@ -15,13 +15,14 @@
 #            command loads K; the command line is the one in the image.
 # grub-uefi  the same on OVMF (Debian package ovmf; OVMF_CODE / OVMF_VARS
 #            override the files), with a fresh copy of the variable store.
+# --smp N gives the machine N CPUs (default 1); the kernel starts them all.
 # K is still needed under GRUB: crash backtraces are symbolized with it.
 # Firmware and GRUB output before the kernel's "TAP version" line goes to
 # stderr (TAP wants the version line first). --skip prints a TAP skip with REASON and exits 0 (the
 # build uses it when it could not make the image).
 set -uo pipefail
 
-boot=pvh kernel= iso= mem=128M cpu=qemu64 machine=pc append= timeout_s=${QEMU_TIMEOUT:-}
+boot=pvh kernel= iso= mem=128M cpu=qemu64 machine=pc append= smp=1 timeout_s=${QEMU_TIMEOUT:-}
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
     --cpu) cpu=$2; shift 2 ;;
     --machine) machine=$2; shift 2 ;;
     --append) append=$2; shift 2 ;;
+    --smp) smp=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "usage: $0 [--boot pvh|grub-bios|grub-uefi] --kernel K [--iso IMG] [--mem M]" \
@@ -89,12 +91,14 @@ fi
 # the kernel has no use for one, and loading its option ROM (iPXE) is half
 # of OVMF's time under TCG.
 [ -n "$timeout_s" ] || { [ "$boot" = grub-uefi ] && timeout_s=90 || timeout_s=30; }
+# More vCPUs than host cores under TCG: every CPU's work shares them.
+[ "$smp" -gt 1 ] && [ -z "${QEMU_TIMEOUT:-}" ] && timeout_s=$((timeout_s * 2))
 
 echo "# $qemu -M $machine -cpu $cpu -m $mem, boot $boot${iso:+ ($iso)}, append '$append'" >&2
 # The kernel ends every line with CR LF; TAP wants LF. What the firmware and
 # GRUB print before the kernel starts goes to stderr, escapes removed.
 timeout --foreground -k 5 "$timeout_s" "$qemu" \
-  -M "$machine" -cpu "$cpu" -m "$mem" -smp 1 \
+  -M "$machine" -cpu "$cpu" -m "$mem" -smp "$smp" \
   "${boot_args[@]}" \
   -display none -monitor none -serial stdio -no-reboot -nic none \
   -device isa-debug-exit,iobase=0xf4,iosize=0x04 \

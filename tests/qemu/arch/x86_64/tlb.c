@@ -13,6 +13,7 @@
  */
 #include <hadron/mm/hooks.h>
 
+#include "smp.h"
 #include "cpu.h"
 #include "kernel.h"
 
@@ -64,9 +65,14 @@ static void flush_everything(void)
         mark_others_stale();
 }
 
-void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t count)
+const mm_cpuset_t tlb_cpus_all = {.all = true};
+
+void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
+                             size_t count)
 {
     hook_tlb_page_calls++;
+    /* Other CPUs of the set first (an NMI each, smp.c), then this one. */
+    smp_shootdown(asid, cpus, pages, count, false, false);
     if (!tlb_pcid_on || asid == current_pcid) {
         /* INVLPG: the current PCID's entries, global ones of any PCID, and
          * the current PCID's paging-structure caches. */
@@ -94,9 +100,10 @@ void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_vaddr_t *pages, size_t cou
     }
 }
 
-void mm_hook_tlb_flush_all(mm_asid_t asid, bool include_global)
+void mm_hook_tlb_flush_all(mm_asid_t asid, const mm_cpuset_t *cpus, bool include_global)
 {
     hook_tlb_all_calls++;
+    smp_shootdown(asid, cpus, NULL, 0, true, include_global);
     if (!tlb_pcid_on || include_global || asid == MM_ASID_KERNEL) {
         if (include_global || tlb_pcid_on)
             flush_everything();

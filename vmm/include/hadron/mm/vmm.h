@@ -70,6 +70,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <hadron/mm/cpuset.h>
 #include <hadron/mm/frame_alloc.h>
 #include <hadron/mm/layout.h>
 #include <hadron/mm/page_mapper.h>
@@ -111,6 +112,10 @@ typedef struct vmm_space_rec {
     void *leaf_arg;
     uint32_t next_free; /* free-record chain, under the VMM lock */
     mm_asid_t asid;     /* the space's identity (vmm_as_create) */
+    /* CPUs where the space is or has been current since its identity was
+     * last flushed everywhere (vmm_as_switch adds, vmm_as_create clears):
+     * the set its TLB batches reach. Atomic, no lock. */
+    mm_cpuset_t cpus;
 } vmm_space_rec_t;
 
 typedef struct vmm_config {
@@ -506,8 +511,22 @@ mm_status_t vmm_as_translate(vmm_as_t *as, mm_vaddr_t va, mm_translation_t *out)
 
 /* Makes this address space current on this CPU through
  * mm_hook_switch_root(root, identity). Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE (released), MM_ERR_STALE.
- * Takes the address-space lock to check the handle, calls the hook without
- * it; O(1). */
+ *
+ * Shootdown set: before the hook, the calling CPU (mm_hook_cpu_index, read
+ * with interrupts disabled, which they stay until the hook returns) joins
+ * the space's CPU set, and every later flush of the space's pages reaches
+ * it (cpuset.h: the ordering). The set only grows while the space lives:
+ * a CPU that switched away may still hold entries tagged with the space's
+ * identity. What empties it is the one full flush of that identity on
+ * every CPU, its retirement in vmm_as_release (or, for an untagged space,
+ * each CPU's switch to identity 0): a new space on the record starts with
+ * an empty set, so its flushes reach no CPU until it first runs. A CPU
+ * without an index (>= HADRON_MM_MAX_CPUS) marks the set "all CPUs".
+ *
+ * Takes the address-space lock to check the handle and join the set, calls
+ * the hook without it; O(HADRON_MM_MAX_CPUS / 64). Any context where the
+ * caller may switch roots; the caller must not migrate to another CPU
+ * between this call and its return (interrupts are disabled across it). */
 mm_status_t vmm_as_switch(vmm_as_t *as);
 
 /* Makes the kernel's view current on this CPU (before releasing the address
