@@ -99,6 +99,9 @@ static void *kh_take(kmem_cache_t *c, kh_slab_t *s)
         kh_partial_unlink(c, s);
     c->live++;
     c->allocs++;
+    bool fresh = kh_slot_mark_live(s, i);
+    MM_ASSERT(fresh);
+    (void)fresh;
 #if HADRON_MM_HEAP_REDZONES
     kh_debug_on_alloc(c, s, i);
 #endif
@@ -127,7 +130,7 @@ static mm_status_t kh_locate(const kmem_index_t *x, uintptr_t obj, kh_slab_t **s
     uint64_t i = (off * c->recip) >> KH_RECIP_SHIFT;
     if (i * c->stride != off || i >= c->objects_per_slab)
         return MM_ERR_BAD_POINTER;
-    if (kh_slot_free(s, (size_t)i))
+    if (!kh_slot_live(s, (size_t)i))
         return MM_ERR_DOUBLE_FREE;
     *index = (size_t)i;
     return MM_OK;
@@ -240,6 +243,9 @@ static kh_slab_t *kh_release_slot(kmem_cache_t *c, kh_slab_t *s, size_t i, uintp
 #if HADRON_MM_HEAP_REDZONES
     kh_debug_on_free(c, s, i);
 #endif
+    bool was_live = kh_slot_clear_live(s, i);
+    MM_ASSERT(was_live);
+    (void)was_live;
     s->free[i / 64] |= (uint64_t)1 << (i % 64);
     if (i / 64 < s->hint)
         s->hint = (uint32_t)(i / 64);

@@ -54,6 +54,12 @@ typedef struct kh_slab {
     uint32_t hot;                /* 1 + the slot freed last (taken first: cache-warm), or 0 */
     uint32_t pad;
     uint64_t free[KH_BITMAP_WORDS]; /* bit i set: slot i free; bits >= objects never set */
+    /* Bit i set: slot i is handed out (allocated and not freed). Changed
+     * only by atomic operations, which is what lets a free decide "live or
+     * not" once, whichever path it takes: a second free of an object
+     * finds its bit clear and is refused as a double free. Neither free
+     * nor live: the object is held by a CPU's front (kmem_front.c). */
+    uint64_t live[KH_BITMAP_WORDS];
 } kh_slab_t;
 
 _Static_assert(KMEM_SLAB_OBJECTS_MAX % 64u == 0, "whole bitmap words");
@@ -84,6 +90,26 @@ static inline uintptr_t kh_slot(const kmem_cache_t *c, const kh_slab_t *s, size_
 static inline bool kh_slot_free(const kh_slab_t *s, size_t i)
 {
     return (s->free[i / 64] >> (i % 64)) & 1;
+}
+
+static inline bool kh_slot_live(const kh_slab_t *s, size_t i)
+{
+    return (__atomic_load_n(&s->live[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
+}
+
+/* Marks slot i handed out; false if it already was (a broken invariant). */
+static inline bool kh_slot_mark_live(kh_slab_t *s, size_t i)
+{
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    return (__atomic_fetch_or(&s->live[i / 64], bit, __ATOMIC_RELAXED) & bit) == 0;
+}
+
+/* Marks slot i no longer handed out; false if it was not (a double free,
+ * or a free of an object some front holds). */
+static inline bool kh_slot_clear_live(kh_slab_t *s, size_t i)
+{
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    return (__atomic_fetch_and(&s->live[i / 64], ~bit, __ATOMIC_RELAXED) & bit) != 0;
 }
 
 static inline uint32_t kh_bitmap_words(const kmem_cache_t *c)

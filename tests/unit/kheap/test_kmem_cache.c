@@ -533,6 +533,10 @@ Test(kmem_cache, check_reports_each_kind_of_damage, .init = heap_setup)
     DAMAGE(s->nfree, s->nfree + 1, "kmem_cache: slab free count does not match its bitmap");
     DAMAGE(s->free[KH_BITMAP_WORDS - 1], s->free[KH_BITMAP_WORDS - 1] | (1ull << 63),
            "kmem_cache: free bit beyond the last slot");
+    DAMAGE(s->live[0], s->live[0] | (s->free[0] & (0 - s->free[0])),
+           "kmem_cache: slot both free and handed out");
+    DAMAGE(s->live[KH_BITMAP_WORDS - 1], s->live[KH_BITMAP_WORDS - 1] | (1ull << 63),
+           "kmem_cache: slot both free and handed out");
     DAMAGE(s->hint, 1, "kmem_cache: free slot below the slab's hint");
     DAMAGE(c.live, c.live + 1, "kmem_cache: live count does not match the slabs");
     DAMAGE(c.slabs, c.slabs + 1, "kmem_cache: slab table counts wrong");

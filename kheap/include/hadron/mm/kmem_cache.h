@@ -70,8 +70,10 @@
 #define KMEM_SLAB_MIN ((size_t)4096)
 #define KMEM_SLAB_MAX ((size_t)256 * 1024)
 #define KMEM_SLAB_OBJECTS_MIN 16u
-/* Most objects in one slab: the free bitmap's size. */
-#define KMEM_SLAB_OBJECTS_MAX 512u
+/* Most objects in one slab: the size of each of the slab's two bitmaps
+ * (free in the slab, handed out). Caches of objects under 16 bytes leave
+ * the rest of their one-page slab unused. */
+#define KMEM_SLAB_OBJECTS_MAX 256u
 /* Largest object and alignment a cache takes. */
 #define KMEM_OBJECT_MAX ((size_t)32 * 1024)
 #define KMEM_ALIGN_MAX ((size_t)4096)
