@@ -193,7 +193,7 @@ static bool kh_index_reserve(kmem_cache_t *c, size_t pages, mm_irqflags_t *f)
     while (!kh_index_has_room(x, pages)) {
         size_t cap = kh_index_cap_for(x->used + pages);
         kh_cache_unlock(c, *f);
-        uintptr_t *fresh = kh_blocks_alloc_inner(x->heap, cap * sizeof(uintptr_t), 0);
+        uintptr_t *fresh = kh_table_alloc(x->heap, cap);
         *f = kh_cache_lock(c);
         if (fresh == NULL)
             return false;
@@ -204,7 +204,7 @@ static bool kh_index_reserve(kmem_cache_t *c, size_t pages, mm_irqflags_t *f)
             old = fresh; /* another context made room meanwhile */
         if (old != NULL) {
             kh_cache_unlock(c, *f);
-            kh_blocks_free_inner(x->heap, old);
+            kh_table_free(x->heap, old);
             *f = kh_cache_lock(c);
         }
     }
@@ -276,8 +276,7 @@ static void kh_dispose_after(kmem_cache_t *c, kh_slab_t *empty, uintptr_t *table
 {
     if (empty != NULL)
         kh_slab_dispose(c, empty);
-    if (table != NULL)
-        kh_blocks_free_inner(c->index->heap, table);
+    kh_table_free(c->index->heap, table);
 }
 
 /* ---- API --------------------------------------------------------------- */
@@ -466,7 +465,7 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
         uintptr_t *fresh = NULL;
         if (want != 0) {
             kh_cache_unlock(cache, f);
-            fresh = kh_blocks_alloc_inner(x->heap, want * sizeof(uintptr_t), 0);
+            fresh = kh_table_alloc(x->heap, want);
             f = kh_cache_lock(cache);
             if (fresh == NULL) {
                 st = MM_ERR_NOMEM;
@@ -474,15 +473,15 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
             }
             if (x->used * 2 > want) { /* slabs came meanwhile: again */
                 kh_cache_unlock(cache, f);
-                kh_blocks_free_inner(x->heap, fresh);
+                kh_table_free(x->heap, fresh);
                 f = kh_cache_lock(cache);
                 continue;
             }
         }
-        gave += (x->cap - want) * sizeof(uintptr_t);
+        gave += (x->cap + 1 - (want == 0 ? 0 : want + 1)) * sizeof(uintptr_t);
         uintptr_t *old = fresh != NULL ? kh_index_rebuild(x, fresh, want) : kh_index_drop(x);
         kh_cache_unlock(cache, f);
-        kh_blocks_free_inner(x->heap, old);
+        kh_table_free(x->heap, old);
         f = kh_cache_lock(cache);
     }
     kh_cache_unlock(cache, f);
@@ -513,8 +512,7 @@ mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live)
     if (n != 0)
         return MM_ERR_STATE;
     kheap_t *heap = cache->heap;
-    if (table != NULL)
-        kh_blocks_free_inner(heap, table);
+    kh_table_free(heap, table);
     if (cache->heap_descriptor)
         kh_blocks_free_inner(heap, cache);
     return MM_OK;
@@ -537,7 +535,7 @@ mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
         .partial_slabs = cache->partial_slabs,
         .live = cache->live,
         .free_slots = cache->slabs * cache->objects_per_slab - cache->live,
-        .table_bytes = cache->index->cap * sizeof(uintptr_t),
+        .table_bytes = cache->index->cap == 0 ? 0 : (cache->index->cap + 1) * sizeof(uintptr_t),
         .allocs = cache->allocs,
         .frees = cache->frees,
         .failures = cache->failures,

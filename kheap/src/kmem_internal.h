@@ -155,6 +155,31 @@ static inline uintptr_t kh_index_find(const kmem_index_t *x, uintptr_t addr)
     }
     return 0;
 }
+/* Without the index lock, from a CPU's front: the slab holding addr, or 0
+ * when it is in none or the table is being changed (the locked path then
+ * decides). The table array cannot be freed meanwhile: whoever retires one
+ * first waits for every front's lock (kh_front_sync). */
+static inline uintptr_t kh_index_find_unlocked(const kmem_index_t *x, uintptr_t addr)
+{
+    const uintptr_t *t = __atomic_load_n(&x->table, __ATOMIC_ACQUIRE);
+    uintptr_t page = addr & ~KH_TABLE_PAGE_MASK;
+    if (t == NULL || page == 0)
+        return 0;
+    size_t cap = t[-1], mask = cap - 1;
+    for (size_t i = kh_hash(page, cap), n = 0; n < cap; i = (i + 1) & mask, n++) {
+        uintptr_t e = __atomic_load_n(&t[i], __ATOMIC_ACQUIRE);
+        if ((e & ~KH_TABLE_PAGE_MASK) == page && e != KH_TABLE_EMPTY)
+            return page - (e & KH_TABLE_PAGE_MASK) * KH_TABLE_PAGE;
+        if (e == KH_TABLE_EMPTY)
+            return 0;
+    }
+    return 0;
+}
+/* A table array of `cap` entries (its capacity stored in the word before
+ * them), from `heap`; NULL when the heap has no room. Lock not held. */
+uintptr_t *kh_table_alloc(kheap_t *heap, size_t cap);
+/* Gives back a table array (NULL: nothing). Lock not held. */
+void kh_table_free(kheap_t *heap, uintptr_t *table);
 /* Whether `pages` more entries fit without a bigger table. */
 bool kh_index_has_room(const kmem_index_t *x, size_t pages);
 /* Smallest capacity that holds `entries` at the table's load factor. */
