@@ -126,3 +126,21 @@ uintptr_t *kh_index_drop(kmem_index_t *x)
     __atomic_store_n(&x->cap, 0, __ATOMIC_RELAXED);
     return old;
 }
+
+void kh_index_retire(kmem_index_t *x, uintptr_t *table)
+{
+    if (table == NULL)
+        return;
+    kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
+    for (unsigned cpu = 0; all != NULL && cpu < HADRON_MM_MAX_CPUS; cpu++) {
+        kh_front_t *fr = __atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE);
+        if (fr == NULL)
+            continue;
+        /* A front reads the table only under its lock, and loads the
+         * table's address after taking it: once its holder lets go, it
+         * can no longer reach this array. */
+        mm_irqflags_t f = mm_spin_lock_irqsave(&fr->lock);
+        mm_spin_unlock_irqrestore(&fr->lock, f);
+    }
+    kh_table_free(x->heap, table);
+}

@@ -97,6 +97,7 @@ typedef struct kmem_cache_stats {
     size_t slabs;            /* slabs held (each a heap block) */
     size_t partial_slabs;    /* ... of which have a free slot */
     size_t live;             /* objects allocated and not freed */
+    size_t front_objects;    /* free objects the CPUs' fronts hold (not in free_slots) */
     size_t free_slots;       /* free slots in the slabs held */
     size_t table_bytes;      /* the slab table's heap block (0 without slabs) */
     uint64_t allocs, frees;
@@ -106,6 +107,7 @@ typedef struct kmem_cache_stats {
 } kmem_cache_stats_t;
 
 struct kh_slab;
+struct kh_front;
 struct kheap;
 typedef struct kheap kheap_t;
 
@@ -117,6 +119,10 @@ typedef struct kmem_index {
     kheap_t *heap;    /* the table's memory comes from it */
     uintptr_t *table; /* page | page's index in its slab; 0 empty */
     size_t cap, used;
+    /* Per CPU, made at its first use: the objects it holds for each cache
+     * of the index (kmem_front.c). */
+    struct kh_front **fronts;
+    uint32_t front_slots; /* caches sharing the index: magazines per front */
 } kmem_index_t;
 
 /* A cache. Treat every field as private; the struct is public so a kernel
@@ -136,11 +142,14 @@ typedef struct kmem_cache {
     bool heap_descriptor;  /* from kmem_cache_create: freed by destroy */
     char name[KMEM_NAME_MAX];
     kmem_index_t *index;   /* &own, or the index shared with other caches */
+    uint32_t front_slot;   /* its magazine in each front of the index */
+    uint32_t front_cap;    /* objects a front holds for it at most */
 
     /* Written under index->lock. */
     struct kh_slab *partial; /* slabs with a free slot */
     struct kh_slab *current; /* the slab freed into last (NULL once it went back) */
-    size_t slabs, partial_slabs, live;
+    size_t slabs, partial_slabs;
+    size_t taken; /* slots out of the slabs: handed out, or held by fronts */
     uint64_t allocs, frees, failures, slabs_created, slabs_released, rejected_frees;
     kmem_index_t own;
 } kmem_cache_t;
