@@ -509,10 +509,9 @@ kmem_cache_t *kh_index_owner(kmem_index_t *index, const void *obj, mm_status_t *
     return c;
 }
 
-size_t kh_cache_shrink(kmem_cache_t *cache, mm_status_t *st_out)
+mm_status_t kh_cache_shrink(kmem_cache_t *cache)
 {
     kmem_index_t *x = cache->index;
-    size_t gave = 0;
     mm_status_t st = MM_OK;
     mm_irqflags_t f = kh_cache_lock(cache);
     for (;;) {
@@ -537,15 +536,13 @@ size_t kh_cache_shrink(kmem_cache_t *cache, mm_status_t *st_out)
                 continue;
             }
         }
-        gave += (x->cap + 1 - (want == 0 ? 0 : want + 1)) * sizeof(uintptr_t);
         uintptr_t *old = fresh != NULL ? kh_index_rebuild(x, fresh, want) : kh_index_drop(x);
         kh_cache_unlock(cache, f);
         kh_index_retire(x, old);
         f = kh_cache_lock(cache);
     }
     kh_cache_unlock(cache, f);
-    *st_out = st;
-    return gave;
+    return st;
 }
 
 size_t kh_cache_retire(kmem_cache_t *cache)

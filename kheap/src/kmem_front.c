@@ -249,11 +249,16 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
         return MM_ERR_INVALID;
     if (!kh_cache_ready(cache))
         return MM_ERR_STATE;
+    kmem_cache_stats_t before, after;
+    kh_cache_stats(cache, &before);
     kh_front_drain(cache->index);
-    mm_status_t st;
-    size_t gave = kh_cache_shrink(cache, &st);
+    mm_status_t st = kh_cache_shrink(cache);
+    kh_cache_stats(cache, &after);
+    /* Other CPUs may make slabs meanwhile: then less was given back. */
+    size_t was = before.slabs * before.slab_bytes + before.table_bytes;
+    size_t is = after.slabs * after.slab_bytes + after.table_bytes;
     if (released != NULL)
-        *released = gave;
+        *released = was > is ? was - is : 0;
     return st;
 }
 

@@ -257,8 +257,8 @@ void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry);
 /* n taken slots (of caches of x) back into their slabs; slabs emptied go
  * back to the heap. Takes the index lock; no other hadron-mm lock held. */
 void kh_cache_put(kmem_index_t *x, const uintptr_t *entries, size_t n);
-/* kmem_cache_shrink's table part: bytes given back, status in *st. */
-size_t kh_cache_shrink(kmem_cache_t *cache, mm_status_t *st);
+/* kmem_cache_shrink's table part: MM_OK, or MM_ERR_NOMEM (table kept). */
+mm_status_t kh_cache_shrink(kmem_cache_t *cache);
 /* Slots still taken; when none, the cache is marked dead and its table
  * retired. Takes the index lock. */
 size_t kh_cache_retire(kmem_cache_t *cache);

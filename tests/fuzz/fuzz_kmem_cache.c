@@ -240,8 +240,10 @@ static void op_shrink(mcache_t *m)
     FZ_TRACE("  shrink -> %s, %zu bytes\n", mm_status_str(st), released);
     FZ_CHECK(st == MM_OK || st == MM_ERR_NOMEM, "shrink: %s", mm_status_str(st));
     expect(kmem_cache_get_stats(m->c, &b), MM_OK, "stats");
-    FZ_CHECK(b.table_bytes <= a.table_bytes && released == a.table_bytes - b.table_bytes,
-             "shrink: table %zu -> %zu, released %zu", a.table_bytes, b.table_bytes, released);
+    FZ_CHECK(b.table_bytes <= a.table_bytes && b.slabs <= a.slabs && b.front_objects == 0 &&
+                 released == a.table_bytes - b.table_bytes + (a.slabs - b.slabs) * a.slab_bytes,
+             "shrink: table %zu -> %zu, slabs %zu -> %zu, released %zu", a.table_bytes,
+             b.table_bytes, a.slabs, b.slabs, released);
 }
 
 /* ------------------------------------------------------------------ */
