@@ -91,6 +91,7 @@
 #include <hadron/mm/spinlock.h>
 
 #include "kmem-cache-pairs.h"
+#include "threads-pairs.h"
 #include "host_hooks.h" /* the kernel's hooks, as for the other benches */
 #include "tlsf_ref.h"
 
@@ -1121,6 +1122,10 @@ int main(int argc, char **argv)
         kmem_cache_pairs();
         return 0;
     }
+    if (argc == 2 && strcmp(argv[1], "threads") == 0) {
+        threads_pairs();
+        return 0;
+    }
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "frag") == 0)
         return frag_one(all, NA, argv[2], argc == 4 ? argv[3] : NULL);
     if (argc >= 3)
@@ -1265,5 +1270,6 @@ int main(int argc, char **argv)
             printf("frag-variants %s mean %.3f min %.3f max %.3f over %d other traces\n",
                    all[i]->name, fr_sum[i] / VARIANTS, fr_min[i], fr_max[i], VARIANTS);
     kmem_cache_pairs();
+    threads_pairs();
     return 0;
 }

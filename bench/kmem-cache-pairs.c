@@ -129,7 +129,8 @@ void kmem_cache_pairs(void)
             free(sides[s].slot);
         }
         kmem_cache_stats_t st;
-        if (kmem_cache_get_stats(&cache, &st) != MM_OK || st.live != 0 || st.slabs != 0 ||
+        if (kmem_cache_shrink(&cache, NULL) != MM_OK ||
+            kmem_cache_get_stats(&cache, &st) != MM_OK || st.live != 0 || st.slabs != 0 ||
             kmem_cache_destroy(&cache, NULL) != MM_OK) {
             fprintf(stderr, "kmem-cache-pairs: the cache did not end empty\n");
             exit(1);

@@ -39,6 +39,8 @@ mm_status_t kh_blocks_check(kheap_t *heap, mm_report_t *report);
 void *kh_blocks_alloc_inner(kheap_t *heap, size_t size, size_t align);
 mm_status_t kh_blocks_free_inner(kheap_t *heap, void *ptr);
 /* kheap_walk over the blocks, `slab` left false; arguments checked. */
+/* kheap_trim's block part (heap ready): whole free pages given back. */
+mm_status_t kh_blocks_trim(kheap_t *heap, size_t *released);
 mm_status_t kh_blocks_walk(kheap_t *heap, kheap_walk_fn fn, void *arg);
 
 #pragma GCC visibility pop

@@ -96,6 +96,9 @@ void *kheap_alloc(kheap_t *heap, size_t size, size_t align)
         usable = c->object_size;
     } else {
         p = kheap_block_alloc(heap, size, align);
+        /* Out of memory: the fronts' objects may empty slabs. */
+        if (p == NULL && kh_front_drain(&heap->class_index) != 0)
+            p = kheap_block_alloc(heap, size, align);
         usable = p != NULL ? kh_track_block_usable(heap, p) : 0;
     }
     kh_track_alloc(heap, p, size, usable);
@@ -120,7 +123,10 @@ void *kheap_calloc(kheap_t *heap, size_t count, size_t size)
 /* Free ptr, its usable size in *usable. */
 static mm_status_t kh_free(kheap_t *heap, void *ptr, size_t *usable)
 {
-    mm_status_t st = kh_index_free(&heap->class_index, ptr, usable);
+    mm_status_t st = kh_front_free(&heap->class_index, ptr, NULL, usable);
+    if (st == MM_OK)
+        return st;
+    st = kh_index_free(&heap->class_index, ptr, usable);
     if (st != MM_ERR_NOT_MAPPED)
         return st;
     *usable = kh_track_block_usable(heap, ptr);
@@ -209,16 +215,34 @@ mm_status_t kheap_get_stats(kheap_t *heap, kheap_stats_t *out)
         return MM_ERR_STATE;
     kheap_stats_t s;
     __builtin_memset(&s, 0, sizeof(s));
-    mm_irqflags_t f = mm_spin_lock_irqsave(&heap->class_index.lock);
     for (unsigned c = 0; c < KHEAP_CLASSES; c++) {
-        s.class_slabs += heap->classes[c].slabs;
-        s.class_objects += heap->classes[c].live;
+        kmem_cache_stats_t cs;
+        mm_status_t st = kmem_cache_get_stats(&heap->classes[c], &cs);
+        MM_ASSERT(st == MM_OK);
+        (void)st;
+        s.class_slabs += cs.slabs;
+        s.class_objects += cs.live;
     }
-    mm_spin_unlock_irqrestore(&heap->class_index.lock, f);
     kh_blocks_stats(heap, &s);
     kh_track_stats(heap, &s);
     *out = s;
     return MM_OK;
+}
+
+size_t kheap_drain(kheap_t *heap)
+{
+    return kh_ready(heap) ? kh_front_drain(&heap->class_index) : 0;
+}
+
+mm_status_t kheap_trim(kheap_t *heap, size_t *released)
+{
+    if (heap == NULL)
+        return MM_ERR_INVALID;
+    if (!kh_ready(heap))
+        return MM_ERR_STATE;
+    /* Slabs the fronts keep partial may then go back too. */
+    kh_front_drain(&heap->class_index);
+    return kh_blocks_trim(heap, released);
 }
 
 mm_status_t kheap_check(kheap_t *heap, mm_report_t *report)
@@ -247,6 +271,7 @@ static bool kh_walk_mark_slabs(void *arg, const kheap_block_info_t *info)
     kheap_block_info_t i = *info;
     i.slab = i.internal &&
              kh_index_find(&w->heap->class_index, (uintptr_t)i.ptr) == (uintptr_t)i.ptr;
+    i.front = i.internal && kh_front_owns(&w->heap->class_index, i.ptr);
     return w->fn(w->arg, &i);
 }
 

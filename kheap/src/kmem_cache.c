@@ -76,8 +76,9 @@ static void kh_partial_unlink(kmem_cache_t *c, kh_slab_t *s)
 
 /* ---- slots ------------------------------------------------------------- */
 
-/* The lowest free slot of partial slab s, taken. Lock held. */
-static void *kh_take(kmem_cache_t *c, kh_slab_t *s)
+/* A free slot of partial slab s, taken out of the slab (the one freed last
+ * if it is still free, else the lowest): not yet handed out. Lock held. */
+static size_t kh_take_slot(kmem_cache_t *c, kh_slab_t *s)
 {
     size_t i;
     if (s->hot != 0 && kh_slot_free(s, s->hot - 1)) {
@@ -97,12 +98,51 @@ static void *kh_take(kmem_cache_t *c, kh_slab_t *s)
     MM_ASSERT(i < c->objects_per_slab && s->nfree != 0);
     if (--s->nfree == 0)
         kh_partial_unlink(c, s);
-    c->live++;
-    c->allocs++;
+    c->taken++;
+    return i;
+}
+
+void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry)
+{
+    kh_slab_t *s = (kh_slab_t *)(entry & ~KH_TABLE_PAGE_MASK);
+    size_t i = entry & KH_TABLE_PAGE_MASK;
+    bool fresh = kh_slot_mark_live(s, i);
+    MM_ASSERT(fresh);
+    (void)fresh;
 #if HADRON_MM_HEAP_REDZONES
     kh_debug_on_alloc(c, s, i);
 #endif
     return (void *)kh_slot(c, s, i);
+}
+
+/* A slot of partial slab s handed out. Lock held. */
+static void *kh_take(kmem_cache_t *c, kh_slab_t *s)
+{
+    c->allocs++;
+    return kh_cache_hand_out(c, (uintptr_t)s | kh_take_slot(c, s));
+}
+
+void kh_cache_failed(kmem_cache_t *c)
+{
+    mm_irqflags_t f = kh_cache_lock(c);
+    c->failures++;
+    kh_cache_unlock(c, f);
+}
+
+size_t kh_cache_take(kmem_cache_t *c, uintptr_t *out, size_t n)
+{
+    mm_irqflags_t f = kh_cache_lock(c);
+    size_t got = 0;
+    while (got < n) {
+        kh_slab_t *s = c->current;
+        if (s == NULL || s->nfree == 0)
+            s = c->partial;
+        if (s == NULL)
+            break;
+        out[got++] = (uintptr_t)s | kh_take_slot(c, s);
+    }
+    kh_cache_unlock(c, f);
+    return got;
 }
 
 /* Slab and slot of obj among the slabs of `x`: MM_OK, MM_ERR_NOT_MAPPED
@@ -121,15 +161,12 @@ static mm_status_t kh_locate(const kmem_index_t *x, uintptr_t obj, kh_slab_t **s
         mm_panic_report(MM_REPORT_CORRUPT, "kmem_cache: slab header damaged", __FILE__, __LINE__,
                         (uint64_t)base, 0, s->check, kh_slab_check(s, c));
     *slab = s;
-    if (obj < base + c->first_offset)
+    size_t i;
+    if (!kh_slot_of(c, s, obj, &i))
         return MM_ERR_BAD_POINTER;
-    uint64_t off = obj - base - c->first_offset;
-    uint64_t i = (off * c->recip) >> KH_RECIP_SHIFT;
-    if (i * c->stride != off || i >= c->objects_per_slab)
-        return MM_ERR_BAD_POINTER;
-    if (kh_slot_free(s, (size_t)i))
+    if (!kh_slot_live(s, i))
         return MM_ERR_DOUBLE_FREE;
-    *index = (size_t)i;
+    *index = i;
     return MM_OK;
 }
 
@@ -190,20 +227,19 @@ static bool kh_index_reserve(kmem_cache_t *c, size_t pages, mm_irqflags_t *f)
     while (!kh_index_has_room(x, pages)) {
         size_t cap = kh_index_cap_for(x->used + pages);
         kh_cache_unlock(c, *f);
-        uintptr_t *fresh = kh_blocks_alloc_inner(x->heap, cap * sizeof(uintptr_t), 0);
+        uintptr_t *fresh = kh_table_alloc(x->heap, cap);
         *f = kh_cache_lock(c);
         if (fresh == NULL)
             return false;
-        uintptr_t *old = NULL;
-        if (!kh_index_has_room(x, pages) && (x->used + pages) * 2 <= cap)
-            old = kh_index_rebuild(x, fresh, cap);
+        bool used = !kh_index_has_room(x, pages) && (x->used + pages) * 2 <= cap;
+        /* Else another context made room meanwhile. */
+        uintptr_t *old = used ? kh_index_rebuild(x, fresh, cap) : NULL;
+        kh_cache_unlock(c, *f);
+        if (used)
+            kh_index_retire(x, old);
         else
-            old = fresh; /* another context made room meanwhile */
-        if (old != NULL) {
-            kh_cache_unlock(c, *f);
-            kh_blocks_free_inner(x->heap, old);
-            *f = kh_cache_lock(c);
-        }
+            kh_table_free(x->heap, fresh);
+        *f = kh_cache_lock(c);
     }
     return true;
 }
@@ -215,7 +251,6 @@ static __attribute__((noinline)) void *kh_cache_alloc_slow(kmem_cache_t *c)
     kh_slab_t *s = kh_slab_new(c);
     mm_irqflags_t f = kh_cache_lock(c);
     if (s == NULL || !kh_index_reserve(c, c->slab_bytes / KH_TABLE_PAGE, &f)) {
-        c->failures++;
         kh_cache_unlock(c, f);
         if (s != NULL)
             kh_slab_dispose(c, s);
@@ -232,20 +267,17 @@ static __attribute__((noinline)) void *kh_cache_alloc_slow(kmem_cache_t *c)
     return obj;
 }
 
-/* Slot i of slab s (in use) freed. Returns the slab when it is now empty
- * and has left the cache (to be disposed of with the lock dropped), and in
- * *table an emptied index's table to free likewise. Index lock held. */
-static kh_slab_t *kh_release_slot(kmem_cache_t *c, kh_slab_t *s, size_t i, uintptr_t **table)
+/* Slot i of slab s (taken, not handed out) back in its slab. Returns the
+ * slab when it is now empty and has left the cache (to be disposed of with
+ * the lock dropped), and in *table an emptied index's table to retire
+ * likewise. Index lock held. */
+static kh_slab_t *kh_put_slot(kmem_cache_t *c, kh_slab_t *s, size_t i, uintptr_t **table)
 {
-#if HADRON_MM_HEAP_REDZONES
-    kh_debug_on_free(c, s, i);
-#endif
     s->free[i / 64] |= (uint64_t)1 << (i % 64);
     if (i / 64 < s->hint)
         s->hint = (uint32_t)(i / 64);
     s->hot = (uint32_t)i + 1;
-    c->live--;
-    c->frees++;
+    c->taken--;
     if (s->nfree++ == 0)
         kh_partial_push(c, s);
     /* The next allocation takes this slot back while its cache lines are
@@ -265,13 +297,51 @@ static kh_slab_t *kh_release_slot(kmem_cache_t *c, kh_slab_t *s, size_t i, uintp
     return s;
 }
 
-/* After kh_release_slot, lock dropped. */
+/* Slot i of slab s (handed out) freed: kh_put_slot's results. Index lock
+ * held. */
+static kh_slab_t *kh_release_slot(kmem_cache_t *c, kh_slab_t *s, size_t i, uintptr_t **table)
+{
+#if HADRON_MM_HEAP_REDZONES
+    kh_debug_on_free(c, s, i);
+#endif
+    bool was_live = kh_slot_clear_live(s, i);
+    MM_ASSERT(was_live);
+    (void)was_live;
+    c->frees++;
+    return kh_put_slot(c, s, i, table);
+}
+
+/* After kh_put_slot, lock dropped. */
 static void kh_dispose_after(kmem_cache_t *c, kh_slab_t *empty, uintptr_t *table)
 {
     if (empty != NULL)
         kh_slab_dispose(c, empty);
-    if (table != NULL)
-        kh_blocks_free_inner(c->index->heap, table);
+    kh_index_retire(c->index, table);
+}
+
+void kh_cache_put(kmem_index_t *x, const uintptr_t *entries, size_t n)
+{
+    kh_slab_t *empties = NULL;
+    uintptr_t *table = NULL;
+    mm_irqflags_t f = mm_spin_lock_irqsave(&x->lock);
+    for (size_t k = 0; k < n; k++) {
+        kh_slab_t *s = (kh_slab_t *)(entries[k] & ~KH_TABLE_PAGE_MASK);
+        uintptr_t *dropped = NULL;
+        kh_slab_t *empty = kh_put_slot(s->cache, s, entries[k] & KH_TABLE_PAGE_MASK, &dropped);
+        if (empty != NULL) {
+            empty->next = empties; /* off every list now: the link is free */
+            empties = empty;
+        }
+        if (dropped != NULL)
+            table = dropped;
+    }
+    mm_spin_unlock_irqrestore(&x->lock, f);
+    while (empties != NULL) {
+        kh_slab_t *next = empties->next;
+        kh_slab_dispose(empties->cache, empties);
+        empties = next;
+    }
+    kh_index_retire(x, table);
 }
 
 /* ---- API --------------------------------------------------------------- */
@@ -304,6 +374,12 @@ static void kh_cache_setup(kmem_cache_t *cache, kheap_t *heap, const char *name,
         index = &cache->own;
     }
     cache->index = index;
+    cache->front_slot = index->front_slots++;
+    /* A front holds up to KH_FRONT_BYTES of a cache's objects per CPU:
+     * enough small objects that a batch to or from the slabs is rare,
+     * few large ones, so what a front keeps from other CPUs stays small. */
+    size_t cap = KH_FRONT_BYTES / size;
+    cache->front_cap = cap < 2 ? 2 : cap > KH_FRONT_MAX ? KH_FRONT_MAX : (uint32_t)cap;
     cache->instance = cache;
     cache->magic = KH_MAGIC_CACHE;
 }
@@ -351,10 +427,8 @@ mm_status_t kmem_cache_create(kheap_t *heap, const char *name, size_t size, size
     return MM_OK;
 }
 
-void *kmem_cache_alloc(kmem_cache_t *cache)
+void *kh_cache_alloc(kmem_cache_t *cache)
 {
-    if (!kh_cache_ready(cache))
-        return NULL;
     mm_irqflags_t f = kh_cache_lock(cache);
     kh_slab_t *s = cache->current;
     if (s == NULL || s->nfree == 0)
@@ -368,14 +442,8 @@ void *kmem_cache_alloc(kmem_cache_t *cache)
     return kh_cache_alloc_slow(cache);
 }
 
-mm_status_t kmem_cache_free(kmem_cache_t *cache, void *obj)
+mm_status_t kh_cache_free(kmem_cache_t *cache, void *obj)
 {
-    if (cache == NULL)
-        return MM_ERR_INVALID;
-    if (!kh_cache_ready(cache))
-        return MM_ERR_STATE;
-    if (obj == NULL)
-        return MM_OK;
     mm_irqflags_t f = kh_cache_lock(cache);
     kh_slab_t *s = NULL;
     size_t i = 0;
@@ -441,14 +509,9 @@ kmem_cache_t *kh_index_owner(kmem_index_t *index, const void *obj, mm_status_t *
     return c;
 }
 
-mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
+mm_status_t kh_cache_shrink(kmem_cache_t *cache)
 {
-    if (cache == NULL)
-        return MM_ERR_INVALID;
-    if (!kh_cache_ready(cache))
-        return MM_ERR_STATE;
     kmem_index_t *x = cache->index;
-    size_t gave = 0;
     mm_status_t st = MM_OK;
     mm_irqflags_t f = kh_cache_lock(cache);
     for (;;) {
@@ -460,7 +523,7 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
         uintptr_t *fresh = NULL;
         if (want != 0) {
             kh_cache_unlock(cache, f);
-            fresh = kh_blocks_alloc_inner(x->heap, want * sizeof(uintptr_t), 0);
+            fresh = kh_table_alloc(x->heap, want);
             f = kh_cache_lock(cache);
             if (fresh == NULL) {
                 st = MM_ERR_NOMEM;
@@ -468,33 +531,24 @@ mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
             }
             if (x->used * 2 > want) { /* slabs came meanwhile: again */
                 kh_cache_unlock(cache, f);
-                kh_blocks_free_inner(x->heap, fresh);
+                kh_table_free(x->heap, fresh);
                 f = kh_cache_lock(cache);
                 continue;
             }
         }
-        gave += (x->cap - want) * sizeof(uintptr_t);
         uintptr_t *old = fresh != NULL ? kh_index_rebuild(x, fresh, want) : kh_index_drop(x);
         kh_cache_unlock(cache, f);
-        kh_blocks_free_inner(x->heap, old);
+        kh_index_retire(x, old);
         f = kh_cache_lock(cache);
     }
     kh_cache_unlock(cache, f);
-    if (released != NULL)
-        *released = gave;
     return st;
 }
 
-mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live)
+size_t kh_cache_retire(kmem_cache_t *cache)
 {
-    if (cache == NULL)
-        return MM_ERR_INVALID;
-    if (!kh_cache_ready(cache))
-        return MM_ERR_STATE;
-    if (cache->index != &cache->own)
-        return MM_ERR_STATE; /* one of a heap's size classes: the heap's */
     mm_irqflags_t f = kh_cache_lock(cache);
-    size_t n = cache->live;
+    size_t n = cache->taken;
     uintptr_t *table = NULL;
     if (n == 0) {
         MM_ASSERT(cache->slabs == 0 && cache->partial == NULL);
@@ -502,24 +556,12 @@ mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live)
         cache->magic = 0;
     }
     kh_cache_unlock(cache, f);
-    if (live != NULL)
-        *live = n;
-    if (n != 0)
-        return MM_ERR_STATE;
-    kheap_t *heap = cache->heap;
-    if (table != NULL)
-        kh_blocks_free_inner(heap, table);
-    if (cache->heap_descriptor)
-        kh_blocks_free_inner(heap, cache);
-    return MM_OK;
+    kh_index_retire(cache->index, table);
+    return n;
 }
 
-mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
+void kh_cache_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
 {
-    if (cache == NULL || out == NULL)
-        return MM_ERR_INVALID;
-    if (!kh_cache_ready(cache))
-        return MM_ERR_STATE;
     mm_irqflags_t f = kh_cache_lock(cache);
     *out = (kmem_cache_stats_t){
         .object_size = cache->object_size,
@@ -529,9 +571,9 @@ mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
         .objects_per_slab = cache->objects_per_slab,
         .slabs = cache->slabs,
         .partial_slabs = cache->partial_slabs,
-        .live = cache->live,
-        .free_slots = cache->slabs * cache->objects_per_slab - cache->live,
-        .table_bytes = cache->index->cap * sizeof(uintptr_t),
+        .live = cache->taken,
+        .free_slots = cache->slabs * cache->objects_per_slab - cache->taken,
+        .table_bytes = cache->index->cap == 0 ? 0 : (cache->index->cap + 1) * sizeof(uintptr_t),
         .allocs = cache->allocs,
         .frees = cache->frees,
         .failures = cache->failures,
@@ -540,7 +582,6 @@ mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
         .rejected_frees = cache->rejected_frees,
     };
     kh_cache_unlock(cache, f);
-    return MM_OK;
 }
 
 const char *kmem_cache_name(const kmem_cache_t *cache)

@@ -35,6 +35,9 @@ static bool kh_check_slab(const kmem_cache_t *c, const kh_slab_t *s, size_t *fre
         if (w < s->hint && s->free[w] != 0)
             KH_BAD("kmem_cache: free slot below the slab's hint", s, w, s->hint);
         bits += (size_t)__builtin_popcountll(s->free[w]);
+        uint64_t live = __atomic_load_n(&s->live[w], __ATOMIC_RELAXED);
+        if ((live & ~valid) != 0 || (live & s->free[w]) != 0)
+            KH_BAD("kmem_cache: slot both free and handed out", s, live, s->free[w]);
     }
     if (s->hot > c->objects_per_slab)
         KH_BAD("kmem_cache: slab's last-freed slot out of range", s, s->hot, c->objects_per_slab);
@@ -95,8 +98,8 @@ static bool kh_cache_check_locked(const kmem_cache_t *c, mm_report_t *report)
     if (slabs != c->slabs || (x == &c->own && slabs * (c->slab_bytes / KH_TABLE_PAGE) != x->used) ||
         (x->used == 0 && x->cap != 0))
         KH_BAD("kmem_cache: slab table counts wrong", c, slabs, c->slabs);
-    if (slabs * c->objects_per_slab - free_slots != c->live)
-        KH_BAD("kmem_cache: live count does not match the slabs", c, c->live,
+    if (slabs * c->objects_per_slab - free_slots != c->taken)
+        KH_BAD("kmem_cache: live count does not match the slabs", c, c->taken,
                slabs * c->objects_per_slab - free_slots);
 
     size_t listed = 0;
@@ -149,8 +152,8 @@ mm_status_t kmem_cache_walk(kmem_cache_t *cache, kmem_walk_fn fn, void *arg)
             continue;
         const kh_slab_t *s = (const kh_slab_t *)entry;
         for (size_t i = 0; i < cache->objects_per_slab; i++) {
-            if (kh_slot_free(s, i))
-                continue;
+            if (!kh_slot_live(s, i))
+                continue; /* free in the slab, or held by a front */
             kmem_object_info_t info = {(void *)kh_slot(cache, s, i), s, i};
             if (!fn(arg, &info))
                 return MM_OK;

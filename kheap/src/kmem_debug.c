@@ -69,7 +69,7 @@ bool kh_debug_slot_ok(const kmem_cache_t *c, const kh_slab_t *s, size_t i, mm_re
 {
     const uint8_t *o = (const uint8_t *)kh_slot(c, s, i);
     return kh_guard_ok(c, o, report) &&
-           (!kh_slot_free(s, i) || !kh_fills(c) || kh_poison_ok(c, o, report));
+           (kh_slot_live(s, i) || !kh_fills(c) || kh_poison_ok(c, o, report));
 }
 
 static _Noreturn void kh_debug_panic(const mm_report_t *r)

@@ -1,10 +1,12 @@
 /*
- * kmem_cache private layout: the slab header, the slab table, debug fills.
+ * kmem_cache private layout: the fronts, the slab header, the slab table,
+ * debug fills.
  *
- * Layers, pointing down only: kmem_cache.c (the API) uses kmem_table.c (the
- * cache's table of its slabs) and kmem_debug.c (guards and fills);
- * kmem_check.c (checker, walker) reads what the others write. All of it
- * reaches the heap only through kheap.h.
+ * Layers, pointing down only: kmem_front.c (the API: each CPU's front of
+ * free objects) uses kmem_cache.c (slabs, the locked paths), which uses
+ * kmem_table.c (the index's table of its slabs) and kmem_debug.c (guards
+ * and fills); kmem_check.c (checker, walker) reads what the others write.
+ * All of it reaches the heap only through blocks_api.h.
  */
 #ifndef KMEM_INTERNAL_H
 #define KMEM_INTERNAL_H
@@ -35,6 +37,10 @@
  * a page of padding in front of the next. Those bytes are never an object
  * (a free of them is refused as inside the slab). */
 #define KH_SLAB_TAIL ((size_t)16)
+/* A CPU's front holds at most KH_FRONT_MAX objects of one cache, and at
+ * most about KH_FRONT_BYTES of them (at least 2 objects). */
+#define KH_FRONT_MAX 32u
+#define KH_FRONT_BYTES ((size_t)16384)
 /* idx = (offset * recip) >> KH_RECIP_SHIFT is exact while offset * stride
  * stays below 2^KH_RECIP_SHIFT: offsets are below KMEM_SLAB_MAX (2^18) and
  * strides below 2^17. */
@@ -54,9 +60,34 @@ typedef struct kh_slab {
     uint32_t hot;                /* 1 + the slot freed last (taken first: cache-warm), or 0 */
     uint32_t pad;
     uint64_t free[KH_BITMAP_WORDS]; /* bit i set: slot i free; bits >= objects never set */
+    /* Bit i set: slot i is handed out (allocated and not freed). Changed
+     * only by atomic operations, which is what lets a free decide "live or
+     * not" once, whichever path it takes: a second free of an object
+     * finds its bit clear and is refused as a double free. Neither free
+     * nor live: the object is held by a CPU's front (kmem_front.c). */
+    uint64_t live[KH_BITMAP_WORDS];
 } kh_slab_t;
 
 _Static_assert(KMEM_SLAB_OBJECTS_MAX % 64u == 0, "whole bitmap words");
+_Static_assert(KMEM_SLAB_OBJECTS_MAX <= 4096u, "a slot index fits below a slab's page address");
+
+/* One cache's objects held by one CPU: free, neither in a slab nor handed
+ * out, each as slab | slot. Taken and given last in, first out. */
+typedef struct kh_mag {
+    uint32_t count;
+    uint32_t pad;
+    uint64_t allocs, frees; /* served from / into this magazine */
+    uintptr_t entry[KH_FRONT_MAX];
+} kh_mag_t;
+
+/* A CPU's front for one index: a magazine per cache of the index. Its lock
+ * is taken by its own CPU on every allocation and free (uncontended), and
+ * by a context draining every front or retiring a table array. */
+typedef struct kh_front {
+    mm_spinlock_t lock;
+    uint32_t mags;
+    kh_mag_t mag[];
+} kh_front_t;
 _Static_assert(((uint64_t)KMEM_SLAB_MAX << 17) <= ((uint64_t)1 << KH_RECIP_SHIFT),
                "slot index by reciprocal stays exact");
 
@@ -84,6 +115,41 @@ static inline uintptr_t kh_slot(const kmem_cache_t *c, const kh_slab_t *s, size_
 static inline bool kh_slot_free(const kh_slab_t *s, size_t i)
 {
     return (s->free[i / 64] >> (i % 64)) & 1;
+}
+
+static inline bool kh_slot_live(const kh_slab_t *s, size_t i)
+{
+    return (__atomic_load_n(&s->live[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
+}
+
+/* Marks slot i handed out; false if it already was (a broken invariant). */
+static inline bool kh_slot_mark_live(kh_slab_t *s, size_t i)
+{
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    return (__atomic_fetch_or(&s->live[i / 64], bit, __ATOMIC_RELAXED) & bit) == 0;
+}
+
+/* Marks slot i no longer handed out; false if it was not (a double free,
+ * or a free of an object some front holds). */
+static inline bool kh_slot_clear_live(kh_slab_t *s, size_t i)
+{
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    return (__atomic_fetch_and(&s->live[i / 64], ~bit, __ATOMIC_RELAXED) & bit) != 0;
+}
+
+/* Slot of obj in slab s of cache c; false when obj is not a slot start. */
+static inline bool kh_slot_of(const kmem_cache_t *c, const kh_slab_t *s, uintptr_t obj,
+                              size_t *slot)
+{
+    uintptr_t base = (uintptr_t)s;
+    if (obj < base + c->first_offset)
+        return false;
+    uint64_t off = obj - base - c->first_offset;
+    uint64_t i = (off * c->recip) >> KH_RECIP_SHIFT;
+    if (i * c->stride != off || i >= c->objects_per_slab)
+        return false;
+    *slot = (size_t)i;
+    return true;
 }
 
 static inline uint32_t kh_bitmap_words(const kmem_cache_t *c)
@@ -129,6 +195,34 @@ static inline uintptr_t kh_index_find(const kmem_index_t *x, uintptr_t addr)
     }
     return 0;
 }
+/* Without the index lock, from a CPU's front: the slab holding addr, or 0
+ * when it is in none or the table is being changed (the locked path then
+ * decides). The table array cannot be freed meanwhile: whoever retires one
+ * first waits for every front's lock (kh_front_sync). */
+static inline uintptr_t kh_index_find_unlocked(const kmem_index_t *x, uintptr_t addr)
+{
+    const uintptr_t *t = __atomic_load_n(&x->table, __ATOMIC_ACQUIRE);
+    uintptr_t page = addr & ~KH_TABLE_PAGE_MASK;
+    if (t == NULL || page == 0)
+        return 0;
+    size_t cap = t[-1], mask = cap - 1;
+    for (size_t i = kh_hash(page, cap), n = 0; n < cap; i = (i + 1) & mask, n++) {
+        uintptr_t e = __atomic_load_n(&t[i], __ATOMIC_ACQUIRE);
+        if ((e & ~KH_TABLE_PAGE_MASK) == page && e != KH_TABLE_EMPTY)
+            return page - (e & KH_TABLE_PAGE_MASK) * KH_TABLE_PAGE;
+        if (e == KH_TABLE_EMPTY)
+            return 0;
+    }
+    return 0;
+}
+/* A table array of `cap` entries (its capacity stored in the word before
+ * them), from `heap`; NULL when the heap has no room. Lock not held. */
+uintptr_t *kh_table_alloc(kheap_t *heap, size_t cap);
+/* Gives back a table array (NULL: nothing). Lock not held. */
+void kh_table_free(kheap_t *heap, uintptr_t *table);
+/* Frees a table array that was x's (NULL: nothing) once no front can be
+ * reading it: takes and drops every front's lock first. No lock held. */
+void kh_index_retire(kmem_index_t *x, uintptr_t *table);
 /* Whether `pages` more entries fit without a bigger table. */
 bool kh_index_has_room(const kmem_index_t *x, size_t pages);
 /* Smallest capacity that holds `entries` at the table's load factor. */
@@ -144,6 +238,45 @@ uintptr_t *kh_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap);
 uintptr_t *kh_index_drop(kmem_index_t *x);
 /* Set up an empty index whose table memory comes from `heap`. */
 void kh_index_init(kmem_index_t *x, kheap_t *heap);
+
+/* ---- kmem_cache.c: slabs and the locked paths, for the fronts ---------- */
+
+/* An object of the cache, from a slab, made if need be (the whole of
+ * kmem_cache_alloc without a front); NULL without memory, not counted as
+ * a failure. Takes the index lock. */
+void *kh_cache_alloc(kmem_cache_t *cache);
+/* Counts a kmem_cache_alloc that returned NULL. Takes the index lock. */
+void kh_cache_failed(kmem_cache_t *c);
+/* kmem_cache_free without a front: every check, warning and statistic. */
+mm_status_t kh_cache_free(kmem_cache_t *cache, void *obj);
+/* Up to n free slots taken out of the cache's slabs into out (slab |
+ * slot), none made: how many. Takes the index lock. */
+size_t kh_cache_take(kmem_cache_t *c, uintptr_t *out, size_t n);
+/* Hands out a taken slot: marks it live (and debug fills); the object. */
+void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry);
+/* n taken slots (of caches of x) back into their slabs; slabs emptied go
+ * back to the heap. Takes the index lock; no other hadron-mm lock held. */
+void kh_cache_put(kmem_index_t *x, const uintptr_t *entries, size_t n);
+/* kmem_cache_shrink's table part: MM_OK, or MM_ERR_NOMEM (table kept). */
+mm_status_t kh_cache_shrink(kmem_cache_t *cache);
+/* Slots still taken; when none, the cache is marked dead and its table
+ * retired. Takes the index lock. */
+size_t kh_cache_retire(kmem_cache_t *cache);
+/* The slab-level statistics (live counts what the fronts hold too). */
+void kh_cache_stats(kmem_cache_t *cache, kmem_cache_stats_t *out);
+
+/* ---- kmem_front.c: what the heap's size classes use ------------------- */
+
+/* Free obj through this CPU's front when it is a live object of a cache
+ * sharing x (of `expect` if not NULL): MM_OK with its size in *usable (may
+ * be NULL). MM_ERR_NOT_MAPPED otherwise, nothing done: the locked path
+ * decides (no front, not found, not live, bad pointer). */
+mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect,
+                          size_t *usable);
+/* Whether ptr is one of x's fronts or the array of them. */
+bool kh_front_owns(const kmem_index_t *x, const void *ptr);
+/* Every front's objects back into the slabs: how many. No lock held. */
+size_t kh_front_drain(kmem_index_t *x);
 
 /* ---- kmem_cache.c: what the heap's size classes use --------------------- */
 

@@ -8,6 +8,7 @@
  * size. Kept at most half full, so a probe sequence is short; rebuilt into
  * a bigger array when it would not be.
  */
+#include "blocks_api.h"
 #include "kmem_internal.h"
 
 void kh_index_init(kmem_index_t *x, kheap_t *heap)
@@ -15,6 +16,21 @@ void kh_index_init(kmem_index_t *x, kheap_t *heap)
     __builtin_memset(x, 0, sizeof(*x));
     mm_spin_init(&x->lock);
     x->heap = heap;
+}
+
+uintptr_t *kh_table_alloc(kheap_t *heap, size_t cap)
+{
+    uintptr_t *words = kh_blocks_alloc_inner(heap, (cap + 1) * sizeof(uintptr_t), 0);
+    if (words == NULL)
+        return NULL;
+    words[0] = cap;
+    return words + 1;
+}
+
+void kh_table_free(kheap_t *heap, uintptr_t *table)
+{
+    if (table != NULL)
+        kh_blocks_free_inner(heap, table - 1);
 }
 
 bool kh_index_has_room(const kmem_index_t *x, size_t pages)
@@ -35,7 +51,9 @@ static void kh_index_put(kmem_index_t *x, uintptr_t entry)
     size_t mask = x->cap - 1, i = kh_hash(entry & ~KH_TABLE_PAGE_MASK, x->cap);
     while (x->table[i] != KH_TABLE_EMPTY)
         i = (i + 1) & mask;
-    x->table[i] = entry;
+    /* Release: a front that finds the entry without the lock then reads
+     * the slab's header, written before. */
+    __atomic_store_n(&x->table[i], entry, __ATOMIC_RELEASE);
     x->used++;
 }
 
@@ -60,11 +78,11 @@ static void kh_index_remove_at(kmem_index_t *x, size_t hole)
          * (hole, j]. */
         bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
         if (!stays) {
-            x->table[hole] = x->table[j];
+            __atomic_store_n(&x->table[hole], x->table[j], __ATOMIC_RELEASE);
             hole = j;
         }
     }
-    x->table[hole] = KH_TABLE_EMPTY;
+    __atomic_store_n(&x->table[hole], KH_TABLE_EMPTY, __ATOMIC_RELAXED);
     x->used--;
 }
 
@@ -84,13 +102,14 @@ void kh_index_delete(kmem_index_t *x, uintptr_t base, size_t bytes)
 
 uintptr_t *kh_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap)
 {
-    MM_ASSERT(cap >= KH_TABLE_MIN && (cap & (cap - 1)) == 0 && x->used * 2 <= cap);
+    MM_ASSERT(cap >= KH_TABLE_MIN && (cap & (cap - 1)) == 0 && x->used * 2 <= cap &&
+              fresh[-1] == cap);
     uintptr_t *old = x->table;
     size_t old_cap = x->cap;
     __builtin_memset(fresh, 0, cap * sizeof(fresh[0]));
-    /* Stored atomically: a free reads both without the lock to prefetch
-     * its entry (kmem_cache.c). */
-    __atomic_store_n(&x->table, fresh, __ATOMIC_RELAXED);
+    /* Published with release: a front reads the table without the lock,
+     * its capacity from the word in front of it (kh_index_find_unlocked). */
+    __atomic_store_n(&x->table, fresh, __ATOMIC_RELEASE);
     __atomic_store_n(&x->cap, cap, __ATOMIC_RELAXED);
     x->used = 0;
     for (size_t i = 0; i < old_cap; i++)
@@ -106,4 +125,22 @@ uintptr_t *kh_index_drop(kmem_index_t *x)
     __atomic_store_n(&x->table, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&x->cap, 0, __ATOMIC_RELAXED);
     return old;
+}
+
+void kh_index_retire(kmem_index_t *x, uintptr_t *table)
+{
+    if (table == NULL)
+        return;
+    kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
+    for (unsigned cpu = 0; all != NULL && cpu < HADRON_MM_MAX_CPUS; cpu++) {
+        kh_front_t *fr = __atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE);
+        if (fr == NULL)
+            continue;
+        /* A front reads the table only under its lock, and loads the
+         * table's address after taking it: once its holder lets go, it
+         * can no longer reach this array. */
+        mm_irqflags_t f = mm_spin_lock_irqsave(&fr->lock);
+        mm_spin_unlock_irqrestore(&fr->lock, f);
+    }
+    kh_table_free(x->heap, table);
 }

@@ -119,12 +119,8 @@ mm_status_t kheap_set_release(kheap_t *heap, kheap_release_fn release, void *ctx
     return MM_OK;
 }
 
-mm_status_t kheap_trim(kheap_t *heap, size_t *released)
+mm_status_t kh_blocks_trim(kheap_t *heap, size_t *released)
 {
-    if (heap == NULL)
-        return MM_ERR_INVALID;
-    if (!kh_ready(heap))
-        return MM_ERR_STATE;
     size_t gave = 0;
     mm_irqflags_t f = kh_lock(heap);
     if (heap->release == NULL) {

@@ -28,7 +28,8 @@
  * Input:
  *   header  u8 flags (1: empty heap, grown only by the callback; 2: growth
  *           callback installed; 4: size classes off (small requests aligned to 32); 8: the callback allocates
- *           from the heap it grows), u16 initial size (16-byte units), u8
+ *           from the heap it grows; 16: this CPU's front of the size
+ *           classes on, else every call takes the locked path), u16 initial size (16-byte units), u8
  *           misalignment of the initial range.
  *   ops     u8 opcode, then its arguments (see run_op).
  */
@@ -78,6 +79,7 @@ static struct {
     size_t cursor; /* next unused arena byte */
     bool grow_fail, grow_reenter, in_grow;
     bool runs_on; /* class-sized requests at granule alignment (else at 32) */
+    bool fronts;  /* size-class objects go through this CPU's front */
     size_t grow_extra, grow_gap;
     uint8_t next_pat;
     int warnings;
@@ -210,7 +212,7 @@ static uintptr_t self_cb(void *ctx)
 /* ------------------------------------------------------------------ */
 
 typedef struct walk_sum {
-    size_t free_bytes, free_blocks, largest, slabs, used_blocks;
+    size_t free_bytes, free_blocks, largest, slabs, used_blocks, front_blocks, front_bytes;
     size_t live_found;
     uintptr_t below_limit;   /* first-fit check: block address */
     size_t need;             /* size that surely fits */
@@ -240,6 +242,11 @@ static bool walk_cb(void *arg, const kheap_block_info_t *b)
     FZ_CHECK(!b->slab || b->internal, "walker: slab %p not marked internal", b->ptr);
     if (b->slab)
         w->slabs++;
+    FZ_CHECK(!b->front || (b->internal && K.fronts), "walker: front %p unexpected", b->ptr);
+    if (b->front) {
+        w->front_blocks++;
+        w->front_bytes += b->size;
+    }
     if (b->internal)
         return true;
     w->used_blocks++;
@@ -681,6 +688,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(kheap_set_grow(&K.h, grow_cb, self_cb, NULL) == MM_OK, "set_grow");
     K.grow_reenter = flags & 8;
     K.runs_on = !(flags & 4);
+    K.fronts = flags & 16;
+    test_cpu_index = K.fronts ? 0 : 1 << 20;
     verify(true);
 
     for (unsigned k = 0; k < MAX_OPS && fz_more(&in) && model_has_room(); k++)
@@ -690,11 +699,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (K.nlive != 0)
         free_live(K.nlive - 1);
     verify(true);
+    /* What this CPU's front holds goes back; the front itself stays. */
+    kheap_drain(&K.h);
+    verify(true);
     kheap_stats_t s;
     FZ_CHECK(kheap_get_stats(&K.h, &s) == MM_OK, "stats");
-    FZ_CHECK(s.free_blocks == s.regions && s.class_slabs == 0 && s.class_objects == 0 &&
-                 s.free_bytes == s.total_bytes - s.regions * KHEAP_REGION_OVERHEAD,
-             "everything freed: %zu free blocks (%zu bytes) in %zu regions (%zu bytes), %zu slabs",
-             s.free_blocks, s.free_bytes, s.regions, s.total_bytes, s.class_slabs);
+    walk_sum_t w = walk(0, 0);
+    FZ_CHECK(s.free_blocks <= s.regions + w.front_blocks && s.class_slabs == 0 &&
+                 s.class_objects == 0 &&
+                 s.free_bytes + w.front_bytes == s.total_bytes - s.regions * KHEAP_REGION_OVERHEAD,
+             "everything freed: %zu free blocks (%zu bytes) in %zu regions (%zu bytes), %zu slabs, "
+             "%zu fronts",
+             s.free_blocks, s.free_bytes, s.regions, s.total_bytes, s.class_slabs, w.front_blocks);
     return 0;
 }

@@ -9,8 +9,11 @@
  * objects of any cache may overlap.
  *
  * Input: one byte of heap set-up (bit 0: a heap barely big enough for a
- * few slabs, to reach the out-of-memory paths), then operations, each an
- * opcode byte and its arguments (fuzz_common.h: reads past the end are 0).
+ * few slabs, to reach the out-of-memory paths; bit 1: per-CPU fronts on),
+ * then operations, each an opcode byte and its arguments (fuzz_common.h:
+ * reads past the end are 0), with fronts on preceded by a byte naming the
+ * CPU (of three) that runs it. Without fronts every call takes the locked
+ * path (a CPU index without per-CPU state).
  */
 #include <string.h>
 
@@ -49,6 +52,7 @@ static struct {
     mcache_t m[CACHES];
     uint8_t next_pat;
     int warnings; /* mm_hook_warn calls the contract promises */
+    bool fronts;  /* operations run on simulated CPUs with fronts */
 } F;
 
 /* Static, so at a fixed address (run_fuzz.py runs without ASLR). */
@@ -236,8 +240,10 @@ static void op_shrink(mcache_t *m)
     FZ_TRACE("  shrink -> %s, %zu bytes\n", mm_status_str(st), released);
     FZ_CHECK(st == MM_OK || st == MM_ERR_NOMEM, "shrink: %s", mm_status_str(st));
     expect(kmem_cache_get_stats(m->c, &b), MM_OK, "stats");
-    FZ_CHECK(b.table_bytes <= a.table_bytes && released == a.table_bytes - b.table_bytes,
-             "shrink: table %zu -> %zu, released %zu", a.table_bytes, b.table_bytes, released);
+    FZ_CHECK(b.table_bytes <= a.table_bytes && b.slabs <= a.slabs && b.front_objects == 0 &&
+                 released == a.table_bytes - b.table_bytes + (a.slabs - b.slabs) * a.slab_bytes,
+             "shrink: table %zu -> %zu, slabs %zu -> %zu, released %zu", a.table_bytes,
+             b.table_bytes, a.slabs, b.slabs, released);
 }
 
 /* ------------------------------------------------------------------ */
@@ -278,7 +284,9 @@ static void check_cache(mcache_t *m, bool walk)
              (unsigned long long)s.rejected_frees, (unsigned long long)s.failures, m->nlive,
              (unsigned long long)m->allocs, (unsigned long long)m->frees,
              (unsigned long long)m->rejected, (unsigned long long)m->failures);
-    FZ_CHECK(s.slabs * s.objects_per_slab == s.live + s.free_slots, "slot counts");
+    FZ_CHECK(s.slabs * s.objects_per_slab == s.live + s.front_objects + s.free_slots,
+             "slot counts");
+    FZ_CHECK(F.fronts || s.front_objects == 0, "a front without per-CPU state");
     if (m->ctor)
         FZ_CHECK(m->ctor_calls == s.slabs_created * s.objects_per_slab,
                  "constructor ran %llu times for %llu slabs", (unsigned long long)m->ctor_calls,
@@ -292,6 +300,8 @@ static void check_cache(mcache_t *m, bool walk)
 
 static void run_op(fz_in_t *in)
 {
+    if (F.fronts)
+        test_cpu_index = fz_u8(in) % 3;
     uint8_t op = fz_u8(in);
     mcache_t *m = &F.m[(op >> 4) % CACHES];
     if ((op & 15) != 0 && m->c == NULL) {
@@ -325,6 +335,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     test_warnings.count = 0;
     uint8_t setup = fz_u8(&in);
     size_t heap_bytes = setup & 1 ? 96 * 1024 : ARENA_BYTES;
+    F.fronts = (setup & 2) != 0;
+    test_cpu_index = F.fronts ? 0 : 1 << 20;
     FZ_CHECK(kheap_init(&F.heap, arena, heap_bytes) == MM_OK, "kheap_init");
     for (unsigned k = 0; k < MAX_OPS && fz_more(&in); k++)
         run_op(&in);

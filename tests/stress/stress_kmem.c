@@ -182,8 +182,15 @@ static void cache_done(kmem_cache_t *c)
           rep.message);
     kmem_cache_stats_t s;
     CHECK(kmem_cache_get_stats(c, &s) == MM_OK, "stats");
-    CHECK(s.live == 0 && s.slabs == 0 && s.allocs == s.frees, "%s: %zu live in %zu slabs",
-          kmem_cache_name(c), s.live, s.slabs);
+    CHECK(s.live == 0 && s.allocs == s.frees && s.live + s.front_objects + s.free_slots ==
+                                                    s.slabs * s.objects_per_slab,
+          "%s: %zu live, %zu held by fronts, %zu free in %zu slabs", kmem_cache_name(c), s.live,
+          s.front_objects, s.free_slots, s.slabs);
+    /* What the threads' fronts hold goes back, and with it every slab. */
+    CHECK(kmem_cache_shrink(c, NULL) == MM_OK, "shrink");
+    CHECK(kmem_cache_get_stats(c, &s) == MM_OK, "stats");
+    CHECK(s.slabs == 0 && s.front_objects == 0, "%s: %zu slabs left", kmem_cache_name(c),
+          s.slabs);
     CHECK(!mm_spin_is_locked(&c->index->lock), "lock left held");
     CHECK(kmem_cache_destroy(c, NULL) == MM_OK, "destroy");
 }

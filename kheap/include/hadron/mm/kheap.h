@@ -193,6 +193,7 @@ typedef struct kheap_block_info {
     bool used;
     bool internal;      /* the heap's own (used): a slab, a slab table, a cache descriptor */
     bool slab;          /* ... a slab of the size-class caches */
+    bool front;         /* ... a CPU's front of the size classes, or their array */
     void *ptr;          /* used block: the pointer kheap_block_alloc returned; else NULL */
     size_t usable;      /* used block: kheap_block_usable_size(ptr); free: 0 */
 } kheap_block_info_t;
@@ -278,14 +279,27 @@ mm_status_t kheap_set_release(kheap_t *heap, kheap_release_fn release, void *ctx
                               size_t threshold);
 
 /*
+ * Every CPU's front gives the size-class objects it holds back to their
+ * slabs, and slabs left empty go back to the blocks: after everything was
+ * freed and the heap drained, each region is one free block again. For a
+ * CPU going offline, or to see the heap without what the fronts keep. The
+ * heap drains itself when an allocation would fail and in kheap_trim.
+ * Returns the number of objects given back (0 for a NULL or uninitialised
+ * heap). Takes each front's lock, then the size-class lock, one at a time;
+ * no hadron-mm lock may be held. O(CPUs * classes + objects).
+ */
+size_t kheap_drain(kheap_t *heap);
+
+/*
  * Give back through the release callback every page span of at least
  * KHEAP_TRIM_MIN bytes inside a free block, and every region that is one
- * free block; empty class slabs are never kept, so nothing else holds
- * memory. *released (may be NULL) gets the bytes the callback took. A span
- * the callback refuses stays in the heap (and ends the pass). Errors:
- * MM_ERR_INVALID (heap NULL), MM_ERR_STATE (not initialised),
- * MM_ERR_UNSUPPORTED (no release callback). Takes the lock, dropped around
- * each callback. O(free blocks * log free blocks).
+ * free block, after draining the fronts (kheap_drain): empty class slabs
+ * are never kept, so nothing else holds memory. *released (may be NULL)
+ * gets the bytes the callback took. A span the callback refuses stays in
+ * the heap (and ends the pass). Errors: MM_ERR_INVALID (heap NULL),
+ * MM_ERR_STATE (not initialised), MM_ERR_UNSUPPORTED (no release callback).
+ * Takes the lock, dropped around each callback. O(free blocks * log free
+ * blocks).
  */
 mm_status_t kheap_trim(kheap_t *heap, size_t *released);
 

@@ -9,17 +9,32 @@
  * allocator; Linux SLUB and FreeBSD UMA are its descendants).
  *
  *   slab (KMEM_SLAB_MIN ... KMEM_SLAB_MAX bytes, page-aligned)
- *   | header: check, cache, list links, free count, free bitmap | slot | slot | ...
+ *   | header: check, cache, list links, free count, free and live bitmaps | slot | slot | ...
  *
- * A slab goes back to the heap the moment its last object is freed, so a
- * cache keeps no memory it does not use, and a heap whose caches hold no
- * objects is again one free block per region.
+ * Each CPU has a front per cache: up to front_cap free objects (32, or
+ * about 16 KiB of objects, at least 2), taken and given back last in, first
+ * out, under a lock only that CPU takes on the common path. An allocation
+ * pops from it, a free pushes to it; when it is empty half of it is
+ * refilled from the slabs, when full its older half goes back, each under
+ * the cache lock once for the batch. So the common path touches no shared
+ * lock or counter, and an object freed on another CPU than the one that
+ * allocated it simply joins the freeing CPU's front (nothing is lost; what
+ * the fronts hold is bounded by CPUs x front_cap per cache). A CPU whose
+ * mm_hook_cpu_index is HADRON_MM_MAX_CPUS or more has no front and takes
+ * the locked path every time.
+ *
+ * A slab goes back to the heap the moment its last object is back in it:
+ * once what the fronts hold is drained (kmem_cache_shrink, kheap_drain, an
+ * allocation that would fail otherwise), a heap whose caches hold no
+ * objects is again free space in every region, apart from the fronts.
  *
  * Every free is validated in every build, without reading memory near the
  * pointer: the cache keeps a table of its own slabs' pages (an
  * open-addressing hash of their addresses, itself a heap block), so a
- * pointer is first matched to a slab by the address of its page alone, then to a slot by its offset, then to
- * the slot's bit in the slab's free bitmap. A pointer outside every slab of
+ * pointer is first matched to a slab by the address of its page alone, then
+ * to a slot by its offset, then to the slot's live bit, changed only
+ * atomically (so a free decides once, whichever CPU frees and whether the
+ * first free left the object in a front or in its slab). A pointer outside every slab of
  * the cache (never allocated, from another cache, from kmalloc, from the
  * stack) is MM_ERR_BAD_POINTER, a pointer inside a slot MM_ERR_BAD_POINTER,
  * a second free MM_ERR_DOUBLE_FREE; each is reported through mm_hook_warn
@@ -37,7 +52,13 @@
  * when handed out. Without the option neither costs anything.
  *
  * Locking: each cache has its own spinlock (the heap's size-class caches
- * share one), taken with interrupts disabled.
+ * share one), and each CPU's front one of its own, taken with interrupts
+ * disabled, the front's first (front -> cache -> heap). A free finds the
+ * slab in the table without the cache lock, under its front's lock: a
+ * table array replaced meanwhile is freed only after every front's lock
+ * was taken and dropped. A double free racing with the free of the last
+ * other object of its slab on another CPU may go undetected: the slab can
+ * be gone by the time the second free reads it.
  * A new slab is allocated, constructed and registered with the lock dropped,
  * so a heap growth callback may itself allocate from the cache that made the
  * heap grow. Lock order: cache -> heap (-> the heap's growth callback's
@@ -70,8 +91,10 @@
 #define KMEM_SLAB_MIN ((size_t)4096)
 #define KMEM_SLAB_MAX ((size_t)256 * 1024)
 #define KMEM_SLAB_OBJECTS_MIN 16u
-/* Most objects in one slab: the free bitmap's size. */
-#define KMEM_SLAB_OBJECTS_MAX 512u
+/* Most objects in one slab: the size of each of the slab's two bitmaps
+ * (free in the slab, handed out). Caches of objects under 16 bytes leave
+ * the rest of their one-page slab unused. */
+#define KMEM_SLAB_OBJECTS_MAX 256u
 /* Largest object and alignment a cache takes. */
 #define KMEM_OBJECT_MAX ((size_t)32 * 1024)
 #define KMEM_ALIGN_MAX ((size_t)4096)
@@ -95,6 +118,7 @@ typedef struct kmem_cache_stats {
     size_t slabs;            /* slabs held (each a heap block) */
     size_t partial_slabs;    /* ... of which have a free slot */
     size_t live;             /* objects allocated and not freed */
+    size_t front_objects;    /* free objects the CPUs' fronts hold (not in free_slots) */
     size_t free_slots;       /* free slots in the slabs held */
     size_t table_bytes;      /* the slab table's heap block (0 without slabs) */
     uint64_t allocs, frees;
@@ -104,6 +128,7 @@ typedef struct kmem_cache_stats {
 } kmem_cache_stats_t;
 
 struct kh_slab;
+struct kh_front;
 struct kheap;
 typedef struct kheap kheap_t;
 
@@ -115,6 +140,10 @@ typedef struct kmem_index {
     kheap_t *heap;    /* the table's memory comes from it */
     uintptr_t *table; /* page | page's index in its slab; 0 empty */
     size_t cap, used;
+    /* Per CPU, made at its first use: the objects it holds for each cache
+     * of the index (kmem_front.c). */
+    struct kh_front **fronts;
+    uint32_t front_slots; /* caches sharing the index: magazines per front */
 } kmem_index_t;
 
 /* A cache. Treat every field as private; the struct is public so a kernel
@@ -134,11 +163,14 @@ typedef struct kmem_cache {
     bool heap_descriptor;  /* from kmem_cache_create: freed by destroy */
     char name[KMEM_NAME_MAX];
     kmem_index_t *index;   /* &own, or the index shared with other caches */
+    uint32_t front_slot;   /* its magazine in each front of the index */
+    uint32_t front_cap;    /* objects a front holds for it at most */
 
     /* Written under index->lock. */
     struct kh_slab *partial; /* slabs with a free slot */
     struct kh_slab *current; /* the slab freed into last (NULL once it went back) */
-    size_t slabs, partial_slabs, live;
+    size_t slabs, partial_slabs;
+    size_t taken; /* slots out of the slabs: handed out, or held by fronts */
     uint64_t allocs, frees, failures, slabs_created, slabs_released, rejected_frees;
     kmem_index_t own;
 } kmem_cache_t;
@@ -170,12 +202,14 @@ mm_status_t kmem_cache_create(kheap_t *heap, const char *name, size_t size, size
 
 /*
  * An object, or NULL (cache NULL, not initialised, or no memory for a new
- * slab or for a larger slab table even after the heap's growth). Takes the
- * cache lock; O(1) from a partial slab (a scan of at most
- * KMEM_SLAB_OBJECTS_MAX / 64 bitmap words). A new slab costs one
- * kheap_block_alloc, the constructor on each of its objects and, now and then,
- * doubling the slab table, all with the lock dropped. Any context in which
- * kheap_block_alloc may be called.
+ * slab or for a larger slab table even after the heap's growth and after
+ * every CPU's front gave its objects back). From this CPU's front: takes
+ * its lock, O(1); when the front is empty, the cache lock once for half a
+ * front of objects (a scan of at most KMEM_SLAB_OBJECTS_MAX / 64 bitmap
+ * words each). A CPU's first allocation makes its front, and a new slab
+ * costs one kheap_block_alloc, the constructor on each of its objects and,
+ * now and then, doubling the slab table, all with the locks dropped. Any
+ * context in which kheap_block_alloc may be called.
  */
 void *kmem_cache_alloc(kmem_cache_t *cache);
 
@@ -185,35 +219,46 @@ void *kmem_cache_alloc(kmem_cache_t *cache);
  * mm_hook_warn after the lock is dropped (address = obj): MM_ERR_INVALID
  * (cache NULL), MM_ERR_STATE (not initialised), MM_ERR_BAD_POINTER (not in
  * one of this cache's slabs, or not the start of a slot),
- * MM_ERR_DOUBLE_FREE (the slot is free). Redzone or poison damage panics.
- * A slab whose last object this was goes back to the heap (kheap_block_free, with
- * the cache lock dropped). Takes the cache lock; O(1) expected (one table
- * probe sequence).
+ * MM_ERR_DOUBLE_FREE (the object is not live: free in its slab or held by
+ * a front). Redzone or poison damage panics. The object joins this CPU's
+ * front (its lock, O(1) expected: one table probe sequence without the
+ * cache lock); when the front is full its older half goes back to the
+ * slabs under the cache lock, and a slab whose last object this was goes
+ * back to the heap (kheap_block_free, with the locks dropped). A CPU
+ * without a front, a refused free and a pointer the front cannot place
+ * take the cache lock instead. Any context in which kheap_block_free may
+ * be called.
  */
 mm_status_t kmem_cache_free(kmem_cache_t *cache, void *obj);
 
 /*
- * Give back what the cache holds beyond its live objects: slabs never stay
- * empty, so that is the slab table's spare room (the table shrinks to fit,
- * or goes when there are no slabs). *released (may be NULL) gets the bytes
- * given back to the heap. Errors: MM_ERR_INVALID, MM_ERR_STATE; MM_ERR_NOMEM
- * (no memory for the smaller table: nothing changed). Takes the cache lock
- * (dropped around the heap calls). O(slabs).
+ * Give back what the cache holds beyond its live objects: the objects every
+ * CPU's front holds go back to their slabs, slabs left empty go back to the
+ * heap, and the slab table shrinks to fit (or goes when there are no
+ * slabs). *released (may be NULL) gets the bytes of slabs and table given
+ * back to the heap. Errors: MM_ERR_INVALID, MM_ERR_STATE; MM_ERR_NOMEM (no
+ * memory for the smaller table: the table unchanged, the fronts drained).
+ * Takes each front's lock, then the cache lock (dropped around the heap
+ * calls). O(CPUs + slabs). Any context in which kheap_block_free may be
+ * called, with no hadron-mm lock held.
  */
 mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released);
 
 /*
- * Tear the cache down. Refused while objects are live: MM_ERR_STATE with
- * their number in *live (may be NULL), nothing changed. Otherwise the slab
- * table goes back to the heap, the cache becomes "not initialised" (every
+ * Tear the cache down. First every CPU's front gives its objects back.
+ * Refused while objects are live: MM_ERR_STATE with their number in *live
+ * (may be NULL), nothing else changed. Otherwise the slab table and the
+ * fronts go back to the heap, the cache becomes "not initialised" (every
  * later call refuses it), and a descriptor from kmem_cache_create is freed.
  * Errors: MM_ERR_INVALID (cache NULL), MM_ERR_STATE (not initialised, or
  * objects live). The caller guarantees no other context uses the cache
- * during and after the call. O(1).
+ * during and after the call. O(CPUs).
  */
 mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live);
 
-/* Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE. Takes the cache lock. O(1). */
+/* Errors: MM_ERR_INVALID (NULL), MM_ERR_STATE. Takes the cache lock; reads
+ * the fronts' counts without their locks, so live and front_objects are
+ * exact only while no CPU allocates or frees from the cache. O(CPUs). */
 mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out);
 
 /* The cache's name (never NULL; "" for a NULL or uninitialised cache). */

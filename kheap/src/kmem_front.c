@@ -1,0 +1,306 @@
+/*
+ * kmem_cache: each CPU's front, and the public API over it (see
+ * kmem_cache.h for the contract).
+ *
+ * A front is a magazine per cache of an index: up to front_cap free
+ * objects, taken and given back last in, first out, under a lock that only
+ * its own CPU takes on the common path. An allocation pops one; a free
+ * finds the object's slab in the index's table without the index lock and
+ * pushes it. The index lock is taken once per batch, when a magazine is
+ * empty (refilled with half its capacity) or full (its older half goes
+ * back to the slabs), so the common path touches no shared lock or
+ * counter. An object freed on another CPU than the one that allocated it
+ * joins the freeing CPU's front: nothing is lost, and what each front
+ * holds is bounded by its caches' front_cap.
+ *
+ * Whether an object is live is one atomic bit in its slab (kmem_internal.h),
+ * so a double free is refused whether the first free left the object in a
+ * front or in its slab.
+ */
+#include "blocks_api.h"
+#include "kmem_internal.h"
+
+static kh_front_t *kh_front_of(kmem_index_t *x, unsigned cpu)
+{
+    kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
+    return all == NULL ? NULL : __atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE);
+}
+
+/* Makes cpu's front of x (and the index's array of fronts) if missing.
+ * False without memory. No lock held. */
+static bool kh_front_create(kmem_index_t *x, unsigned cpu)
+{
+    kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
+    if (all == NULL) {
+        size_t bytes = HADRON_MM_MAX_CPUS * sizeof(*all);
+        kh_front_t **fresh = kh_blocks_alloc_inner(x->heap, bytes, 0);
+        if (fresh == NULL)
+            return false;
+        __builtin_memset(fresh, 0, bytes);
+        all = NULL;
+        if (__atomic_compare_exchange_n(&x->fronts, &all, fresh, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            all = fresh;
+        else
+            kh_blocks_free_inner(x->heap, fresh);
+    }
+    if (__atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE) != NULL)
+        return true;
+    size_t bytes = sizeof(kh_front_t) + x->front_slots * sizeof(kh_mag_t);
+    kh_front_t *fr = kh_blocks_alloc_inner(x->heap, bytes, 64);
+    if (fr == NULL)
+        return false;
+    __builtin_memset(fr, 0, bytes);
+    mm_spin_init(&fr->lock);
+    fr->mags = x->front_slots;
+    kh_front_t *none = NULL;
+    if (!__atomic_compare_exchange_n(&all[cpu], &none, fr, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_ACQUIRE))
+        kh_blocks_free_inner(x->heap, fr);
+    return true;
+}
+
+/* This CPU's front of x, locked with interrupts disabled (*f to restore),
+ * or NULL: no per-CPU state (a CPU index at or above HADRON_MM_MAX_CPUS),
+ * no front yet and `create` false (a free: a CPU that never allocated
+ * from x holds nothing of it, and a free of a large block must not make
+ * one), or no memory for a front. */
+static kh_front_t *kh_front_enter(kmem_index_t *x, bool create, mm_irqflags_t *f)
+{
+    for (int tries = 0; tries < 2; tries++) {
+        *f = mm_hook_irq_save();
+        unsigned cpu = mm_hook_cpu_index();
+        if (cpu >= HADRON_MM_MAX_CPUS)
+            break;
+        kh_front_t *fr = kh_front_of(x, cpu);
+        if (fr != NULL) {
+            mm_spin_lock(&fr->lock);
+            return fr;
+        }
+        /* Made with interrupts on: it allocates from the heap, which may
+         * grow. The CPU may differ afterwards: it is asked again. */
+        mm_hook_irq_restore(*f);
+        if (!create || !kh_front_create(x, cpu))
+            return NULL;
+    }
+    mm_hook_irq_restore(*f);
+    return NULL;
+}
+
+static void kh_front_leave(kh_front_t *fr, mm_irqflags_t f)
+{
+    mm_spin_unlock(&fr->lock);
+    mm_hook_irq_restore(f);
+}
+
+/* An object from this CPU's magazine for c, refilled from the slabs when
+ * empty; NULL when there is no front or the slabs have no free slot. */
+static void *kh_front_alloc(kmem_cache_t *c)
+{
+    mm_irqflags_t f;
+    kh_front_t *fr = kh_front_enter(c->index, true, &f);
+    if (fr == NULL)
+        return NULL;
+    kh_mag_t *m = &fr->mag[c->front_slot];
+    if (m->count == 0)
+        __atomic_store_n(&m->count, (uint32_t)kh_cache_take(c, m->entry, (c->front_cap + 1) / 2),
+                         __ATOMIC_RELAXED);
+    if (m->count == 0) {
+        kh_front_leave(fr, f);
+        return NULL;
+    }
+    /* Stored atomically: kmem_cache_get_stats reads them without the lock. */
+    uint32_t n = m->count - 1;
+    __atomic_store_n(&m->count, n, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->allocs, m->allocs + 1, __ATOMIC_RELAXED);
+    uintptr_t e = m->entry[n];
+    kh_front_leave(fr, f);
+    return kh_cache_hand_out(c, e);
+}
+
+mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect,
+                          size_t *usable)
+{
+    mm_irqflags_t f;
+    kh_front_t *fr = kh_front_enter(x, false, &f);
+    if (fr == NULL)
+        return MM_ERR_NOT_MAPPED;
+    uintptr_t base = kh_index_find_unlocked(x, (uintptr_t)obj);
+    kh_slab_t *s = (kh_slab_t *)base;
+    kmem_cache_t *c = base != 0 ? s->cache : NULL;
+    size_t i;
+    /* Anything unexpected goes to the locked path, which tells a damaged
+     * header, a bad pointer and a double free apart. */
+    if (c == NULL || s->check != kh_slab_check(s, c) || (expect != NULL && c != expect) ||
+        !kh_slot_of(c, s, (uintptr_t)obj, &i) || !kh_slot_live(s, i))
+        goto locked;
+#if HADRON_MM_HEAP_REDZONES
+    kh_debug_on_free(c, s, i); /* while live: guards checked, no poison yet */
+#endif
+    if (!kh_slot_clear_live(s, i))
+        goto locked; /* freed meanwhile on another CPU */
+    kh_mag_t *m = &fr->mag[c->front_slot];
+    uintptr_t spill[KH_FRONT_MAX];
+    size_t nspill = 0;
+    if (m->count >= c->front_cap) {
+        /* The older half goes back: the newer is likelier still cached. */
+        nspill = m->count / 2;
+        __builtin_memcpy(spill, m->entry, nspill * sizeof(spill[0]));
+        __builtin_memmove(m->entry, m->entry + nspill, (m->count - nspill) * sizeof(spill[0]));
+        __atomic_store_n(&m->count, m->count - (uint32_t)nspill, __ATOMIC_RELAXED);
+    }
+    m->entry[m->count] = base | i;
+    __atomic_store_n(&m->count, m->count + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&m->frees, m->frees + 1, __ATOMIC_RELAXED);
+    kh_front_leave(fr, f);
+    if (nspill != 0)
+        kh_cache_put(x, spill, nspill);
+    if (usable != NULL)
+        *usable = c->object_size;
+    return MM_OK;
+locked:
+    kh_front_leave(fr, f);
+    return MM_ERR_NOT_MAPPED;
+}
+
+bool kh_front_owns(const kmem_index_t *x, const void *ptr)
+{
+    kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
+    if (all == NULL)
+        return false;
+    if ((const void *)all == ptr)
+        return true;
+    for (unsigned cpu = 0; cpu < HADRON_MM_MAX_CPUS; cpu++)
+        if ((const void *)__atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE) == ptr)
+            return true;
+    return false;
+}
+
+size_t kh_front_drain(kmem_index_t *x)
+{
+    kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
+    size_t total = 0;
+    for (unsigned cpu = 0; all != NULL && cpu < HADRON_MM_MAX_CPUS; cpu++) {
+        kh_front_t *fr = __atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE);
+        for (uint32_t j = 0; fr != NULL && j < fr->mags; j++) {
+            uintptr_t held[KH_FRONT_MAX];
+            mm_irqflags_t f = mm_spin_lock_irqsave(&fr->lock);
+            size_t n = fr->mag[j].count;
+            __builtin_memcpy(held, fr->mag[j].entry, n * sizeof(held[0]));
+            __atomic_store_n(&fr->mag[j].count, 0, __ATOMIC_RELAXED);
+            mm_spin_unlock_irqrestore(&fr->lock, f);
+            if (n != 0)
+                kh_cache_put(x, held, n);
+            total += n;
+        }
+    }
+    return total;
+}
+
+/* Frees every front of x and the array of them. The index is dead: no
+ * other context uses it. */
+static void kh_front_free_all(kmem_index_t *x)
+{
+    kh_front_t **all = x->fronts;
+    if (all == NULL)
+        return;
+    for (unsigned cpu = 0; cpu < HADRON_MM_MAX_CPUS; cpu++)
+        if (all[cpu] != NULL)
+            kh_blocks_free_inner(x->heap, all[cpu]);
+    x->fronts = NULL;
+    kh_blocks_free_inner(x->heap, all);
+}
+
+/* ---- API --------------------------------------------------------------- */
+
+void *kmem_cache_alloc(kmem_cache_t *cache)
+{
+    if (!kh_cache_ready(cache))
+        return NULL;
+    void *obj = kh_front_alloc(cache);
+    if (obj != NULL)
+        return obj;
+    obj = kh_cache_alloc(cache);
+    /* Out of memory: what the fronts hold may make a slab of this cache
+     * partial again, or empty slabs of others go back to the heap. */
+    if (obj == NULL && kh_front_drain(cache->index) != 0)
+        obj = kh_cache_alloc(cache);
+    if (obj == NULL)
+        kh_cache_failed(cache);
+    return obj;
+}
+
+mm_status_t kmem_cache_free(kmem_cache_t *cache, void *obj)
+{
+    if (cache == NULL)
+        return MM_ERR_INVALID;
+    if (!kh_cache_ready(cache))
+        return MM_ERR_STATE;
+    if (obj == NULL)
+        return MM_OK;
+    if (kh_front_free(cache->index, obj, cache, NULL) == MM_OK)
+        return MM_OK;
+    return kh_cache_free(cache, obj);
+}
+
+mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released)
+{
+    if (cache == NULL)
+        return MM_ERR_INVALID;
+    if (!kh_cache_ready(cache))
+        return MM_ERR_STATE;
+    kmem_cache_stats_t before, after;
+    kh_cache_stats(cache, &before);
+    kh_front_drain(cache->index);
+    mm_status_t st = kh_cache_shrink(cache);
+    kh_cache_stats(cache, &after);
+    /* Other CPUs may make slabs meanwhile: then less was given back. */
+    size_t was = before.slabs * before.slab_bytes + before.table_bytes;
+    size_t is = after.slabs * after.slab_bytes + after.table_bytes;
+    if (released != NULL)
+        *released = was > is ? was - is : 0;
+    return st;
+}
+
+mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live)
+{
+    if (cache == NULL)
+        return MM_ERR_INVALID;
+    if (!kh_cache_ready(cache))
+        return MM_ERR_STATE;
+    if (cache->index != &cache->own)
+        return MM_ERR_STATE; /* one of a heap's size classes: the heap's */
+    kh_front_drain(cache->index);
+    size_t n = kh_cache_retire(cache);
+    if (live != NULL)
+        *live = n;
+    if (n != 0)
+        return MM_ERR_STATE;
+    kh_front_free_all(cache->index);
+    if (cache->heap_descriptor)
+        kh_blocks_free_inner(cache->heap, cache);
+    return MM_OK;
+}
+
+mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
+{
+    if (cache == NULL || out == NULL)
+        return MM_ERR_INVALID;
+    if (!kh_cache_ready(cache))
+        return MM_ERR_STATE;
+    kh_cache_stats(cache, out);
+    /* Read without the fronts' locks: exact when no CPU is allocating or
+     * freeing from this cache, a close estimate otherwise. */
+    kh_front_t **all = __atomic_load_n(&cache->index->fronts, __ATOMIC_ACQUIRE);
+    for (unsigned cpu = 0; all != NULL && cpu < HADRON_MM_MAX_CPUS; cpu++) {
+        kh_front_t *fr = __atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE);
+        if (fr == NULL)
+            continue;
+        const kh_mag_t *m = &fr->mag[cache->front_slot];
+        out->front_objects += __atomic_load_n(&m->count, __ATOMIC_RELAXED);
+        out->allocs += __atomic_load_n(&m->allocs, __ATOMIC_RELAXED);
+        out->frees += __atomic_load_n(&m->frees, __ATOMIC_RELAXED);
+    }
+    out->live = out->live >= out->front_objects ? out->live - out->front_objects : 0;
+    return MM_OK;
+}

@@ -1,0 +1,191 @@
+/*
+ * kmem_cache fronts: what a CPU's front holds, last in first out, bounded;
+ * objects freed on another CPU; double frees of held objects refused;
+ * draining when memory runs short, on request and before a destroy. CPUs
+ * are simulated from one thread with test_cpu_index.
+ */
+#include "kmem_internal.h"
+#include "kheap_test.h"
+
+#define HEAP_BYTES ((size_t)4 << 20)
+
+static kheap_t heap;
+
+static void setup(void)
+{
+    cr_assert_eq(kheap_init(&heap, t_arena(HEAP_BYTES), HEAP_BYTES), MM_OK);
+    test_cpu_index = 0;
+}
+
+static kmem_cache_stats_t cstats(kmem_cache_t *c)
+{
+    kmem_cache_stats_t s;
+    cr_assert_eq(kmem_cache_get_stats(c, &s), MM_OK);
+    return s;
+}
+
+static void c_check(kmem_cache_t *c)
+{
+    mm_report_t r;
+    cr_assert_eq(kmem_cache_check(c, &r), MM_OK, "%s", r.message);
+}
+
+Test(kmem_front, a_free_goes_to_the_front_and_comes_back_first, .init = setup)
+{
+    static kmem_cache_t c;
+    cr_assert_eq(kmem_cache_init(&c, &heap, "lifo", 64, 0, NULL, NULL), MM_OK);
+    void *a = kmem_cache_alloc(&c), *b = kmem_cache_alloc(&c);
+    cr_assert(a != NULL && b != NULL && a != b);
+    kmem_cache_stats_t s = cstats(&c);
+    cr_assert_eq(s.live, 2);
+    cr_assert_gt(s.front_objects, 0, "a refill takes a batch");
+    cr_assert_leq(s.front_objects, c.front_cap);
+    cr_assert_eq(s.live + s.front_objects + s.free_slots, s.slabs * s.objects_per_slab);
+    size_t held = s.front_objects;
+    cr_assert_eq(kmem_cache_free(&c, a), MM_OK);
+    s = cstats(&c);
+    cr_assert_eq(s.live, 1);
+    cr_assert_eq(s.front_objects, held + 1);
+    cr_assert_eq(s.live + s.front_objects + s.free_slots, s.slabs * s.objects_per_slab);
+    cr_assert_eq(s.allocs, 2);
+    cr_assert_eq(s.frees, 1);
+    c_check(&c);
+    cr_assert_eq(kmem_cache_alloc(&c), a, "the object freed last comes back first");
+    cr_assert_eq(kmem_cache_free(&c, a), MM_OK);
+    cr_assert_eq(kmem_cache_free(&c, b), MM_OK);
+    cr_assert_eq(cstats(&c).live, 0);
+    size_t live = 99;
+    cr_assert_eq(kmem_cache_destroy(&c, &live), MM_OK, "the front is drained first");
+    cr_assert_eq(live, 0);
+}
+
+Test(kmem_front, a_double_free_of_a_held_object_is_refused, .init = setup)
+{
+    static kmem_cache_t c;
+    cr_assert_eq(kmem_cache_init(&c, &heap, "twice", 48, 0, NULL, NULL), MM_OK);
+    void *a = kmem_cache_alloc(&c);
+    cr_assert_eq(kmem_cache_free(&c, a), MM_OK);
+    kmem_cache_stats_t before = cstats(&c);
+    int warned = test_warnings.count;
+    cr_assert_eq(kmem_cache_free(&c, a), MM_ERR_DOUBLE_FREE, "held by this CPU's front");
+    test_cpu_index = 1;
+    cr_assert_eq(kmem_cache_free(&c, a), MM_ERR_DOUBLE_FREE, "and from another CPU");
+    cr_assert_eq(test_warnings.count, warned + 2);
+    kmem_cache_stats_t after = cstats(&c);
+    cr_assert_eq(after.front_objects, before.front_objects, "nothing was pushed twice");
+    cr_assert_eq(after.live, before.live);
+    cr_assert_eq(after.rejected_frees, before.rejected_frees + 2);
+    c_check(&c);
+    /* Through kfree as well. */
+    test_cpu_index = 0;
+    void *k = kheap_alloc(&heap, 40, 0);
+    cr_assert_eq(kheap_free(&heap, k), MM_OK);
+    cr_assert_eq(kheap_free(&heap, k), MM_ERR_DOUBLE_FREE);
+    T_CHECK(&heap);
+}
+
+Test(kmem_front, an_object_freed_on_another_cpu_joins_that_cpus_front, .init = setup)
+{
+    static kmem_cache_t c;
+    cr_assert_eq(kmem_cache_init(&c, &heap, "remote", 128, 0, NULL, NULL), MM_OK);
+    enum { N = 200 };
+    void *o[N];
+    for (int i = 0; i < N; i++)
+        cr_assert_not_null(o[i] = kmem_cache_alloc(&c));
+    test_cpu_index = 1;
+    void *mine = kmem_cache_alloc(&c); /* CPU 1's front exists from now on */
+    cr_assert_not_null(mine);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(kmem_cache_free(&c, o[i]), MM_OK);
+    kmem_cache_stats_t s = cstats(&c);
+    cr_assert_eq(s.live, 1);
+    cr_assert_leq(s.front_objects, 2 * c.front_cap, "what the fronts hold is bounded");
+    c_check(&c);
+    /* CPU 1 hands out what it holds, CPU 0's objects included. */
+    void *again = kmem_cache_alloc(&c);
+    cr_assert_eq(again, o[N - 1], "last freed on this CPU, first out");
+    cr_assert_eq(kmem_cache_free(&c, again), MM_OK);
+    cr_assert_eq(kmem_cache_free(&c, mine), MM_OK);
+    cr_assert_gt(kmem_cache_shrink(&c, NULL) == MM_OK ? 1 : 0, 0);
+    s = cstats(&c);
+    cr_assert_eq(s.front_objects, 0, "shrink drains every front");
+    cr_assert_eq(s.slabs, 0, "and the slabs went back");
+    cr_assert_eq(kmem_cache_destroy(&c, NULL), MM_OK);
+    t_assert_all_free(&heap);
+}
+
+Test(kmem_front, an_allocation_fails_only_when_no_front_holds_an_object, .init = setup)
+{
+    static kmem_cache_t c;
+    cr_assert_eq(kmem_cache_init(&c, &heap, "short", 2048, 0, NULL, NULL), MM_OK);
+    /* CPU 1 keeps one object in its front. */
+    test_cpu_index = 1;
+    void *held = kmem_cache_alloc(&c);
+    cr_assert_not_null(held);
+    cr_assert_eq(kmem_cache_free(&c, held), MM_OK);
+    /* CPU 0 takes everything the heap (which cannot grow) can give. */
+    test_cpu_index = 0;
+    size_t n = 0;
+    void **all = malloc(HEAP_BYTES / 2048 * sizeof(void *));
+    while ((all[n] = kmem_cache_alloc(&c)) != NULL)
+        n++;
+    kmem_cache_stats_t s = cstats(&c);
+    cr_assert_eq(s.front_objects, 0, "CPU 1's object was drained and handed out");
+    cr_assert_eq(s.live, n);
+    cr_assert_eq(s.free_slots, 0, "every slot of every slab is in use");
+    bool found = false;
+    for (size_t i = 0; i < n; i++)
+        found = found || all[i] == held;
+    cr_assert(found, "the object CPU 1 held went to CPU 0");
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(kmem_cache_free(&c, all[i]), MM_OK);
+    free(all);
+    cr_assert_eq(kmem_cache_destroy(&c, NULL), MM_OK);
+    t_assert_all_free(&heap);
+}
+
+#if !HADRON_MM_HEAP_REDZONES /* red-zone builds serve kmalloc from blocks only */
+Test(kmem_front, kmalloc_classes_drain_for_a_large_block, .init = setup)
+{
+    /* Class objects fill the heap, then are freed on CPU 1, whose front
+     * keeps some: a block as large as the heap's free space needs them. */
+    enum { SIZE = 1024 };
+    size_t max = HEAP_BYTES / SIZE, n = 0;
+    void **o = malloc(max * sizeof(void *));
+    test_cpu_index = 1;
+    kheap_free(&heap, kheap_alloc(&heap, 16, 0)); /* CPU 1's front, made now */
+    test_cpu_index = 0;
+    while (n < max && (o[n] = kheap_alloc(&heap, SIZE, 0)) != NULL)
+        n++;
+    test_cpu_index = 1;
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(kheap_free(&heap, o[i]), MM_OK);
+    free(o);
+    kheap_stats_t st;
+    cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
+    cr_assert_gt(st.class_slabs, 0, "slabs kept partial by CPU 1's front");
+    cr_assert_eq(st.class_objects, 0);
+    size_t big = st.free_bytes + st.class_slabs * 4096 - 64 * 1024;
+    test_cpu_index = 0;
+    void *b = kheap_alloc(&heap, big, 0);
+    cr_assert_not_null(b, "the allocation drained the fronts: %zu bytes", big);
+    cr_assert_eq(kheap_free(&heap, b), MM_OK);
+    T_CHECK(&heap);
+    t_assert_all_free(&heap);
+}
+#endif
+
+Test(kmem_front, no_per_cpu_state_takes_the_locked_path, .init = setup)
+{
+    static kmem_cache_t c;
+    cr_assert_eq(kmem_cache_init(&c, &heap, "nofront", 32, 0, NULL, NULL), MM_OK);
+    test_cpu_index = HADRON_MM_MAX_CPUS; /* a CPU beyond the configured count */
+    void *a = kmem_cache_alloc(&c);
+    cr_assert_not_null(a);
+    cr_assert_null(c.index->fronts, "no front was made");
+    cr_assert_eq(kmem_cache_free(&c, a), MM_OK);
+    kmem_cache_stats_t s = cstats(&c);
+    cr_assert_eq(s.front_objects, 0);
+    cr_assert_eq(s.slabs, 0, "the locked path gives an empty slab back at once");
+    cr_assert_eq(kmem_cache_destroy(&c, NULL), MM_OK);
+}
