@@ -27,7 +27,7 @@ static uint64_t res0_addr_bits(const a64pt_t *m)
     return m->lpa2 ? (1ull << 50) : (7ull << 48);
 }
 
-static bool check_leaf(a64_visit_t *v, const a64pt_leaf_t *leaf, unsigned level)
+static bool check_leaf(a64_visit_t *v, const ptk_leaf_t *leaf, unsigned level)
 {
     const a64pt_t *m = v->m;
     uint64_t e = leaf->entry;
@@ -114,7 +114,7 @@ mm_status_t a64pt_check(const a64pt_t *m, mm_paddr_t root, a64pt_check_info_t *i
         uint64_t d = d_load(&rt[i]);
         if ((d & D_VALID) && !a64_valid(d, m->levels)) {
             fail(&v, m->levels == 5 ? "block descriptor at level -1" : "block descriptor at level 0",
-                 a64_canon(m, (uint64_t)i << a64_shift(m->levels)), m->levels, d);
+                 ptk_canon(m->va_bits, (uint64_t)i << a64_shift(m->levels)), m->levels, d);
             return c.status;
         }
     }

@@ -94,7 +94,7 @@ static void flush_run(dump_ctx_t *d)
     d->active = false;
 }
 
-static bool dump_leaf(pt_visit_t *v, const x86pt_leaf_t *leaf, unsigned level)
+static bool dump_leaf(pt_visit_t *v, const ptk_leaf_t *leaf, unsigned level)
 {
     (void)level;
     dump_ctx_t *d = v->arg;
