@@ -91,9 +91,9 @@ typedef struct ptk_ops {
     /* Frame base of a present leaf at `level`. */
     mm_paddr_t (*leaf_pa)(const void *m, uint64_t e, unsigned level);
     /* Present entries of the table a non-leaf entry points to, and the
-     * entry with that count replaced. */
+     * entry with that count one higher (+1) or lower (-1). */
     unsigned (*count_of)(uint64_t e);
-    uint64_t (*with_count)(uint64_t e, unsigned count);
+    uint64_t (*count_step)(uint64_t e, int delta);
     /* Permissions of the levels walked so far: `up_init` at the root, then
      * inherit(up, e) for each table entry passed; leaf_flags combines them
      * with the leaf's own bits into effective interface flags. */
@@ -278,7 +278,7 @@ PTK_INLINE void ptk_count_inc(const ptk_ops_t *ops, const ptk_geom_t *g, ptk_pat
     uint64_t e = ptk_load(slot);
     unsigned c = ops->count_of(e);
     MM_ASSERT(c < PTK_ENTRIES);
-    ptk_store(slot, ops->with_count(e, c + 1u));
+    ptk_store(slot, ops->count_step(e, 1));
 }
 
 /* The table at `level` on `path` lost one present entry: unlink it (and
@@ -297,7 +297,7 @@ PTK_INLINE void ptk_count_dec(const ptk_ops_t *ops, const void *m, const ptk_geo
         unsigned c = ops->count_of(old);
         MM_ASSERT(c > 0);
         if (c != 1) {
-            ptk_store(parent, ops->with_count(old, c - 1u));
+            ptk_store(parent, ops->count_step(old, -1));
             return;
         }
         ptk_store(parent, 0); /* present -> not present needs no break-before-make */

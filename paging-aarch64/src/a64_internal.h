@@ -376,6 +376,12 @@ static inline mm_paddr_t a64_op_leaf_pa(const void *m, uint64_t e, unsigned leve
     return a64_leaf_pa(m, e, level);
 }
 
+/* The count is split over two fields: decode, step, encode. */
+static inline uint64_t a64_op_count_step(uint64_t e, int delta)
+{
+    return a64_with_count(e, (unsigned)((int)a64_count_of(e) + delta));
+}
+
 /* `up` is the OR of the hierarchical attributes of the tables above. */
 static inline uint64_t a64_op_inherit(uint64_t up, uint64_t e)
 {
@@ -435,7 +441,7 @@ static const ptk_ops_t a64_ops = {
     .table_pa = a64_op_table_pa,
     .leaf_pa = a64_op_leaf_pa,
     .count_of = a64_count_of,
-    .with_count = a64_with_count,
+    .count_step = a64_op_count_step,
     .up_init = 0,
     .inherit = a64_op_inherit,
     .leaf_flags = a64_op_leaf_flags,
@@ -448,10 +454,17 @@ static const ptk_ops_t a64_ops = {
     .protect_leaf = a64_op_protect_leaf,
 };
 
+/* What lies at va (ptk_lookup), instantiated for each depth so each
+ * level's index and tests fold to constants (translate's hot path). */
 static inline bool a64_lookup(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va,
                               ptk_leaf_t *leaf, mm_vaddr_t *next)
 {
     ptk_geom_t g = a64_geom(m);
+    if (m->levels == 4) {
+        g.levels = 4;
+        return ptk_lookup(&a64_ops, m, &g, root, va, leaf, next);
+    }
+    g.levels = 5;
     return ptk_lookup(&a64_ops, m, &g, root, va, leaf, next);
 }
 

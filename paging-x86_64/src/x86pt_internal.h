@@ -368,9 +368,10 @@ static inline mm_paddr_t pt_op_leaf_pa(const void *m, uint64_t e, unsigned level
     return pt_leaf_pa(e, level);
 }
 
-static inline uint64_t pt_op_with_count(uint64_t e, unsigned count)
+/* The count is a field of its own at the top: one add. */
+static inline uint64_t pt_op_count_step(uint64_t e, int delta)
 {
-    return (e & ~PTE_COUNT_MASK) | ((uint64_t)count << PTE_COUNT_SHIFT);
+    return e + (uint64_t)(int64_t)delta * PTE_COUNT_ONE;
 }
 
 /* `up` holds the restrictions of the levels above: PTE_RW or PTE_US when
@@ -430,7 +431,7 @@ static const ptk_ops_t pt_ops = {
     .table_pa = pt_op_table_pa,
     .leaf_pa = pt_op_leaf_pa,
     .count_of = pt_count_of,
-    .with_count = pt_op_with_count,
+    .count_step = pt_op_count_step,
     .up_init = 0,
     .inherit = pt_op_inherit,
     .leaf_flags = pt_op_leaf_flags,
