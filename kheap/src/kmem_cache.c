@@ -300,7 +300,7 @@ static void km_setup(kmem_cache_t *cache, kheap_t *heap, const char *name, size_
     for (size_t i = 0; name != NULL && name[i] != '\0' && i + 1 < KMEM_NAME_MAX; i++)
         cache->name[i] = name[i];
     if (index == NULL) {
-        km_index_init(&cache->own, heap);
+        km_index_init(&cache->own, heap, "kmem_cache");
         index = &cache->own;
     }
     cache->index = index;
