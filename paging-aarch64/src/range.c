@@ -5,9 +5,7 @@
 mm_status_t a64pt_map_range(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa,
                             uint64_t len, mm_map_flags_t flags, mm_tlb_batch_t *tlb)
 {
-    if (m == NULL)
-        return MM_ERR_INVALID;
-    ptk_geom_t g = a64_geom(m);
+    ptk_geom_t g = a64_geom_or_none(m);
     return ptk_map_range(&a64_ops, m, &g, root, va, pa, len, flags, tlb);
 }
 
@@ -15,9 +13,7 @@ mm_status_t a64pt_unmap_range(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, uint64
                               unsigned opts, mm_leaf_fn leaf, void *leaf_arg,
                               mm_tlb_batch_t *tlb)
 {
-    if (m == NULL)
-        return MM_ERR_INVALID;
-    ptk_geom_t g = a64_geom(m);
+    ptk_geom_t g = a64_geom_or_none(m);
     ptk_step_ctx_t ctx = {.fn = leaf, .arg = leaf_arg, .tlb = tlb};
     return ptk_change_range(&a64_ops, m, &g, root, va, len,
                             (opts & ~(unsigned)A64PT_RANGE_ALLOW_HOLES) == 0,
@@ -27,9 +23,7 @@ mm_status_t a64pt_unmap_range(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, uint64
 mm_status_t a64pt_protect_range(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, uint64_t len,
                                 mm_map_flags_t flags, unsigned opts, mm_tlb_batch_t *tlb)
 {
-    if (m == NULL)
-        return MM_ERR_INVALID;
-    ptk_geom_t g = a64_geom(m);
+    ptk_geom_t g = a64_geom_or_none(m);
     ptk_step_ctx_t ctx = {.flags = flags, .tlb = tlb};
     return ptk_change_range(&a64_ops, m, &g, root, va, len,
                             (opts & ~(unsigned)A64PT_RANGE_ALLOW_HOLES) == 0,

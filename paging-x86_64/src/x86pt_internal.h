@@ -244,6 +244,13 @@ static inline ptk_geom_t pt_geom(const x86pt_t *m)
     return g;
 }
 
+/* For a public entry point: a NULL mapper has no frames, so every root is
+ * rejected (MM_ERR_INVALID) by the kit's argument checks. */
+static inline ptk_geom_t pt_geom_or_none(const x86pt_t *m)
+{
+    return m != NULL ? pt_geom(m) : (ptk_geom_t){NULL, 0, 0, 0, 0};
+}
+
 /* The table at `level` hangs off a kernel-half root entry (ptk_pinned). */
 static inline bool pt_pinned(const x86pt_t *m, mm_vaddr_t va, unsigned level)
 {
