@@ -32,7 +32,13 @@
 
 #define PTK_MAX_LEVELS 5u
 #define PTK_ENTRIES 512u
+/* Always inlined, so the mapper's constant ops fold into direct code. A
+ * build may define PTK_INLINE itself to measure the alternative, e.g.
+ * -DPTK_INLINE='static __attribute__((noipa))': one generic copy per file
+ * calling the format through pointers. */
+#ifndef PTK_INLINE
 #define PTK_INLINE static inline __attribute__((always_inline))
+#endif
 
 /* One leaf as the kit reports it; each mapper's public leaf type has the
  * same fields (ptk_leaf_export copies it). */
