@@ -62,7 +62,7 @@ mm_status_t kheap_init(kheap_t *heap, void *base, size_t size)
         return st;
     }
     __builtin_memset(heap, 0, sizeof(*heap));
-    kh_index_init(&heap->class_index, heap);
+    kh_index_init(&heap->class_index, heap, "kheap size classes");
     for (unsigned c = 0; c < KHEAP_CLASSES; c++) {
         char name[KMEM_NAME_MAX];
         kh_class_name(name, kh_class_size(c));

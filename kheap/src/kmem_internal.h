@@ -142,8 +142,9 @@ void kh_index_delete(kmem_index_t *x, uintptr_t base, size_t bytes);
 uintptr_t *kh_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap);
 /* Forgets the (empty) table; returns the array (NULL if none) to free. */
 uintptr_t *kh_index_drop(kmem_index_t *x);
-/* Set up an empty index whose table memory comes from `heap`. */
-void kh_index_init(kmem_index_t *x, kheap_t *heap);
+/* Set up an empty index whose table memory comes from `heap`; `lock_name`
+ * names its lock in lock-order reports. */
+void kh_index_init(kmem_index_t *x, kheap_t *heap, const char *lock_name);
 
 /* ---- kmem_cache.c: what the heap's size classes use --------------------- */
 

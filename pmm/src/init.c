@@ -337,7 +337,7 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pm
     n.hot = PMM_NONE;
 
     __builtin_memcpy(pmm, &n, sizeof n);
-    mm_spin_init(&pmm->lock);
+    mm_spin_init_ranked(&pmm->lock, MM_LOCK_RANK_PMM, "pmm");
     pmm->self = pmm;
     pmm->magic = PMM_MAGIC;
     return MM_OK;
