@@ -67,6 +67,7 @@ static void env_pool(void)
 
 static const mapper_t *x86_setup(unsigned levels, bool pages_1g);
 static const mapper_t *a64_setup(unsigned va_bits, bool lpa2);
+static const mapper_t *a64_setup_separate(bool kernel);
 
 typedef struct walk_fwd {
     leaf_cb fn;
@@ -153,6 +154,23 @@ static const mapper_t *a64_setup(unsigned va_bits, bool lpa2)
                         .frames = frame_pool_allocator(&E.pool)};
     cr_assert_eq(a64pt_init(&E.a64, &c), MM_OK);
     cr_assert_eq(a64pt_root_create(&E.a64, 0, &E.root), MM_OK);
+    E.pm = a64pt_page_mapper(&E.a64);
+    return &a64_mapper;
+}
+
+/* A separate kernel root (TTBR1): E.root is the kernel root (`kernel`) or
+ * a user root. Either holds one half only, and neither pins tables. */
+static const mapper_t *a64_setup_separate(bool kernel)
+{
+    env_pool();
+    a64_mapper.phys_bits = 48;
+    a64pt_config_t c = {.va_bits = 48, .phys_bits = 48, .kernel_root_separate = true,
+                        .frames = frame_pool_allocator(&E.pool)};
+    cr_assert_eq(a64pt_init(&E.a64, &c), MM_OK);
+    if (kernel)
+        cr_assert_eq(a64pt_kernel_root_create(&E.a64, &E.root), MM_OK);
+    else
+        cr_assert_eq(a64pt_root_create(&E.a64, 0, &E.root), MM_OK);
     E.pm = a64pt_page_mapper(&E.a64);
     return &a64_mapper;
 }
@@ -487,4 +505,19 @@ Test(paging_random, a64_va52_lpa2_sequence, .timeout = 60)
 {
     static const mm_vaddr_t bases[2] = {0x0007f00000000000ull, 0xfff8000000000000ull};
     run_random(a64_setup(52, true), 0x5eed5, 12000, bases);
+}
+
+/* Both bases in the root's own half; at teardown every table below the
+ * root has been freed (check: no kernel tables either). */
+Test(paging_random, a64_separate_kernel_root_sequence, .timeout = 60)
+{
+    static const mm_vaddr_t bases[2] = {0xffff800000000000ull, 0xffffc00000000000ull};
+    run_random(a64_setup_separate(true), 0x7151, 6000, bases);
+    cr_assert_eq(E.pool.live, 1, "a separate kernel root pins no tables");
+}
+
+Test(paging_random, a64_separate_user_root_sequence, .timeout = 60)
+{
+    static const mm_vaddr_t bases[2] = {0x0000000040000000ull, 0x0000ff0000000000ull};
+    run_random(a64_setup_separate(false), 0x7152, 6000, bases);
 }
