@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every error return of the libraries, and whether a test reached it.
 
-An error site is a line of library code (core, layout, pmm, paging-x86_64, paging-aarch64,
+An error site is a line of library code (core, layout, pmm, paging-common, paging-x86_64, paging-aarch64,
 vmm, kheap; not the host-only malloc shim) that returns or sets an MM_ERR_*
 status, or invokes a macro whose body returns one (a checker's FAIL macro).
 Coverage comes from gcovr JSON reports of the coverage builds (gcc with the
@@ -21,7 +21,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LIBS = ("core", "layout", "pmm", "paging-x86_64", "paging-aarch64", "vmm", "kheap")
+LIBS = ("core", "layout", "pmm", "paging-common", "paging-x86_64", "paging-aarch64", "vmm", "kheap")
 SKIP = ("kheap/shim/", "core/src/status.c", "core/include/hadron/mm/status.h")
 ALLOW = os.path.join(ROOT, "tests", "error-returns.allow")
 

@@ -166,16 +166,13 @@ static inline void count_call(atomic_ullong *n)
 
 static void atfork_prepare(void)
 {
-    /* No thread may hold the heap while the child is cloned: its locks in
-     * their order, size classes before blocks. */
-    mm_spin_lock(&kheap_default()->class_index.lock);
-    mm_spin_lock(&kheap_default()->lock);
+    /* No thread may hold the heap while the child is cloned. */
+    kheap_lock_all(kheap_default());
 }
 
 static void atfork_release(void)
 {
-    mm_spin_unlock(&kheap_default()->lock);
-    mm_spin_unlock(&kheap_default()->class_index.lock);
+    kheap_unlock_all(kheap_default());
 }
 
 static void shim_init_slow(void)

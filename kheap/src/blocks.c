@@ -13,7 +13,7 @@ mm_status_t kh_blocks_validate(void *base, size_t size)
 
 void kh_blocks_init(kheap_t *heap, uintptr_t base, size_t size)
 {
-    mm_spin_init(&heap->lock);
+    mm_spin_init_ranked(&heap->lock, MM_LOCK_RANK_KHEAP_BLOCK, "kheap block");
     atomic_init(&heap->grow_gen, 0u);
     heap->lo = UINTPTR_MAX;
     heap->hi = 0;

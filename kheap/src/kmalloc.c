@@ -62,7 +62,7 @@ mm_status_t kheap_init(kheap_t *heap, void *base, size_t size)
         return st;
     }
     __builtin_memset(heap, 0, sizeof(*heap));
-    kh_index_init(&heap->class_index, heap);
+    kh_index_init(&heap->class_index, heap, "kheap size classes");
     for (unsigned c = 0; c < KHEAP_CLASSES; c++) {
         char name[KMEM_NAME_MAX];
         kh_class_name(name, kh_class_size(c));
@@ -227,6 +227,20 @@ mm_status_t kheap_get_stats(kheap_t *heap, kheap_stats_t *out)
     kh_track_stats(heap, &s);
     *out = s;
     return MM_OK;
+}
+
+void kheap_lock_all(kheap_t *heap)
+{
+    kh_front_lock_all(&heap->class_index);
+    mm_spin_lock(&heap->class_index.lock);
+    mm_spin_lock(&heap->lock);
+}
+
+void kheap_unlock_all(kheap_t *heap)
+{
+    mm_spin_unlock(&heap->lock);
+    mm_spin_unlock(&heap->class_index.lock);
+    kh_front_unlock_all(&heap->class_index);
 }
 
 size_t kheap_drain(kheap_t *heap)

@@ -370,7 +370,7 @@ static void kh_cache_setup(kmem_cache_t *cache, kheap_t *heap, const char *name,
     for (size_t i = 0; name != NULL && name[i] != '\0' && i + 1 < KMEM_NAME_MAX; i++)
         cache->name[i] = name[i];
     if (index == NULL) {
-        kh_index_init(&cache->own, heap);
+        kh_index_init(&cache->own, heap, "kmem_cache");
         index = &cache->own;
     }
     cache->index = index;

@@ -51,7 +51,7 @@ static bool kh_front_create(kmem_index_t *x, unsigned cpu)
     if (fr == NULL)
         return false;
     __builtin_memset(fr, 0, bytes);
-    mm_spin_init(&fr->lock);
+    mm_spin_init_ranked(&fr->lock, MM_LOCK_RANK_KHEAP_FRONT, "kheap front");
     fr->mags = x->front_slots;
     kh_front_t *none = NULL;
     if (!__atomic_compare_exchange_n(&all[cpu], &none, fr, false, __ATOMIC_ACQ_REL,
@@ -195,6 +195,40 @@ size_t kh_front_drain(kmem_index_t *x)
         }
     }
     return total;
+}
+
+void kh_front_lock_all(kmem_index_t *x)
+{
+    kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
+    uintptr_t last = 0;
+    for (;;) {
+        /* The lowest front above the last one locked: the lock-order
+         * checker allows a family only upwards in address. O(CPUs^2), for
+         * a fork. */
+        kh_front_t *next = NULL;
+        for (unsigned cpu = 0; all != NULL && cpu < HADRON_MM_MAX_CPUS; cpu++) {
+            kh_front_t *fr = __atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE);
+            if (fr != NULL && (uintptr_t)fr > last && (next == NULL || fr < next))
+                next = fr;
+        }
+        if (next == NULL)
+            return;
+        mm_spin_lock(&next->lock);
+        next->held_for_fork = true;
+        last = (uintptr_t)next;
+    }
+}
+
+void kh_front_unlock_all(kmem_index_t *x)
+{
+    kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
+    for (unsigned cpu = 0; all != NULL && cpu < HADRON_MM_MAX_CPUS; cpu++) {
+        kh_front_t *fr = __atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE);
+        if (fr != NULL && fr->held_for_fork) {
+            fr->held_for_fork = false;
+            mm_spin_unlock(&fr->lock);
+        }
+    }
 }
 
 /* Frees every front of x and the array of them. The index is dead: no

@@ -86,6 +86,7 @@ typedef struct kh_mag {
 typedef struct kh_front {
     mm_spinlock_t lock;
     uint32_t mags;
+    bool held_for_fork; /* locked by kh_front_lock_all (written under the lock) */
     kh_mag_t mag[];
 } kh_front_t;
 _Static_assert(((uint64_t)KMEM_SLAB_MAX << 17) <= ((uint64_t)1 << KH_RECIP_SHIFT),
@@ -236,8 +237,9 @@ void kh_index_delete(kmem_index_t *x, uintptr_t base, size_t bytes);
 uintptr_t *kh_index_rebuild(kmem_index_t *x, uintptr_t *fresh, size_t cap);
 /* Forgets the (empty) table; returns the array (NULL if none) to free. */
 uintptr_t *kh_index_drop(kmem_index_t *x);
-/* Set up an empty index whose table memory comes from `heap`. */
-void kh_index_init(kmem_index_t *x, kheap_t *heap);
+/* Set up an empty index whose table memory comes from `heap`; `lock_name`
+ * names its lock in lock-order reports. */
+void kh_index_init(kmem_index_t *x, kheap_t *heap, const char *lock_name);
 
 /* ---- kmem_cache.c: slabs and the locked paths, for the fronts ---------- */
 
@@ -275,6 +277,11 @@ mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect
                           size_t *usable);
 /* Whether ptr is one of x's fronts or the array of them. */
 bool kh_front_owns(const kmem_index_t *x, const void *ptr);
+/* Takes every front's lock of x, in ascending address order; the next
+ * call on x must be kh_front_unlock_all, which drops exactly those (a
+ * front made meanwhile was never locked). For a fork handler. */
+void kh_front_lock_all(kmem_index_t *x);
+void kh_front_unlock_all(kmem_index_t *x);
 /* Every front's objects back into the slabs: how many. No lock held. */
 size_t kh_front_drain(kmem_index_t *x);
 

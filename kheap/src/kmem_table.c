@@ -11,10 +11,10 @@
 #include "blocks_api.h"
 #include "kmem_internal.h"
 
-void kh_index_init(kmem_index_t *x, kheap_t *heap)
+void kh_index_init(kmem_index_t *x, kheap_t *heap, const char *lock_name)
 {
     __builtin_memset(x, 0, sizeof(*x));
-    mm_spin_init(&x->lock);
+    mm_spin_init_ranked(&x->lock, MM_LOCK_RANK_KHEAP_CACHE, lock_name);
     x->heap = heap;
 }
 

@@ -18,7 +18,7 @@ static unsigned kh_size_class(size_t req)
 
 void kh_track_init(kheap_t *heap)
 {
-    mm_spin_init(&heap->track_lock);
+    mm_spin_init_ranked(&heap->track_lock, MM_LOCK_RANK_KHEAP_TRACK, "kheap tracking");
 }
 
 void kh_track_alloc(kheap_t *heap, const void *p, size_t req, size_t usable)

@@ -18,16 +18,15 @@
 #include <hadron/mm/assert.h>
 #include <hadron/mm/hhdm.h>
 
+#include "ptk.h"
+
 /* Shared internal functions link as a64pt_i_*. */
 #define a64_count_dec a64pt_i_count_dec
 #define a64_frame_free a64pt_i_frame_free
-#define a64_reserve_fill a64pt_i_reserve_fill
-#define a64_reserve_take a64pt_i_reserve_take
 #define a64_map_commit a64pt_i_map_commit
 #define a64_unmap_leaf a64pt_i_unmap_leaf
 #define a64_protect_leaf a64pt_i_protect_leaf
 #define a64_bbm_store a64pt_i_bbm_store
-#define a64_visit a64pt_i_visit
 
 /* Descriptor bits (Arm ARM VMSAv8-64 descriptor formats, 4 KiB granule). */
 #define D_VALID (1ull << 0)
@@ -78,10 +77,15 @@ static inline int a64_arm_level_int(unsigned height)
     return 4 - (int)height;
 }
 
-static inline unsigned a64_shift(unsigned level)
-{
-    return MM_PAGE_SHIFT + 9u * (level - 1u);
-}
+#define a64_shift ptk_shift
+#define a64_level_of ptk_level_of
+#define a64_size_of ptk_size_of
+#define a64_size_valid ptk_size_valid
+#define a64_kernel_half ptk_kernel_half
+#define a64_table ptk_table
+#define d_load ptk_load
+#define d_store ptk_store
+#define d_publish ptk_publish
 
 /* The level -1 table of a 52-bit space has 16 entries (VA[51:48]); every
  * other table 512. */
@@ -89,26 +93,6 @@ static inline unsigned a64_index(mm_vaddr_t va, unsigned level)
 {
     unsigned mask = level == 5 ? 15u : A64PT_ENTRIES - 1u;
     return (unsigned)(va >> a64_shift(level)) & mask;
-}
-
-static inline unsigned a64_level_of(mm_page_size_t size)
-{
-    return size == MM_PAGE_4K ? 1u : size == MM_PAGE_2M ? 2u : 3u;
-}
-
-static inline mm_page_size_t a64_size_of(unsigned level)
-{
-    return level == 1 ? MM_PAGE_4K : level == 2 ? MM_PAGE_2M : MM_PAGE_1G;
-}
-
-static inline bool a64_size_valid(mm_page_size_t size)
-{
-    return size == MM_PAGE_4K || size == MM_PAGE_2M || size == MM_PAGE_1G;
-}
-
-static inline bool a64_kernel_half(mm_vaddr_t va)
-{
-    return (int64_t)va < 0;
 }
 
 /* With a separate kernel root: whether `root` is the kernel's. */
@@ -123,12 +107,14 @@ static inline bool a64_is_kernel_root(const a64pt_t *m, mm_paddr_t root)
  * address space for the kernel root. */
 static inline bool a64_va_ok(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va)
 {
-    if (m->separate) {
-        uint64_t top = va >> m->va_bits;
-        return a64_is_kernel_root(m, root) ? top == (UINT64_MAX >> m->va_bits) : top == 0;
-    }
-    uint64_t top = va >> (m->va_bits - 1u);
-    return top == 0 || top == (UINT64_MAX >> (m->va_bits - 1u));
+    /* Without branches on the mode: a branch on `separate` here, laid out
+     * in line, cost the shared-root map/unmap path half its time again
+     * (paging-bench a64.map_unmap_4k.warm, docs/measurements.md). */
+    unsigned shift = m->va_bits - 1u + (unsigned)m->separate;
+    uint64_t top = va >> shift;
+    bool kernel_root = a64_is_kernel_root(m, root);
+    return (top == 0 && !kernel_root) |
+           (top == (UINT64_MAX >> shift) && (kernel_root | !m->separate));
 }
 
 /* The address an index path names below `root` (va holds the path's bits,
@@ -139,8 +125,7 @@ static inline mm_vaddr_t a64_canon(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t
         mm_vaddr_t low_mask = ((mm_vaddr_t)1 << m->va_bits) - 1u;
         return a64_is_kernel_root(m, root) ? (va & low_mask) | ~low_mask : va & low_mask;
     }
-    unsigned s = 64u - m->va_bits;
-    return (mm_vaddr_t)((int64_t)(va << s) >> s);
+    return ptk_canon(m->va_bits, va);
 }
 
 /* Root entries of the user half: the lower half of a shared root, every
@@ -204,31 +189,6 @@ static inline mm_paddr_t a64_leaf_pa(const a64pt_t *m, uint64_t e, unsigned leve
     return a64_addr(m, e) & ~(mm_page_bytes(a64_size_of(level)) - 1u);
 }
 
-static inline uint64_t *a64_table(mm_paddr_t pa)
-{
-    return (uint64_t *)hhdm_phys_to_virt(pa);
-}
-
-/* Table walkers read descriptors concurrently and, with TCR_EL1.HA, set AF
- * in leaves: every access is one untorn 64-bit operation. A new table is
- * published with release order so its zeroed contents are visible first;
- * a64_walker_sync then makes the new entries visible to this CPU's walker
- * before the operation returns (page_mapper.h). */
-static inline uint64_t d_load(const uint64_t *p)
-{
-    return __atomic_load_n(p, __ATOMIC_RELAXED);
-}
-
-static inline void d_store(uint64_t *p, uint64_t v)
-{
-    __atomic_store_n(p, v, __ATOMIC_RELAXED);
-}
-
-static inline void d_publish(uint64_t *p, uint64_t v)
-{
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
-}
-
 /* After new valid entries, before returning (page_mapper.h: a mapper makes a
  * new entry visible to its own CPU's table walker): DSB ISHST orders the
  * stores before any later walk, ISB discards instructions fetched under the
@@ -245,90 +205,14 @@ static inline void a64_walker_sync(void)
 
 static inline bool a64_root_ok(const a64pt_t *m, mm_paddr_t root)
 {
-    return m != NULL && mm_is_aligned(root, MM_PAGE_SIZE) && root < m->phys_end &&
-           root < hhdm_window_size;
+    return m != NULL && ptk_root_ok(m->phys_end, root);
 }
 
-typedef struct a64_path {
-    uint64_t *slot[A64PT_MAX_LEVELS + 1];
-    unsigned level;
-} a64_path_t;
-
-/* Descend toward level `target`; stop early at an invalid entry or a leaf.
- * Returns the level of the last slot filled. O(levels). */
-static inline __attribute__((always_inline)) unsigned
-a64_walk_n(const a64pt_t *m, unsigned levels, mm_paddr_t root, mm_vaddr_t va, unsigned target,
-           a64_path_t *path)
-{
-    const uint64_t off = hhdm_offset_value;
-    uint64_t *table = (uint64_t *)(uintptr_t)(root + off);
-    unsigned level = levels;
-    for (;;) {
-        uint64_t *slot = &table[a64_index(va, level)];
-        path->slot[level] = slot;
-        if (level == target)
-            break;
-        uint64_t e = d_load(slot);
-        /* A block's output address is not a table: never descend into it. */
-        if (!a64_valid(e, level) || a64_is_leaf(e, level))
-            break;
-        table = (uint64_t *)(uintptr_t)(a64_addr(m, e) + off);
-        level--;
-    }
-    path->level = level;
-    return level;
-}
-
-static inline unsigned a64_walk(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va,
-                                unsigned target, a64_path_t *path)
-{
-    if (m->levels == 4)
-        return a64_walk_n(m, 4, root, va, target, path);
-    return a64_walk_n(m, 5, root, va, target, path);
-}
-
-/* The table at `level` hangs off a kernel-half root entry: shared, no count. */
-static inline bool a64_pinned(const a64pt_t *m, mm_vaddr_t va, unsigned level)
-{
-    /* Only a shared kernel half is pinned: other roots hold copies of its
-     * root entries. A separate kernel root is copied nowhere, so its tables
-     * come and go like a user root's. */
-    return !m->separate && level + 1u == m->levels && a64_kernel_half(va);
-}
-
-/* The table at `level` on `path` gained one valid entry. A plain load and
- * store: callers serialise software writers and the hardware never writes
- * a table descriptor (TCR2_EL1.HAFT = 0). Changing IGNORED bits of a valid
- * descriptor needs no break-before-make. */
-static inline void a64_count_inc(const a64pt_t *m, a64_path_t *path, mm_vaddr_t va,
-                                 unsigned level)
-{
-    if (level == m->levels || a64_pinned(m, va, level))
-        return;
-    uint64_t *slot = path->slot[level + 1];
-    uint64_t e = d_load(slot);
-    unsigned c = a64_count_of(e);
-    MM_ASSERT(c < A64PT_ENTRIES);
-    d_store(slot, a64_with_count(e, c + 1u));
-}
-
-/* The table at `level` lost one valid entry: unlink it (and emptied
- * parents) and defer its frame to `tlb`, whose record of va also drops
- * the walk-cache entries pointing at it (TLBI VAAE1IS does). */
-void a64_count_dec(a64pt_t *m, a64_path_t *path, mm_vaddr_t va, unsigned level,
-                   mm_tlb_batch_t *tlb);
-
-typedef struct a64_reserve {
-    mm_paddr_t head;
-    size_t count;
-} a64_reserve_t;
-
-#define A64_RESERVE_INIT {0, 0}
-
-mm_status_t a64_reserve_fill(a64pt_t *m, a64_reserve_t *r, size_t n);
-mm_paddr_t a64_reserve_take(a64_reserve_t *r);
-/* Immediate free: never-linked frames, or a destroyed root's tables. */
-void a64_frame_free(a64pt_t *m, mm_paddr_t frame);
+typedef ptk_path_t a64_path_t;
+typedef ptk_map_plan_t a64_map_plan_t;
+typedef ptk_reserve_t a64_reserve_t;
+#define A64_RESERVE_INIT PTK_RESERVE_INIT
+#define a64_reserve_take ptk_reserve_take
 
 static inline void a64_table_retire(a64pt_t *m, mm_paddr_t frame, mm_tlb_batch_t *tlb)
 {
@@ -446,92 +330,205 @@ static inline mm_status_t a64_check_page(const a64pt_t *m, mm_paddr_t root, mm_v
     return MM_OK;
 }
 
-typedef struct a64_map_plan {
-    a64_path_t path;
-    unsigned leaf_level;
-    unsigned new_tables;     /* tables to create below path.level */
-    mm_paddr_t replace;      /* empty table to replace by a block (0: none) */
-} a64_map_plan_t;
+/* The format as the page-table kit sees it (ptk.h), defined below. */
+static const ptk_ops_t a64_ops;
+
+static inline ptk_geom_t a64_geom(const a64pt_t *m)
+{
+    ptk_geom_t g = {&m->frames, m->levels, m->va_bits, 3u, m->phys_end, !m->separate};
+    return g;
+}
+
+/* For a public entry point: a NULL mapper has no frames, so every root is
+ * rejected (MM_ERR_INVALID) by the kit's argument checks. */
+static inline ptk_geom_t a64_geom_or_none(const a64pt_t *m)
+{
+    return m != NULL ? a64_geom(m) : (ptk_geom_t){NULL, 0, 0, 0, 0, false};
+}
+
+/* The table at `level` hangs off a kernel-half root entry of a shared
+ * kernel half (ptk_pinned): other roots hold copies of its root entries. A
+ * separate kernel root is copied nowhere, so its tables come and go like a
+ * user root's. */
+static inline bool a64_pinned(const a64pt_t *m, mm_vaddr_t va, unsigned level)
+{
+    return !m->separate && level + 1u == m->levels && a64_kernel_half(va);
+}
+
+/* Descend toward level `target` (ptk_walk_n), unrolled for each depth. */
+static inline unsigned a64_walk(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va,
+                                unsigned target, a64_path_t *path)
+{
+    if (m->levels == 4)
+        return ptk_walk_n(&a64_ops, m, 4, root, va, target, path);
+    return ptk_walk_n(&a64_ops, m, 5, root, va, target, path);
+}
 
 static inline mm_status_t a64_map_plan(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va,
                                        unsigned leaf_level, a64_map_plan_t *plan)
 {
     unsigned level = a64_walk(m, root, va, leaf_level, &plan->path);
-    uint64_t e = d_load(plan->path.slot[level]);
-    plan->leaf_level = leaf_level;
-    plan->new_tables = 0;
-    plan->replace = 0;
-    if (level > leaf_level) {
-        if (a64_valid(e, level))
-            return MM_ERR_EXISTS; /* a larger block covers va */
-        plan->new_tables = level - leaf_level;
-        return MM_OK;
-    }
-    if (!a64_valid(e, level))
-        return MM_OK;
-    if (a64_is_leaf(e, level) || a64_count_of(e) != 0)
-        return MM_ERR_EXISTS;
-    plan->replace = a64_addr(m, e);
-    return MM_OK;
+    return ptk_map_plan_walked(&a64_ops, m, level, leaf_level, plan);
 }
-
-void a64_map_commit(a64pt_t *m, a64_map_plan_t *plan, mm_vaddr_t va, mm_paddr_t pa,
-                    mm_map_flags_t flags, a64_reserve_t *r, mm_tlb_batch_t *tlb);
 
 static inline mm_status_t a64_find_leaf(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va,
                                         unsigned leaf_level, a64_path_t *path)
 {
-    unsigned level = a64_walk(m, root, va, leaf_level, path);
-    uint64_t e = d_load(path->slot[level]);
-    if (!a64_valid(e, level))
-        return MM_ERR_NOT_MAPPED;
-    if (level != leaf_level || !a64_is_leaf(e, level))
-        return MM_ERR_SIZE_MISMATCH;
-    return MM_OK;
+    return ptk_found_leaf(&a64_ops, a64_walk(m, root, va, leaf_level, path), leaf_level, path);
 }
 
+/* The table at `level` on `path` gained one valid entry. The hardware
+ * never writes a table descriptor (TCR2_EL1.HAFT = 0), and changing
+ * IGNORED bits of a valid descriptor needs no break-before-make. */
+static inline void a64_count_inc(const a64pt_t *m, a64_path_t *path, mm_vaddr_t va,
+                                 unsigned level)
+{
+    ptk_geom_t g = a64_geom(m);
+    ptk_count_inc(&a64_ops, &g, path, va, level);
+}
+
+/* The table at `level` lost one valid entry (ptk_count_dec): TLBI VAAE1IS
+ * for the recorded va also drops the walk-cache entries of unlinked tables. */
+void a64_count_dec(a64pt_t *m, a64_path_t *path, mm_vaddr_t va, unsigned level,
+                   mm_tlb_batch_t *tlb);
+
+static inline mm_status_t a64_reserve_fill(a64pt_t *m, a64_reserve_t *r, size_t n)
+{
+    ptk_geom_t g = a64_geom(m);
+    return ptk_reserve_fill(&g, r, n);
+}
+
+/* Immediate free: never-linked frames, or a destroyed root's tables. */
+void a64_frame_free(a64pt_t *m, mm_paddr_t frame);
+
+void a64_map_commit(a64pt_t *m, a64_map_plan_t *plan, mm_vaddr_t va, mm_paddr_t pa,
+                    mm_map_flags_t flags, a64_reserve_t *r, mm_tlb_batch_t *tlb);
 uint64_t a64_unmap_leaf(a64pt_t *m, a64_path_t *path, mm_vaddr_t va, mm_tlb_batch_t *tlb);
 void a64_protect_leaf(a64pt_t *m, a64_path_t *path, mm_vaddr_t va, mm_map_flags_t flags,
                       mm_tlb_batch_t *tlb);
 
-/* What lies at va: a leaf (true) or a hole, in which case *next is the
- * first address after it (0 at the top of the address space). */
-static inline bool a64_lookup(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va,
-                              a64pt_leaf_t *leaf, mm_vaddr_t *next)
+/* ---- The kit's view of the format --------------------------------------- */
+
+static inline mm_paddr_t a64_op_table_pa(const void *m, uint64_t e)
 {
-    uint64_t *table = a64_table(root);
-    uint64_t up = 0;
-    for (unsigned level = m->levels;; level--) {
-        uint64_t e = d_load(&table[a64_index(va, level)]);
-        if (!a64_valid(e, level)) {
-            uint64_t span = (uint64_t)1 << a64_shift(level);
-            mm_vaddr_t end = mm_align_down(va, span) + span;
-            *next = end == 0 ? 0 : a64_canon(m, root, end);
-            return false;
-        }
-        if (a64_is_leaf(e, level)) {
-            mm_page_size_t size = a64_size_of(level);
-            leaf->va = mm_align_down(va, mm_page_bytes(size));
-            leaf->pa = a64_leaf_pa(m, e, level);
-            leaf->size = size;
-            leaf->flags = a64_leaf_flags(e, up);
-            leaf->entry = e;
-            return true;
-        }
-        up |= e & D_TABLE_ATTRS;
-        table = a64_table(a64_addr(m, e));
-    }
+    return a64_addr(m, e);
 }
 
-typedef struct a64_visit {
-    const a64pt_t *m;
-    mm_vaddr_t first, last;
-    bool (*leaf)(struct a64_visit *v, const a64pt_leaf_t *leaf, unsigned level);
-    bool (*table)(struct a64_visit *v, mm_vaddr_t va, unsigned level, uint64_t *slot);
-    void *arg;
-    bool stopped;
-} a64_visit_t;
+static inline mm_paddr_t a64_op_leaf_pa(const void *m, uint64_t e, unsigned level)
+{
+    return a64_leaf_pa(m, e, level);
+}
 
-void a64_visit(a64_visit_t *v, mm_paddr_t root);
+/* The count is split over two fields: decode, step, encode. */
+static inline uint64_t a64_op_count_step(uint64_t e, int delta)
+{
+    return a64_with_count(e, (unsigned)((int)a64_count_of(e) + delta));
+}
+
+/* `up` is the OR of the hierarchical attributes of the tables above. */
+static inline uint64_t a64_op_inherit(uint64_t up, uint64_t e)
+{
+    return up | (e & D_TABLE_ATTRS);
+}
+
+static inline mm_map_flags_t a64_op_leaf_flags(const void *m, uint64_t e, unsigned level,
+                                               uint64_t up)
+{
+    (void)m;
+    (void)level;
+    return a64_leaf_flags(e, up);
+}
+
+static inline bool a64_op_va_ok(const void *m, mm_paddr_t root, mm_vaddr_t va)
+{
+    return a64_va_ok(m, root, va);
+}
+
+static inline mm_vaddr_t a64_op_canon(const void *m, mm_paddr_t root, mm_vaddr_t va)
+{
+    return a64_canon(m, root, va);
+}
+
+static inline mm_status_t a64_op_check_flags(const void *m, mm_map_flags_t flags,
+                                             bool kernel_half)
+{
+    (void)m;
+    return a64_check_flags(flags, kernel_half);
+}
+
+static inline mm_status_t a64_op_map_plan(const void *m, mm_paddr_t root, mm_vaddr_t va,
+                                          unsigned leaf_level, ptk_map_plan_t *plan)
+{
+    return a64_map_plan(m, root, va, leaf_level, plan);
+}
+
+static inline void a64_op_map_commit(void *m, ptk_map_plan_t *plan, mm_vaddr_t va,
+                                     mm_paddr_t pa, mm_map_flags_t flags, ptk_reserve_t *r,
+                                     mm_tlb_batch_t *tlb)
+{
+    a64_map_commit(m, plan, va, pa, flags, r, tlb);
+}
+
+static inline mm_status_t a64_op_find_leaf(const void *m, mm_paddr_t root, mm_vaddr_t va,
+                                           unsigned leaf_level, ptk_path_t *path)
+{
+    return a64_find_leaf(m, root, va, leaf_level, path);
+}
+
+static inline void a64_op_unmap_leaf(void *m, ptk_path_t *path, mm_vaddr_t va,
+                                     mm_tlb_batch_t *tlb)
+{
+    (void)a64_unmap_leaf(m, path, va, tlb);
+}
+
+static inline void a64_op_protect_leaf(void *m, ptk_path_t *path, mm_vaddr_t va,
+                                       mm_map_flags_t flags, mm_tlb_batch_t *tlb)
+{
+    a64_protect_leaf(m, path, va, flags, tlb);
+}
+
+static const ptk_ops_t a64_ops = {
+    .index = a64_index,
+    .present = a64_valid,
+    .is_leaf = a64_is_leaf,
+    .table_pa = a64_op_table_pa,
+    .leaf_pa = a64_op_leaf_pa,
+    .count_of = a64_count_of,
+    .count_step = a64_op_count_step,
+    .up_init = 0,
+    .inherit = a64_op_inherit,
+    .leaf_flags = a64_op_leaf_flags,
+    .va_ok = a64_op_va_ok,
+    .canon = a64_op_canon,
+    .check_flags = a64_op_check_flags,
+    .map_plan = a64_op_map_plan,
+    .map_commit = a64_op_map_commit,
+    .map_done = a64_walker_sync,
+    .find_leaf = a64_op_find_leaf,
+    .unmap_leaf = a64_op_unmap_leaf,
+    .protect_leaf = a64_op_protect_leaf,
+};
+
+/* What lies at va (ptk_lookup), instantiated for each depth so each
+ * level's index and tests fold to constants (translate's hot path). */
+static inline bool a64_lookup(const a64pt_t *m, mm_paddr_t root, mm_vaddr_t va,
+                              ptk_leaf_t *leaf, mm_vaddr_t *next)
+{
+    ptk_geom_t g = a64_geom(m);
+    if (m->levels == 4) {
+        g.levels = 4;
+        return ptk_lookup(&a64_ops, m, &g, root, va, leaf, next);
+    }
+    g.levels = 5;
+    return ptk_lookup(&a64_ops, m, &g, root, va, leaf, next);
+}
+
+typedef ptk_visit_t a64_visit_t;
+
+static inline void a64_visit(a64_visit_t *v, mm_paddr_t root)
+{
+    ptk_geom_t g = a64_geom(v->m);
+    ptk_visit(&a64_ops, &g, v, root);
+}
 
 #endif /* HADRON_MM_A64_INTERNAL_H */

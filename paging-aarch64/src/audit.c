@@ -28,7 +28,7 @@ static void report(audit_ctx_t *a, a64pt_finding_kind_t kind, mm_vaddr_t va, uns
     }
 }
 
-static bool audit_leaf(a64_visit_t *v, const a64pt_leaf_t *leaf, unsigned level)
+static bool audit_leaf(a64_visit_t *v, const ptk_leaf_t *leaf, unsigned level)
 {
     audit_ctx_t *a = v->arg;
     uint64_t e = leaf->entry;

@@ -27,7 +27,7 @@ static uint64_t res0_addr_bits(const a64pt_t *m)
     return m->lpa2 ? (1ull << 50) : (7ull << 48);
 }
 
-static bool check_leaf(a64_visit_t *v, const a64pt_leaf_t *leaf, unsigned level)
+static bool check_leaf(a64_visit_t *v, const ptk_leaf_t *leaf, unsigned level)
 {
     const a64pt_t *m = v->m;
     uint64_t e = leaf->entry;

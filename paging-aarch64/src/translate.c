@@ -7,7 +7,7 @@ mm_status_t a64pt_translate(a64pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_trans
         return MM_ERR_INVALID;
     if (!a64_va_ok(m, root, va))
         return MM_ERR_NOT_CANONICAL;
-    a64pt_leaf_t leaf;
+    ptk_leaf_t leaf;
     mm_vaddr_t next;
     if (!a64_lookup(m, root, va, &leaf, &next))
         return MM_ERR_NOT_MAPPED;

@@ -27,7 +27,7 @@ static void report(audit_ctx_t *a, x86pt_finding_kind_t kind, mm_vaddr_t va, uns
     }
 }
 
-static bool audit_leaf(pt_visit_t *v, const x86pt_leaf_t *leaf, unsigned level)
+static bool audit_leaf(pt_visit_t *v, const ptk_leaf_t *leaf, unsigned level)
 {
     audit_ctx_t *a = v->arg;
     /* Effective flags: a page is only W+X if every level allows both. */

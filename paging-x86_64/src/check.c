@@ -19,7 +19,7 @@ static bool fail(pt_visit_t *v, const char *problem, mm_vaddr_t va, unsigned lev
     return false;
 }
 
-static bool check_leaf(pt_visit_t *v, const x86pt_leaf_t *leaf, unsigned level)
+static bool check_leaf(pt_visit_t *v, const ptk_leaf_t *leaf, unsigned level)
 {
     const x86pt_t *m = v->m;
     uint64_t e = leaf->entry;

@@ -17,18 +17,17 @@
 #include <hadron/mm/hhdm.h>
 #include <hadron/mm/x86pt.h>
 
+#include "ptk.h"
+
 /* Internal functions shared between sources keep short pt_ names in the
  * code but link as x86pt_i_*, so they cannot collide with a kernel's own
  * symbols. */
 #define pt_count_dec x86pt_i_count_dec
 #define pt_frame_free x86pt_i_frame_free
-#define pt_reserve_fill x86pt_i_reserve_fill
-#define pt_reserve_take x86pt_i_reserve_take
 #define pt_map_commit x86pt_i_map_commit
 #define pt_unmap_leaf x86pt_i_unmap_leaf
 #define pt_protect_leaf x86pt_i_protect_leaf
 #define pt_grant_user x86pt_i_grant_user
-#define pt_visit x86pt_i_visit
 
 /* Entry bits (SDM vol. 3 section 4.5, tables 4-15 .. 4-20). */
 #define PTE_P (1ull << 0)
@@ -54,35 +53,19 @@
 /* Bits an intermediate entry made here carries besides address and count. */
 #define PTE_TABLE_BITS (PTE_P | PTE_RW)
 
-static inline unsigned pt_shift(unsigned level)
-{
-    return MM_PAGE_SHIFT + 9u * (level - 1u);
-}
+#define pt_shift ptk_shift
+#define pt_level_of ptk_level_of
+#define pt_size_of ptk_size_of
+#define pt_size_valid ptk_size_valid
+#define pt_kernel_half ptk_kernel_half
+#define pt_table ptk_table
+#define pte_load ptk_load
+#define pte_store ptk_store
+#define pte_publish ptk_publish
 
 static inline unsigned pt_index(mm_vaddr_t va, unsigned level)
 {
     return (unsigned)(va >> pt_shift(level)) & (X86PT_ENTRIES - 1u);
-}
-
-/* Level whose leaf maps a page of `size`. */
-static inline unsigned pt_level_of(mm_page_size_t size)
-{
-    return size == MM_PAGE_4K ? 1u : size == MM_PAGE_2M ? 2u : 3u;
-}
-
-static inline mm_page_size_t pt_size_of(unsigned level)
-{
-    return level == 1 ? MM_PAGE_4K : level == 2 ? MM_PAGE_2M : MM_PAGE_1G;
-}
-
-static inline bool pt_size_valid(mm_page_size_t size)
-{
-    return size == MM_PAGE_4K || size == MM_PAGE_2M || size == MM_PAGE_1G;
-}
-
-static inline bool pt_kernel_half(mm_vaddr_t va)
-{
-    return (int64_t)va < 0;
 }
 
 /* x86_64's address rule, which only this mapper knows: the bits above the
@@ -90,15 +73,7 @@ static inline bool pt_kernel_half(mm_vaddr_t va)
  * rest of hadron-mm sees it as the two ranges of x86pt_va_space. */
 static inline bool pt_canonical(const x86pt_t *m, mm_vaddr_t va)
 {
-    unsigned s = 64u - m->va_bits;
-    return (mm_vaddr_t)((int64_t)(va << s) >> s) == va;
-}
-
-/* Sign-extends a top-level-derived address to canonical form. */
-static inline mm_vaddr_t pt_canon(const x86pt_t *m, mm_vaddr_t va)
-{
-    unsigned s = 64u - m->va_bits;
-    return (mm_vaddr_t)((int64_t)(va << s) >> s);
+    return ptk_canonical(m->va_bits, va);
 }
 
 static inline bool pt_is_leaf(uint64_t e, unsigned level)
@@ -121,134 +96,19 @@ static inline mm_paddr_t pt_leaf_pa(uint64_t e, unsigned level)
     return e & PTE_ADDR_MASK & ~(mm_page_bytes(pt_size_of(level)) - 1u);
 }
 
-static inline uint64_t *pt_table(mm_paddr_t pa)
-{
-    return (uint64_t *)hhdm_phys_to_virt(pa);
-}
-
-/* The CPU reads and (for A/D) writes entries concurrently: every access is
- * one untorn 64-bit operation. Publishing a new table uses release order so
- * its zeroed contents are visible first (a plain store on x86). */
-static inline uint64_t pte_load(const uint64_t *p)
-{
-    return __atomic_load_n(p, __ATOMIC_RELAXED);
-}
-
-static inline void pte_store(uint64_t *p, uint64_t v)
-{
-    __atomic_store_n(p, v, __ATOMIC_RELAXED);
-}
-
-static inline void pte_publish(uint64_t *p, uint64_t v)
-{
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
-}
-
 /* A root (or any table) the caller names must be a frame we can reach. */
 static inline bool pt_root_ok(const x86pt_t *m, mm_paddr_t root)
 {
-    return m != NULL && mm_is_aligned(root, MM_PAGE_SIZE) && root < m->phys_end &&
-           root < hhdm_window_size;
+    return m != NULL && ptk_root_ok(m->phys_end, root);
 }
 
-/* Where a walk stopped and the entry slots it passed (slot[L] is the entry
- * for va in the level-L table, for L from the root down to `level`). */
-typedef struct pt_path {
-    uint64_t *slot[X86PT_MAX_LEVELS + 1];
-    unsigned level;
-} pt_path_t;
+typedef ptk_path_t pt_path_t;
+typedef ptk_map_plan_t pt_map_plan_t;
+typedef ptk_reserve_t pt_reserve_t;
+#define PT_RESERVE_INIT PTK_RESERVE_INIT
+#define pt_reserve_take ptk_reserve_take
 
-/* Descend toward level `target`; stop early at a non-present entry or a
- * leaf. Returns the level of the last slot filled. O(levels). Inline: it is
- * the hot loop of every operation. */
-static inline __attribute__((always_inline)) unsigned
-pt_walk_n(unsigned levels, mm_paddr_t root, mm_vaddr_t va, unsigned target, pt_path_t *path)
-{
-    /* The HHDM offset is read once: the atomic entry loads would otherwise
-     * make the compiler reload it at every level. */
-    const uint64_t off = hhdm_offset_value;
-    uint64_t *table = (uint64_t *)(uintptr_t)(root + off);
-    unsigned level = levels;
-    for (;;) {
-        uint64_t *slot = &table[pt_index(va, level)];
-        path->slot[level] = slot;
-        if (level == target)
-            break;
-        uint64_t e = pte_load(slot);
-        /* Checking PS before descending is what keeps us from reading a
-         * 2 MiB page's frame as if it were a page table. */
-        if (!(e & PTE_P) || pt_is_leaf(e, level))
-            break;
-        table = (uint64_t *)(uintptr_t)(pt_table_pa(e) + off);
-        level--;
-    }
-    path->level = level;
-    return level;
-}
-
-/* pt_walk_n with the mapper's depth; callers on a hot path can call
- * pt_walk_n with constant levels and target so the loop unrolls. */
-static inline unsigned pt_walk(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va,
-                               unsigned target, pt_path_t *path)
-{
-    return pt_walk_n(m->levels, root, va, target, path);
-}
-
-/* True when the table at `level` (pointed to by the slot at level + 1) is
- * pinned: it hangs off a kernel-half root entry and carries no count. */
-static inline bool pt_pinned(const x86pt_t *m, mm_vaddr_t va, unsigned level)
-{
-    return level + 1u == m->levels && pt_kernel_half(va);
-}
-
-/* The table at `level` on `path` gained one present entry.
- * A plain load and one 64-bit store, not a locked add: callers serialise
- * software writers, and the only concurrent writer is the CPU setting the
- * accessed bit, whose loss on a non-leaf entry costs nothing (nothing reads
- * it, and the CPU sets it again on its next walk). */
-static inline void pt_count_inc(const x86pt_t *m, pt_path_t *path, mm_vaddr_t va,
-                                unsigned level)
-{
-    if (level == m->levels || pt_pinned(m, va, level))
-        return;
-    uint64_t *slot = path->slot[level + 1];
-    uint64_t e = pte_load(slot);
-    MM_ASSERT(pt_count_of(e) < X86PT_ENTRIES);
-    pte_store(slot, e + PTE_COUNT_ONE);
-}
-
-/* The table at `level` on `path` lost one present entry: unlink it (and
- * then its parents, recursively) when it becomes empty and is not the root
- * or pinned, and hand it to `tlb` to be freed after the invalidation. The
- * caller has recorded `va` in `tlb`, which also covers the unlinked tables'
- * paging-structure cache entries. */
-void pt_count_dec(x86pt_t *m, pt_path_t *path, mm_vaddr_t va, unsigned level,
-                  mm_tlb_batch_t *tlb);
-
-/* Table frames set aside before a change so the change itself cannot fail.
- * Reserved frames are chained through their first word. */
-typedef struct pt_reserve {
-    mm_paddr_t head;
-    size_t count;
-} pt_reserve_t;
-
-#define PT_RESERVE_INIT {0, 0}
-
-/* Add n frames; on failure give back what this call took and return
- * MM_ERR_NOMEM (frames reserved earlier stay). */
-mm_status_t pt_reserve_fill(x86pt_t *m, pt_reserve_t *r, size_t n);
-/* Take one frame, zeroed. The reserve must not be empty. */
-mm_paddr_t pt_reserve_take(pt_reserve_t *r);
-
-/* Immediate free, only for frames no CPU can have cached: never linked
- * (reserve rollback) or belonging to a hierarchy the caller guarantees is
- * cached nowhere (root_destroy). Tables a change unlinks from a live
- * hierarchy go through pt_table_retire instead. */
-void pt_frame_free(x86pt_t *m, mm_paddr_t frame);
-
-/* Free an unlinked table once `tlb` has been flushed. The frame is not
- * written from here on (nothing is threaded through it): a stale walk may
- * read it until the flush and must find only non-present entries. */
+/* Free an unlinked table once `tlb` has been flushed (see ptk_count_dec). */
 static inline void pt_table_retire(x86pt_t *m, mm_paddr_t frame, mm_tlb_batch_t *tlb)
 {
     mm_tlb_batch_defer_free(tlb, &m->frames, frame);
@@ -374,42 +234,28 @@ static inline mm_status_t pt_check_page(const x86pt_t *m, mm_paddr_t root, mm_va
     return MM_OK;
 }
 
-/* Plan for mapping one page: checks for conflicts and says how many tables
- * must be created. */
-typedef struct pt_map_plan {
-    pt_path_t path;
-    unsigned leaf_level;
-    unsigned new_tables;     /* tables to create below path.level */
-    mm_paddr_t replace;      /* empty table to free and replace (0: none) */
-} pt_map_plan_t;
+/* The format as the page-table kit sees it (ptk.h). Defined below; the
+ * walk helpers before it use it through this declaration. */
+static const ptk_ops_t pt_ops;
 
-/* The plan for the walk already in plan->path (stopped at `level`). */
-static inline __attribute__((always_inline)) mm_status_t
-pt_map_plan_walked(unsigned level, unsigned leaf_level, pt_map_plan_t *plan)
+static inline ptk_geom_t pt_geom(const x86pt_t *m)
 {
-    uint64_t e = pte_load(plan->path.slot[level]);
-    plan->leaf_level = leaf_level;
-    plan->new_tables = 0;
-    plan->replace = 0;
-    if (level > leaf_level) {
-        if (e & PTE_P)
-            return MM_ERR_EXISTS; /* a larger page covers va */
-        plan->new_tables = level - leaf_level;
-        return MM_OK;
-    }
-    if (!(e & PTE_P))
-        return MM_OK;
-    if (pt_is_leaf(e, level) || pt_count_of(e) != 0)
-        return MM_ERR_EXISTS;
-    /* A huge request over a table with no entries: nothing is lost by
-     * replacing it, and refusing would strand the range for good. */
-    plan->replace = pt_table_pa(e);
-    return MM_OK;
+    ptk_geom_t g = {&m->frames, m->levels, m->va_bits, m->pages_1g ? 3u : 2u, m->phys_end, true};
+    return g;
 }
 
-/* Carry out a plan with frames from `r`; cannot fail. */
-void pt_map_commit(x86pt_t *m, pt_map_plan_t *plan, mm_vaddr_t va, mm_paddr_t pa,
-                   mm_map_flags_t flags, pt_reserve_t *r, mm_tlb_batch_t *tlb);
+/* For a public entry point: a NULL mapper has no frames, so every root is
+ * rejected (MM_ERR_INVALID) by the kit's argument checks. */
+static inline ptk_geom_t pt_geom_or_none(const x86pt_t *m)
+{
+    return m != NULL ? pt_geom(m) : (ptk_geom_t){NULL, 0, 0, 0, 0, true};
+}
+
+/* The table at `level` hangs off a kernel-half root entry (ptk_pinned). */
+static inline bool pt_pinned(const x86pt_t *m, mm_vaddr_t va, unsigned level)
+{
+    return level + 1u == m->levels && pt_kernel_half(va);
+}
 
 /* pt_walk with the loop unrolled for each depth and target (the hot
  * paths of map and map_range). */
@@ -419,16 +265,22 @@ pt_walk_unrolled(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, unsigned targ
 {
     if (m->levels == 4) {
         if (target == 1)
-            return pt_walk_n(4, root, va, 1, path);
+            return ptk_walk_n(&pt_ops, m, 4, root, va, 1, path);
         if (target == 2)
-            return pt_walk_n(4, root, va, 2, path);
-        return pt_walk_n(4, root, va, 3, path);
+            return ptk_walk_n(&pt_ops, m, 4, root, va, 2, path);
+        return ptk_walk_n(&pt_ops, m, 4, root, va, 3, path);
     }
     if (target == 1)
-        return pt_walk_n(5, root, va, 1, path);
+        return ptk_walk_n(&pt_ops, m, 5, root, va, 1, path);
     if (target == 2)
-        return pt_walk_n(5, root, va, 2, path);
-    return pt_walk_n(5, root, va, 3, path);
+        return ptk_walk_n(&pt_ops, m, 5, root, va, 2, path);
+    return ptk_walk_n(&pt_ops, m, 5, root, va, 3, path);
+}
+
+static inline unsigned pt_walk(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va,
+                               unsigned target, pt_path_t *path)
+{
+    return ptk_walk_n(&pt_ops, m, m->levels, root, va, target, path);
 }
 
 /* Plan for mapping a page of `leaf_level` at va: one walk, whose slots the
@@ -436,8 +288,8 @@ pt_walk_unrolled(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, unsigned targ
 static inline mm_status_t pt_map_plan(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va,
                                       unsigned leaf_level, pt_map_plan_t *plan)
 {
-    return pt_map_plan_walked(pt_walk_unrolled(m, root, va, leaf_level, &plan->path), leaf_level,
-                              plan);
+    unsigned level = pt_walk_unrolled(m, root, va, leaf_level, &plan->path);
+    return ptk_map_plan_walked(&pt_ops, m, level, leaf_level, plan);
 }
 
 /* Find the leaf mapping va exactly at `leaf_level` (unmap/protect).
@@ -445,14 +297,34 @@ static inline mm_status_t pt_map_plan(const x86pt_t *m, mm_paddr_t root, mm_vadd
 static inline mm_status_t pt_find_leaf(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va,
                                        unsigned leaf_level, pt_path_t *path)
 {
-    unsigned level = pt_walk(m, root, va, leaf_level, path);
-    uint64_t e = pte_load(path->slot[level]);
-    if (!(e & PTE_P))
-        return MM_ERR_NOT_MAPPED;
-    if (level != leaf_level || !pt_is_leaf(e, level))
-        return MM_ERR_SIZE_MISMATCH; /* a larger page, or smaller pages below */
-    return MM_OK;
+    return ptk_found_leaf(&pt_ops, pt_walk(m, root, va, leaf_level, path), leaf_level, path);
 }
+
+/* The table at `level` on `path` gained one present entry. */
+static inline void pt_count_inc(const x86pt_t *m, pt_path_t *path, mm_vaddr_t va,
+                                unsigned level)
+{
+    ptk_geom_t g = pt_geom(m);
+    ptk_count_inc(&pt_ops, &g, path, va, level);
+}
+
+/* The table at `level` on `path` lost one present entry (ptk_count_dec). */
+void pt_count_dec(x86pt_t *m, pt_path_t *path, mm_vaddr_t va, unsigned level,
+                  mm_tlb_batch_t *tlb);
+
+/* Add n frames to `r` (ptk_reserve_fill). */
+static inline mm_status_t pt_reserve_fill(x86pt_t *m, pt_reserve_t *r, size_t n)
+{
+    ptk_geom_t g = pt_geom(m);
+    return ptk_reserve_fill(&g, r, n);
+}
+
+/* Immediate free of a frame no CPU can have cached (ptk_frame_free). */
+void pt_frame_free(x86pt_t *m, mm_paddr_t frame);
+
+/* Carry out a plan with frames from `r`; cannot fail. */
+void pt_map_commit(x86pt_t *m, pt_map_plan_t *plan, mm_vaddr_t va, mm_paddr_t pa,
+                   mm_map_flags_t flags, pt_reserve_t *r, mm_tlb_batch_t *tlb);
 
 /* Leaf removal and flag change on a found path; cannot fail. */
 uint64_t pt_unmap_leaf(x86pt_t *m, pt_path_t *path, mm_vaddr_t va, mm_tlb_batch_t *tlb);
@@ -483,56 +355,117 @@ static inline bool pt_map_commit_fast(x86pt_t *m, pt_map_plan_t *plan, mm_vaddr_
     return true;
 }
 
-/* What lies at va: a leaf (true; *leaf filled) or nothing, in which case
- * *next is the first address after the hole found (0 when the hole reaches
- * the top of the address space). Read-only. O(levels). Inline so translate
- * keeps the leaf in registers. */
-static inline bool pt_lookup(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va,
-                             x86pt_leaf_t *leaf, mm_vaddr_t *next)
+/* ---- The kit's view of the format --------------------------------------- */
+
+static inline bool pt_op_present(uint64_t e, unsigned level)
 {
-    uint64_t *table = pt_table(root);
-    bool rw = true, us = true, nx = false;
-    for (unsigned level = m->levels;; level--) {
-        uint64_t e = pte_load(&table[pt_index(va, level)]);
-        if (!(e & PTE_P)) {
-            uint64_t span = (uint64_t)1 << pt_shift(level);
-            *next = pt_canon(m, mm_align_down(va, span) + span);
-            /* Past the last entry of the lower half comes the kernel half;
-             * past the last of the kernel half comes the end (0). */
-            if (mm_align_down(va, span) + span == 0)
-                *next = 0;
-            return false;
-        }
-        if (pt_is_leaf(e, level)) {
-            mm_page_size_t size = pt_size_of(level);
-            leaf->va = mm_align_down(va, mm_page_bytes(size));
-            leaf->pa = pt_leaf_pa(e, level);
-            leaf->size = size;
-            leaf->flags = pt_leaf_flags(m, e, level, rw, us, nx);
-            leaf->entry = e;
-            return true;
-        }
-        rw = rw && (e & PTE_RW);
-        us = us && (e & PTE_US);
-        nx = nx || (e & PTE_NX);
-        table = pt_table(pt_table_pa(e));
-    }
+    (void)level;
+    return (e & PTE_P) != 0;
 }
 
-/* Table visitor used by walk, dump, audit and check: visits every present
- * entry of [first, last] in address order. */
-typedef struct pt_visit {
-    const x86pt_t *m;
-    mm_vaddr_t first, last;
-    /* Called for each leaf; return false to stop. */
-    bool (*leaf)(struct pt_visit *v, const x86pt_leaf_t *leaf, unsigned level);
-    /* Called for each present non-leaf entry before descending (may be
-     * NULL); return false to skip the subtree. */
-    bool (*table)(struct pt_visit *v, mm_vaddr_t va, unsigned level, uint64_t *slot);
-    void *arg;
-    bool stopped;
-} pt_visit_t;
+static inline mm_paddr_t pt_op_table_pa(const void *m, uint64_t e)
+{
+    (void)m;
+    return pt_table_pa(e);
+}
 
-void pt_visit(pt_visit_t *v, mm_paddr_t root);
+static inline mm_paddr_t pt_op_leaf_pa(const void *m, uint64_t e, unsigned level)
+{
+    (void)m;
+    return pt_leaf_pa(e, level);
+}
+
+/* The count is a field of its own at the top: one add. */
+static inline uint64_t pt_op_count_step(uint64_t e, int delta)
+{
+    return e + (uint64_t)(int64_t)delta * PTE_COUNT_ONE;
+}
+
+/* `up` holds the restrictions of the levels above: PTE_RW or PTE_US when
+ * some level clears it, PTE_NX when some level sets it. */
+static inline uint64_t pt_op_inherit(uint64_t up, uint64_t e)
+{
+    return up | (~e & (PTE_RW | PTE_US)) | (e & PTE_NX);
+}
+
+static inline mm_map_flags_t pt_op_leaf_flags(const void *m, uint64_t e, unsigned level,
+                                              uint64_t up)
+{
+    return pt_leaf_flags(m, e, level, !(up & PTE_RW), !(up & PTE_US), (up & PTE_NX) != 0);
+}
+
+static inline mm_status_t pt_op_check_flags(const void *m, mm_map_flags_t flags,
+                                            bool kernel_half)
+{
+    return pt_check_flags(m, flags, kernel_half);
+}
+
+static inline mm_status_t pt_op_map_plan(const void *m, mm_paddr_t root, mm_vaddr_t va,
+                                         unsigned leaf_level, ptk_map_plan_t *plan)
+{
+    return pt_map_plan(m, root, va, leaf_level, plan);
+}
+
+static inline void pt_op_map_commit(void *m, ptk_map_plan_t *plan, mm_vaddr_t va, mm_paddr_t pa,
+                                    mm_map_flags_t flags, ptk_reserve_t *r, mm_tlb_batch_t *tlb)
+{
+    if (!pt_map_commit_fast(m, plan, va, pa, flags, tlb))
+        pt_map_commit(m, plan, va, pa, flags, r, tlb);
+}
+
+static inline mm_status_t pt_op_find_leaf(const void *m, mm_paddr_t root, mm_vaddr_t va,
+                                          unsigned leaf_level, ptk_path_t *path)
+{
+    return pt_find_leaf(m, root, va, leaf_level, path);
+}
+
+static inline void pt_op_unmap_leaf(void *m, ptk_path_t *path, mm_vaddr_t va,
+                                    mm_tlb_batch_t *tlb)
+{
+    (void)pt_unmap_leaf(m, path, va, tlb);
+}
+
+static inline void pt_op_protect_leaf(void *m, ptk_path_t *path, mm_vaddr_t va,
+                                      mm_map_flags_t flags, mm_tlb_batch_t *tlb)
+{
+    pt_protect_leaf(m, path, va, flags, tlb);
+}
+
+static const ptk_ops_t pt_ops = {
+    .index = pt_index,
+    .present = pt_op_present,
+    .is_leaf = pt_is_leaf,
+    .table_pa = pt_op_table_pa,
+    .leaf_pa = pt_op_leaf_pa,
+    .count_of = pt_count_of,
+    .count_step = pt_op_count_step,
+    .up_init = 0,
+    .inherit = pt_op_inherit,
+    .leaf_flags = pt_op_leaf_flags,
+    .check_flags = pt_op_check_flags,
+    .map_plan = pt_op_map_plan,
+    .map_commit = pt_op_map_commit,
+    .map_done = NULL,
+    .find_leaf = pt_op_find_leaf,
+    .unmap_leaf = pt_op_unmap_leaf,
+    .protect_leaf = pt_op_protect_leaf,
+};
+
+/* What lies at va (ptk_lookup). Read-only. O(levels). */
+static inline bool pt_lookup(const x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, ptk_leaf_t *leaf,
+                             mm_vaddr_t *next)
+{
+    ptk_geom_t g = pt_geom(m);
+    return ptk_lookup(&pt_ops, m, &g, root, va, leaf, next);
+}
+
+/* Table visitor used by walk, dump, audit and check (ptk_visit). */
+typedef ptk_visit_t pt_visit_t;
+
+static inline void pt_visit(pt_visit_t *v, mm_paddr_t root)
+{
+    ptk_geom_t g = pt_geom(v->m);
+    ptk_visit(&pt_ops, &g, v, root);
+}
 
 #endif /* HADRON_MM_X86PT_INTERNAL_H */

@@ -360,7 +360,7 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pm
     n->hint = 0;
     n->hot = PMM_NONE;
 
-    mm_spin_init(&pmm->lock);
+    mm_spin_init_ranked(&pmm->lock, MM_LOCK_RANK_PMM, "pmm");
     pmm_pcp_init(pmm);
     pmm->self = pmm;
     pmm->magic = PMM_MAGIC;

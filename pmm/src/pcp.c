@@ -55,7 +55,7 @@ void pmm_pcp_init(pmm_t *p)
     uint64_t stride = (p->span_frames / HADRON_MM_MAX_CPUS) & ~511ull;
     for (unsigned i = 0; i < HADRON_MM_MAX_CPUS; i++) {
         pmm_pcp_t *c = &p->pcp[i];
-        mm_spin_init(&c->lock);
+        mm_spin_init_ranked(&c->lock, MM_LOCK_RANK_PMM_CACHE, "pmm cpu cache");
         atomic_init(&c->count, 0);
         c->hint = stride * i;
     }

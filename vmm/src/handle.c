@@ -18,7 +18,7 @@ void vmm_records_init(vmm_t *vmm, vmm_handle_rec_t *handles, uint32_t handle_cou
     __builtin_memset(handles, 0, (size_t)handle_count * sizeof(handles[0]));
     __builtin_memset(spaces, 0, (size_t)space_count * sizeof(spaces[0]));
     for (uint32_t i = 0; i < space_count; i++)
-        mm_spin_init(&spaces[i].lock);
+        mm_spin_init_ranked(&spaces[i].lock, MM_LOCK_RANK_ASPACE, "address space");
     vmm->handles = handles;
     vmm->handle_count = handle_count;
     vmm->handle_used = 0;

@@ -113,7 +113,7 @@ mm_status_t vmm_init(vmm_t *vmm, const vmm_config_t *cfg)
 
     *vmm = (vmm_t){0};
     vmm->self = vmm;
-    mm_spin_init(&vmm->lock);
+    mm_spin_init_ranked(&vmm->lock, MM_LOCK_RANK_VMM, "vmm");
     vmm->layout = *l;
     vmm->kernel_root = cfg->kernel_root;
     vmm->mapper = cfg->mapper;

@@ -589,6 +589,31 @@ static void check_oom(void)
               heap_fail, heap_bad);
 }
 
+#if HADRON_MM_LOCK_ORDER
+static void vmm_stats_call(void *arg)
+{
+    vmm_stats_t s;
+    vmm_stats(arg, &s);
+}
+
+/* The lock-order canary on the kernel's own locks: with the PMM lock held,
+ * a VMM call (which takes the VMM lock) breaks the order VMM -> PMM. The
+ * checker must panic before it spins, naming both locks. */
+static void check_lock_order(void)
+{
+    mm_report_t rep = {0};
+    mm_irqflags_t f = mm_spin_lock_irqsave(&kernel_pmm.lock);
+    bool caught = panic_expect(vmm_stats_call, &kernel_vmm, &rep);
+    mm_spin_unlock_irqrestore(&kernel_pmm.lock, f);
+    tap_check(caught && rep.kind == MM_REPORT_LOCK_ORDER && rep.lock != NULL &&
+                  rep.held != NULL && rep.lock[0] == 'v' && rep.held[0] == 'p' &&
+                  !mm_spin_is_locked(&kernel_vmm.lock),
+              "lock order: the VMM lock taken under the PMM lock panics (%s: %s under %s)",
+              mm_report_kind_str(rep.kind), rep.lock ? rep.lock : "-",
+              rep.held ? rep.held : "-");
+}
+#endif
+
 void checks_vmm(void)
 {
     if (!tap_check(kernel_vmm_ready, "vmm: initialised over the kernel tables (%s)",
@@ -600,6 +625,9 @@ void checks_vmm(void)
     check_heap_release();
     check_pcid();
     check_oom();
+#if HADRON_MM_LOCK_ORDER
+    check_lock_order();
+#endif
     mm_status_t st = vmm_check(&kernel_vmm);
     vmm_stats_t s;
     vmm_stats(&kernel_vmm, &s);

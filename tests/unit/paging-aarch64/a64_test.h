@@ -75,7 +75,5 @@ void snap_discard(snapshot_t *s);
  * table, or one of `extra`. E.tlb must have been flushed. */
 void assert_consistent(mm_paddr_t root, size_t extra);
 
-uint64_t rnd(void);
-void rnd_seed(uint64_t seed);
 
 #endif /* A64_TEST_H */

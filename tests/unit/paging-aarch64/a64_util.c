@@ -170,20 +170,3 @@ void assert_consistent(mm_paddr_t root, size_t extra)
                  E.pool.live, info.user_tables + info.kernel_tables, extra);
     cr_assert_eq(E.pool.free_errors, 0);
 }
-
-static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
-
-void rnd_seed(uint64_t seed)
-{
-    rnd_state = seed ? seed : 1;
-}
-
-uint64_t rnd(void)
-{
-    uint64_t x = rnd_state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    rnd_state = x;
-    return x * 0x2545f4914f6cdd1dull;
-}

@@ -75,7 +75,5 @@ void snap_discard(snapshot_t *s);
 void assert_consistent(mm_paddr_t root, size_t extra);
 
 /* Deterministic PRNG. */
-uint64_t rnd(void);
-void rnd_seed(uint64_t seed);
 
 #endif /* PAGING_TEST_H */

@@ -16,6 +16,7 @@ typedef enum mm_report_kind {
     MM_REPORT_BAD_POINTER,  /* pointer not from this allocator / mid-block */
     MM_REPORT_REDZONE,      /* guard bytes around a heap block overwritten */
     MM_REPORT_CORRUPT,      /* allocator metadata damaged */
+    MM_REPORT_LOCK_ORDER,   /* lock taken out of order or taken again (lock_order) */
     MM_REPORT_KIND_COUNT
 } mm_report_kind_t;
 
@@ -28,6 +29,11 @@ typedef struct mm_report {
     uint64_t offset;      /* byte offset of the first bad byte or word */
     uint64_t found;       /* value found there (if meaningful) */
     uint64_t expected;    /* value expected there (if meaningful) */
+    /* MM_REPORT_LOCK_ORDER: the lock being taken and the held lock it
+     * conflicts with (the same name when it is taken again); address is
+     * the lock taken, found its rank, expected the held lock's rank. */
+    const char *lock;
+    const char *held;
 } mm_report_t;
 
 /* Static name of a report kind ("poison", "double-free", ...). Never NULL. */

@@ -11,6 +11,16 @@
  * holder or the next ticket's owner may be preempted, and FIFO order makes
  * every later waiter wait for it (a convoy costing whole time slices per
  * hand-over). Kernels, whose holders run with preemption off, leave it off.
+ *
+ * Lock order (docs/README.md, "Locks and lock order"): every hadron-mm
+ * lock has a rank, and a CPU takes locks only in increasing rank: kheap
+ * (statistics, then object caches, then blocks) -> address space -> VMM ->
+ * PMM. With the lock_order option each CPU (mm_hook_cpu_index below
+ * HADRON_MM_MAX_CPUS; others are not checked) records the locks it holds,
+ * and taking a lock whose rank is not above every ranked lock held, or a
+ * lock already held, panics (MM_REPORT_LOCK_ORDER) naming both locks,
+ * before spinning, so the report comes instead of the deadlock. Without
+ * the option a lock has no rank or name fields and costs nothing extra.
  */
 #ifndef HADRON_MM_SPINLOCK_H
 #define HADRON_MM_SPINLOCK_H
@@ -21,12 +31,59 @@
 #include <hadron/mm/config.h>
 #include <hadron/mm/hooks.h>
 
+/* Ranks in the documented order; a CPU takes locks in increasing rank.
+ * MM_LOCK_RANK_NONE (MM_SPINLOCK_INIT, mm_spin_init) is outside the order:
+ * only taking such a lock again while holding it is caught. The per-CPU
+ * ranks are families: one lock per CPU, several of which a drain or a fork
+ * handler holds at once, always taken in ascending address order (each
+ * family is an array indexed by CPU, or locks taken in CPU order), which
+ * the checker enforces in place of the rank rule between them. */
+typedef enum mm_lock_rank {
+    MM_LOCK_RANK_NONE = 0,
+    MM_LOCK_RANK_KHEAP_TRACK,  /* kmalloc-layer statistics (alloc_tracking) */
+    MM_LOCK_RANK_KHEAP_FRONT,  /* a CPU's front of an object-cache index (family) */
+    MM_LOCK_RANK_KHEAP_CACHE,  /* the size-class index, each kmem_cache */
+    MM_LOCK_RANK_KHEAP_BLOCK,  /* one heap's block layer */
+    MM_LOCK_RANK_ASPACE,       /* one user address space */
+    MM_LOCK_RANK_VMM,          /* the kernel VMM */
+    MM_LOCK_RANK_PMM_CACHE,    /* a CPU's frame cache (family) */
+    MM_LOCK_RANK_PMM,          /* one frame allocator */
+} mm_lock_rank_t;
+
+/* Whether locks of `rank` form a per-CPU family (see mm_lock_rank_t). */
+static inline int mm_lock_rank_is_family(unsigned rank)
+{
+    return rank == MM_LOCK_RANK_KHEAP_FRONT || rank == MM_LOCK_RANK_PMM_CACHE;
+}
+
 typedef struct mm_spinlock {
     atomic_uint next_ticket;
     atomic_uint now_serving;
+#if HADRON_MM_LOCK_ORDER
+    const char *name; /* static text for reports */
+    unsigned rank;    /* mm_lock_rank_t */
+#endif
 } mm_spinlock_t;
 
-#define MM_SPINLOCK_INIT {0, 0}
+#if HADRON_MM_LOCK_ORDER
+#define MM_SPINLOCK_INIT_RANKED(rank, name) {0, 0, (name), (rank)}
+#else
+#define MM_SPINLOCK_INIT_RANKED(rank, name) {0, 0}
+#endif
+#define MM_SPINLOCK_INIT MM_SPINLOCK_INIT_RANKED(MM_LOCK_RANK_NONE, "unranked lock")
+
+/* Lock-order bookkeeping (lock_order builds; lock_order.c). acquire checks
+ * `lock` against this CPU's held locks (panics on a violation) and records
+ * it; acquired records it without the order check (a trylock cannot
+ * deadlock); release drops it. O(locks held). */
+void mm_lock_order_acquire(const mm_spinlock_t *lock);
+void mm_lock_order_acquired(const mm_spinlock_t *lock);
+void mm_lock_order_release(const mm_spinlock_t *lock);
+
+/* Forgets every lock this CPU holds: for a harness that survives a panic
+ * raised with locks held (tests) and does not use those locks again. No-op
+ * without lock_order. */
+void mm_lock_order_forget_cpu(void);
 
 /* Polls between calls of mm_hook_spin_yield (spin_yield builds): a few to
  * tens of µs of PAUSE (its latency differs between CPU generations), far
@@ -43,10 +100,26 @@ static inline void mm_cpu_relax(void)
 #endif
 }
 
-static inline void mm_spin_init(mm_spinlock_t *lock)
+/* `rank` places the lock in the lock order, `name` (static text) names it
+ * in lock-order reports; both are kept only in lock_order builds. */
+static inline void mm_spin_init_ranked(mm_spinlock_t *lock, mm_lock_rank_t rank,
+                                       const char *name)
 {
     atomic_init(&lock->next_ticket, 0);
     atomic_init(&lock->now_serving, 0);
+#if HADRON_MM_LOCK_ORDER
+    lock->name = name;
+    lock->rank = (unsigned)rank;
+#else
+    (void)rank;
+    (void)name;
+#endif
+}
+
+/* A lock outside the order (MM_LOCK_RANK_NONE). */
+static inline void mm_spin_init(mm_spinlock_t *lock)
+{
+    mm_spin_init_ranked(lock, MM_LOCK_RANK_NONE, "unranked lock");
 }
 
 /* Waits until `ticket` is served; the contended half of mm_spin_lock, out
@@ -58,6 +131,9 @@ void mm_spin_wait(mm_spinlock_t *lock, unsigned ticket);
  * caller already runs with interrupts off. */
 static inline void mm_spin_lock(mm_spinlock_t *lock)
 {
+#if HADRON_MM_LOCK_ORDER
+    mm_lock_order_acquire(lock);
+#endif
     unsigned ticket = atomic_fetch_add_explicit(&lock->next_ticket, 1, memory_order_relaxed);
     if (__builtin_expect(atomic_load_explicit(&lock->now_serving, memory_order_acquire) != ticket,
                          0))
@@ -71,12 +147,20 @@ static inline bool mm_spin_trylock(mm_spinlock_t *lock)
      * mm_spin_unlock: without it a trylock winner could see stale data. */
     unsigned serving = atomic_load_explicit(&lock->now_serving, memory_order_acquire);
     unsigned expected = serving;
-    return atomic_compare_exchange_strong_explicit(&lock->next_ticket, &expected, serving + 1,
-                                                   memory_order_acquire, memory_order_relaxed);
+    bool taken = atomic_compare_exchange_strong_explicit(&lock->next_ticket, &expected, serving + 1,
+                                                         memory_order_acquire, memory_order_relaxed);
+#if HADRON_MM_LOCK_ORDER
+    if (taken)
+        mm_lock_order_acquired(lock);
+#endif
+    return taken;
 }
 
 static inline void mm_spin_unlock(mm_spinlock_t *lock)
 {
+#if HADRON_MM_LOCK_ORDER
+    mm_lock_order_release(lock);
+#endif
     unsigned serving = atomic_load_explicit(&lock->now_serving, memory_order_relaxed);
     atomic_store_explicit(&lock->now_serving, serving + 1, memory_order_release);
 }

@@ -291,6 +291,17 @@ mm_status_t kheap_set_release(kheap_t *heap, kheap_release_fn release, void *ctx
 size_t kheap_drain(kheap_t *heap);
 
 /*
+ * Take every lock of the heap (each CPU's front of the size classes, the
+ * size-class lock, the block lock, in that order) and drop them again: for
+ * a process about to fork (the malloc shim's pthread_atfork handlers), so
+ * no other thread holds any of them while the child is cloned. Between the
+ * two calls nothing else may touch the heap. heap initialised; interrupts
+ * as the caller has them (a host). O(CPUs^2) for the fronts' order.
+ */
+void kheap_lock_all(kheap_t *heap);
+void kheap_unlock_all(kheap_t *heap);
+
+/*
  * Give back through the release callback every page span of at least
  * KHEAP_TRIM_MIN bytes inside a free block, and every region that is one
  * free block, after draining the fronts (kheap_drain): empty class slabs

@@ -7,6 +7,7 @@
  * root-switch and identity hooks are in tlb.c.
  */
 #include <hadron/mm/hooks.h>
+#include <hadron/mm/spinlock.h>
 
 #include "smp.h"
 #include "cpu.h"
@@ -35,6 +36,8 @@ _Noreturn void mm_hook_panic(const mm_report_t *report)
 {
     if (panic_armed) {
         panic_armed = false;
+        /* The check goes on without the locks the panicking code held. */
+        mm_lock_order_forget_cpu();
         *panic_out = *report;
         kjmp_restore(&panic_jmp, 1);
     }
