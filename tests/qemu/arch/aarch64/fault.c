@@ -1,101 +1,21 @@
 /*
  * Test kernel (AArch64): exception handling.
  *
- * A check that wants to provoke a fault runs the access through
- * fault_expect(): the handler records ESR_EL1, FAR_EL1 and ELR_EL1 and
- * resumes after the call with kjmp_restore (the faulting instruction is
- * abandoned). An SVC from EL0 is the end of a user-mode run: it is
+ * A fault a check provoked through fault_expect() (common/fault_expect.c)
+ * is recorded here: ESR_EL1, FAR_EL1 and ELR_EL1, then the check resumes.
+ * An SVC from EL0 is the end of a user-mode run: it is
  * recorded the same way. Any other exception is a bug in the code under
  * test: a diagnostic, a backtrace, a "not ok" and "Bail out!".
  */
 #include "cpu.h"
+#include "fault_core.h"
 #include "kernel.h"
 
-fault_classifier_fn fault_vmm_classifier;
-
-static volatile bool fault_armed;
-static kjmp_buf_t fault_jmp;
-static fault_record_t *volatile fault_rec;
-
-bool fault_expect(void (*fn)(void *), void *arg, fault_record_t *rec)
+const char *arch_fault_unmapped_name(uint64_t va)
 {
-    *rec = (fault_record_t){0};
-    fault_rec = rec;
-    if (kjmp_save(&fault_jmp) == 0) {
-        fault_armed = true;
-        fn(arg);
-        fault_armed = false;
-        return false;
-    }
-    return true;
-}
-
-typedef struct probe {
-    uint64_t va;
-    uint64_t value;
-} probe_t;
-
-static void probe_read(void *arg)
-{
-    probe_t *p = arg;
-    p->value = *(volatile uint64_t *)(uintptr_t)p->va;
-}
-
-static void probe_write(void *arg)
-{
-    probe_t *p = arg;
-    *(volatile uint64_t *)(uintptr_t)p->va = p->value;
-}
-
-static void probe_exec(void *arg)
-{
-    probe_t *p = arg;
-    void (*fn)(void) = (void (*)(void))(uintptr_t)p->va;
-    fn();
-}
-
-bool fault_probe_read(uint64_t va, fault_record_t *rec)
-{
-    probe_t p = {va, 0};
-    return fault_expect(probe_read, &p, rec);
-}
-
-bool fault_probe_write(uint64_t va, uint64_t value, fault_record_t *rec)
-{
-    probe_t p = {va, value};
-    return fault_expect(probe_write, &p, rec);
-}
-
-bool fault_probe_exec(uint64_t va, fault_record_t *rec)
-{
-    probe_t p = {va, 0};
-    return fault_expect(probe_exec, &p, rec);
-}
-
-void fault_classify(uint64_t va, char *buf, size_t size)
-{
-    if (!kernel_layout_ready) {
-        ksnprintf(buf, size, "layout not set up yet");
-        return;
-    }
-    layout_region_id_t id = layout_find(&kernel_layout, va);
-    if (id == LAYOUT_NONE) {
-        ksnprintf(buf, size, "%s",
-                  mm_va_space_is_user(&kernel_layout.space, va)
-                      ? "user half (TTBR0)"
-                      : mm_va_space_is_kernel(&kernel_layout.space, va)
-                            ? "unmapped gap outside every region"
-                            : "outside both halves (address-size fault)");
-        return;
-    }
-    const layout_region_t *r = &kernel_layout.regions[id];
-    int n = ksnprintf(buf, size, "%s region +0x%lx", layout_region_name(id), va - r->base);
-    if (fault_vmm_classifier != NULL && n >= 0 && (size_t)n + 3 < size) {
-        buf[n] = ':';
-        buf[n + 1] = ' ';
-        if (!fault_vmm_classifier(va, buf + n + 2, size - (size_t)n - 2))
-            buf[n] = '\0';
-    }
+    return mm_va_space_is_user(&kernel_layout.space, va)     ? "user half (TTBR0)"
+           : mm_va_space_is_kernel(&kernel_layout.space, va) ? "unmapped gap outside every region"
+                                                             : "outside both halves (address-size fault)";
 }
 
 static const char *ec_name(unsigned ec)
@@ -135,25 +55,6 @@ const char *esr_str(uint64_t esr, char *buf, size_t size)
     return buf;
 }
 
-static bool plausible_frame(uint64_t fp)
-{
-    return (fp & 7) == 0 && fp >= UINT64_C(0xfff0000000000000) && fp < UINT64_MAX - 16;
-}
-
-/* The AAPCS64 frame record: [fp] = caller's fp, [fp + 8] = return address. */
-void backtrace_print(uint64_t pc, uint64_t fp)
-{
-    kprintf("#   backtrace: %016lx", pc);
-    for (unsigned depth = 0; depth < 16 && plausible_frame(fp); depth++) {
-        const uint64_t *f = (const uint64_t *)(uintptr_t)fp;
-        kprintf(" %016lx", f[1]);
-        if (f[0] <= fp)
-            break;
-        fp = f[0];
-    }
-    kprintf("\n");
-}
-
 void exc_dispatch(exc_frame_t *frame, uint64_t vector)
 {
     unsigned ec = ESR_EC(frame->esr);
@@ -162,10 +63,8 @@ void exc_dispatch(exc_frame_t *frame, uint64_t vector)
     bool expected = ec == EC_DABT_CUR || ec == EC_DABT_LOW || ec == EC_IABT_CUR ||
                     ec == EC_IABT_LOW || (ec == EC_SVC64 && from_el0) ||
                     (ec == EC_PC_ALIGN && from_el0);
-    if (fault_armed && sync && expected) {
-        fault_armed = false;
-        fault_record_t *rec = fault_rec;
-        rec->hit = true;
+    if (fault_pending() && sync && expected) {
+        fault_record_t *rec = fault_claim();
         rec->ec = ec;
         rec->esr = frame->esr;
         rec->far = ec == EC_SVC64 ? 0 : frame->far;
@@ -175,7 +74,7 @@ void exc_dispatch(exc_frame_t *frame, uint64_t vector)
         rec->x0 = frame->x[0];
         if (ec != EC_SVC64)
             fault_classify(frame->far, rec->where, sizeof rec->where);
-        kjmp_restore(&fault_jmp, 1);
+        fault_resume();
     }
 
     char how[96], where[160];

@@ -171,6 +171,12 @@ typedef bool (*fault_classifier_fn)(uint64_t va, char *buf, size_t size);
 extern fault_classifier_fn fault_vmm_classifier;
 const char *esr_str(uint64_t esr, char *buf, size_t size);
 void backtrace_print(uint64_t pc, uint64_t fp);
+/* Frame pointers below this are not the kernel's (the HHDM starts here with
+ * 52-bit VAs, above it with 48). */
+#define ARCH_FRAME_VA_MIN UINT64_C(0xfff0000000000000)
+/* The frame record mm_hook_panic's backtrace starts from: its own, whose
+ * return address follows the link register's it prints first. */
+#define ARCH_PANIC_FRAME() ((uint64_t)(uintptr_t)__builtin_frame_address(0))
 
 /* ---- hooks.c, tlb.c ------------------------------------------------------- */
 bool panic_expect(void (*fn)(void *), void *arg, mm_report_t *out);

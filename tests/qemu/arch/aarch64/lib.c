@@ -1,5 +1,5 @@
 /*
- * Test kernel (AArch64): the mem* functions the compiler and hadron-mm's
+ * Test kernel (AArch64): memcpy and memset, which the compiler and hadron-mm's
  * archives may call. Word-sized loops when both pointers allow it: page
  * zeroing and the PMM's bitmap setup run through memset, and a byte loop
  * costs many translated blocks under TCG.
@@ -8,9 +8,7 @@
 #include <stdint.h>
 
 void *memcpy(void *restrict dst, const void *restrict src, size_t n);
-void *memmove(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);
-int memcmp(const void *a, const void *b, size_t n);
 
 void *memcpy(void *restrict dst, const void *restrict src, size_t n)
 {
@@ -22,20 +20,6 @@ void *memcpy(void *restrict dst, const void *restrict src, size_t n)
     }
     while (n--)
         *d++ = *s++;
-    return dst;
-}
-
-void *memmove(void *dst, const void *src, size_t n)
-{
-    unsigned char *d = dst;
-    const unsigned char *s = src;
-    if (d < s) {
-        while (n--)
-            *d++ = *s++;
-    } else {
-        while (n--)
-            d[n] = s[n];
-    }
     return dst;
 }
 
@@ -52,13 +36,4 @@ void *memset(void *dst, int c, size_t n)
     while (n--)
         *d++ = (unsigned char)c;
     return dst;
-}
-
-int memcmp(const void *a, const void *b, size_t n)
-{
-    const unsigned char *x = a, *y = b;
-    for (size_t i = 0; i < n; i++)
-        if (x[i] != y[i])
-            return x[i] < y[i] ? -1 : 1;
-    return 0;
 }

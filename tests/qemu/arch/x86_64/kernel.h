@@ -206,6 +206,12 @@ const char *pf_error_str(uint64_t err, char *buf, size_t size);
 /* "#   backtrace: <rip> <return addresses...>" by the frame-pointer chain;
  * run-qemu.sh turns the line into function names and source lines. */
 void backtrace_print(uint64_t rip, uint64_t rbp);
+/* Frame pointers below this are not the kernel's (the HHDM starts here with
+ * 5 levels, above it with 4). */
+#define ARCH_FRAME_VA_MIN UINT64_C(0xff00000000000000)
+/* The frame pointer mm_hook_panic's backtrace starts from: its caller's,
+ * the frame above the return address it prints first. */
+#define ARCH_PANIC_FRAME() (*(const uint64_t *)__builtin_frame_address(0))
 void fault_handle(isr_frame_t *frame);
 
 /* ---- hooks.c ------------------------------------------------------------ */
