@@ -63,6 +63,19 @@ static size_t heap_fronts(kheap_t *h)
     return n;
 }
 
+/* Frees the 64 blocks of a check in an order that merges on both sides
+ * (evens, then odds), empties the fronts so the heap is whole again, and
+ * checks it. */
+static mm_status_t heap_free_64_check(kheap_t *h, void *const p[64], mm_report_t *rep)
+{
+    for (unsigned i = 0; i < 64; i += 2)
+        kfree(p[i]);
+    for (unsigned i = 1; i < 64; i += 2)
+        kfree(p[i]);
+    kheap_drain(h);
+    return kheap_check(h, rep);
+}
+
 static void check_basic(void)
 {
     kheap_t *h = kheap_default();
@@ -86,13 +99,8 @@ static void check_basic(void)
     for (unsigned i = 0; i < 64 && ok; i++)
         for (size_t b = 0; b < 1u + i * 37u; b++)
             ok = ok && ((volatile uint8_t *)p[i])[b] == (uint8_t)(i + b);
-    for (unsigned i = 0; i < 64; i += 2)
-        kfree(p[i]);
-    for (unsigned i = 1; i < 64; i += 2)
-        kfree(p[i]);
-    kheap_drain(h);
     mm_report_t rep;
-    mm_status_t st = kheap_check(h, &rep);
+    mm_status_t st = heap_free_64_check(h, p, &rep);
     kheap_stats_t s1;
     kheap_get_stats(h, &s1);
     /* The heap may have grown meanwhile: compare what is in use. */
@@ -161,14 +169,8 @@ static void check_growth(void)
     }
     tap_check(st0 == MM_OK, "heap: consistent after growing (%s%s%s)", mm_status_str(st0),
               st0 == MM_OK ? "" : ": ", st0 == MM_OK ? "" : rep0.message);
-    /* Free in an order that merges on both sides: evens, then odds. */
-    for (unsigned i = 0; i < 64; i += 2)
-        kfree(p[i]);
-    for (unsigned i = 1; i < 64; i += 2)
-        kfree(p[i]);
-    kheap_drain(h);
     mm_report_t rep;
-    mm_status_t st = kheap_check(h, &rep);
+    mm_status_t st = heap_free_64_check(h, p, &rep);
     kheap_get_stats(h, &s2);
     size_t fronts = heap_fronts(h);
     tap_check(st == MM_OK && s2.free_blocks <= s2.regions + fronts && s2.regions >= 1 &&

@@ -9,6 +9,7 @@
 #include "cpu.h"
 #include "kernel.h"
 #include "kmem.h"
+#include "layout_setup.h"
 
 /* The virt machine's PL011 when the tree names none. */
 #define VIRT_PL011 UINT64_C(0x09000000)
@@ -33,13 +34,7 @@ static void memory_bootstrap(void)
      * 2^va_bits in TTBR1. */
     static mm_va_space_t space;
     mm_va_space_aarch64((unsigned)boot_va_bits, &space);
-    layout_params_t params = {
-        .hhdm_base = hhdm_base,
-        .phys_top = boot_info.phys_top,
-        .space = &space,
-    };
-    layout_status = layout_compute(&params, &kernel_layout);
-    kernel_layout_ready = layout_status == MM_OK;
+    layout_status = kernel_layout_setup(&space);
 }
 
 void kmain(uint64_t dtb_phys)

@@ -10,6 +10,7 @@
 #include "cpu.h"
 #include "kernel.h"
 #include "kmem.h"
+#include "layout_setup.h"
 
 layout_t kernel_layout;
 bool kernel_layout_ready;
@@ -31,13 +32,7 @@ static void memory_bootstrap(void)
      * layout if the two ever differ. */
     static mm_va_space_t space;
     mm_va_space_sign_extended(boot_info.la57 ? 57 : 48, boot_info.la57 ? 5 : 4, &space);
-    layout_params_t params = {
-        .hhdm_base = hhdm_base,
-        .phys_top = boot_info.phys_top,
-        .space = &space,
-    };
-    layout_status = layout_compute(&params, &kernel_layout);
-    kernel_layout_ready = layout_status == MM_OK;
+    layout_status = kernel_layout_setup(&space);
 }
 
 void kmain(uint32_t info_phys, uint32_t protocol)
