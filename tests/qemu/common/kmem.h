@@ -58,6 +58,9 @@ extern mm_status_t kernel_pmm_status;
 extern pmm_region_t kernel_pmm_map[];
 extern size_t kernel_pmm_map_count;
 extern pmm_stats_t kernel_pmm_stats_at_init;
+/* kernel_pmm over the boot map, the kernel image and the extra ranges
+ * (reserved on top); kernel_frames from it. */
+void kernel_pmm_bringup(const pmm_region_t *extra, size_t extra_count);
 /* Releases the bootloader-reclaimable ranges of kernel_pmm_map (reclaim.c)
  * and records the free count around it. */
 void mem_reclaim_boot(void);
@@ -90,6 +93,9 @@ extern const char *kernel_tables_error_step;
 extern vmm_t kernel_vmm;
 extern bool kernel_vmm_ready;
 extern mm_status_t kernel_vmm_status;
+/* kernel_vmm over kernel_layout, the kernel root and kernel_frames, with
+ * this many address-space identities; the fault handler's classifier. */
+void kernel_vmm_bringup(unsigned asids);
 #endif
 
 #if KTEST_HAVE_KHEAP
@@ -97,6 +103,10 @@ extern bool kernel_heap_ready;
 extern mm_status_t kernel_heap_status;
 extern size_t kernel_heap_initial;
 #define KERNEL_HEAP_INITIAL (256 * 1024)
+#if KTEST_HAVE_VMM
+/* The default heap in VMM memory, growing and shrinking through it. */
+void kernel_heap_bringup_vmm(void);
+#endif
 #endif
 
 /* True when the default heap grows through the VMM. */

@@ -19,15 +19,6 @@
 #include "kernel.h"
 #include "kmem.h"
 
-mm_frame_allocator_t kernel_frames;
-bool kernel_frames_ready;
-
-pmm_t kernel_pmm;
-mm_status_t kernel_pmm_status = MM_ERR_STATE;
-pmm_region_t kernel_pmm_map[BOOT_MAP_MAX + 2];
-pmm_stats_t kernel_pmm_stats_at_init;
-size_t kernel_pmm_map_count;
-
 uint64_t kernel_image_phys_start(void)
 {
     return kernel_phys_base;
@@ -36,50 +27,6 @@ uint64_t kernel_image_phys_start(void)
 uint64_t kernel_image_phys_end(void)
 {
     return kernel_virt_to_phys(__kernel_end);
-}
-
-static void pmm_bringup(void)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < boot_info.map_count; i++)
-        kernel_pmm_map[n++] = boot_info.map[i];
-    kernel_pmm_map[n++] = (pmm_region_t){kernel_image_phys_start(),
-                                         kernel_image_phys_end() - kernel_image_phys_start(),
-                                         PMM_REGION_KERNEL_AND_MODULES};
-    kernel_pmm_map_count = n;
-    kernel_pmm_status = pmm_init(&kernel_pmm, kernel_pmm_map, n, NULL, 0);
-    if (kernel_pmm_status == MM_OK) {
-        pmm_get_stats(&kernel_pmm, &kernel_pmm_stats_at_init);
-        kernel_frames = pmm_frame_allocator(&kernel_pmm);
-        kernel_frames_ready = true;
-    }
-}
-
-reclaim_result_t kernel_reclaim;
-uint64_t kernel_reclaim_free_before, kernel_reclaim_free_after;
-mm_status_t kernel_reclaim_status = MM_ERR_STATE;
-
-/* A device tree has no bootloader-reclaimable memory: the run proves that
- * nothing is released and nothing reserved is touched. */
-void mem_reclaim_boot(void)
-{
-    pmm_stats_t st;
-    if (kernel_pmm_status != MM_OK || pmm_get_stats(&kernel_pmm, &st) != MM_OK)
-        return;
-    kernel_reclaim_free_before = st.free_frames;
-    kernel_reclaim_status =
-        boot_reclaim(&kernel_pmm, kernel_pmm_map, kernel_pmm_map_count, &kernel_reclaim);
-    if (pmm_get_stats(&kernel_pmm, &st) == MM_OK)
-        kernel_reclaim_free_after = st.free_frames;
-}
-
-bool kernel_frames_free_count(uint64_t *out)
-{
-    pmm_stats_t st;
-    if (!kernel_frames_ready || pmm_get_stats(&kernel_pmm, &st) != MM_OK)
-        return false;
-    *out = st.free_frames;
-    return true;
 }
 
 a64pt_t kernel_pt;
@@ -175,68 +122,16 @@ mm_status_t kernel_tables_build(void)
     return MM_OK;
 }
 
-vmm_t kernel_vmm;
-bool kernel_vmm_ready;
-mm_status_t kernel_vmm_status = MM_ERR_STATE;
-
-static bool vmm_classifier(uint64_t va, char *buf, size_t size)
-{
-    vmm_fault_info_t info;
-    vmm_fault_kind_t k = vmm_classify_fault(&kernel_vmm, va, &info);
-    if (k == VMM_FAULT_STACK_GUARD)
-        ksnprintf(buf, size, "guard page of stack [%#lx, %#lx): STACK OVERFLOW",
-                  info.stack_bottom, info.stack_top);
-    else if (k == VMM_FAULT_STACK)
-        ksnprintf(buf, size, "stack [%#lx, %#lx)", info.stack_bottom, info.stack_top);
-    else
-        ksnprintf(buf, size, "vmm: %s", vmm_fault_kind_str(k));
-    return true;
-}
-
-static void vmm_bringup(void)
-{
-    vmm_config_t cfg = {
-        .layout = &kernel_layout,
-        .kernel_root = kernel_root,
-        .mapper = kernel_mapper,
-        .frames = kernel_frames,
-        .asids = 1u << tlb_asid_bits,
-    };
-    kernel_vmm_status = vmm_init(&kernel_vmm, &cfg);
-    kernel_vmm_ready = kernel_vmm_status == MM_OK;
-    if (kernel_vmm_ready)
-        fault_vmm_classifier = vmm_classifier;
-}
-
-bool kernel_heap_ready;
-mm_status_t kernel_heap_status = MM_ERR_STATE;
-size_t kernel_heap_initial;
-
-static void heap_bringup(void)
-{
-    if (!kernel_vmm_ready)
-        return;
-    void *base = NULL;
-    size_t size = 0;
-    kernel_heap_status = vmm_heap_init(&kernel_vmm, KERNEL_HEAP_INITIAL, &base, &size);
-    if (kernel_heap_status == MM_OK)
-        kernel_heap_status = kheap_default_init(base, size);
-    if (kernel_heap_status == MM_OK)
-        kernel_heap_status =
-            kheap_set_grow(kheap_default(), vmm_heap_grow_callback, NULL, &kernel_vmm);
-    if (kernel_heap_status == MM_OK)
-        kernel_heap_status =
-            kheap_set_release(kheap_default(), vmm_heap_release_callback, &kernel_vmm, 0);
-    kernel_heap_initial = size;
-    kernel_heap_ready = kernel_heap_status == MM_OK;
-}
-
 void mem_init(void)
 {
-    pmm_bringup();
+    /* The DTB blob is in the boot map already. A device tree has no
+     * bootloader-reclaimable memory: mem_reclaim_boot proves that nothing
+     * is released and nothing reserved is touched. */
+    kernel_pmm_bringup(NULL, 0);
     if (kernel_frames_ready)
         kernel_tables_build();
     if (kernel_tables_ready)
-        vmm_bringup();
-    heap_bringup();
+        kernel_vmm_bringup(1u << tlb_asid_bits);
+    if (kernel_vmm_ready)
+        kernel_heap_bringup_vmm();
 }
