@@ -1,9 +1,10 @@
 /*
  * Test kernel (AArch64): what its files and the common checks share.
  *
- * The names the common checks use (boot_info, TAP, kprintf, fault records,
- * panic_expect, the hook counters) mean here what they mean in the x86_64
- * kernel; the boot, exception and register details are AArch64's.
+ * The names both kernels share (TAP, kprintf, fault_expect, panic_expect,
+ * the layout) are in common/ktest.h; boot_info and the fault record mean
+ * here what they mean in the x86_64 kernel; the boot, exception and
+ * register details are AArch64's.
  */
 #ifndef KTEST_KERNEL_H
 #define KTEST_KERNEL_H
@@ -16,6 +17,8 @@
 #include <hadron/mm/layout.h>
 #include <hadron/mm/pmm.h>
 #include <hadron/mm/report.h>
+
+#include "ktest.h"
 
 /* The image is linked at KERNEL_LINK_BASE (text_offset 2 MiB above a
  * 2 MiB-aligned base, as the Image header asks) and runs wherever the
@@ -82,26 +85,10 @@ bool pmm_type_is_ram(pmm_region_type_t type);
  * /memory ranges); returns the bytes newly mapped. */
 uint64_t early_hhdm_map(uint64_t base, bool lpa2);
 
-/* ---- uart.c / fmt.c ------------------------------------------------------- */
+/* ---- uart.c -------------------------------------------------------------- */
 void serial_init(uint64_t va);
 void serial_putc(char c);
 void serial_write(const char *s);
-
-typedef void (*fmt_sink_fn)(char c, void *ctx);
-void kvformat(fmt_sink_fn sink, void *ctx, const char *fmt, va_list ap);
-int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
-int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* ---- tap.c ---------------------------------------------------------------- */
-bool tap_check(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tap_fail(const char *reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tap_skip(const char *reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-unsigned tap_failures(void);
-unsigned tap_progress(void);
-_Noreturn void tap_finish(void);
-_Noreturn void tap_bail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- semihost.c: exit through semihosting ---------------------------------- */
 #define QEMU_EXIT_SUCCESS 0u
@@ -162,15 +149,7 @@ typedef struct fault_record {
 #define FSC_IS_TRANSLATION(fsc) (((fsc) & 0x3c) == 0x04 || (fsc) == 0x2b)
 #define FSC_IS_PERMISSION(fsc) (((fsc) & 0x3c) == 0x0c)
 
-bool fault_expect(void (*fn)(void *), void *arg, fault_record_t *rec);
-bool fault_probe_read(uint64_t va, fault_record_t *rec);
-bool fault_probe_write(uint64_t va, uint64_t value, fault_record_t *rec);
-bool fault_probe_exec(uint64_t va, fault_record_t *rec);
-void fault_classify(uint64_t va, char *buf, size_t size);
-typedef bool (*fault_classifier_fn)(uint64_t va, char *buf, size_t size);
-extern fault_classifier_fn fault_vmm_classifier;
 const char *esr_str(uint64_t esr, char *buf, size_t size);
-void backtrace_print(uint64_t pc, uint64_t fp);
 /* Frame pointers below this are not the kernel's (the HHDM starts here with
  * 52-bit VAs, above it with 48). */
 #define ARCH_FRAME_VA_MIN UINT64_C(0xfff0000000000000)
@@ -178,19 +157,13 @@ void backtrace_print(uint64_t pc, uint64_t fp);
  * return address follows the link register's it prints first. */
 #define ARCH_PANIC_FRAME() ((uint64_t)(uintptr_t)__builtin_frame_address(0))
 
-/* ---- hooks.c, tlb.c ------------------------------------------------------- */
-bool panic_expect(void (*fn)(void *), void *arg, mm_report_t *out);
-extern unsigned hook_warn_count;
-extern mm_report_t hook_last_warn;
+/* ---- tlb.c --------------------------------------------------------------- */
 extern unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
 extern unsigned hook_asid_retires;
 extern unsigned tlb_asid_bits; /* 8 or 16 (ID_AA64MMFR0_EL1.ASIDBits, TCR_EL1.AS) */
 
 /* ---- kmain.c ---------------------------------------------------------------- */
 void kmain(uint64_t dtb_phys);
-extern layout_t kernel_layout;
-extern bool kernel_layout_ready;
-extern uint64_t hhdm_base;
 extern mm_status_t hhdm_init_status, layout_status;
 
 /* ---- checks ------------------------------------------------------------------ */

@@ -1,5 +1,6 @@
 /*
- * Test kernel: what its files share.
+ * Test kernel: what its files share, beyond what both kernels share
+ * (common/ktest.h).
  */
 #ifndef KTEST_KERNEL_H
 #define KTEST_KERNEL_H
@@ -15,6 +16,7 @@
 #include <hadron/mm/report.h>
 
 #include "efi_memmap.h"
+#include "ktest.h"
 
 #define KERNEL_VMA UINT64_C(0xffffffff80000000)
 #define KERNEL_PHYS_BASE UINT64_C(0x100000)
@@ -113,32 +115,10 @@ const char *e820_type_name(uint32_t type);
  * HHDM: usable, bootloader reclaimable, ACPI, the kernel and modules. */
 bool pmm_type_is_ram(pmm_region_type_t type);
 
-/* ---- serial.c / fmt.c ----------------------------------------------- */
+/* ---- serial.c ------------------------------------------------------ */
 void serial_init(void);
 void serial_putc(char c);
 void serial_write(const char *s);
-
-typedef void (*fmt_sink_fn)(char c, void *ctx);
-/* %[-0][width][l|ll|z](d i u x X p s c %) */
-void kvformat(fmt_sink_fn sink, void *ctx, const char *fmt, va_list ap);
-int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
-int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* ---- tap.c ------------------------------------------------------------ */
-/* One TAP line; returns cond. Descriptions are printf formats. */
-bool tap_check(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* "not ok N - desc # reason" */
-void tap_fail(const char *reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tap_skip(const char *reason, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void tap_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-unsigned tap_failures(void);
-/* Lines printed so far (the watchdog's measure of progress). */
-unsigned tap_progress(void);
-/* Prints the plan and exits through isa-debug-exit. */
-_Noreturn void tap_finish(void);
-/* Aborts the run: "Bail out!" and the failure exit code. */
-_Noreturn void tap_bail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- exit ------------------------------------------------------------- */
 #define QEMU_EXIT_SUCCESS 0x10u /* qemu exits with (0x10 << 1) | 1 = 33 */
@@ -190,22 +170,7 @@ typedef struct fault_record {
     char where[160]; /* classification of cr2 */
 } fault_record_t;
 
-/* Runs fn(arg) with a page fault expected: the fault handler records it and
- * resumes after the call. Returns true when a page fault happened. */
-bool fault_expect(void (*fn)(void *), void *arg, fault_record_t *rec);
-bool fault_probe_read(uint64_t va, fault_record_t *rec);
-bool fault_probe_write(uint64_t va, uint64_t value, fault_record_t *rec);
-bool fault_probe_exec(uint64_t va, fault_record_t *rec);
-/* Describes where va lies (layout region, VMM object, stack guard). */
-void fault_classify(uint64_t va, char *buf, size_t size);
-/* Set once the VMM is up: describes va within the VMM's objects ("guard page
- * of kernel stack 3: stack overflow"); false when it knows nothing. */
-typedef bool (*fault_classifier_fn)(uint64_t va, char *buf, size_t size);
-extern fault_classifier_fn fault_vmm_classifier;
 const char *pf_error_str(uint64_t err, char *buf, size_t size);
-/* "#   backtrace: <rip> <return addresses...>" by the frame-pointer chain;
- * run-qemu.sh turns the line into function names and source lines. */
-void backtrace_print(uint64_t rip, uint64_t rbp);
 /* Frame pointers below this are not the kernel's (the HHDM starts here with
  * 5 levels, above it with 4). */
 #define ARCH_FRAME_VA_MIN UINT64_C(0xff00000000000000)
@@ -214,12 +179,7 @@ void backtrace_print(uint64_t rip, uint64_t rbp);
 #define ARCH_PANIC_FRAME() (*(const uint64_t *)__builtin_frame_address(0))
 void fault_handle(isr_frame_t *frame);
 
-/* ---- hooks.c ------------------------------------------------------------ */
-/* Runs fn(arg) with an mm_hook_panic expected; returns true when one came,
- * with the report copied to *out. */
-bool panic_expect(void (*fn)(void *), void *arg, mm_report_t *out);
-extern unsigned hook_warn_count;
-extern mm_report_t hook_last_warn;
+/* ---- tlb.c -------------------------------------------------------------- */
 extern unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
 /* tlb.c: PCIDs (CR4.PCIDE) on when the CPU has them; switches that kept a
  * PCID's entries (CR3 bit 63), identities retired, INVPCIDs issued. */
@@ -231,9 +191,6 @@ void tlb_pcid_enable(void);
 
 /* ---- kmain.c: the kernel's memory state, shared by the checks ---------- */
 void kmain(uint32_t info_phys, uint32_t protocol);
-extern layout_t kernel_layout;
-extern bool kernel_layout_ready;
-extern uint64_t hhdm_base;
 
 /* ---- early_map.c ---------------------------------------------------------- */
 /* Makes the boot HHDM cover exactly [0, align_up(top, 1 GiB)): grows or
