@@ -87,6 +87,13 @@ extern bool kernel_tables_ready;
  * and switches CR3. Returns the first error. */
 mm_status_t kernel_tables_build(void);
 extern const char *kernel_tables_error_step;
+/* Each kernel's mapper: [va, va + len) to pa in kernel_root. */
+mm_status_t arch_kernel_map_range(uint64_t va, uint64_t pa, uint64_t len, mm_map_flags_t flags,
+                                  mm_tlb_batch_t *tlb);
+/* kernel_tables.c: the HHDM over RAM, the image W^X; on an error
+ * kernel_tables_error_step names the part. */
+mm_status_t kernel_map_hhdm(mm_tlb_batch_t *tlb);
+mm_status_t kernel_map_image(mm_tlb_batch_t *tlb);
 #endif
 
 #if KTEST_HAVE_VMM

@@ -15,6 +15,14 @@
 #include <hadron/mm/layout.h>
 #include <hadron/mm/report.h>
 
+/* Linker-script symbols (virtual addresses in the kernel image). */
+extern char __kernel_start[], __kernel_end[];
+extern char __text_start[], __text_end[];
+extern char __rodata_start[], __rodata_end[];
+extern char __data_start[], __data_end[];
+extern char __bss_start[], __bss_end[];
+extern char boot_stack_bottom[], boot_stack_top[];
+
 /* Each kernel's kernel.h defines it: what its fault handler records. */
 typedef struct fault_record fault_record_t;
 

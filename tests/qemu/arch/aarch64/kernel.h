@@ -30,13 +30,6 @@
 #define HHDM_BASE_48 UINT64_C(0xffff000000000000)
 #define HHDM_BASE_52 UINT64_C(0xfff0000000000000)
 
-extern char __kernel_start[], __kernel_end[];
-extern char __text_start[], __text_end[];
-extern char __rodata_start[], __rodata_end[];
-extern char __data_start[], __data_end[];
-extern char __bss_start[], __bss_end[];
-extern char boot_stack_bottom[], boot_stack_top[];
-
 /* ---- boot.S -------------------------------------------------------------- */
 extern uint64_t kernel_phys_base; /* physical address of __kernel_start */
 extern uint64_t boot_entry_el;    /* exception level at entry: 1 or 2 */

@@ -36,18 +36,10 @@ bool kernel_tables_ready;
 const char *kernel_tables_error_step = "";
 uint64_t kernel_uart_va;
 
-static mm_status_t map_image_part(const char *step, char *start, char *end, mm_map_flags_t flags,
+mm_status_t arch_kernel_map_range(uint64_t va, uint64_t pa, uint64_t len, mm_map_flags_t flags,
                                   mm_tlb_batch_t *tlb)
 {
-    uint64_t va = (uint64_t)(uintptr_t)start;
-    uint64_t len = mm_align_up((uint64_t)(uintptr_t)end, MM_PAGE_SIZE) - va;
-    if (len == 0)
-        return MM_OK;
-    mm_status_t st = a64pt_map_range(&kernel_pt, kernel_root, va, kernel_virt_to_phys(start), len,
-                                     flags | MM_MAP_GLOBAL, tlb);
-    if (st != MM_OK)
-        kernel_tables_error_step = step;
-    return st;
+    return a64pt_map_range(&kernel_pt, kernel_root, va, pa, len, flags, tlb);
 }
 
 /* PARange (ID_AA64MMFR0_EL1[3:0]) as a bit count. */
@@ -80,19 +72,8 @@ mm_status_t kernel_tables_build(void)
         return st;
     }
     mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
-    for (size_t i = 0; i < boot_info.ram_run_count; i++) {
-        const boot_mem_range_t *r = &boot_info.ram_runs[i];
-        uint64_t start = mm_align_up(r->addr, MM_PAGE_SIZE);
-        uint64_t end = mm_align_down(r->addr + r->size, MM_PAGE_SIZE);
-        if (end <= start)
-            continue;
-        st = a64pt_map_range(&kernel_pt, kernel_root, hhdm_base + start, start, end - start,
-                             MM_MAP_WRITE | MM_MAP_GLOBAL, &tlb);
-        if (st != MM_OK) {
-            kernel_tables_error_step = "HHDM";
-            return st;
-        }
-    }
+    if ((st = kernel_map_hhdm(&tlb)) != MM_OK)
+        return st;
     uint64_t uart = boot_info.uart_phys;
     st = a64pt_map(&kernel_pt, kernel_root, hhdm_base + uart, uart, MM_PAGE_4K,
                    MM_MAP_WRITE | MM_MAP_GLOBAL | MM_MAP_DEVICE, &tlb);
@@ -100,9 +81,7 @@ mm_status_t kernel_tables_build(void)
         kernel_tables_error_step = "PL011";
         return st;
     }
-    if ((st = map_image_part("text", __text_start, __text_end, MM_MAP_EXEC, &tlb)) != MM_OK ||
-        (st = map_image_part("rodata", __rodata_start, __rodata_end, 0, &tlb)) != MM_OK ||
-        (st = map_image_part("data", __data_start, __data_end, MM_MAP_WRITE, &tlb)) != MM_OK)
+    if ((st = kernel_map_image(&tlb)) != MM_OK)
         return st;
     mm_tlb_batch_flush(&tlb);
 

@@ -23,14 +23,6 @@
 #define HHDM_BASE_4LEVEL UINT64_C(0xffff800000000000)
 #define HHDM_BASE_5LEVEL UINT64_C(0xff00000000000000)
 
-/* Linker-script symbols (virtual addresses in the kernel image). */
-extern char __kernel_start[], __kernel_end[];
-extern char __text_start[], __text_end[];
-extern char __rodata_start[], __rodata_end[];
-extern char __data_start[], __data_end[];
-extern char __bss_start[], __bss_end[];
-extern char boot_stack_bottom[], boot_stack_top[];
-
 /* Physical address of something in the kernel image. */
 static inline uint64_t kernel_virt_to_phys(const void *p)
 {

@@ -38,18 +38,10 @@ mm_paddr_t kernel_root;
 bool kernel_tables_ready;
 const char *kernel_tables_error_step = "";
 
-static mm_status_t map_image_part(const char *step, char *start, char *end, mm_map_flags_t flags,
+mm_status_t arch_kernel_map_range(uint64_t va, uint64_t pa, uint64_t len, mm_map_flags_t flags,
                                   mm_tlb_batch_t *tlb)
 {
-    uint64_t va = (uint64_t)(uintptr_t)start;
-    uint64_t len = mm_align_up((uint64_t)(uintptr_t)end, MM_PAGE_SIZE) - va;
-    if (len == 0)
-        return MM_OK;
-    mm_status_t st = x86pt_map_range(&kernel_pt, kernel_root, va, kernel_virt_to_phys(start), len,
-                                     flags | MM_MAP_GLOBAL, tlb);
-    if (st != MM_OK)
-        kernel_tables_error_step = step;
-    return st;
+    return x86pt_map_range(&kernel_pt, kernel_root, va, pa, len, flags, tlb);
 }
 
 mm_status_t kernel_tables_build(void)
@@ -74,25 +66,9 @@ mm_status_t kernel_tables_build(void)
     }
 
     mm_tlb_batch_t tlb = MM_TLB_BATCH_INIT;
-    /* HHDM: every run of RAM-backed ranges (reclaimable ones too: they
-     * become free frames later), page-aligned inward. */
-    for (size_t i = 0; i < boot_info.ram_run_count; i++) {
-        const boot_mem_range_t *r = &boot_info.ram_runs[i];
-        uint64_t start = mm_align_up(r->addr, MM_PAGE_SIZE);
-        uint64_t end = mm_align_down(r->addr + r->size, MM_PAGE_SIZE);
-        if (end <= start)
-            continue;
-        st = x86pt_map_range(&kernel_pt, kernel_root, hhdm_base + start, start, end - start,
-                             MM_MAP_WRITE | MM_MAP_GLOBAL, &tlb);
-        if (st != MM_OK) {
-            kernel_tables_error_step = "HHDM";
-            return st;
-        }
-    }
-    /* The image: W^X per section. */
-    if ((st = map_image_part("text", __text_start, __text_end, MM_MAP_EXEC, &tlb)) != MM_OK ||
-        (st = map_image_part("rodata", __rodata_start, __rodata_end, 0, &tlb)) != MM_OK ||
-        (st = map_image_part("data", __data_start, __data_end, MM_MAP_WRITE, &tlb)) != MM_OK)
+    if ((st = kernel_map_hhdm(&tlb)) != MM_OK)
+        return st;
+    if ((st = kernel_map_image(&tlb)) != MM_OK)
         return st;
 
     /* PAT first (a WC page must mean WC from the first access), then CR3. */
