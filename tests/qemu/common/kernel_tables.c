@@ -6,16 +6,22 @@
 #include "kernel.h"
 #include "kmem.h"
 
+bool boot_ram_run_pages(size_t i, uint64_t *start, uint64_t *end)
+{
+    const boot_mem_range_t *r = &boot_info.ram_runs[i];
+    *start = mm_align_up(r->addr, MM_PAGE_SIZE);
+    *end = mm_align_down(r->addr + r->size, MM_PAGE_SIZE);
+    return *end > *start;
+}
+
 #if KTEST_HAVE_PAGING
 /* Every run of RAM-backed ranges (reclaimable ones too: they become free
  * frames later), page-aligned inward, at its HHDM address. */
 mm_status_t kernel_map_hhdm(mm_tlb_batch_t *tlb)
 {
     for (size_t i = 0; i < boot_info.ram_run_count; i++) {
-        const boot_mem_range_t *r = &boot_info.ram_runs[i];
-        uint64_t start = mm_align_up(r->addr, MM_PAGE_SIZE);
-        uint64_t end = mm_align_down(r->addr + r->size, MM_PAGE_SIZE);
-        if (end <= start)
+        uint64_t start, end;
+        if (!boot_ram_run_pages(i, &start, &end))
             continue;
         mm_status_t st = arch_kernel_map_range(hhdm_base + start, start, end - start,
                                                MM_MAP_WRITE | MM_MAP_GLOBAL, tlb);

@@ -23,6 +23,18 @@ extern char __data_start[], __data_end[];
 extern char __bss_start[], __bss_end[];
 extern char boot_stack_bottom[], boot_stack_top[];
 
+/* A physical range and its firmware type (boot_info.ram_runs, the HHDM's
+ * runs of RAM; on x86_64 also the firmware's map as received). */
+typedef struct boot_mem_range {
+    uint64_t addr;
+    uint64_t size;
+    uint32_t type;
+} boot_mem_range_t;
+
+/* kernel_tables.c: boot_info.ram_runs[i] page-aligned inward, as
+ * [*start, *end); false when no whole page is left. */
+bool boot_ram_run_pages(size_t i, uint64_t *start, uint64_t *end);
+
 /* Each kernel's kernel.h defines it: what its fault handler records. */
 typedef struct fault_record fault_record_t;
 

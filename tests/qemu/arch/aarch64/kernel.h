@@ -45,12 +45,6 @@ static inline uint64_t kernel_virt_to_phys(const void *p)
 #define BOOT_MAP_MAX 64u
 #define BOOT_MEM_MAX 16u
 
-typedef struct boot_mem_range {
-    uint64_t addr;
-    uint64_t size;
-    uint32_t type;
-} boot_mem_range_t;
-
 typedef struct boot_info {
     pmm_region_t map[BOOT_MAP_MAX]; /* /memory usable, reservations reserved */
     size_t map_count;

@@ -114,10 +114,8 @@ static void check_hhdm(void)
     uint64_t best_va = 0;
     bool gib_chunk = false; /* some RAM run holds a whole aligned GiB */
     for (size_t i = 0; i < boot_info.ram_run_count; i++) {
-        const boot_mem_range_t *r = &boot_info.ram_runs[i];
-        uint64_t start = mm_align_up(r->addr, MM_PAGE_SIZE);
-        uint64_t end = mm_align_down(r->addr + r->size, MM_PAGE_SIZE);
-        if (end <= start)
+        uint64_t start, end;
+        if (!boot_ram_run_pages(i, &start, &end))
             continue;
         uint64_t g = mm_align_up(start, MM_GIB);
         uint64_t m = mm_align_up(start, MM_SIZE_2M);

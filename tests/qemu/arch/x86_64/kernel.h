@@ -49,12 +49,6 @@ extern uint64_t boot_pml5[512], boot_pml4[512], boot_pml4_hhdm[512], boot_pdpt_l
 #define BOOT_MEMMAP_MAX 64u /* firmware map entries kept for the report */
 #define BOOT_MAP_MAX 128u   /* converted (PMM) map entries */
 
-typedef struct boot_mem_range {
-    uint64_t addr;
-    uint64_t size;
-    uint32_t type;
-} boot_mem_range_t;
-
 typedef struct boot_info {
     unsigned protocol; /* BOOT_PROTO_* */
     /* The firmware's map as received (PVH e820 table or the Multiboot2
