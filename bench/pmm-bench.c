@@ -51,6 +51,7 @@
 #include <hadron/mm/pmm.h>
 #include <hadron/mm/spinlock.h>
 
+#include "host_cpu_index.h"
 #include "host_hooks.h"
 
 #define PG 4096ull
@@ -60,19 +61,13 @@
 /* ---- helpers ------------------------------------------------------------ */
 
 /* The CPU index hook of this program (the linker then leaves out
- * tools/host_cpu_index.c): threads numbered in order of their first call,
- * as there, but a thread that sets `locked_path` gets "no cache". */
+ * tools/host_cpu_hook.c): the host's thread numbering, but a thread that
+ * sets `locked_path` gets "no cache". */
 static _Thread_local bool locked_path;
 
 unsigned mm_hook_cpu_index(void)
 {
-    static atomic_uint next_index;
-    static _Thread_local unsigned index = UINT_MAX;
-    if (locked_path)
-        return UINT_MAX;
-    if (index == UINT_MAX)
-        index = atomic_fetch_add_explicit(&next_index, 1, memory_order_relaxed);
-    return index;
+    return locked_path ? UINT_MAX : host_thread_index();
 }
 
 static uint64_t wall_ns(void)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "host_cpu_index.h"
 #include "mm_test.h"
 
 /* The hooks may be called from several threads at once (the concurrency
@@ -79,13 +80,7 @@ int test_cpu_index = -1;
  * test picks the index (test_cpu_index >= 0). */
 unsigned mm_hook_cpu_index(void)
 {
-    static atomic_uint next_index;
-    static _Thread_local unsigned index = UINT_MAX;
-    if (test_cpu_index >= 0)
-        return (unsigned)test_cpu_index;
-    if (index == UINT_MAX)
-        index = atomic_fetch_add_explicit(&next_index, 1, memory_order_relaxed);
-    return index;
+    return test_cpu_index >= 0 ? (unsigned)test_cpu_index : host_thread_index();
 }
 
 /* Under log_lock. */
