@@ -1,15 +1,21 @@
 /*
  * Test kernel: the TLB, root-switch and identity-retire hooks, with PCIDs
  * when the CPU has them (CPUID.01H:ECX.PCID; INVPCID if CPUID.07H:EBX has
- * it). One CPU, so "every CPU" is this one.
+ * it). The other CPUs of a flush's set get an NMI each (smp.c), which
+ * drops everything they cache, every PCID included.
  *
  * With CR4.PCIDE set, every TLB and paging-structure-cache entry is tagged
  * with the PCID in CR3[11:0], and a CR3 write with bit 63 set keeps them.
  * The VMM's identities are the PCIDs (identity 0 = PCID 0: the kernel root
  * and untagged spaces, always flushed on a switch). A PCID whose entries
- * may be stale and that this CPU could not invalidate at once (no INVPCID,
- * not current) is marked, and the next switch to it flushes instead of
- * keeping (hooks.h allows either).
+ * may be stale on a CPU that could not invalidate them at once (no
+ * INVPCID, not current there) is marked in that CPU's stale map, and that
+ * CPU's next switch to it flushes instead of keeping (hooks.h allows
+ * either). The maps and the current PCID are per CPU because TLBs are: a
+ * PCID retired on one CPU may still have entries on every CPU that ran it,
+ * and INVPCID reaches only its own CPU, so a retirement marks the PCID
+ * stale on every other CPU, whose next switch to the reused PCID then
+ * flushes instead of keeping the old space's entries.
  */
 #include <hadron/mm/hooks.h>
 
@@ -23,21 +29,36 @@ unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
 unsigned hook_noflush_switches, hook_asid_retires, hook_invpcid_calls;
 bool tlb_pcid_on;
 
-static uint8_t stale[PCID_COUNT / 8];
-static unsigned current_pcid;
+/* Written by their CPU, and by a retirement on any CPU: byte atomics. */
+static uint8_t stale[SMP_MAX_CPUS][PCID_COUNT / 8];
+static unsigned current_pcid[SMP_MAX_CPUS];
+
+static void mark_stale_on(unsigned cpu, unsigned pcid)
+{
+    __atomic_fetch_or(&stale[cpu][pcid / 8], (uint8_t)(1u << (pcid % 8)), __ATOMIC_RELAXED);
+}
 
 static void mark_stale(unsigned pcid)
 {
-    stale[pcid / 8] |= (uint8_t)(1u << (pcid % 8));
+    mark_stale_on(smp_this_cpu(), pcid);
 }
 
-/* Every PCID but the current one: what INVLPG and a CR3 reload leave
+/* Every PCID but this CPU's current one: what INVLPG and a CR3 reload leave
  * behind in the other PCIDs' paging-structure caches. */
 static void mark_others_stale(void)
 {
-    for (unsigned i = 0; i < sizeof stale; i++)
-        stale[i] = 0xff;
-    stale[current_pcid / 8] &= (uint8_t)~(1u << (current_pcid % 8));
+    unsigned cpu = smp_this_cpu(), cur = current_pcid[cpu];
+    for (unsigned i = 0; i < PCID_COUNT / 8; i++)
+        __atomic_store_n(&stale[cpu][i], (uint8_t)(i == cur / 8 ? ~(1u << (cur % 8)) : 0xffu),
+                         __ATOMIC_RELAXED);
+}
+
+/* Takes the PCID's mark on this CPU: whether it was stale. */
+static bool take_stale(unsigned pcid)
+{
+    uint8_t bit = (uint8_t)(1u << (pcid % 8));
+    return (__atomic_fetch_and(&stale[smp_this_cpu()][pcid / 8], (uint8_t)~bit,
+                               __ATOMIC_RELAXED) & bit) != 0;
 }
 
 void tlb_pcid_enable(void)
@@ -73,7 +94,7 @@ void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_v
     hook_tlb_page_calls++;
     /* Other CPUs of the set first (an NMI each, smp.c), then this one. */
     smp_shootdown(asid, cpus, pages, count, false, false);
-    if (!tlb_pcid_on || asid == current_pcid) {
+    if (!tlb_pcid_on || asid == current_pcid[smp_this_cpu()]) {
         /* INVLPG: the current PCID's entries, global ones of any PCID, and
          * the current PCID's paging-structure caches. */
         for (size_t i = 0; i < count; i++)
@@ -114,7 +135,7 @@ void mm_hook_tlb_flush_all(mm_asid_t asid, const mm_cpuset_t *cpus, bool include
     if (cpu_feat.invpcid) {
         invpcid(INVPCID_CONTEXT, asid, 0);
         hook_invpcid_calls++;
-    } else if (asid == current_pcid) {
+    } else if (asid == current_pcid[smp_this_cpu()]) {
         write_cr3(read_cr3() & ~CR3_NOFLUSH);
     } else {
         mark_stale(asid);
@@ -130,9 +151,9 @@ void mm_hook_switch_root(mm_paddr_t root, mm_asid_t asid)
     }
     unsigned pcid = asid & CR3_PCID_MASK;
     /* Identity 0 keeps nothing (hooks.h); a marked PCID is flushed now. */
-    bool keep = pcid != 0 && !(stale[pcid / 8] & (1u << (pcid % 8)));
-    stale[pcid / 8] &= (uint8_t)~(1u << (pcid % 8));
-    current_pcid = pcid;
+    bool was_stale = take_stale(pcid);
+    bool keep = pcid != 0 && !was_stale;
+    current_pcid[smp_this_cpu()] = pcid;
     if (keep)
         hook_noflush_switches++;
     write_cr3(root | pcid | (keep ? CR3_NOFLUSH : 0));
@@ -143,6 +164,10 @@ void mm_hook_asid_retire(mm_asid_t asid)
     hook_asid_retires++;
     if (!tlb_pcid_on)
         return;
+    unsigned self = smp_this_cpu();
+    for (unsigned cpu = 0; cpu < SMP_MAX_CPUS; cpu++)
+        if (cpu != self)
+            mark_stale_on(cpu, asid & CR3_PCID_MASK);
     if (cpu_feat.invpcid) {
         invpcid(INVPCID_CONTEXT, asid & CR3_PCID_MASK, 0);
         hook_invpcid_calls++;
