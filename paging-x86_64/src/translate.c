@@ -1,5 +1,6 @@
 /* Translation and the mm_page_mapper_t glue. */
 #include "x86pt_internal.h"
+#include "ptk_glue.h"
 
 /* Flags of a leaf from a 6-bit key: bit 0 RW, 1 US, 2 PWT, 3 PCD (entry
  * bits 1..4 as they are), 4 the PAT bit of the level, 5 G. RW and US are
@@ -102,63 +103,4 @@ mm_status_t x86pt_translate(x86pt_t *m, mm_paddr_t root, mm_vaddr_t va, mm_trans
     return tr_finish(m, va, e, up_and, up_or, 12, out);
 }
 
-static mm_status_t op_map(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_paddr_t pa,
-                          mm_page_size_t size, mm_map_flags_t flags, mm_tlb_batch_t *tlb)
-{
-    return x86pt_map(ctx, root, va, pa, size, flags, tlb);
-}
-
-static mm_status_t op_unmap(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_page_size_t size,
-                            mm_paddr_t *pa_out, mm_tlb_batch_t *tlb)
-{
-    return x86pt_unmap(ctx, root, va, size, pa_out, tlb);
-}
-
-static mm_status_t op_protect(void *ctx, mm_paddr_t root, mm_vaddr_t va, mm_page_size_t size,
-                              mm_map_flags_t flags, mm_tlb_batch_t *tlb)
-{
-    return x86pt_protect(ctx, root, va, size, flags, tlb);
-}
-
-static mm_status_t op_translate(void *ctx, mm_paddr_t root, mm_vaddr_t va,
-                                mm_translation_t *out)
-{
-    return x86pt_translate(ctx, root, va, out);
-}
-
-static mm_status_t op_root_create(void *ctx, mm_paddr_t kernel_root, mm_paddr_t *root_out)
-{
-    return x86pt_root_create(ctx, kernel_root, root_out);
-}
-
-static void op_root_destroy(void *ctx, mm_paddr_t root, mm_leaf_fn leaf, void *leaf_arg)
-{
-    x86pt_root_destroy(ctx, root, leaf, leaf_arg);
-}
-
-static mm_status_t op_prepopulate_top(void *ctx, mm_paddr_t root, mm_vaddr_t va, uint64_t len)
-{
-    return x86pt_prepopulate_top(ctx, root, va, len);
-}
-
-static void op_va_space(void *ctx, mm_va_space_t *out)
-{
-    x86pt_va_space(ctx, out);
-}
-
-static const mm_page_mapper_ops_t x86pt_ops = {
-    .map = op_map,
-    .unmap = op_unmap,
-    .protect = op_protect,
-    .translate = op_translate,
-    .root_create = op_root_create,
-    .root_destroy = op_root_destroy,
-    .prepopulate_top = op_prepopulate_top,
-    .va_space = op_va_space,
-};
-
-mm_page_mapper_t x86pt_page_mapper(x86pt_t *m)
-{
-    mm_page_mapper_t pm = {&x86pt_ops, m};
-    return pm;
-}
+PTK_PAGE_MAPPER(x86pt, x86pt_t)
