@@ -1108,6 +1108,45 @@ static bool preload_row(const char *name, const uint32_t *ns_, size_t runs, doub
     return ok;
 }
 
+/* `kheap-bench threads-row <allocator>`: that allocator (jemalloc,
+ * tcmalloc: preloaded into this process by pick; mimalloc: its mi_
+ * functions) on the threads trace, as one line `threads-row <name> <ns 1
+ * thread> <ns 2 threads>`. */
+static int threads_row_one(const allocator_t *const *all, int na, const char *name)
+{
+    const allocator_t *a = pick(all, na, name);
+    if (a == NULL || (a != &A_MI && a != &A_JE && a != &A_TC))
+        return 1;
+    threads_row_t row = {name, {0, 0}};
+    if (a == &A_MI)
+        threads_pairs_row(mi_malloc_p, mi_free_p, &row);
+    else
+        threads_pairs_row(malloc, free, &row);
+    printf("threads-row %s %.1f %.1f\n", name, row.ns[0], row.ns[1]);
+    return 0;
+}
+
+/* The threads figures: jemalloc, tcmalloc and mimalloc each measured by a
+ * process of its own (`threads-row`), then ours and glibc's here. */
+static void threads_all(void)
+{
+    static const char *const others[] = {"jemalloc", "tcmalloc", "mimalloc"};
+    threads_row_t rows[3];
+    int n = 0;
+    char exe[4096], cmd[4600];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    for (int k = 0; k < 3 && len > 0; k++) {
+        exe[len] = '\0';
+        snprintf(cmd, sizeof cmd, "'%s' threads-row %s 2>/dev/null", exe, others[k]);
+        double ns[3] = {-1, -1, -1};
+        if (read_figures(cmd, "threads-row ", "threads-row %*s %lf %lf", 2, ns))
+            rows[n++] = (threads_row_t){others[k], {ns[0], ns[1]}};
+        else
+            printf("# threads: %s not available: skipped\n", others[k]);
+    }
+    threads_pairs(rows, n);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -1123,9 +1162,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc == 2 && strcmp(argv[1], "threads") == 0) {
-        threads_pairs();
+        threads_all();
         return 0;
     }
+    if (argc == 3 && strcmp(argv[1], "threads-row") == 0)
+        return threads_row_one(all, NA, argv[2]);
     if ((argc == 3 || argc == 4) && strcmp(argv[1], "frag") == 0)
         return frag_one(all, NA, argv[2], argc == 4 ? argv[3] : NULL);
     if (argc >= 3)
@@ -1270,6 +1311,6 @@ int main(int argc, char **argv)
             printf("frag-variants %s mean %.3f min %.3f max %.3f over %d other traces\n",
                    all[i]->name, fr_sum[i] / VARIANTS, fr_min[i], fr_max[i], VARIANTS);
     kmem_cache_pairs();
-    threads_pairs();
+    threads_all();
     return 0;
 }

@@ -6,9 +6,11 @@
  * all pairs of all threads, the median of 5 alternating runs. On two cores
  * a perfectly scaling allocator halves it. Allocators: kmem_cache (one
  * cache shared by the threads), kmalloc (kheap_alloc/kheap_free, one heap),
- * glibc. Prints `ratio <allocator>.pair.threads2 <2 threads> <1 thread>
- * <scaling>` and `ratio <allocator>.pair.threads2.glibc <ours> <glibc>
- * <glibc/ours>` lines.
+ * glibc, and rows measured elsewhere on the same trace (jemalloc and
+ * tcmalloc in a process of their own, preloaded; mimalloc by its mi_
+ * functions). Prints `ratio <allocator>.pair.threads2 <2 threads>
+ * <1 thread> <scaling>` and `ratio <allocator>.pair.threads2.<other> <ours>
+ * <other's> <other's/ours>` lines, all with 2 threads.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -28,18 +30,22 @@
 #define RUNS 5
 #define MAX_THREADS 2
 
-enum { KMEM, KMALLOC, GLIBC, ALLOCATORS };
+enum { KMEM, KMALLOC, GLIBC, OTHER, ALLOCATORS = OTHER };
 static const char *const names[ALLOCATORS] = {"kmem_cache", "kheap", "glibc"};
 
 static kheap_t heap;
 static kmem_cache_t cache;
+/* The OTHER allocator of threads_pairs_row. */
+static void *(*other_alloc)(size_t);
+static void (*other_free)(void *);
 
 static void *do_alloc(int a)
 {
     switch (a) {
     case KMEM: return kmem_cache_alloc(&cache);
     case KMALLOC: return kheap_alloc(&heap, OBJ, 0);
-    default: return malloc(OBJ);
+    case GLIBC: return malloc(OBJ);
+    default: return other_alloc(OBJ);
     }
 }
 
@@ -48,7 +54,8 @@ static void do_free(int a, void *p)
     switch (a) {
     case KMEM: kmem_cache_free(&cache, p); break;
     case KMALLOC: kheap_free(&heap, p); break;
-    default: free(p); break;
+    case GLIBC: free(p); break;
+    default: other_free(p); break;
     }
 }
 
@@ -124,7 +131,21 @@ static int cmp_double(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
-void threads_pairs(void)
+void threads_pairs_row(void *(*alloc)(size_t), void (*release)(void *), threads_row_t *row)
+{
+    other_alloc = alloc;
+    other_free = release;
+    double t[MAX_THREADS][RUNS];
+    for (int r = 0; r < RUNS; r++)
+        for (int threads = 1; threads <= MAX_THREADS; threads++)
+            t[threads - 1][r] = run(OTHER, threads);
+    for (int k = 0; k < MAX_THREADS; k++) {
+        qsort(t[k], RUNS, sizeof(double), cmp_double);
+        row->ns[k] = t[k][RUNS / 2];
+    }
+}
+
+void threads_pairs(const threads_row_t *others, int n_others)
 {
     size_t arena_bytes = (size_t)1 << 30;
     void *arena = mmap(NULL, arena_bytes, PROT_READ | PROT_WRITE,
@@ -152,11 +173,17 @@ void threads_pairs(void)
     for (int a = 0; a < ALLOCATORS; a++)
         printf("%-12s %12.1f %12.1f %12.2f\n", names[a], med[a][0], med[a][1],
                med[a][0] / med[a][1]);
+    for (int o = 0; o < n_others; o++)
+        printf("%-12s %12.1f %12.1f %12.2f\n", others[o].name, others[o].ns[0], others[o].ns[1],
+               others[o].ns[0] / others[o].ns[1]);
     for (int a = 0; a < GLIBC; a++) {
         printf("ratio %s.pair.threads2 %.1f %.1f %.2f\n", names[a], med[a][1], med[a][0],
                med[a][0] / med[a][1]);
         printf("ratio %s.pair.threads2.glibc %.1f %.1f %.2f\n", names[a], med[a][1],
                med[GLIBC][1], med[GLIBC][1] / med[a][1]);
+        for (int o = 0; o < n_others; o++)
+            printf("ratio %s.pair.threads2.%s %.1f %.1f %.2f\n", names[a], others[o].name,
+                   med[a][1], others[o].ns[1], others[o].ns[1] / med[a][1]);
     }
     munmap(arena, arena_bytes);
 }
