@@ -9,8 +9,8 @@
  * image among it; kept for this, see smp.c), jumps to its link address,
  * then drops the identity (TTBR0 walks off, as mm_hook_switch_root(0)
  * leaves every CPU) and its local TLB, sets VBAR_EL1 and TPIDR_EL1 (the
- * per-CPU data mm_hook_cpu_index reads) and calls entry(arg) on its
- * guard-page stack. Until the MMU is on only PC-relative addressing is
+ * per-CPU data mm_hook_cpu_index reads) and calls entry(arg, entry EL) on
+ * its guard-page stack. Until the MMU is on only PC-relative addressing is
  * used and memory is read, never written.
  */
 #include "el2.h"
@@ -33,11 +33,11 @@
     .globl secondary_entry
 secondary_entry:
     mov x19, x0
-    mrs x9, CurrentEL
-    ubfx x9, x9, #2, #2
-    cmp x9, #1
+    mrs x20, CurrentEL
+    ubfx x20, x20, #2, #2         /* the EL it came in at, for the report */
+    cmp x20, #1
     b.eq secondary_el1
-    cmp x9, #2
+    cmp x20, #2
     b.ne secondary_park
     EL2_TO_EL1 secondary_el1
 
@@ -79,6 +79,7 @@ secondary_high:
     mov x29, #0
     mov x30, #0
     mov x0, x18
+    mov x1, x20
     blr x17
 secondary_park:
     wfe

@@ -136,9 +136,10 @@ static _Noreturn void cpu_idle(percpu_t *pc)
 }
 
 /* secondary.S calls this on the CPU's own stack, MMU on, at EL1. */
-_Noreturn void smp_secondary_main(percpu_t *pc);
-_Noreturn void smp_secondary_main(percpu_t *pc)
+_Noreturn void smp_secondary_main(percpu_t *pc, uint64_t entry_el);
+_Noreturn void smp_secondary_main(percpu_t *pc, uint64_t entry_el)
 {
+    pc->arch.entry_el = (unsigned)entry_el;
     __atomic_store_n(&pc->arch.alive, true, __ATOMIC_RELEASE);
     sev();
     cpu_idle(pc);
@@ -237,10 +238,10 @@ void smp_start(void)
             break;
         next++;
         smp_online = next;
-        tap_check(true, "smp: CPU %u (MPIDR %#lx) started: PSCI CPU_ON through %s, EL1 on the "
-                  "kernel root, guard-page stack at %#lx", next - 1,
+        tap_check(true, "smp: CPU %u (MPIDR %#lx) started: PSCI CPU_ON through %s, entered at "
+                  "EL%u, runs at EL1 on the kernel root, guard-page stack at %#lx", next - 1,
                   (unsigned long)mpidr, psci_conduit_str(boot_info.psci),
-                  (unsigned long)cpu_stack[next - 1].bottom);
+                  smp_percpu[next - 1].arch.entry_el, (unsigned long)cpu_stack[next - 1].bottom);
     }
     smp_start_status = smp_online == boot_info.cpu_count ? MM_OK : MM_ERR_STATE;
 }

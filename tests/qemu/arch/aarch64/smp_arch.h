@@ -15,6 +15,7 @@
 typedef struct percpu_arch {
     uint64_t mpidr;     /* MPIDR_EL1 affinity fields (the /cpus reg) */
     volatile bool alive; /* set by the CPU itself once on its own stack */
+    unsigned entry_el;   /* the EL CPU_ON started it at (2: virtualization=on) */
 } percpu_arch_t;
 
 typedef struct smp_regs {
