@@ -12,7 +12,8 @@
  * CPU puts them in its own TTBR0 only for the jump to the kernel's
  * addresses, then drops them and its local TLB before anything else runs.
  * No other CPU ever sees them again, and no frame is mapped for the
- * purpose. They map [1 GiB, 4 GiB): smp_start refuses an image above it.
+ * purpose. They map RAM at [1 GiB, 4 GiB) (where QEMU virt loads the
+ * image): smp_start refuses an image outside it.
  *
  * Idle CPUs wait in WFE; smp_run_on publishes the work and sends SEV.
  * Under TCG WFE does not sleep (the vCPU yields and runs again), so idle
@@ -39,13 +40,17 @@ unsigned smp_psci_version;
 
 /* MPIDR_EL1's affinity fields: Aff3 [39:32], Aff2..Aff0 [23:0]. */
 #define MPIDR_AFF_MASK UINT64_C(0xff00ffffff)
+/* The boot identity's Normal-memory part (below it: Device, no fetch). */
+#define BOOT_IDENTITY_START (UINT64_C(1) << 30)
 #define BOOT_IDENTITY_END (UINT64_C(4) << 30)
 
 /* What secondary.S loads before its MMU is on (offsets fixed there). */
 typedef struct smp_boot_params {
     uint64_t mair, tcr, ttbr0, ttbr1, sctlr, vbar, stack, entry, arg;
 } smp_boot_params_t;
+_Static_assert(__builtin_offsetof(smp_boot_params_t, ttbr0) == 16, "secondary.S P_TTBR0");
 _Static_assert(__builtin_offsetof(smp_boot_params_t, sctlr) == 32, "secondary.S P_SCTLR");
+_Static_assert(__builtin_offsetof(smp_boot_params_t, stack) == 48, "secondary.S P_STACK");
 _Static_assert(__builtin_offsetof(smp_boot_params_t, arg) == 64, "secondary.S P_ARG");
 
 extern char secondary_entry[];
@@ -208,8 +213,9 @@ void smp_start(void)
         smp_start_error = "no /psci method in the device tree";
         return;
     }
-    if (kernel_image_phys_end() > BOOT_IDENTITY_END) {
-        smp_start_error = "image above the boot identity map";
+    if (kernel_image_phys_start() < BOOT_IDENTITY_START ||
+        kernel_image_phys_end() > BOOT_IDENTITY_END) {
+        smp_start_error = "image outside the boot identity map's RAM part";
         return;
     }
     int64_t v = psci_call(boot_info.psci, PSCI_VERSION, 0, 0, 0);
