@@ -1,19 +1,20 @@
 /*
- * Test kernel: everything at once (issue 22 item 2). Every CPU runs
- * a fixed number of operations in rounds, chosen by its own fixed-seed
- * PRNG: single and contiguous frames, kmalloc/kfree, kmem_cache objects,
- * guard-page stacks, MMIO mappings (a device register, smp_mix_mmio_phys:
- * the LAPIC, the PL011) and user address spaces
- * (create, map, switch to, write, unmap, switch back, release). About half
- * of what a CPU allocates goes through a shared exchange and is freed by
- * another CPU. Every object carries a tag (its CPU and sequence number)
- * checked when it is freed. After the last round the CPUs stop together,
- * the exchange is drained, and the kernel proves nothing was lost: the
- * PMM's used frames grew by exactly the frames the VMM accounts for (heap
- * and stacks) plus the kernel page tables, stacks and MMIO mappings are
- * back to their counts, and every checker passes. A TAP line per round
- * keeps the watchdog (10 s without one) from mistaking the run for a hang,
- * and the same lines appear on every run.
+ * Test kernel: everything at once (issue 22 item 2), on both
+ * architectures. Every CPU runs a fixed number of operations in rounds,
+ * chosen by its own fixed-seed PRNG: single and contiguous frames,
+ * kmalloc/kfree, kmem_cache objects, guard-page stacks, MMIO mappings (a
+ * device register, smp_mix_mmio_phys: the LAPIC's version, the PL011's
+ * identification) and user address spaces (create, map, switch to, write,
+ * unmap, switch back, release). About half of what a CPU allocates goes
+ * through a shared exchange and is freed by another CPU. Every object
+ * carries a tag (its CPU and sequence number) checked when it is freed.
+ * After the last round the CPUs stop together, the exchange is drained,
+ * and the kernel proves nothing was lost: the PMM's used frames grew by
+ * exactly the frames the VMM accounts for (heap and stacks) plus the
+ * kernel page tables, stacks and MMIO mappings are back to their counts,
+ * and every checker passes. A TAP line per round keeps the x86_64
+ * watchdog (10 s without one) from mistaking the run for a hang, and the
+ * same lines appear on every run.
  */
 #include <hadron/mm/hhdm.h>
 #include <hadron/mm/kheap.h>
