@@ -2,8 +2,8 @@
  * The AArch64 test kernel's device-tree reader (tests/qemu/arch/aarch64/
  * fdt.c) on blobs built here token by token (Devicetree Specification,
  * "Flattened Devicetree (DTB) Format"): cell sizes of the root and of
- * /reserved-memory, the reservation block, bootargs and the PL011, and
- * malformed trees refused with a reason instead of a fault.
+ * /reserved-memory, the reservation block, bootargs and the PL011, the
+ * CPUs under /cpus and the /psci conduit, and malformed trees refused with a reason instead of a fault.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -107,9 +107,38 @@ static const void *finish(blob_t *t)
     return t->b;
 }
 
+/* /cpus as QEMU virt writes it (#address-cells 1, #size-cells 0, one
+ * cpu@N per CPU with enable-method "psci", a cpu-map beside them); the
+ * second CPU names its enable-method before its reg. */
+static void virt_cpus(blob_t *t)
+{
+    begin(t, "psci");
+    prop(t, "compatible", "arm,psci-1.0\0arm,psci-0.2\0arm,psci", 35);
+    prop(t, "method", "hvc", 4);
+    end(t);
+    begin(t, "cpus");
+    prop_u32(t, "#address-cells", 1);
+    prop_u32(t, "#size-cells", 0);
+    begin(t, "cpu-map");
+    begin(t, "cluster0");
+    end(t);
+    end(t);
+    begin(t, "cpu@0");
+    prop(t, "device_type", "cpu", 4);
+    prop_u32(t, "reg", 0);
+    prop(t, "enable-method", "psci", 5);
+    end(t);
+    begin(t, "cpu@1");
+    prop(t, "enable-method", "psci", 5);
+    prop_u32(t, "reg", 1);
+    end(t);
+    end(t);
+}
+
 /* QEMU virt's shape: 2/2 cells at the root, /memory with two ranges,
  * /reserved-memory with 1/1 cells and two children, one rsvmap entry, a
- * PL011 whose reg comes before its compatible, /chosen bootargs. */
+ * PL011 whose reg comes before its compatible, /chosen bootargs, two CPUs
+ * and PSCI through HVC. */
 static const void *virt_like(blob_t *t)
 {
     memset(t, 0, sizeof *t);
@@ -148,6 +177,7 @@ static const void *virt_like(blob_t *t)
     uint32_t bogus[] = {0, 0x1000, 0, 0x1000};
     prop_cells(t, "reg", bogus, 4);
     end(t);
+    virt_cpus(t);
     end(t);
     return finish(t);
 }
@@ -259,4 +289,120 @@ Test(fdt, reg_cell_sizes_outside_1_2_and_odd_lengths_are_refused)
     begin(&t, "");
     end(&t);
     cr_assert_str_eq(fdt_parse(finish(&t), &info), "no /memory node with a reg");
+}
+
+Test(fdt, reads_the_cpus_and_the_psci_conduit)
+{
+    static blob_t t;
+    fdt_info_t info;
+    const char *why = fdt_parse(virt_like(&t), &info);
+    cr_assert_null(why, "%s", why);
+    cr_assert_eq(info.cpu_count, 2, "cpu-map is not a CPU");
+    cr_assert_eq(info.cpu_mpidr[0], 0);
+    cr_assert_eq(info.cpu_mpidr[1], 1, "enable-method before reg");
+    cr_assert(info.cpu_psci[0] && info.cpu_psci[1]);
+    cr_assert_eq(info.cpus_ignored, 0);
+    cr_assert_eq(info.psci, FDT_PSCI_HVC);
+}
+
+/* A tree with /cpus of `ac` address cells and `n` CPUs with 2-word MPIDRs
+ * (affinity 1 = i / 4, affinity 0 = i % 4), the last one without an
+ * enable-method, and a /psci node whose method is `method` (NULL: no node). */
+static const void *cpus_tree(blob_t *t, uint32_t ac, unsigned n, const char *method)
+{
+    memset(t, 0, sizeof *t);
+    begin(t, "");
+    begin(t, "memory");
+    uint32_t mem[] = {0, 0x40000000, 0x1000};
+    prop_cells(t, "reg", mem, 3);
+    end(t);
+    if (method != NULL) {
+        begin(t, "psci");
+        prop(t, "method", method, (uint32_t)strlen(method) + 1);
+        end(t);
+    }
+    begin(t, "cpus");
+    prop_u32(t, "#address-cells", ac);
+    prop_u32(t, "#size-cells", 0);
+    for (unsigned i = 0; i < n; i++) {
+        begin(t, "cpu@0");
+        uint32_t reg[2] = {0, (i / 4) << 8 | (i % 4)};
+        if (ac == 1)
+            prop_u32(t, "reg", reg[1]);
+        else
+            prop_cells(t, "reg", reg, 2);
+        if (i + 1 < n)
+            prop(t, "enable-method", "spin-table\0psci", 16);
+        end(t);
+    }
+    end(t);
+    end(t);
+    return finish(t);
+}
+
+Test(fdt, cpus_with_two_address_cells_smc_and_more_than_kept)
+{
+    static blob_t t;
+    fdt_info_t info;
+    const char *why = fdt_parse(cpus_tree(&t, 2, FDT_MAX_CPUS + 2, "smc"), &info);
+    cr_assert_null(why, "%s", why);
+    cr_assert_eq(info.psci, FDT_PSCI_SMC);
+    cr_assert_eq(info.cpu_count, FDT_MAX_CPUS);
+    cr_assert_eq(info.cpus_ignored, 2, "counted, not kept");
+    cr_assert_eq(info.cpu_mpidr[5], 0x101, "affinity 1 and 0 from the second cell");
+    cr_assert(info.cpu_psci[0], "psci found in a stringlist");
+
+    why = fdt_parse(cpus_tree(&t, 1, 2, NULL), &info);
+    cr_assert_null(why, "%s", why);
+    cr_assert_eq(info.psci, FDT_PSCI_NONE, "no /psci node");
+    cr_assert(info.cpu_psci[0] && !info.cpu_psci[1], "no enable-method: not psci");
+}
+
+Test(fdt, malformed_cpus_and_psci_are_refused_with_a_reason)
+{
+    static blob_t t;
+    fdt_info_t info;
+    cr_assert_str_eq(fdt_parse(cpus_tree(&t, 3, 1, "hvc"), &info),
+                     "/cpus #address-cells outside 1..2");
+    cr_assert_str_eq(fdt_parse(cpus_tree(&t, 1, 1, "svc"), &info),
+                     "/psci method neither \"hvc\" nor \"smc\"");
+    cr_assert_str_eq(fdt_parse(cpus_tree(&t, 1, 1, "hvc-ish"), &info),
+                     "/psci method neither \"hvc\" nor \"smc\"");
+
+    /* A cpu node without reg, and one whose reg is two addresses. */
+    memset(&t, 0, sizeof t);
+    begin(&t, "");
+    begin(&t, "memory");
+    uint32_t mem[] = {0, 0x40000000, 0x1000};
+    prop_cells(&t, "reg", mem, 3);
+    end(&t);
+    begin(&t, "cpus");
+    prop_u32(&t, "#address-cells", 1);
+    begin(&t, "cpu@0");
+    prop(&t, "enable-method", "psci", 5);
+    end(&t);
+    end(&t);
+    end(&t);
+    cr_assert_str_eq(fdt_parse(finish(&t), &info), "cpu node without reg");
+
+    memset(&t, 0, sizeof t);
+    begin(&t, "");
+    begin(&t, "memory");
+    prop_cells(&t, "reg", mem, 3);
+    end(&t);
+    begin(&t, "cpus");
+    prop_u32(&t, "#address-cells", 1);
+    begin(&t, "cpu@0");
+    uint32_t two[] = {0, 1};
+    prop_cells(&t, "reg", two, 2);
+    end(&t);
+    end(&t);
+    end(&t);
+    cr_assert_str_eq(fdt_parse(finish(&t), &info),
+                     "cpu reg not one address of /cpus #address-cells");
+
+    /* A cpu node cut off by the end of the structure block. */
+    cpus_tree(&t, 1, 1, "hvc");
+    put32(t.b + 36, (uint32_t)t.nst - 12); /* ends inside cpu@0 */
+    cr_assert_not_null(fdt_parse(t.b, &info));
 }

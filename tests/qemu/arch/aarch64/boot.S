@@ -47,14 +47,11 @@
 #define TCR_AS (1 << 36)
 #define TCR_DS (1 << 59)
 
-/* SCTLR_EL1: the ARMv8.0 RES1 bits (11, 20, 22, 23 = SPAN, 28, 29), then
- * M (MMU), C (data cache), SA/SA0 (stack alignment), I (icache). */
-#define SCTLR_RES1 0x30d00800
-#define SCTLR_ON (SCTLR_RES1 | 0x1 | 0x4 | 0x8 | 0x10 | 0x1000)
+#include "el2.h"
 
-/* SPSR for an exception return to EL1h with D, A, I, F masked. */
-#define SPSR_EL1H_MASKED 0x3c5
-#define HCR_RW (1 << 31)
+/* SCTLR_EL1: the RES1 bits (el2.h), then M (MMU), C (data cache), SA/SA0
+ * (stack alignment), I (icache). */
+#define SCTLR_ON (SCTLR_RES1 | 0x1 | 0x4 | 0x8 | 0x10 | 0x1000)
 
     .section .text.head, "ax"
     .globl _start
@@ -202,6 +199,8 @@ high:
     str x20, [x9, :lo12:boot_entry_el]
     adrp x9, boot_dtb_phys
     str x19, [x9, :lo12:boot_dtb_phys]
+    adrp x9, boot_identity_root
+    str x26, [x9, :lo12:boot_identity_root]
     mov x9, #48
     cbz x24, 7f
     mov x9, #52
@@ -213,37 +212,15 @@ park:
     wfe
     b park
 
-/* EL2 (virtualization=on): EL1 in AArch64 (HCR_EL2.RW), the counters
- * reachable from EL1 (CNTHCTL_EL2.EL1PCTEN/EL1PCEN), no traps of EL1
- * register accesses (HSTR_EL2 0, CPTR_EL2 without TFP), then an exception
- * return to EL1h at el1 with everything masked. Stage 2 stays off
- * (HCR_EL2.VM 0). */
+/* EL2 (virtualization=on): to EL1 (el2.h), then on as if entered there. */
 el2_to_el1:
-    mov x9, #HCR_RW
-    msr hcr_el2, x9
-    mrs x9, cnthctl_el2
-    orr x9, x9, #3
-    msr cnthctl_el2, x9
-    msr cntvoff_el2, xzr
-    msr hstr_el2, xzr
-    mov x9, #0x33ff
-    msr cptr_el2, x9
-    mrs x9, midr_el1
-    msr vpidr_el2, x9
-    mrs x9, mpidr_el1
-    msr vmpidr_el2, x9
-    ldr x9, =SCTLR_RES1
-    msr sctlr_el1, x9
-    mov x9, #SPSR_EL1H_MASKED
-    msr spsr_el2, x9
-    adr x9, el1
-    msr elr_el2, x9
-    eret
+    EL2_TO_EL1 el1
 
     .section .data
     .balign 8
-    .globl kernel_phys_base, boot_entry_el, boot_dtb_phys, boot_va_bits
+    .globl kernel_phys_base, boot_entry_el, boot_dtb_phys, boot_va_bits, boot_identity_root
 kernel_phys_base: .quad 0
+boot_identity_root: .quad 0  /* TTBR0 above; smp.c starts the other CPUs on it */
 boot_entry_el: .quad 0
 boot_dtb_phys: .quad 0
 boot_va_bits: .quad 0

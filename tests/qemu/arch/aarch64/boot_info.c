@@ -84,6 +84,13 @@ const char *boot_info_parse_fdt(uint64_t dtb)
     for (size_t i = 0; i < sizeof boot_info.cmdline && fdt.bootargs[i] != '\0'; i++)
         boot_info.cmdline[i] = fdt.bootargs[i];
     boot_info.demo = cmdline_has("demo");
+    for (unsigned i = 0; i < fdt.cpu_count; i++) {
+        boot_info.cpu_mpidr[i] = fdt.cpu_mpidr[i];
+        boot_info.cpu_psci[i] = fdt.cpu_psci[i];
+    }
+    boot_info.cpu_count = fdt.cpu_count;
+    boot_info.cpus_ignored = fdt.cpus_ignored;
+    boot_info.psci = fdt.psci;
     return NULL;
 }
 

@@ -14,7 +14,10 @@
  * Read here: the root's #address-cells/#size-cells, /memory (a node named
  * "memory" or "memory@...") reg, the children of /reserved-memory (with
  * that node's own cell sizes) reg, /chosen bootargs, and the first node
- * whose compatible lists "arm,pl011". Every offset and length is checked
+ * whose compatible lists "arm,pl011", the CPUs (each /cpus/cpu@N: its reg,
+ * one address of /cpus' #address-cells, is the MPIDR affinity; its
+ * enable-method) and /psci method (the PSCI conduit, "hvc" or "smc").
+ * Every offset and length is checked
  * against totalsize: a malformed tree is refused with the reason.
  */
 #include "fdt.h"
@@ -103,6 +106,28 @@ static const char *add_reg(fdt_info_t *out, const uint8_t *v, uint32_t len, uint
     return NULL;
 }
 
+/* One cpu node at its end: reg must be exactly one address of /cpus'
+ * #address-cells (a node listing several threads is not what QEMU or this
+ * kernel makes); CPUs past FDT_MAX_CPUS are counted, not kept. */
+static const char *add_cpu(fdt_info_t *out, const uint8_t *reg, uint32_t len, uint32_t ac,
+                           bool psci)
+{
+    if (ac < 1 || ac > 2)
+        return "/cpus #address-cells outside 1..2";
+    if (reg == NULL)
+        return "cpu node without reg";
+    if (len != ac * 4)
+        return "cpu reg not one address of /cpus #address-cells";
+    if (out->cpu_count == FDT_MAX_CPUS) {
+        out->cpus_ignored++;
+        return NULL;
+    }
+    out->cpu_mpidr[out->cpu_count] = read_cells(reg, ac);
+    out->cpu_psci[out->cpu_count] = psci;
+    out->cpu_count++;
+    return NULL;
+}
+
 const char *fdt_parse(const void *blob, fdt_info_t *out)
 {
     const uint8_t *b = blob;
@@ -135,13 +160,26 @@ const char *fdt_parse(const void *blob, fdt_info_t *out)
     /* Per depth: the cell sizes a node gives its children, and what the
      * node is. Depth 0 is the root. */
     uint32_t ac[FDT_MAX_DEPTH + 1], sc[FDT_MAX_DEPTH + 1];
-    enum { N_OTHER, N_MEMORY, N_RESMEM, N_RESMEM_CHILD, N_CHOSEN } kind[FDT_MAX_DEPTH + 1];
+    enum {
+        N_OTHER,
+        N_MEMORY,
+        N_RESMEM,
+        N_RESMEM_CHILD,
+        N_CHOSEN,
+        N_CPUS,
+        N_CPU,
+        N_PSCI
+    } kind[FDT_MAX_DEPTH + 1];
     int depth = -1;
     const uint8_t *s = b + off_struct, *end = s + size_struct;
     /* A node's reg may come before its compatible: keep the last reg. */
     const uint8_t *reg = NULL;
     uint32_t reg_len = 0;
     bool pl011 = false;
+    /* The cpu node being read: its reg and enable-method, taken at its end. */
+    const uint8_t *cpu_reg = NULL;
+    uint32_t cpu_reg_len = 0;
+    bool cpu_psci = false;
     for (;;) {
         if (s + 4 > end)
             return "structure block ends without FDT_END";
@@ -166,8 +204,18 @@ const char *fdt_parse(const void *blob, fdt_info_t *out)
                 kind[depth] = N_RESMEM;
             else if (depth == 1 && str_eq(name, "chosen"))
                 kind[depth] = N_CHOSEN;
+            else if (depth == 1 && str_eq(name, "cpus"))
+                kind[depth] = N_CPUS;
+            else if (depth == 1 && node_is(name, "psci"))
+                kind[depth] = N_PSCI;
             else if (depth == 2 && kind[1] == N_RESMEM)
                 kind[depth] = N_RESMEM_CHILD;
+            else if (depth == 2 && kind[1] == N_CPUS && node_is(name, "cpu"))
+                kind[depth] = N_CPU;
+            if (kind[depth] == N_CPU) {
+                cpu_reg = NULL;
+                cpu_psci = false;
+            }
             if (kind[depth] == N_RESMEM_CHILD)
                 out->reserved_nodes++;
             reg = NULL;
@@ -177,6 +225,11 @@ const char *fdt_parse(const void *blob, fdt_info_t *out)
                 return "FDT_END_NODE without a node";
             if (pl011 && reg != NULL && out->uart_phys == 0 && depth >= 1)
                 out->uart_phys = read_cells(reg, ac[depth - 1]);
+            if (depth == 2 && kind[2] == N_CPU) {
+                const char *why = add_cpu(out, cpu_reg, cpu_reg_len, ac[1], cpu_psci);
+                if (why != NULL)
+                    return why;
+            }
             depth--;
             reg = NULL;
             pl011 = false;
@@ -202,11 +255,23 @@ const char *fdt_parse(const void *blob, fdt_info_t *out)
                 sc[depth] = be32(v);
             else if (str_eq(pname, "compatible") && list_has(v, len, "arm,pl011"))
                 pl011 = true;
-            else if (str_eq(pname, "bootargs") && depth == 1 && kind[1] == N_CHOSEN) {
+            else if (str_eq(pname, "enable-method") && kind[depth] == N_CPU)
+                cpu_psci = list_has(v, len, "psci");
+            else if (str_eq(pname, "method") && kind[depth] == N_PSCI) {
+                if (len == 4 && str_eq((const char *)v, "hvc"))
+                    out->psci = FDT_PSCI_HVC;
+                else if (len == 4 && str_eq((const char *)v, "smc"))
+                    out->psci = FDT_PSCI_SMC;
+                else
+                    return "/psci method neither \"hvc\" nor \"smc\"";
+            } else if (str_eq(pname, "bootargs") && depth == 1 && kind[1] == N_CHOSEN) {
                 uint32_t n = len < sizeof out->bootargs ? len : sizeof out->bootargs - 1;
                 for (uint32_t i = 0; i < n; i++)
                     out->bootargs[i] = (char)v[i];
                 out->bootargs[n] = '\0';
+            } else if (str_eq(pname, "reg") && kind[depth] == N_CPU) {
+                cpu_reg = v;
+                cpu_reg_len = len;
             } else if (str_eq(pname, "reg") && depth >= 1) {
                 reg = v;
                 reg_len = len;

@@ -7,6 +7,7 @@
 
 #include "cpu.h"
 #include "kernel.h"
+#include "smp.h"
 
 /* PSTATE.DAIF: IRQs masked (DAIFSet bit 1) for the critical section. */
 mm_irqflags_t mm_hook_irq_save(void)
@@ -21,8 +22,9 @@ void mm_hook_irq_restore(mm_irqflags_t flags)
     __asm__ __volatile__("msr daif, %0" : : "r"(flags) : "memory");
 }
 
-/* The test kernel runs on one CPU. */
+/* The CPU's index from its per-CPU data (TPIDR_EL1, smp.c); the boot
+ * CPU's is 0. */
 unsigned mm_hook_cpu_index(void)
 {
-    return 0;
+    return smp_this_cpu();
 }

@@ -18,6 +18,7 @@
 #include <hadron/mm/pmm.h>
 #include <hadron/mm/report.h>
 
+#include "fdt.h"
 #include "ktest.h"
 
 /* The image is linked at KERNEL_LINK_BASE (text_offset 2 MiB above a
@@ -59,6 +60,10 @@ typedef struct boot_info {
     uint64_t phys_top;
     uint64_t ram_bytes;
     bool demo;
+    uint64_t cpu_mpidr[FDT_MAX_CPUS]; /* /cpus/cpu@N reg */
+    bool cpu_psci[FDT_MAX_CPUS];      /* enable-method "psci" */
+    unsigned cpu_count, cpus_ignored;
+    fdt_psci_t psci; /* /psci method: the PSCI conduit */
 } boot_info_t;
 
 extern boot_info_t boot_info;

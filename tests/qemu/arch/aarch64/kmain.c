@@ -10,6 +10,7 @@
 #include "kernel.h"
 #include "kmem.h"
 #include "layout_setup.h"
+#include "smp.h"
 
 /* The virt machine's PL011 when the tree names none. */
 #define VIRT_PL011 UINT64_C(0x09000000)
@@ -39,6 +40,7 @@ static void memory_bootstrap(void)
 
 void kmain(uint64_t dtb_phys)
 {
+    smp_boot_cpu_init();
     const char *why = boot_info_parse_fdt(dtb_phys);
     serial_init(boot_info.uart_phys != 0 ? boot_info.uart_phys : VIRT_PL011);
     if (boot_info.uart_phys == 0)
@@ -60,6 +62,9 @@ void kmain(uint64_t dtb_phys)
     checks_vmm();
     checks_heap();
     checks_kmem();
+    smp_start();
+    checks_smp();
+    checks_mix();
     if (kernel_tables_ready)
         checks_paging_audit(kernel_root, "the kernel tables after every check");
     if (boot_info.demo)

@@ -7,15 +7,16 @@
 # exception, a hang cut by the timeout).
 #
 #   run-qemu.sh --image IMAGE --elf K.elf [--mem 128M] [--cpu cortex-a72]
-#               [--machine virt] [--append "demo"] [--timeout S]
+#               [--machine virt] [--smp N] [--append "demo"] [--timeout S]
 #               [--skip REASON] [-- extra qemu args]
 #
 # --machine is the -M value (virt,virtualization=on enters the kernel at
-# EL2). K.elf symbolizes crash backtraces. --skip prints a TAP skip with
+# EL2). --smp is the CPU count (the kernel starts the others through PSCI).
+# K.elf symbolizes crash backtraces. --skip prints a TAP skip with
 # REASON and exits 0.
 set -uo pipefail
 
-image= elf= mem=128M cpu=cortex-a72 machine=virt append= timeout_s=${QEMU_TIMEOUT:-60}
+image= elf= mem=128M cpu=cortex-a72 machine=virt smp=1 append= timeout_s=${QEMU_TIMEOUT:-60}
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,11 +26,12 @@ while [ $# -gt 0 ]; do
     --mem) mem=$2; shift 2 ;;
     --cpu) cpu=$2; shift 2 ;;
     --machine) machine=$2; shift 2 ;;
+    --smp) smp=$2; shift 2 ;;
     --append) append=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
     --) shift; extra=("$@"); break ;;
     *) echo "usage: $0 --image IMAGE --elf K.elf [--mem M] [--cpu C] [--machine virt[,...]]" \
-            "[--append A] [--timeout S] [--skip REASON] [-- qemu args]" >&2
+            "[--smp N] [--append A] [--timeout S] [--skip REASON] [-- qemu args]" >&2
        exit 2 ;;
   esac
 done
@@ -46,9 +48,9 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 log=$tmp/log
-echo "# $qemu -M $machine -cpu $cpu -m $mem, append '$append'" >&2
+echo "# $qemu -M $machine -cpu $cpu -m $mem -smp $smp, append '$append'" >&2
 timeout --foreground -k 5 "$timeout_s" "$qemu" \
-  -M "$machine" -cpu "$cpu" -m "$mem" -smp 1 \
+  -M "$machine" -cpu "$cpu" -m "$mem" -smp "$smp" \
   -kernel "$image" -append "$append" \
   -display none -monitor none -serial stdio -no-reboot -nic none -semihosting \
   "${extra[@]}" </dev/null | tr -d '\r' |

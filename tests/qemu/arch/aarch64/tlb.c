@@ -3,12 +3,22 @@
  *
  * The kernel half lives in TTBR1_EL1 (the kernel root, never switched);
  * a user root goes into TTBR0_EL1 with its ASID in bits 63:48 (TCR_EL1.A1
- * = 0: TTBR0 supplies the ASID). Every invalidation is broadcast to the
- * inner-shareable domain (the IS forms), as a kernel with several CPUs
- * needs; "DSB ISHST" first makes earlier table stores (the invalid entry
- * of a break-before-make) visible to the walkers, "DSB ISH" waits for the
- * invalidation to complete everywhere and "ISB" resynchronises this CPU's
- * instruction stream.
+ * = 0: TTBR0 supplies the ASID).
+ *
+ * Targeted shootdown: the hooks get the set of CPUs that may cache the
+ * entries (hooks.h). When it holds another online CPU than the caller the
+ * invalidation is broadcast to the inner-shareable domain (the IS forms:
+ * the hardware reaches every CPU, no interrupt): "DSB ISHST" first makes
+ * earlier table stores (the invalid entry of a break-before-make) visible
+ * to the walkers, "DSB ISH" waits for the invalidation to complete
+ * everywhere. When it holds only the caller, the local forms (TLBI VAE1,
+ * ASIDE1, ...) between "DSB NSHST" and "DSB NSH" do, and no other CPU's
+ * TLB is touched. smp_flush_is_remote (smp.c) decides and counts one
+ * remote invalidation per other CPU of the set, as the x86_64 kernel's
+ * NMIs do. With smp_skip_remote the local forms are used whatever the set:
+ * under TCG a non-IS TLBI flushes only the calling vCPU's TLB, which is
+ * what checks_smp's stale-read twin proves. "ISB" resynchronises this
+ * CPU's instruction stream either way.
  *
  * Identities (tlb.h): MM_ASID_KERNEL (0) is the kernel's own. Kernel-half
  * entries are global (nG = 0) and matched under any ASID, so a kernel page
@@ -20,6 +30,7 @@
 
 #include "cpu.h"
 #include "kernel.h"
+#include "smp.h"
 
 unsigned hook_tlb_page_calls, hook_tlb_all_calls, hook_root_switches;
 unsigned hook_asid_retires;
@@ -31,35 +42,53 @@ static uint64_t tlbi_operand(mm_asid_t asid, mm_vaddr_t va)
     return ((uint64_t)asid << 48) | ((va >> 12) & ((UINT64_C(1) << 44) - 1));
 }
 
-/* The *IS forms broadcast to every CPU of the inner-shareable domain, so
- * the CPU set (hooks.h) needs no IPI here: it only says who may care. */
 void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
                              size_t count)
 {
-    (void)cpus;
     hook_tlb_page_calls++;
-    dsb_ishst();
-    for (size_t i = 0; i < count; i++) {
-        uint64_t op = tlbi_operand(asid, pages[i]);
-        if (asid == MM_ASID_KERNEL)
-            __asm__ __volatile__("tlbi vaae1is, %0" : : "r"(op) : "memory");
-        else
-            __asm__ __volatile__("tlbi vae1is, %0" : : "r"(op) : "memory");
+    if (smp_flush_is_remote(cpus)) {
+        dsb_ishst();
+        for (size_t i = 0; i < count; i++) {
+            uint64_t op = tlbi_operand(asid, pages[i]);
+            if (asid == MM_ASID_KERNEL)
+                __asm__ __volatile__("tlbi vaae1is, %0" : : "r"(op) : "memory");
+            else
+                __asm__ __volatile__("tlbi vae1is, %0" : : "r"(op) : "memory");
+        }
+        dsb_ish();
+    } else {
+        __asm__ __volatile__("dsb nshst" : : : "memory");
+        for (size_t i = 0; i < count; i++) {
+            uint64_t op = tlbi_operand(asid, pages[i]);
+            if (asid == MM_ASID_KERNEL)
+                __asm__ __volatile__("tlbi vaae1, %0" : : "r"(op) : "memory");
+            else
+                __asm__ __volatile__("tlbi vae1, %0" : : "r"(op) : "memory");
+        }
+        __asm__ __volatile__("dsb nsh" : : : "memory");
     }
-    dsb_ish();
     isb();
 }
 
 void mm_hook_tlb_flush_all(mm_asid_t asid, const mm_cpuset_t *cpus, bool include_global)
 {
-    (void)cpus;
     hook_tlb_all_calls++;
-    dsb_ishst();
-    if (include_global || asid == MM_ASID_KERNEL)
-        __asm__ __volatile__("tlbi vmalle1is" : : : "memory");
-    else
-        __asm__ __volatile__("tlbi aside1is, %0" : : "r"((uint64_t)asid << 48) : "memory");
-    dsb_ish();
+    bool every = include_global || asid == MM_ASID_KERNEL;
+    if (smp_flush_is_remote(cpus)) {
+        dsb_ishst();
+        if (every)
+            __asm__ __volatile__("tlbi vmalle1is" : : : "memory");
+        else
+            __asm__ __volatile__("tlbi aside1is, %0" : : "r"((uint64_t)asid << 48) : "memory");
+        dsb_ish();
+    } else {
+        __asm__ __volatile__("dsb nshst" : : : "memory");
+        if (every)
+            __asm__ __volatile__("tlbi vmalle1" : : : "memory");
+        else
+            __asm__ __volatile__("tlbi aside1, %0" : : "r"((uint64_t)asid << 48) : "memory");
+        __asm__ __volatile__("dsb nsh" : : : "memory");
+    }
     isb();
 }
 

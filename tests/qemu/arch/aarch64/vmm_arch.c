@@ -6,6 +6,7 @@
  */
 #include "cpu.h"
 #include "kmem.h"
+#include "smp.h"
 
 extern unsigned hook_kept_switches;
 
@@ -137,7 +138,9 @@ uint64_t arch_root_reg(void)
 
 const char *arch_identity_invalidation(void)
 {
-    return "TLBI VAE1IS for the ASID";
+    /* tlb.c: broadcast only when another CPU may hold the entries. */
+    return smp_online > 1 ? "TLBI VAE1IS for the ASID"
+                          : "TLBI VAE1 for the ASID, local: no other CPU online";
 }
 
 mm_status_t arch_mapper_like_kernel(mm_frame_allocator_t frames, mm_page_mapper_t *out)

@@ -108,16 +108,16 @@ static bool pit_wait(uint64_t us, volatile bool *flag)
  * nothing to do was one of these (they coalesce), not the watchdog's. */
 static void send_nmi(percpu_t *pc)
 {
-    __atomic_fetch_add(&pc->nmi_credit, 1, __ATOMIC_SEQ_CST);
-    lapic_send(pc->apic_id, ICR_NMI);
+    __atomic_fetch_add(&pc->arch.nmi_credit, 1, __ATOMIC_SEQ_CST);
+    lapic_send(pc->arch.apic_id, ICR_NMI);
 }
 
 /* Takes one credit; false when there was none. */
 static bool take_credit(percpu_t *pc)
 {
-    uint32_t c = __atomic_load_n(&pc->nmi_credit, __ATOMIC_ACQUIRE);
+    uint32_t c = __atomic_load_n(&pc->arch.nmi_credit, __ATOMIC_ACQUIRE);
     while (c != 0)
-        if (__atomic_compare_exchange_n(&pc->nmi_credit, &c, c - 1, false, __ATOMIC_ACQ_REL,
+        if (__atomic_compare_exchange_n(&pc->arch.nmi_credit, &c, c - 1, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE))
             return true;
     return false;
@@ -352,10 +352,10 @@ static bool start_ap(unsigned index, mm_paddr_t tramp, mm_paddr_t low_root)
     ap_alive = false;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 
-    lapic_send(pc->apic_id, ICR_INIT);
+    lapic_send(pc->arch.apic_id, ICR_INIT);
     pit_wait(10000, NULL);
     for (int sipi = 0; sipi < 2 && !ap_alive; sipi++) {
-        lapic_send(pc->apic_id, ICR_SIPI | (uint32_t)(tramp >> 12));
+        lapic_send(pc->arch.apic_id, ICR_SIPI | (uint32_t)(tramp >> 12));
         pit_wait(200, &ap_alive);
     }
     /* Generous: a loaded host may take long to schedule the new vCPU. */
@@ -407,7 +407,7 @@ void smp_start(void)
     lapic = (volatile uint32_t *)lapic_map.ptr;
     lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | 0x100u);
     uint32_t bsp_id = lapic_read(LAPIC_ID) >> 24;
-    smp_percpu[0].apic_id = bsp_id;
+    smp_percpu[0].arch.apic_id = bsp_id;
 
     if (cmdline_has("nowatchdog")) { /* else the watchdog runs it like this */
         outb(0x43, 0x34);
@@ -451,13 +451,13 @@ void smp_start(void)
         if (acpi_cpus.apic_id[c] == bsp_id)
             continue;
         smp_percpu[next].index = next;
-        smp_percpu[next].apic_id = acpi_cpus.apic_id[c];
+        smp_percpu[next].arch.apic_id = acpi_cpus.apic_id[c];
         if (!start_ap(next, tramp, low_root))
             break;
         next++;
         smp_online = next;
         tap_check(true, "smp: CPU %u (APIC ID %u) started: long mode on the kernel root, "
-                  "guard-page stack at %#lx", next - 1, smp_percpu[next - 1].apic_id,
+                  "guard-page stack at %#lx", next - 1, smp_percpu[next - 1].arch.apic_id,
                   ap_stack[next - 1].bottom);
     }
 

@@ -1,27 +1,26 @@
 /*
- * Test kernel, x86_64: what the other CPUs prove. Each CPU answers
- * mm_hook_cpu_index with its own index, runs with the BSP's control state
- * on its guard-page stack; then the shootdown: CPU B keeps reading a user
- * page, CPU A remaps it to another frame and flushes, and once the flush
- * returned B reads the new frame; with the remote part of the hook skipped
- * B reads the old one (TCG keeps a TLB per virtual CPU).
+ * Test kernel: what the other CPUs prove, on both architectures. Each CPU
+ * answers mm_hook_cpu_index with its own index, runs with the boot CPU's
+ * control state (smp_regs_t) on its guard-page stack; then the shootdown:
+ * CPU B keeps reading a user page, CPU A remaps it to another frame and
+ * flushes, and once the flush returned B reads the new frame; with the
+ * remote part of the hook skipped B reads the old one (TCG keeps a TLB per
+ * virtual CPU). Then the counts: a space that ran on one CPU is flushed
+ * there only, a kernel-half change reaches every CPU.
  */
 #include <hadron/mm/hhdm.h>
 #include <hadron/mm/hooks.h>
 #include <hadron/mm/tlb.h>
 #include <hadron/mm/vmm.h>
 
-#include "cpu.h"
 #include "kernel.h"
 #include "kmem.h"
 #include "smp.h"
 
-extern const char *smp_start_error;
-extern mm_status_t smp_start_status;
-
 typedef struct probe {
     unsigned index;
-    uint64_t cr0, cr4, efer, pat, rsp;
+    smp_regs_t regs;
+    uint64_t sp;
 } probe_t;
 
 static void probe_fn(void *arg)
@@ -30,11 +29,8 @@ static void probe_fn(void *arg)
     mm_irqflags_t f = mm_hook_irq_save();
     p->index = mm_hook_cpu_index();
     mm_hook_irq_restore(f);
-    p->cr0 = read_cr0();
-    p->cr4 = read_cr4();
-    p->efer = rdmsr(MSR_EFER);
-    p->pat = cpu_feat.pat ? rdmsr(MSR_PAT) : 0;
-    p->rsp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+    smp_regs_read(&p->regs);
+    p->sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
 }
 
 #define UVA UINT64_C(0x40000000)
@@ -77,7 +73,7 @@ static bool wait_reads(reader_t *r, int ph, uint64_t n)
         if (__atomic_load_n(&r->seen_phase, __ATOMIC_ACQUIRE) == (uint64_t)ph &&
             __atomic_load_n(&r->seen_reads, __ATOMIC_ACQUIRE) >= n)
             return true;
-        __builtin_ia32_pause();
+        cpu_relax();
     }
     return false;
 }
@@ -124,7 +120,7 @@ static void check_shootdown(void)
               "smp: after CPU 0 remapped the page and its flush returned, CPU 1 reads frame 2 "
               "(read %#lx)", (unsigned long)r.seen_value);
     tap_check(smp_remote_sent - sent0 == 1 && smp_percpu[1].invalidations - inv0 == 1,
-              "smp: the flush of a space current on CPU 1 only interrupted CPU 1 (remote "
+              "smp: the flush of a space current on CPU 1 only " SMP_REMOTE_VERB " CPU 1 (remote "
               "invalidations %lu, broadcast: %u)", smp_remote_sent - sent0, smp_online - 1);
 
     /* The twin: the hook's remote part skipped. CPU 1 keeps its entry. */
@@ -162,7 +158,7 @@ static void check_shootdown(void)
     if (st == MM_OK)
         st = vmm_stack_release(&s);
     tap_check(st == MM_OK && smp_remote_sent - sent0 == smp_online - 1,
-              "smp: a kernel-half unmap (stack release) interrupted every other CPU: remote "
+              "smp: a kernel-half unmap (stack release) " SMP_REMOTE_VERB " every other CPU: remote "
               "invalidations %lu of %u", smp_remote_sent - sent0, smp_online - 1);
 
     vmm_as_unmap(&as, UVA, MM_PAGE_4K, &pa);
@@ -173,18 +169,8 @@ static void check_shootdown(void)
 
 void checks_smp(void)
 {
-    if (smp_online < 2) {
-        if (acpi_cpus.found && acpi_cpus.count < 2)
-            tap_skip("one CPU", "smp: the MADT lists one CPU (RSDP from %s)",
-                     acpi_cpus.rsdp_source);
-        else
-            tap_fail(smp_start_error ? smp_start_error : "not started",
-                     "smp: CPUs started (MADT: %s)", acpi_cpus.found ? "found" : acpi_cpus.why);
+    if (!smp_report_start())
         return;
-    }
-    tap_check(smp_start_status == MM_OK, "smp: all %u CPUs of the MADT online (RSDP from %s, "
-              "LAPIC at %#lx)", acpi_cpus.count, acpi_cpus.rsdp_source,
-              (unsigned long)acpi_cpus.lapic_phys);
     probe_t bsp;
     probe_fn(&bsp);
     for (unsigned c = 1; c < smp_online; c++) {
@@ -192,14 +178,15 @@ void checks_smp(void)
         smp_run_on(c, probe_fn, &p);
         smp_wait_idle(c);
         vmm_fault_info_t fi;
-        vmm_fault_kind_t k = vmm_classify_fault(&kernel_vmm, p.rsp, &fi);
-        tap_check(p.index == c && p.cr0 == bsp.cr0 && p.cr4 == bsp.cr4 && p.efer == bsp.efer &&
-                      p.pat == bsp.pat && k == VMM_FAULT_STACK,
-                  "smp: CPU %u: mm_hook_cpu_index %u, CR0/CR4/EFER/PAT as the BSP's, on a VMM "
-                  "stack (%s)", c, p.index, vmm_fault_kind_str(k));
+        vmm_fault_kind_t k = vmm_classify_fault(&kernel_vmm, p.sp, &fi);
+        tap_check(p.index == c && smp_regs_equal(&p.regs, &bsp.regs) && k == VMM_FAULT_STACK,
+                  "smp: CPU %u: mm_hook_cpu_index %u, " SMP_REGS_NAME " as " SMP_BOOT_CPU_NAME
+                  "'s, on a VMM stack (%s)", c, p.index, vmm_fault_kind_str(k));
     }
     check_shootdown();
-    for (unsigned c = 0; c < smp_online; c++)
-        tap_diag("smp: CPU %u (APIC ID %u): %lu remote invalidations run", c,
-                 smp_percpu[c].apic_id, smp_percpu[c].invalidations);
+    for (unsigned c = 0; c < smp_online; c++) {
+        char label[32];
+        tap_diag("smp: CPU %u (%s): %lu remote invalidations run", c,
+                 smp_cpu_label(c, label, sizeof label), smp_percpu[c].invalidations);
+    }
 }
