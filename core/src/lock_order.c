@@ -167,6 +167,8 @@ static _Noreturn void lo_lockup(const mm_spinlock_t *lock, unsigned cpu, unsigne
     mm_hook_panic(&r);
 }
 
+/* Records the longest stall of the waits that ended with the lock taken
+ * (not those reported as lockups). */
 static void lo_note_stall(unsigned long polls)
 {
     unsigned long longest = atomic_load_explicit(&lo_longest_stall, memory_order_relaxed);
@@ -202,7 +204,6 @@ void mm_lock_order_wait(mm_spinlock_t *lock, unsigned ticket)
                 longest = stalled;
             stalled = 0;
         } else if (++stalled == budget) {
-            lo_note_stall(stalled);
             lo_lockup(lock, cpu, ticket, serving, stalled);
         }
     }
