@@ -106,11 +106,14 @@ void mm_lock_order_forget_cpu(void);
 #define MM_LOCK_NO_CPU UINT_MAX
 
 /* Default of mm_spin_lockup_polls; a kernel may define its own (compiler
- * flag) when building hadron-mm. 2^31 polls of a load and a PAUSE or
- * YIELD: 10 s or more on today's hosts and under QEMU TCG, over a hundred
- * times the longest stall measured in the test kernel and the host stress
- * programs (docs/core.md, "Spinlock"). A lockup that short of it is still
- * seen by a watchdog through mm_lock_debug_snapshot. */
+ * flag) when building hadron-mm, or set the variable at boot from its own
+ * measure of the poll rate. 2^31 polls of a load and a PAUSE or YIELD:
+ * about 10 s at the fastest poll loop (5 ns), minutes under QEMU TCG, and
+ * over 6000 times the longest stall measured (342k polls, the host stress
+ * programs on a loaded 2-core machine; 56k in the x86_64 test kernel with
+ * 4 vCPUs on that machine): a holder's critical section, or its vCPU or
+ * thread preempted, never comes near it. A shorter lockup is still seen by
+ * a watchdog through mm_lock_debug_snapshot. */
 #ifndef MM_SPIN_LOCKUP_POLLS
 #define MM_SPIN_LOCKUP_POLLS (1ul << 31)
 #endif
