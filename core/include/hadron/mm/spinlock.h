@@ -71,7 +71,7 @@ typedef struct mm_spinlock {
 #if HADRON_MM_LOCK_ORDER
     const char *name;    /* static text for reports */
     unsigned rank;       /* mm_lock_rank_t */
-    atomic_uint holder;  /* holding CPU's index + 1; 0: free, or a CPU without index */
+    atomic_uint holder;  /* holding CPU's index + 1; 0: free (or index UINT_MAX) */
 #endif
 } mm_spinlock_t;
 
@@ -102,7 +102,8 @@ void mm_lock_order_forget_cpu(void);
 
 /* ---- Lockup detection and the watchdog's view (lock_order builds) ----- */
 
-/* "No CPU": a free lock's holder, or one taken by a CPU without an index. */
+/* "No CPU": a free lock's holder (or one taken by a CPU whose index is
+ * UINT_MAX, which this value is). */
 #define MM_LOCK_NO_CPU UINT_MAX
 
 /* Default of mm_spin_lockup_polls; a kernel may define its own (compiler
@@ -127,9 +128,9 @@ void mm_lock_order_forget_cpu(void);
  * lock_order. */
 extern atomic_ulong mm_spin_lockup_polls;
 
-/* The CPU holding `lock` (its mm_hook_cpu_index), or MM_LOCK_NO_CPU when it
- * is free, taken by a CPU without an index, or in builds without
- * lock_order. A racy read for diagnostics: the answer may be stale by the
+/* The CPU holding `lock` (its mm_hook_cpu_index, recorded even at or above
+ * HADRON_MM_MAX_CPUS), or MM_LOCK_NO_CPU when it is free, its holder's
+ * index was UINT_MAX, or in builds without lock_order. A racy read for diagnostics: the answer may be stale by the
  * time it returns. Any context, NMI included; O(1), lock-free. */
 unsigned mm_spin_holder(const mm_spinlock_t *lock);
 
