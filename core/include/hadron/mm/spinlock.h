@@ -130,8 +130,9 @@ extern atomic_ulong mm_spin_lockup_polls;
 
 /* The CPU holding `lock` (its mm_hook_cpu_index, recorded even at or above
  * HADRON_MM_MAX_CPUS), or MM_LOCK_NO_CPU when it is free, its holder's
- * index was UINT_MAX, or in builds without lock_order. A racy read for diagnostics: the answer may be stale by the
- * time it returns. Any context, NMI included; O(1), lock-free. */
+ * index was UINT_MAX, or in builds without lock_order. A racy read for
+ * diagnostics: the answer may be stale by the time it returns. Any
+ * context, NMI included; O(1), lock-free. */
 unsigned mm_spin_holder(const mm_spinlock_t *lock);
 
 /* How many held locks a snapshot lists (a CPU may hold more: held_count). */
@@ -170,8 +171,9 @@ typedef struct mm_lock_cpu_snapshot {
  * instances they protect). */
 bool mm_lock_debug_snapshot(unsigned cpu, mm_lock_cpu_snapshot_t *out);
 
-/* The longest stall any contended wait has seen since boot (lock_order
- * builds): polls without now_serving moving, the quantity
+/* The longest stall of any contended wait that ended with the lock taken,
+ * since boot (lock_order builds; a wait reported as a lockup does not
+ * count): polls without now_serving moving, the quantity
  * mm_spin_lockup_polls bounds. For choosing a budget: run the workload and
  * read it. 0 without lock_order. Any context; O(1). */
 unsigned long mm_lock_debug_longest_stall(void);
