@@ -15,11 +15,14 @@
 
 #include "kernel.h"
 
+#if HADRON_MM_LOCK_ORDER
+
 /* Small enough to trip at once under TCG (well under a second), large
  * enough to be a real wait. */
 #define CANARY_POLLS (1ul << 16)
 
-static mm_spinlock_t canary_lock = MM_SPINLOCK_INIT_RANKED(MM_LOCK_RANK_PMM, "lockup canary");
+static const char canary_name[] = "lockup canary";
+static mm_spinlock_t canary_lock = MM_SPINLOCK_INIT_RANKED(MM_LOCK_RANK_PMM, canary_name);
 
 typedef struct hold {
     volatile unsigned cpu;
@@ -119,9 +122,9 @@ static void check_lockup_report(void (*run_on)(unsigned, void (*)(void *), void 
     /* The abandoned ticket blocks the lock for good: start it afresh. The
      * panic hook already forgot this CPU's wait; forgetting again is
      * harmless. */
-    mm_spin_init_ranked(&canary_lock, MM_LOCK_RANK_PMM, "lockup canary");
+    mm_spin_init_ranked(&canary_lock, MM_LOCK_RANK_PMM, canary_name);
     mm_lock_order_forget_cpu();
-    tap_check(caught && rep.kind == MM_REPORT_LOCKUP && rep.lock == canary_lock.name &&
+    tap_check(caught && rep.kind == MM_REPORT_LOCKUP && rep.lock == canary_name &&
                   rep.address == (uint64_t)(uintptr_t)&canary_lock && rep.cpu == 0 &&
                   rep.holder_cpu == 1 && h.cpu == 1 && rep.offset == CANARY_POLLS,
               "lockup: CPU 0 spinning on the lock CPU 1 keeps panics after %lu polls "
@@ -129,6 +132,8 @@ static void check_lockup_report(void (*run_on)(unsigned, void (*)(void *), void 
               (unsigned long)rep.offset, caught ? mm_report_kind_str(rep.kind) : "no panic",
               rep.lock ? rep.lock : "-", rep.cpu, rep.holder_cpu);
 }
+
+#endif
 
 void checks_lockup(unsigned cpus, void (*run_on)(unsigned, void (*)(void *), void *),
                    void (*wait_idle)(unsigned))

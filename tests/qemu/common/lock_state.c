@@ -8,6 +8,7 @@
 
 #include "kernel.h"
 
+#if HADRON_MM_LOCK_ORDER
 static void print_info(const char *what, const mm_lock_info_t *i)
 {
     kprintf("#     %s \"%s\" at %#lx (rank %u), ", what, i->name ? i->name : "?",
@@ -17,6 +18,7 @@ static void print_info(const char *what, const mm_lock_info_t *i)
     else
         kprintf("held by CPU %u\n", i->holder);
 }
+#endif
 
 void lock_state_print(unsigned cpus)
 {
