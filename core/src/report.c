@@ -6,7 +6,7 @@ static const char *const kind_names[MM_REPORT_KIND_COUNT] = {
     [MM_REPORT_ASSERT] = "assertion",     [MM_REPORT_POISON] = "poison",
     [MM_REPORT_DOUBLE_FREE] = "double-free", [MM_REPORT_BAD_POINTER] = "bad-pointer",
     [MM_REPORT_REDZONE] = "redzone",      [MM_REPORT_CORRUPT] = "corrupt",
-    [MM_REPORT_LOCK_ORDER] = "lock-order",
+    [MM_REPORT_LOCK_ORDER] = "lock-order", [MM_REPORT_LOCKUP] = "lockup",
 };
 
 const char *mm_report_kind_str(mm_report_kind_t kind)

@@ -5,7 +5,15 @@
  * occupancy counter) and, under ThreadSanitizer, by the absence of a race
  * report on the plain data: the lock's acquire/release must order it. At
  * the end every increment must be there and the lock free.
+ *
+ * In lock_order builds a fifth thread plays a watchdog meanwhile: it reads
+ * every CPU's lock snapshot and the lock's holder without any lock, as an
+ * NMI would. What it sees must be sane (only this lock, only the workers'
+ * CPUs), and under ThreadSanitizer those racy reads must not be reported:
+ * the records are atomics.
  */
+#include <sched.h>
+
 #include <hadron/mm/spinlock.h>
 
 #include "mm_test.h"
@@ -72,13 +80,53 @@ static void *run(void *arg)
     return NULL;
 }
 
+#if HADRON_MM_LOCK_ORDER
+static atomic_bool workers_done;
+static atomic_uint worker_cpu_limit; /* CPU indices the workers may have */
+
+static void *watch(void *arg)
+{
+    long *looks = arg;
+    while (!atomic_load(&workers_done)) {
+        unsigned limit = atomic_load(&worker_cpu_limit);
+        unsigned holder = mm_spin_holder(&lock);
+        CHECK(holder == MM_LOCK_NO_CPU || holder < limit, "holder CPU %u", holder);
+        for (unsigned cpu = 0; cpu < limit && cpu < HADRON_MM_MAX_CPUS; cpu++) {
+            mm_lock_cpu_snapshot_t s;
+            CHECK(mm_lock_debug_snapshot(cpu, &s), "no record of CPU %u", cpu);
+            CHECK(s.waiting.lock == NULL || s.waiting.lock == &lock, "CPU %u waits for %p", cpu,
+                  (const void *)s.waiting.lock);
+            CHECK(s.held_count <= 1, "CPU %u holds %u locks", cpu, s.held_count);
+            CHECK(s.held_count == 0 || s.held[0].lock == &lock, "CPU %u holds %p", cpu,
+                  (const void *)s.held[0].lock);
+        }
+        (*looks)++;
+        sched_yield(); /* a watchdog looks now and then, not in a loop */
+    }
+    return NULL;
+}
+#endif
+
 int main(int argc, char **argv)
 {
     rounds = stress_rounds(argc, argv, 200000);
     worker_t w[THREADS];
     for (int i = 0; i < THREADS; i++)
         w[i] = (worker_t){.id = i + 1, .seed = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1)};
+#if HADRON_MM_LOCK_ORDER
+    /* Threads take CPU indices in order of their first hook call: this
+     * one, then at most the workers. */
+    atomic_store(&worker_cpu_limit, mm_hook_cpu_index() + THREADS + 1);
+    long looks = 0;
+    pthread_t watcher;
+    CHECK(pthread_create(&watcher, NULL, watch, &looks) == 0, "watcher thread");
+#endif
     stress_run(THREADS, run, w, sizeof w[0]);
+#if HADRON_MM_LOCK_ORDER
+    atomic_store(&workers_done, true);
+    pthread_join(watcher, NULL);
+    printf("spinlock: the watcher looked at every CPU's locks %ld times\n", looks);
+#endif
 
     long total = 0, tried = 0;
     for (int i = 0; i < THREADS; i++) {

@@ -34,6 +34,10 @@ _Noreturn void mm_hook_panic(const mm_report_t *report)
     fprintf(stderr, "mm panic (%s): %s at %s:%d address=%#llx offset=%#llx\n",
             mm_report_kind_str(report->kind), report->message, report->file, report->line,
             (unsigned long long)report->address, (unsigned long long)report->offset);
+    if (report->kind == MM_REPORT_LOCK_ORDER || report->kind == MM_REPORT_LOCKUP)
+        fprintf(stderr, "  lock \"%s\" (held: \"%s\") on CPU %u, holder CPU %d\n",
+                report->lock ? report->lock : "-", report->held ? report->held : "-",
+                report->cpu, (int)report->holder_cpu);
     abort();
 }
 
@@ -61,11 +65,15 @@ int test_irq_depth(void)
 }
 
 atomic_long test_spin_yields;
+void (*volatile test_spin_yield_observer)(void);
 
 /* Host threads are preempted, lock holders included: let them run. */
 void mm_hook_spin_yield(void)
 {
     atomic_fetch_add_explicit(&test_spin_yields, 1, memory_order_relaxed);
+    void (*observer)(void) = test_spin_yield_observer;
+    if (observer != NULL)
+        observer();
     sched_yield();
 }
 

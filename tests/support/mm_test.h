@@ -86,6 +86,10 @@ int test_irq_depth(void);
 /* Calls of mm_hook_spin_yield (spin_yield builds): a waiter that polled a
  * lock MM_SPIN_YIELD_SPINS times gave up the CPU (sched_yield). */
 extern atomic_long test_spin_yields;
+/* Called (when set) by mm_hook_spin_yield in the yielding thread before it
+ * yields: a test can make a lock's queue move at known points of a wait
+ * (every MM_SPIN_YIELD_SPINS polls), independent of the machine's speed. */
+extern void (*volatile test_spin_yield_observer)(void);
 /* The CPU index mm_hook_cpu_index returns; -1 (the default): one per thread. */
 extern int test_cpu_index;
 

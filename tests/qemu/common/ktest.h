@@ -85,6 +85,18 @@ bool panic_expect(void (*fn)(void *), void *arg, mm_report_t *out);
 extern unsigned hook_warn_count;
 extern mm_report_t hook_last_warn;
 
+/* ---- lock_state.c, checks_lockup.c ------------------------------------- */
+/* Prints, for CPUs 0..cpus-1, the hadron-mm lock each waits for (with its
+ * holder) and the locks each holds (mm_lock_debug_snapshot); says so when
+ * the build records none (no lock_order). Lock-free: for a watchdog's NMI
+ * or a panic, whatever the CPUs hold. */
+void lock_state_print(unsigned cpus);
+/* The lockup canary (lock_order builds, 2 CPUs or more; else TAP skips).
+ * run_on(cpu, fn, arg) starts fn(arg) on another CPU and returns once it
+ * started; wait_idle(cpu) returns once that CPU finished its work. */
+void checks_lockup(unsigned cpus, void (*run_on)(unsigned cpu, void (*fn)(void *), void *arg),
+                   void (*wait_idle)(unsigned cpu));
+
 /* ---- kmain.c: the kernel's layout ---------------------------------------- */
 extern layout_t kernel_layout;
 extern bool kernel_layout_ready;

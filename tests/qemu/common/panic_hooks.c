@@ -43,6 +43,13 @@ _Noreturn void mm_hook_panic(const mm_report_t *report)
             "expected=%#lx\n",
             mm_report_kind_str(report->kind), report->message, report->file, report->line,
             report->address, report->offset, report->found, report->expected);
+    if (report->kind == MM_REPORT_LOCK_ORDER)
+        kprintf("#   taking \"%s\" on CPU %u while holding \"%s\"\n",
+                report->lock ? report->lock : "-", report->cpu,
+                report->held ? report->held : "-");
+    if (report->kind == MM_REPORT_LOCKUP)
+        kprintf("#   CPU %u spun %lu polls for \"%s\" held by CPU %d\n", report->cpu,
+                report->offset, report->lock ? report->lock : "-", (int)report->holder_cpu);
     backtrace_print((uint64_t)(uintptr_t)__builtin_return_address(0), ARCH_PANIC_FRAME());
     tap_fail("panicked", "no hadron-mm panic (%s)", mm_report_kind_str(report->kind));
     tap_bail("mm_hook_panic");

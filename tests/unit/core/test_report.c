@@ -50,5 +50,7 @@ Test(report, kind_names)
 {
     cr_assert_str_eq(mm_report_kind_str(MM_REPORT_POISON), "poison");
     cr_assert_str_eq(mm_report_kind_str(MM_REPORT_DOUBLE_FREE), "double-free");
+    cr_assert_str_eq(mm_report_kind_str(MM_REPORT_LOCK_ORDER), "lock-order");
+    cr_assert_str_eq(mm_report_kind_str(MM_REPORT_LOCKUP), "lockup");
     cr_assert_str_eq(mm_report_kind_str(MM_REPORT_KIND_COUNT), "unknown");
 }

@@ -17,6 +17,7 @@ typedef enum mm_report_kind {
     MM_REPORT_REDZONE,      /* guard bytes around a heap block overwritten */
     MM_REPORT_CORRUPT,      /* allocator metadata damaged */
     MM_REPORT_LOCK_ORDER,   /* lock taken out of order or taken again (lock_order) */
+    MM_REPORT_LOCKUP,       /* a lock's holder kept it past the spin budget (lock_order) */
     MM_REPORT_KIND_COUNT
 } mm_report_kind_t;
 
@@ -34,6 +35,16 @@ typedef struct mm_report {
      * the lock taken, found its rank, expected the held lock's rank. */
     const char *lock;
     const char *held;
+    /* MM_REPORT_LOCKUP: lock names the lock waited for (held NULL), address
+     * is that lock, cpu the waiting CPU, holder_cpu the CPU holding it
+     * (MM_LOCK_NO_CPU, UINT_MAX, when none is recorded: a CPU without an
+     * index, or a lock re-initialised or corrupted while held), offset the
+     * polls spun without the lock changing hands, found its now_serving,
+     * expected the waiter's ticket. MM_REPORT_LOCK_ORDER: cpu the CPU taking
+     * the lock, holder_cpu the holder of `held` (that same CPU). Other
+     * kinds: both 0. */
+    unsigned cpu;
+    unsigned holder_cpu;
 } mm_report_t;
 
 /* Static name of a report kind ("poison", "double-free", ...). Never NULL. */

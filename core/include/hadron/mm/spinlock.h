@@ -19,12 +19,21 @@
  * HADRON_MM_MAX_CPUS; others are not checked) records the locks it holds,
  * and taking a lock whose rank is not above every ranked lock held, or a
  * lock already held, panics (MM_REPORT_LOCK_ORDER) naming both locks,
- * before spinning, so the report comes instead of the deadlock. Without
- * the option a lock has no rank or name fields and costs nothing extra.
+ * before spinning, so the report comes instead of the deadlock.
+ *
+ * The same builds also find the deadlocks the order cannot see (a holder
+ * that never releases: a lost unlock, a holder stopped or looping): each
+ * lock records the CPU holding it and each CPU the lock it waits for; a
+ * waiter whose ticket's turn does not move for mm_spin_lockup_polls polls
+ * panics (MM_REPORT_LOCKUP) naming the lock and both CPUs, and a kernel's
+ * watchdog can list every CPU's waited-for and held locks at any time
+ * (mm_lock_debug_snapshot). Without the option a lock has no rank, name or
+ * holder fields and costs nothing extra.
  */
 #ifndef HADRON_MM_SPINLOCK_H
 #define HADRON_MM_SPINLOCK_H
 
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -60,30 +69,114 @@ typedef struct mm_spinlock {
     atomic_uint next_ticket;
     atomic_uint now_serving;
 #if HADRON_MM_LOCK_ORDER
-    const char *name; /* static text for reports */
-    unsigned rank;    /* mm_lock_rank_t */
+    const char *name;    /* static text for reports */
+    unsigned rank;       /* mm_lock_rank_t */
+    atomic_uint holder;  /* holding CPU's index + 1; 0: free (or index UINT_MAX) */
 #endif
 } mm_spinlock_t;
 
 #if HADRON_MM_LOCK_ORDER
-#define MM_SPINLOCK_INIT_RANKED(rank, name) {0, 0, (name), (rank)}
+#define MM_SPINLOCK_INIT_RANKED(rank, name) {0, 0, (name), (rank), 0}
 #else
 #define MM_SPINLOCK_INIT_RANKED(rank, name) {0, 0}
 #endif
 #define MM_SPINLOCK_INIT MM_SPINLOCK_INIT_RANKED(MM_LOCK_RANK_NONE, "unranked lock")
 
-/* Lock-order bookkeeping (lock_order builds; lock_order.c). acquire checks
- * `lock` against this CPU's held locks (panics on a violation) and records
- * it; acquired records it without the order check (a trylock cannot
- * deadlock); release drops it. O(locks held). */
+/* Lock-order bookkeeping (lock_order builds; lock_order.c), called by the
+ * inline lock functions below, not by users. acquire checks `lock` against
+ * this CPU's held locks before its ticket is taken (panics on a
+ * violation); acquired, once the lock is taken (by a wait or a trylock),
+ * records it as held by this CPU, in the CPU's record and in the lock's
+ * holder field; release drops both before the lock is handed on.
+ * O(locks held). */
 void mm_lock_order_acquire(const mm_spinlock_t *lock);
-void mm_lock_order_acquired(const mm_spinlock_t *lock);
-void mm_lock_order_release(const mm_spinlock_t *lock);
+void mm_lock_order_acquired(mm_spinlock_t *lock);
+void mm_lock_order_release(mm_spinlock_t *lock);
 
-/* Forgets every lock this CPU holds: for a harness that survives a panic
- * raised with locks held (tests) and does not use those locks again. No-op
- * without lock_order. */
+/* Forgets every lock this CPU holds or waits for: for a harness that
+ * survives a panic raised with locks held or a ticket taken (tests) and
+ * does not use those locks again (a lockup report's lock keeps the
+ * abandoned ticket: re-initialise it). Leaves the locks' holder fields
+ * alone. No-op without lock_order. */
 void mm_lock_order_forget_cpu(void);
+
+/* ---- Lockup detection and the watchdog's view (lock_order builds) ----- */
+
+/* "No CPU": a free lock's holder (or one taken by a CPU whose index is
+ * UINT_MAX, which this value is). */
+#define MM_LOCK_NO_CPU UINT_MAX
+
+/* Default of mm_spin_lockup_polls; a kernel may define its own (compiler
+ * flag) when building hadron-mm, or set the variable at boot from its own
+ * measure of the poll rate. 2^31 polls of a load and a PAUSE or YIELD:
+ * about 10 s at the fastest poll loop (5 ns), minutes under QEMU TCG, and
+ * over 6000 times the longest stall measured (342k polls, the host stress
+ * programs on a loaded 2-core machine; 56k in the x86_64 test kernel with
+ * 4 vCPUs on that machine): a holder's critical section, or its vCPU or
+ * thread preempted, never comes near it. A shorter lockup is still seen by
+ * a watchdog through mm_lock_debug_snapshot. */
+#ifndef MM_SPIN_LOCKUP_POLLS
+#define MM_SPIN_LOCKUP_POLLS (1ul << 31)
+#endif
+
+/* Polls a waiter makes without its lock changing hands before it reports a
+ * lockup (lock_order builds): the count restarts whenever now_serving
+ * moves, so a long queue that keeps moving never trips it, only a holder
+ * that keeps the lock. 0 turns detection off. Read (relaxed) at the start
+ * of every contended wait: set it at boot, or in a test before the wait
+ * it governs; any CPU may change it at any time. Unused without
+ * lock_order. */
+extern atomic_ulong mm_spin_lockup_polls;
+
+/* The CPU holding `lock` (its mm_hook_cpu_index, recorded even at or above
+ * HADRON_MM_MAX_CPUS), or MM_LOCK_NO_CPU when it is free, its holder's
+ * index was UINT_MAX, or in builds without lock_order. A racy read for
+ * diagnostics: the answer may be stale by the time it returns. Any
+ * context, NMI included; O(1), lock-free. */
+unsigned mm_spin_holder(const mm_spinlock_t *lock);
+
+/* How many held locks a snapshot lists (a CPU may hold more: held_count). */
+#define MM_LOCK_SNAPSHOT_HELD 8u
+
+/* One lock as a snapshot names it. */
+typedef struct mm_lock_info {
+    const mm_spinlock_t *lock; /* its address (NULL: none) */
+    const char *name;          /* its name (mm_spin_init_ranked) */
+    unsigned rank;             /* mm_lock_rank_t */
+    unsigned holder;           /* holding CPU, or MM_LOCK_NO_CPU */
+} mm_lock_info_t;
+
+/* What one CPU is doing with hadron-mm locks, as mm_lock_debug_snapshot
+ * saw it. */
+typedef struct mm_lock_cpu_snapshot {
+    bool recorded;             /* lock_order build and cpu < HADRON_MM_MAX_CPUS */
+    mm_lock_info_t waiting;    /* the lock it spins for (lock NULL: none) */
+    unsigned held_count;       /* locks it holds, in acquisition order */
+    mm_lock_info_t held[MM_LOCK_SNAPSHOT_HELD]; /* the first of them */
+} mm_lock_cpu_snapshot_t;
+
+/* Fills *out with the lock `cpu` waits for (and that lock's holder) and the
+ * locks it holds: for a watchdog that found a CPU stuck, or a debugger.
+ * Returns false, with *out cleared (recorded false), when `cpu` has no
+ * record (cpu >= HADRON_MM_MAX_CPUS) or the build has no lock_order.
+ *
+ * Contexts: any, from any CPU, NMI and panic handlers included: it takes
+ * no lock, calls no hook, writes only *out, and is O(locks held). The
+ * reads are racy: the CPU may take or drop locks meanwhile, so a snapshot
+ * of a running CPU can miss a lock, show one twice (held and waited for),
+ * or name a holder that has just released. A CPU that is really stuck does
+ * not move, and its snapshot is exact. Names and holders are read from the
+ * locks themselves, so a lock must stay mapped while any CPU may hold or
+ * wait for it (always true of hadron-mm's locks, which live in the
+ * instances they protect). */
+bool mm_lock_debug_snapshot(unsigned cpu, mm_lock_cpu_snapshot_t *out);
+
+/* The longest stall of any contended wait that ended with the lock taken,
+ * since boot (lock_order builds; a wait reported as a lockup does not
+ * count): polls without now_serving moving, the quantity
+ * mm_spin_lockup_polls bounds. For choosing a budget: run the workload and
+ * read it. 0 without lock_order. Any context; O(1). */
+unsigned long mm_lock_debug_longest_stall(void);
 
 /* Polls between calls of mm_hook_spin_yield (spin_yield builds): a few to
  * tens of µs of PAUSE (its latency differs between CPU generations), far
@@ -110,6 +203,7 @@ static inline void mm_spin_init_ranked(mm_spinlock_t *lock, mm_lock_rank_t rank,
 #if HADRON_MM_LOCK_ORDER
     lock->name = name;
     lock->rank = (unsigned)rank;
+    atomic_init(&lock->holder, 0);
 #else
     (void)rank;
     (void)name;
@@ -124,7 +218,10 @@ static inline void mm_spin_init(mm_spinlock_t *lock)
 
 /* Waits until `ticket` is served; the contended half of mm_spin_lock, out
  * of line (spinlock.c) so the uncontended lock taken inline on every
- * allocation keeps no loop state in registers. O(waiters). */
+ * allocation keeps no loop state in registers. O(waiters). In lock_order
+ * builds it records the lock as this CPU's waited-for lock and panics
+ * (MM_REPORT_LOCKUP) after mm_spin_lockup_polls polls without the lock
+ * changing hands. */
 void mm_spin_wait(mm_spinlock_t *lock, unsigned ticket);
 
 /* O(waiters). Does not touch interrupts: use the _irqsave form unless the
@@ -138,6 +235,9 @@ static inline void mm_spin_lock(mm_spinlock_t *lock)
     if (__builtin_expect(atomic_load_explicit(&lock->now_serving, memory_order_acquire) != ticket,
                          0))
         mm_spin_wait(lock, ticket);
+#if HADRON_MM_LOCK_ORDER
+    mm_lock_order_acquired(lock);
+#endif
 }
 
 /* Takes the lock only if nobody holds or waits for it. */

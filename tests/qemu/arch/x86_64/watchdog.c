@@ -4,8 +4,10 @@
  * (ISA IRQ 0, IOAPIC input 2) is routed to the CPU as an NMI instead. Each
  * NMI checks whether a TAP line was printed since the last progress; after
  * WATCHDOG_SECONDS without one it prints where the CPU is (RIP and a frame-
- * pointer backtrace, for addr2line) and fails the run at once, instead of
- * leaving the runner's timeout to kill a silent QEMU.
+ * pointer backtrace, for addr2line) and, for every CPU, the hadron-mm lock
+ * it spins for, that lock's holder and the locks it holds (lock_order
+ * builds: mm_lock_debug_snapshot, safe from an NMI), and fails the run at
+ * once, instead of leaving the runner's timeout to kill a silent QEMU.
  *
  * Programmed once, through the boot identity map, before kmain drops it:
  * the PIT runs periodically and an edge-triggered NMI needs no EOI, so no
@@ -13,6 +15,7 @@
  */
 #include "cpu.h"
 #include "kernel.h"
+#include "smp.h"
 
 #define PIT_HZ 1193182u
 #define WATCHDOG_HZ 50u
@@ -67,6 +70,7 @@ void watchdog_nmi(isr_frame_t *frame)
     kprintf("#   rip=%016lx rsp=%016lx rflags=%#lx (interrupts %s)\n", frame->rip, frame->rsp,
             frame->rflags, (frame->rflags & RFLAGS_IF) ? "on" : "off");
     backtrace_print(frame->rip, frame->rbp);
+    lock_state_print(smp_online);
     tap_fail("hang", "no hang (stuck at rip %#lx)", frame->rip);
     tap_bail("watchdog");
 }
