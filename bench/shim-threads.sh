@@ -12,6 +12,12 @@
 #
 #   bench/shim-threads.sh BUILD_DIR [RUNS] [PROGRAM...]
 #
+# SHIM_BEFORE=path/to/an/older/libhadron-kheap-malloc.so adds that build to
+# the turns (lines shim-mt.<program>.time.before ...), to measure a change
+# under the same load. CPU time (user + system) is printed beside the wall
+# time: on a loaded machine it moves less, though a waiter's spinning
+# counts in it.
+#
 # The programs, each about 1-2 s, chosen because allocation is most of
 # what they do:
 #   perl-threads   two Perl ithreads each building and dropping a hash of
@@ -139,28 +145,30 @@ range() { sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "-" hi}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", b / a}'; }
 
 allocs=(glibc shim jemalloc tcmalloc)
+[ -z "${SHIM_BEFORE:-}" ] || allocs+=(before)
 preload() {
   case $1 in glibc) echo "" ;; shim) echo "$shim" ;; jemalloc) echo "$jemalloc" ;;
-    tcmalloc) echo "$tcmalloc" ;; esac
+    tcmalloc) echo "$tcmalloc" ;; before) echo "$SHIM_BEFORE" ;; esac
 }
 
 echo "# $(uptime)"
 for p in "${programs[@]}"; do
-  for a in "${allocs[@]}"; do : >"$work/$a.t"; : >"$work/$a.m"; done
+  for a in "${allocs[@]}"; do : >"$work/$a.t"; : >"$work/$a.m"; : >"$work/$a.c"; done
   expect=""
   # One unmeasured run first: the page cache and the first run's misses
   # would otherwise count against whichever allocator goes first.
   argv_of "$p"
   env "${argv[@]}" </dev/null >/dev/null 2>&1 || true
   for ((r = 0; r < runs; r++)); do
-    for ((i = 0; i < 4; i++)); do
-      a=${allocs[$(((r + i) % 4))]}
+    for ((i = 0; i < ${#allocs[@]}; i++)); do
+      a=${allocs[$(((r + i) % ${#allocs[@]}))]}
       # env execs the program: its own peak, not a wrapper's.
       argv_of "$p"
-      /usr/bin/time -o "$work/time" -f "%e %M" env LD_PRELOAD="$(preload "$a")" "${argv[@]}" \
+      /usr/bin/time -o "$work/time" -f "%e %M %U %S" env LD_PRELOAD="$(preload "$a")" "${argv[@]}" \
         </dev/null >"$work/out"
-      read -r t m <"$work/time"
+      read -r t m u s <"$work/time"
       echo "$t" >>"$work/$a.t"; echo "$m" >>"$work/$a.m"
+      awk -v u="$u" -v s="$s" 'BEGIN {printf "%.2f\n", u + s}' >>"$work/$a.c"
       # pack-objects splits the delta search between its threads as they
       # come: its pack differs run by run, so only its exit status counts.
       [ "$p" = git-pack ] && continue
@@ -170,12 +178,14 @@ for p in "${programs[@]}"; do
     done
   done
   for a in "${allocs[@]}"; do
-    printf '# %-15s %-9s time %6s s (%s)  rss %7s KiB (%s)\n' "$p" "$a" \
+    printf '# %-15s %-9s time %6s s (%s)  cpu %6s s (%s)  rss %7s KiB (%s)\n' "$p" "$a" \
       "$(median <"$work/$a.t")" "$(range <"$work/$a.t")" \
+      "$(median <"$work/$a.c")" "$(range <"$work/$a.c")" \
       "$(median <"$work/$a.m")" "$(range <"$work/$a.m")"
   done
   kt=$(median <"$work/shim.t"); km=$(median <"$work/shim.m")
-  for a in glibc jemalloc tcmalloc; do
+  for a in "${allocs[@]}"; do
+    [ "$a" != shim ] || continue
     sfx=""; [ "$a" = glibc ] || sfx=".$a"
     bt=$(median <"$work/$a.t"); bm=$(median <"$work/$a.m")
     echo "ratio shim-mt.$p.time$sfx $kt $bt $(ratio "$kt" "$bt")"
