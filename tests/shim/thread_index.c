@@ -14,6 +14,17 @@
 
 #include "host_cpu_index.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define TSAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TSAN_BUILD 1
+#endif
+#endif
+#ifndef TSAN_BUILD
+#define TSAN_BUILD 0
+#endif
+
 enum { PAIRS = 300 };
 
 static int failed, n;
@@ -128,6 +139,12 @@ int main(void)
         pthread_cond_wait(&gate.cond, &gate.lock);
     pthread_mutex_unlock(&gate.lock);
     check((h[0] == 1 && h[1] == 2) || (h[0] == 2 && h[1] == 1), "two held threads have 1 and 2");
+#if TSAN_BUILD
+    n++;
+    printf("ok %d - in a fork's child the other threads' indices are free"
+           " # SKIP ThreadSanitizer starts no thread in a multi-threaded fork's child\n",
+           n);
+#else
     pid_t pid = fork();
     if (pid == 0)
         _exit(one_thread() == 1 && host_thread_index() == 0 ? 0 : 1);
@@ -135,6 +152,7 @@ int main(void)
     waitpid(pid, &status, 0);
     check(WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "in a fork's child the other threads' indices are free");
+#endif
     check(one_thread() == 3, "in the parent they are still held");
     pthread_mutex_lock(&gate.lock);
     gate.go = 1;
