@@ -41,7 +41,7 @@ runs=${2:-5}
 shift $(($# < 2 ? $# : 2))
 shim="$(cd "$build" && pwd)/kheap/libhadron-kheap-malloc.so"
 [ -f "$shim" ] || { echo "no shim at $shim (configure with -Dmalloc_shim=true)" >&2; exit 1; }
-# shellcheck source=../scripts/lib.sh
+# shellcheck source=scripts/lib.sh
 source "$here/../scripts/lib.sh"
 ensure_packages libjemalloc2 libtcmalloc-minimal4 perl python3 git time
 libdir=/usr/lib/x86_64-linux-gnu
