@@ -162,9 +162,13 @@ mm_status_t kheap_realloc(kheap_t *heap, void *ptr, size_t size, void **out)
     if (size == 0)
         return kheap_free(heap, ptr);
 
-    mm_status_t st;
+    mm_status_t st = MM_OK;
     size_t old_usable;
-    kmem_cache_t *c = kh_index_owner(&heap->class_index, ptr, &st);
+    /* Programs realloc small strings as they grow: the front answers
+     * without the lock every class shares. */
+    kmem_cache_t *c = kh_front_owner(&heap->class_index, ptr);
+    if (c == NULL)
+        c = kh_index_owner(&heap->class_index, ptr, &st);
     if (c != NULL) {
         old_usable = c->object_size;
         if (size <= old_usable) { /* an object stays put while it fits */
@@ -200,8 +204,10 @@ size_t kheap_usable_size(kheap_t *heap, const void *ptr)
 {
     if (!kh_ready(heap) || ptr == NULL)
         return 0;
-    mm_status_t st;
-    kmem_cache_t *c = kh_index_owner(&heap->class_index, ptr, &st);
+    mm_status_t st = MM_OK;
+    kmem_cache_t *c = kh_front_owner(&heap->class_index, ptr);
+    if (c == NULL)
+        c = kh_index_owner(&heap->class_index, ptr, &st);
     if (c != NULL)
         return c->object_size;
     return st == MM_ERR_NOT_MAPPED ? kheap_block_usable_size(heap, ptr) : 0;

@@ -163,6 +163,24 @@ locked:
     return MM_ERR_NOT_MAPPED;
 }
 
+kmem_cache_t *kh_front_owner(kmem_index_t *x, const void *obj)
+{
+    mm_irqflags_t f;
+    kh_front_t *fr = kh_front_enter(x, false, &f);
+    if (fr == NULL)
+        return NULL;
+    uintptr_t base = kh_index_find_unlocked(x, (uintptr_t)obj);
+    kh_slab_t *s = (kh_slab_t *)base;
+    kmem_cache_t *c = base != 0 ? s->cache : NULL;
+    size_t i;
+    /* A live slot keeps its slab: the header read here stays valid. */
+    if (c != NULL && (s->check != kh_slab_check(s, c) || !kh_slot_of(c, s, (uintptr_t)obj, &i) ||
+                      !kh_slot_live(s, i)))
+        c = NULL;
+    kh_front_leave(fr, f);
+    return c;
+}
+
 bool kh_front_owns(const kmem_index_t *x, const void *ptr)
 {
     kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);

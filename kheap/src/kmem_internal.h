@@ -275,6 +275,11 @@ void kh_cache_stats(kmem_cache_t *cache, kmem_cache_stats_t *out);
  * decides (no front, not found, not live, bad pointer). */
 mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect,
                           size_t *usable);
+/* The cache of obj when it is a live object of a cache sharing x, found
+ * without the index lock under this CPU's front (as kh_front_free finds
+ * it); NULL otherwise, when the locked kh_index_owner decides (no front,
+ * not found, not live, bad pointer). */
+kmem_cache_t *kh_front_owner(kmem_index_t *x, const void *obj);
 /* Whether ptr is one of x's fronts or the array of them. */
 bool kh_front_owns(const kmem_index_t *x, const void *ptr);
 /* Takes every front's lock of x, in ascending address order; the next

@@ -136,6 +136,19 @@ l = sorted(d.items(), key=lambda kv: (-len(kv[1]), kv[0]))
 t = "".join(k for k, _ in l[:5000])
 print(hashlib.sha256(s.encode()).hexdigest(), len(words), len(t))
 '
+    # Threads one after another, two live at a time: the shim's thread
+    # numbering gives each exited thread's index (and its fronts) to the next.
+    run "python3, 300 short-lived threads" env PYTHONMALLOC=malloc "$py" -c '
+import threading
+def work(k, out):
+    out[k] = sum(len(str(i) * (i % 7)) for i in range(2000)) + len({i: [i] for i in range(k % 97)})
+out = [0] * 300
+for r in range(150):
+    t = [threading.Thread(target=work, args=(2 * r + j, out)) for j in range(2)]
+    for x in t: x.start()
+    for x in t: x.join()
+print(sum(out))
+'
 else skip python3 "not installed"; fi
 if have sqlite3; then
     run "sqlite3" sqlite3 ":memory:" "

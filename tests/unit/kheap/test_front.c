@@ -219,3 +219,35 @@ Test(kmem_front, drain_and_lock_all_refuse_nothing_they_should_not_touch, .init 
     T_CHECK(&heap);
     t_assert_all_free(&heap);
 }
+
+#if !HADRON_MM_HEAP_REDZONES /* red-zone builds serve kmalloc from blocks only: no fronts */
+Test(kmem_front, realloc_and_usable_size_of_a_class_object_need_no_class_lock, .init = setup,
+     .timeout = 30)
+{
+    void *p = kheap_alloc(&heap, 40, 0);
+    void *big = kheap_alloc(&heap, 2 * KHEAP_CLASS_MAX, 0);
+    cr_assert(p != NULL && big != NULL);
+    /* CPU 1 holds the lock every size class shares: CPU 0's answers about
+     * its live class object come from its front (a call that took the lock
+     * would spin until the timeout). */
+    test_cpu_index = 1;
+    mm_irqflags_t f = mm_spin_lock_irqsave(&heap.class_index.lock);
+    test_cpu_index = 0;
+    cr_assert_eq(kheap_usable_size(&heap, p), 48);
+    void *q = NULL;
+    cr_assert_eq(kheap_realloc(&heap, p, 48, &q), MM_OK);
+    cr_assert_eq(q, p, "it still fits: it stays put");
+    test_cpu_index = 1;
+    mm_spin_unlock_irqrestore(&heap.class_index.lock, f);
+    test_cpu_index = 0;
+    /* A block, and a CPU without a front, ask under the lock. */
+    cr_assert_geq(kheap_usable_size(&heap, big), 2 * KHEAP_CLASS_MAX);
+    test_cpu_index = HADRON_MM_MAX_CPUS;
+    cr_assert_eq(kheap_usable_size(&heap, p), 48);
+    test_cpu_index = 0;
+    cr_assert_eq(kheap_free(&heap, p), MM_OK);
+    cr_assert_eq(kheap_free(&heap, big), MM_OK);
+    kheap_drain(&heap);
+    t_assert_all_free(&heap);
+}
+#endif
