@@ -166,15 +166,20 @@ typedef struct pmm_tree {
 
 /* One CPU's cache: a stack of frames, newest (cache-hot) on top. Aligned to
  * its own cache lines so CPUs never share one. `lock` is taken by the owner
- * on every cached allocation and free (uncontended: a remote CPU takes it
- * only to drain, when memory runs short, for pmm_drain, pmm_check or a
- * pmm_reserve covering a cached frame); `count` is written under `lock`
- * and read without it by pmm_get_stats; `hint` (where this CPU's refills
- * search) is written under both `lock` and the instance lock.
+ * on every cached allocation and on a free that cannot take the lock-free
+ * path, and held by a remote CPU for the whole of a drain (when memory
+ * runs short, pmm_drain, pmm_check, a pmm_reserve covering a cached
+ * frame). A free on the owner takes no lock: `drain_seq` (odd while a
+ * drainer holds the cache) and `busy` (the owner is inside such a free)
+ * keep it and a drainer apart (pcp.c). `count` is written by the owner or
+ * a drainer and read without a lock by pmm_get_stats; `hint` (where this
+ * CPU's refills search) is written under both `lock` and the instance lock.
  * Internal: exposed only so pmm_t has a known size. */
 typedef struct pmm_pcp {
     alignas(64) mm_spinlock_t lock;
     atomic_uint count;
+    atomic_uint drain_seq;
+    atomic_uint busy;
     uint64_t hint;
     uint64_t frames[PMM_PCP_HIGH]; /* frame number << 1 | "poisoned" */
 } pmm_pcp_t;
