@@ -21,16 +21,18 @@
  *
  * Frame 0 is never handed out (a zero physical address reads as "none" too
  * often). Every public function runs with interrupts disabled and takes the
- * instance lock, or, for single frames, the calling CPU's cache lock, so
- * one instance can be shared by every CPU and by interrupt handlers. Caller
+ * instance lock, or, for single frames, the calling CPU's cache lock (or,
+ * freeing one, no lock: see below), so one instance can be shared by every
+ * CPU and by interrupt handlers. Caller
  * mistakes return a status and leave the allocator exactly as it was;
  * broken internal invariants and poisoned frames that were written after
  * free go to the panic hook.
  *
  * Per-CPU caches: pmm_alloc and pmm_free of single frames go through a
- * small stack of frames owned by the calling CPU (mm_hook_cpu_index), under
- * that CPU's own cache lock, so CPUs do not meet on a shared lock or
- * counter. The bitmap is visited once per PMM_PCP_BATCH frames, to refill
+ * small stack of frames owned by the calling CPU (mm_hook_cpu_index):
+ * allocation under that CPU's own cache lock, a free with no lock (a
+ * handshake keeps it apart from a remote CPU draining the cache), so CPUs
+ * do not meet on a shared lock or counter. The bitmap is visited once per PMM_PCP_BATCH frames, to refill
  * an empty cache or to take the coldest frames off one at its high-water
  * mark. Cached frames are free memory (pmm_get_stats, pmm_frame_state);
  * whatever needs them (an allocation that would fail, a contiguous request,
@@ -331,9 +333,11 @@ mm_status_t pmm_alloc_contig_zeroed(pmm_t *pmm, size_t count, size_t align_frame
  * metadata, a reserved range), MM_ERR_DOUBLE_FREE (free, or in a cache).
  * Also MM_ERR_INVALID (NULL), MM_ERR_STATE (not initialised). In poison
  * builds the frame is filled with the pattern. O(1) (plus 4 KiB when
- * poisoning, plus a batch once per PMM_PCP_BATCH frees). Takes this CPU's
- * cache lock, or the instance lock; a rejected cached free takes the
- * instance lock to tell the two mistakes apart. */
+ * poisoning, plus a batch once per PMM_PCP_BATCH frees). On a CPU with a
+ * cache takes no lock, unless another CPU is draining that cache or it is
+ * full (then this CPU's cache lock); otherwise the instance lock. A
+ * rejected cached free takes the instance lock to tell the two mistakes
+ * apart. */
 mm_status_t pmm_free(pmm_t *pmm, mm_paddr_t frame);
 
 /* Frees `count` frames from `base` (any sub-run of what pmm_alloc_contig
