@@ -30,16 +30,19 @@
  *   owner (pmm_pcp_free)                drainer (pmm_pcp_lock_all)
  *   s0 = drain_seq (acquire); even      lock the cache
  *   busy = 1 (release)                  drain_seq++ (seq_cst RMW): odd
- *   clear the held bit (seq_cst RMW)    wait until busy == 0 (acquire)
+ *   clear the held bit (seq_cst RMW)    wait until busy == 0 (seq_cst)
  *   drain_seq == s0 (seq_cst load)?     ... the cache is the drainer's ...
  *     yes: push, count + 1              drain_seq++ (release): even
  *     no:  set the held bit back        unlock the cache
  *   busy = 0 (release)
  *
  * Each side writes its flag, passes a full barrier (the read-modify-write:
- * a locked instruction on x86_64; on AArch64 the release store of busy and
- * the acquire load of drain_seq are ordered anyway, RCsc, and so are the
- * drainer's AL atomic and its acquire load), then reads the other's. So at
+ * a locked instruction on x86_64; on AArch64 the release store of busy
+ * (stlr) and the seq_cst load of drain_seq (ldar) are ordered anyway,
+ * RCsc, and so are the drainer's AL atomic and its ldar), then reads the
+ * other's. The argument is the two targets' memory models: C11's alone
+ * would want busy = 1 seq_cst, which on x86_64 is an xchg, the second
+ * locked instruction this exists to avoid. So at
  * least one sees the other: either the drainer sees busy == 1 and waits for
  * the push to finish (busy's release, its acquire: everything the owner
  * wrote is visible), or the owner sees drain_seq changed and pushes
@@ -255,18 +258,21 @@ mm_status_t pmm_pcp_free(pmm_t *p, pmm_pcp_t *c, uint64_t f)
     return MM_OK;
 }
 
-/* Waits until the owner of c is not inside a lock-free free. */
+/* Waits until the owner of c is not inside a lock-free free. The load is
+ * the drainer's read in the handshake (seq_cst: after its drain_seq
+ * increment in the single total order; acquire: the owner's push is
+ * visible once busy reads 0). */
 static void wait_idle(pmm_pcp_t *c)
 {
 #if HADRON_MM_SPIN_YIELD
     unsigned spins = 0;
-    while (atomic_load_explicit(&c->busy, memory_order_acquire) != 0) {
+    while (atomic_load_explicit(&c->busy, memory_order_seq_cst) != 0) {
         mm_cpu_relax();
         if (++spins % MM_SPIN_YIELD_SPINS == 0)
             mm_hook_spin_yield();
     }
 #else
-    while (atomic_load_explicit(&c->busy, memory_order_acquire) != 0)
+    while (atomic_load_explicit(&c->busy, memory_order_seq_cst) != 0)
         mm_cpu_relax();
 #endif
 }
