@@ -422,7 +422,9 @@ pmm_frame_state_t pmm_frame_state(pmm_t *pmm, mm_paddr_t frame);
  * in that state. Returns MM_OK, or MM_ERR_CORRUPT with a static
  * description of the first broken invariant in *why (may be NULL);
  * MM_ERR_INVALID (NULL pmm), MM_ERR_STATE (not initialised). Does not read
- * frame contents. O(span/64 + CPUs * PMM_PCP_HIGH^2). Takes every cache
+ * frame contents. O(span/64 + CPUs * PMM_PCP_HIGH^2), repeated up to CPUs
+ * times when the caches hold fewer frames than are in the cached state (a
+ * free in flight on another CPU, waited for; or damage). Takes every cache
  * lock, then the instance lock. */
 mm_status_t pmm_check(pmm_t *pmm, const char **why);
 
