@@ -252,7 +252,8 @@ static inline void pmm_set_used_locked(pmm_t *p, uint64_t f)
  * Only a held frame may be freed, and clearing its held bit with one atomic
  * read-modify-write is what decides it: of two frees of one frame (a double
  * free, on one CPU or two, through a cache or the locked path) exactly one
- * sees the bit set. So a frame sitting in a cache is caught on its second
+ * sees the bit set. (A lock-free cached free that loses a race with a
+ * drainer clears the bit and sets it back: pcp.c.) So a frame sitting in a cache is caught on its second
  * free without looking at any cache. Free bits keep their plain, locked
  * accesses; held bits are only touched atomically because the cached fast
  * paths change them under a CPU's cache lock, not the instance lock. */
@@ -392,14 +393,22 @@ void pmm_pcp_init(pmm_t *p);
  * refill from either (then the caller drains every cache). */
 bool pmm_pcp_alloc(pmm_t *p, pmm_pcp_t *c, uint64_t *frame);
 
-/* Cached free of frame f (< span) on cache c (interrupts off). MM_OK, or
- * MM_ERR_DOUBLE_FREE / MM_ERR_NOT_USABLE with nothing changed. */
+/* Cached free of frame f (< span) on cache c, c being the calling CPU's
+ * (interrupts off); no lock unless a drainer holds the cache or it is
+ * full. MM_OK, or MM_ERR_DOUBLE_FREE / MM_ERR_NOT_USABLE with nothing
+ * changed. */
 mm_status_t pmm_pcp_free(pmm_t *p, pmm_pcp_t *c, uint64_t f);
 
 /* Every cache lock in ascending order, then the instance lock (interrupts
  * already off); the reverse. While they are held no frame moves. */
 void pmm_pcp_lock_all(pmm_t *p);
 void pmm_pcp_unlock_all(pmm_t *p);
+
+/* Under pmm_pcp_lock_all, after reading a held bit that may have been
+ * cleared by a lock-free free still in flight (a frame that looks cached
+ * but is in no cache): returns once every such free is over, its frame
+ * back to held. At most one per CPU per pmm_pcp_lock_all (pcp.c). */
+void pmm_pcp_wait_idle(pmm_t *p);
 
 /* Under pmm_pcp_lock_all: gives every cached frame (only those in
  * [f0, f1)) back to the bitmap. Returns how many. */

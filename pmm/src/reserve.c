@@ -73,10 +73,21 @@ mm_status_t pmm_reserve(pmm_t *pmm, mm_paddr_t base, uint64_t length)
          * with every cache locked so none comes back, and decide again
          * (another CPU may have allocated in the range meanwhile). */
         pmm_pcp_lock_all(pmm);
-        st = reserve_refusal(pmm, f0, f1);
-        if (st == MM_OK) {
+        for (unsigned tries = 0;; tries++) {
+            st = reserve_refusal(pmm, f0, f1);
+            if (st != MM_OK)
+                break;
             pmm_pcp_drain_all_locked(pmm, f0, f1);
-            reserve_locked(pmm, f0, f1);
+            /* Drained, a frame can still look cached: one whose lock-free
+             * free is losing its race with this lock_all (pcp.c). It goes
+             * back to held; once every such free is over, decide again.
+             * That happens at most once per CPU; past that it is damage,
+             * which reserve_locked's assertion reports. */
+            if (tries == HADRON_MM_MAX_CPUS || !any_cached(pmm, f0, f1)) {
+                reserve_locked(pmm, f0, f1);
+                break;
+            }
+            pmm_pcp_wait_idle(pmm);
         }
         pmm_pcp_unlock_all(pmm);
     }

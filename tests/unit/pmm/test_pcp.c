@@ -4,7 +4,9 @@
  * checks, reserve over cached frames, the locked path for CPUs without a
  * cache. Several CPUs are simulated from one thread with test_cpu_index.
  */
+#include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include <hadron/mm/hhdm.h>
 
@@ -390,6 +392,118 @@ Test(pmm, pcp_reserve_takes_cached_frames_out_of_their_caches)
     on_cpu(0);
     for (unsigned i = 0; i < n0 - 1; i++)
         cr_assert_neq(alloc1(&p), b + FX_PG, "a reserved frame was handed out");
+    fx_check(&p);
+}
+
+/* A free on the owning CPU takes no lock, unless a drainer holds the cache
+ * (its drain sequence odd): then it waits for the cache lock, and every
+ * outcome is as on the lock-free path. */
+Test(pmm, pcp_free_while_a_drainer_holds_the_cache_takes_the_lock)
+{
+    pmm_t p;
+    fx_init_simple(&p, 0, 64 * FX_MIB);
+    on_cpu(0);
+    mm_paddr_t a = alloc1(&p), b = alloc1(&p);
+    pmm_pcp_t *c = &p.pcp[0];
+    unsigned n = cached(&p, 0);
+    atomic_store(&c->drain_seq, 1); /* as if a drainer were inside */
+    free1(&p, a);
+    cr_assert_eq(cached(&p, 0), n + 1, "the frame went to the cache, under its lock");
+    cr_assert_eq(c->frames[n] >> 1, a / FX_PG);
+    int warned = test_warnings.count;
+    fx_snap_t snap;
+    fx_snap(&p, &snap);
+    cr_assert_eq(pmm_free(&p, a), MM_ERR_DOUBLE_FREE);
+    cr_assert_eq(pmm_free(&p, 0), MM_ERR_NOT_USABLE);
+    cr_assert_eq(test_warnings.count, warned + 2);
+    fx_assert_unchanged(&p, &snap, "refused frees while a drainer holds the cache");
+    cr_assert_eq(atomic_load(&c->busy), 0);
+    atomic_store(&c->drain_seq, 2);
+    /* Back on the lock-free path: the same outcomes. */
+    free1(&p, b);
+    cr_assert_eq(cached(&p, 0), n + 2);
+    fx_snap(&p, &snap);
+    cr_assert_eq(pmm_free(&p, b), MM_ERR_DOUBLE_FREE);
+    fx_assert_unchanged(&p, &snap, "a double free on the lock-free path");
+    cr_assert_eq(atomic_load(&c->busy), 0);
+    fx_check(&p);
+}
+
+/* A free in flight on the lock-free path that loses its race with a
+ * drainer: its frame is, for a moment, in no cache and not held. Played
+ * by a thread on CPU 2's flags while the main thread's pmm_check (or
+ * pmm_reserve) is held up in pmm_pcp_lock_all on CPU 5's busy flag: the
+ * held bit is cleared before the drainer starts, as by a free whose
+ * busy = 1 the drainer did not see yet, and set back once the drainer has
+ * passed CPU 2. */
+typedef struct in_flight {
+    pmm_t *p;
+    uint64_t frame;
+    atomic_bool cleared;
+} in_flight_t;
+
+static void sleep_ms(long ms)
+{
+    struct timespec d = {0, ms * 1000000};
+    nanosleep(&d, NULL);
+}
+
+enum { HOLDUP_CPU = 5 };
+
+static void *lose_a_race(void *arg)
+{
+    in_flight_t *t = arg;
+    pmm_pcp_t *hold = &t->p->pcp[HOLDUP_CPU], *mine = &t->p->pcp[2];
+    uint64_t *word = &t->p->held_bm[t->frame / 64], bit = 1ull << (t->frame % 64);
+    __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
+    atomic_store(&t->cleared, true);
+    while ((atomic_load(&hold->drain_seq) & 1) == 0)
+        sleep_ms(1);
+    atomic_store(&mine->busy, 1);
+    atomic_store(&hold->busy, 0);
+    sleep_ms(30); /* the drainer looks meanwhile */
+    __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
+    atomic_store(&mine->busy, 0);
+    return NULL;
+}
+
+static pthread_t start_losing_a_race(in_flight_t *t, pmm_t *p, mm_paddr_t frame)
+{
+    t->p = p;
+    t->frame = frame / FX_PG;
+    atomic_store(&t->cleared, false);
+    atomic_store(&p->pcp[HOLDUP_CPU].busy, 1);
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, lose_a_race, t), 0);
+    while (!atomic_load(&t->cleared))
+        sleep_ms(1);
+    return th;
+}
+
+Test(pmm, pcp_check_and_reserve_wait_for_a_free_that_loses_its_race)
+{
+    pmm_t p;
+    fx_init_simple(&p, 0, 64 * FX_MIB);
+    on_cpu(0);
+    mm_paddr_t a = alloc1(&p), b = alloc1(&p);
+    free1(&p, b); /* b cached on CPU 0, next to the held a */
+    cr_assert_eq(b, a + FX_PG);
+    in_flight_t t;
+    pthread_t th = start_losing_a_race(&t, &p, a);
+    const char *why = NULL;
+    mm_status_t st = pmm_check(&p, &why);
+    cr_assert_eq(st, MM_OK, "pmm_check: %s", why ? why : "");
+    pthread_join(th, NULL);
+
+    /* pmm_reserve over [a, b]: a looks cached, so every cache is locked,
+     * b drained, and a found "cached" still: once the free is over, a is
+     * held and the reserve refused. */
+    th = start_losing_a_race(&t, &p, a);
+    cr_assert_eq(pmm_reserve(&p, a, 2 * FX_PG), MM_ERR_STATE);
+    pthread_join(th, NULL);
+    cr_assert_eq(pmm_frame_state(&p, a), PMM_FRAME_USED);
+    cr_assert_eq(pmm_frame_state(&p, b), PMM_FRAME_FREE);
+    free1(&p, a);
     fx_check(&p);
 }
 

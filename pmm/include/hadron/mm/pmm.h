@@ -21,16 +21,18 @@
  *
  * Frame 0 is never handed out (a zero physical address reads as "none" too
  * often). Every public function runs with interrupts disabled and takes the
- * instance lock, or, for single frames, the calling CPU's cache lock, so
- * one instance can be shared by every CPU and by interrupt handlers. Caller
+ * instance lock, or, for single frames, the calling CPU's cache lock (or,
+ * freeing one, no lock: see below), so one instance can be shared by every
+ * CPU and by interrupt handlers. Caller
  * mistakes return a status and leave the allocator exactly as it was;
  * broken internal invariants and poisoned frames that were written after
  * free go to the panic hook.
  *
  * Per-CPU caches: pmm_alloc and pmm_free of single frames go through a
- * small stack of frames owned by the calling CPU (mm_hook_cpu_index), under
- * that CPU's own cache lock, so CPUs do not meet on a shared lock or
- * counter. The bitmap is visited once per PMM_PCP_BATCH frames, to refill
+ * small stack of frames owned by the calling CPU (mm_hook_cpu_index):
+ * allocation under that CPU's own cache lock, a free with no lock (a
+ * handshake keeps it apart from a remote CPU draining the cache), so CPUs
+ * do not meet on a shared lock or counter. The bitmap is visited once per PMM_PCP_BATCH frames, to refill
  * an empty cache or to take the coldest frames off one at its high-water
  * mark. Cached frames are free memory (pmm_get_stats, pmm_frame_state);
  * whatever needs them (an allocation that would fail, a contiguous request,
@@ -166,15 +168,20 @@ typedef struct pmm_tree {
 
 /* One CPU's cache: a stack of frames, newest (cache-hot) on top. Aligned to
  * its own cache lines so CPUs never share one. `lock` is taken by the owner
- * on every cached allocation and free (uncontended: a remote CPU takes it
- * only to drain, when memory runs short, for pmm_drain, pmm_check or a
- * pmm_reserve covering a cached frame); `count` is written under `lock`
- * and read without it by pmm_get_stats; `hint` (where this CPU's refills
- * search) is written under both `lock` and the instance lock.
+ * on every cached allocation and on a free that cannot take the lock-free
+ * path, and held by a remote CPU for the whole of a drain (when memory
+ * runs short, pmm_drain, pmm_check, a pmm_reserve covering a cached
+ * frame). A free on the owner takes no lock: `drain_seq` (odd while a
+ * drainer holds the cache) and `busy` (the owner is inside such a free)
+ * keep it and a drainer apart (pcp.c). `count` is written by the owner or
+ * a drainer and read without a lock by pmm_get_stats; `hint` (where this
+ * CPU's refills search) is written under both `lock` and the instance lock.
  * Internal: exposed only so pmm_t has a known size. */
 typedef struct pmm_pcp {
     alignas(64) mm_spinlock_t lock;
     atomic_uint count;
+    atomic_uint drain_seq;
+    atomic_uint busy;
     uint64_t hint;
     uint64_t frames[PMM_PCP_HIGH]; /* frame number << 1 | "poisoned" */
 } pmm_pcp_t;
@@ -326,9 +333,11 @@ mm_status_t pmm_alloc_contig_zeroed(pmm_t *pmm, size_t count, size_t align_frame
  * metadata, a reserved range), MM_ERR_DOUBLE_FREE (free, or in a cache).
  * Also MM_ERR_INVALID (NULL), MM_ERR_STATE (not initialised). In poison
  * builds the frame is filled with the pattern. O(1) (plus 4 KiB when
- * poisoning, plus a batch once per PMM_PCP_BATCH frees). Takes this CPU's
- * cache lock, or the instance lock; a rejected cached free takes the
- * instance lock to tell the two mistakes apart. */
+ * poisoning, plus a batch once per PMM_PCP_BATCH frees). On a CPU with a
+ * cache takes no lock, unless another CPU is draining that cache or it is
+ * full (then this CPU's cache lock); otherwise the instance lock. A
+ * rejected cached free takes the instance lock to tell the two mistakes
+ * apart. */
 mm_status_t pmm_free(pmm_t *pmm, mm_paddr_t frame);
 
 /* Frees `count` frames from `base` (any sub-run of what pmm_alloc_contig
@@ -413,7 +422,9 @@ pmm_frame_state_t pmm_frame_state(pmm_t *pmm, mm_paddr_t frame);
  * in that state. Returns MM_OK, or MM_ERR_CORRUPT with a static
  * description of the first broken invariant in *why (may be NULL);
  * MM_ERR_INVALID (NULL pmm), MM_ERR_STATE (not initialised). Does not read
- * frame contents. O(span/64 + CPUs * PMM_PCP_HIGH^2). Takes every cache
+ * frame contents. O(span/64 + CPUs * PMM_PCP_HIGH^2), repeated up to CPUs
+ * times when the caches hold fewer frames than are in the cached state (a
+ * free in flight on another CPU, waited for; or damage). Takes every cache
  * lock, then the instance lock. */
 mm_status_t pmm_check(pmm_t *pmm, const char **why);
 
