@@ -64,7 +64,10 @@ typedef struct worker {
     uint64_t seed;
     void **slot;
     pthread_barrier_t *start;
+    double t0, t1; /* its steps, by its own clock readings */
 } worker_t;
+
+static double now_ns(void);
 
 static void *work(void *arg)
 {
@@ -72,6 +75,7 @@ static void *work(void *arg)
     for (uint32_t i = 0; i < LIVE; i++)
         w->slot[i] = do_alloc(w->allocator);
     pthread_barrier_wait(w->start);
+    w->t0 = now_ns();
     uint64_t x = w->seed;
     for (uint32_t s = 0; s < STEPS; s++) {
         uint64_t z = (x += 0x9e3779b97f4a7c15ull);
@@ -87,6 +91,7 @@ static void *work(void *arg)
         *(volatile uint32_t *)p = v;
         w->slot[v] = p;
     }
+    w->t1 = now_ns();
     pthread_barrier_wait(w->start);
     for (uint32_t i = 0; i < LIVE; i++)
         do_free(w->allocator, w->slot[i]);
@@ -100,8 +105,11 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-/* ns per pair over all threads' pairs. The clock runs between the two
- * barriers, which every worker passes, the main thread too. */
+/* ns per pair over all threads' pairs: from the first worker's start to
+ * the last one's end, each read by the worker itself (CLOCK_MONOTONIC is
+ * one clock on every CPU). The main thread's own readings would add its
+ * wake-up latency after the barrier, which on a loaded machine is
+ * milliseconds, longer than a run. */
 static double run(int allocator, int threads)
 {
     pthread_barrier_t start;
@@ -110,13 +118,17 @@ static double run(int allocator, int threads)
     worker_t w[MAX_THREADS];
     for (int t = 0; t < threads; t++) {
         w[t] = (worker_t){allocator, 0x7468726561647300ull + (uint64_t)t,
-                          calloc(LIVE, sizeof(void *)), &start};
+                          calloc(LIVE, sizeof(void *)), &start, 0, 0};
         pthread_create(&tid[t], NULL, work, &w[t]);
     }
     pthread_barrier_wait(&start);
-    double t0 = now_ns();
     pthread_barrier_wait(&start);
-    double ns = (now_ns() - t0) / ((double)STEPS * threads);
+    double first = w[0].t0, last = w[0].t1;
+    for (int t = 1; t < threads; t++) {
+        first = w[t].t0 < first ? w[t].t0 : first;
+        last = w[t].t1 > last ? w[t].t1 : last;
+    }
+    double ns = (last - first) / ((double)STEPS * threads);
     for (int t = 0; t < threads; t++) {
         pthread_join(tid[t], NULL);
         free(w[t].slot);
