@@ -52,6 +52,7 @@ static bool kh_front_create(kmem_index_t *x, unsigned cpu)
         return false;
     __builtin_memset(fr, 0, bytes);
     mm_spin_init_ranked(&fr->lock, MM_LOCK_RANK_KHEAP_FRONT, "kheap front");
+    fr->tag = cpu + 1;
     fr->mags = x->front_slots;
     kh_front_t *none = NULL;
     if (!__atomic_compare_exchange_n(&all[cpu], &none, fr, false, __ATOMIC_ACQ_REL,
@@ -93,8 +94,17 @@ static void kh_front_leave(kh_front_t *fr, mm_irqflags_t f)
     mm_hook_irq_restore(f);
 }
 
+/* Refills magazine m of front fr (locked) from the slabs: how many. */
+static uint32_t kh_front_refill(kmem_cache_t *c, kh_front_t *fr, kh_mag_t *m)
+{
+    uint32_t n = (uint32_t)kh_cache_take(c, m->entry, (c->front_cap + 1) / 2, fr->tag, &m->slab);
+    __atomic_store_n(&m->count, n, __ATOMIC_RELAXED);
+    return n;
+}
+
 /* An object from this CPU's magazine for c, refilled from the slabs when
- * empty; NULL when there is no front or the slabs have no free slot. */
+ * empty; NULL when there is no front or no slab it may take from could be
+ * made. */
 static void *kh_front_alloc(kmem_cache_t *c)
 {
     mm_irqflags_t f;
@@ -102,9 +112,18 @@ static void *kh_front_alloc(kmem_cache_t *c)
     if (fr == NULL)
         return NULL;
     kh_mag_t *m = &fr->mag[c->front_slot];
-    if (m->count == 0)
-        __atomic_store_n(&m->count, (uint32_t)kh_cache_take(c, m->entry, (c->front_cap + 1) / 2),
-                         __ATOMIC_RELAXED);
+    if (m->count == 0 && kh_front_refill(c, fr, m) == 0) {
+        /* No slab of this CPU's or of nobody's: a new one, made with the
+         * front's lock dropped (the heap may grow, and its growth callback
+         * may allocate from this cache on this CPU). The CPU may differ
+         * afterwards: the front is entered again. */
+        kh_front_leave(fr, f);
+        if (!kh_cache_grow(c) || (fr = kh_front_enter(c->index, true, &f)) == NULL)
+            return NULL;
+        m = &fr->mag[c->front_slot];
+        if (m->count == 0)
+            kh_front_refill(c, fr, m);
+    }
     if (m->count == 0) {
         kh_front_leave(fr, f);
         return NULL;

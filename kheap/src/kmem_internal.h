@@ -58,7 +58,7 @@ typedef struct kh_slab {
     uint32_t nfree;
     uint32_t hint;               /* lowest bitmap word that may have a free slot */
     uint32_t hot;                /* 1 + the slot freed last (taken first: cache-warm), or 0 */
-    uint32_t pad;
+    uint32_t owner;              /* the front whose refills take from it (its tag), or 0 */
     uint64_t free[KH_BITMAP_WORDS]; /* bit i set: slot i free; bits >= objects never set */
     /* Bit i set: slot i is handed out (allocated and not freed). Changed
      * only by atomic operations, which is what lets a free decide "live or
@@ -77,6 +77,7 @@ typedef struct kh_mag {
     uint32_t count;
     uint32_t pad;
     uint64_t allocs, frees; /* served from / into this magazine */
+    uintptr_t slab;         /* the slab its refills take from first (a hint, checked) */
     uintptr_t entry[KH_FRONT_MAX];
 } kh_mag_t;
 
@@ -85,6 +86,7 @@ typedef struct kh_mag {
  * by a context draining every front or retiring a table array. */
 typedef struct kh_front {
     mm_spinlock_t lock;
+    uint32_t tag;  /* 1 + its CPU's index: the owner of the slabs it refills from */
     uint32_t mags;
     bool held_for_fork; /* locked by kh_front_lock_all (written under the lock) */
     kh_mag_t mag[];
@@ -252,8 +254,14 @@ void kh_cache_failed(kmem_cache_t *c);
 /* kmem_cache_free without a front: every check, warning and statistic. */
 mm_status_t kh_cache_free(kmem_cache_t *cache, void *obj);
 /* Up to n free slots taken out of the cache's slabs into out (slab |
- * slot), none made: how many. Takes the index lock. */
-size_t kh_cache_take(kmem_cache_t *c, uintptr_t *out, size_t n);
+ * slot), none made: how many. The slabs are those of the front tagged
+ * `tag` (non-zero) where it has some, starting at *prefer, which is updated
+ * (kmem_cache.c, kh_refill_slab). Takes the index lock. */
+size_t kh_cache_take(kmem_cache_t *c, uintptr_t *out, size_t n, uint32_t tag, uintptr_t *prefer);
+/* A new slab for c, none of the fronts' (for a refill that found no slab
+ * it may take from). False without memory. Takes the index lock; no other
+ * hadron-mm lock held (the heap may grow). */
+bool kh_cache_grow(kmem_cache_t *c);
 /* Hands out a taken slot: marks it live (and debug fills); the object. */
 void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry);
 /* n taken slots (of caches of x) back into their slabs; slabs emptied go

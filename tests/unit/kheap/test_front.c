@@ -251,3 +251,38 @@ Test(kmem_front, realloc_and_usable_size_of_a_class_object_need_no_class_lock, .
     t_assert_all_free(&heap);
 }
 #endif
+
+/* Refills take from slabs of the refilling CPU's own: two CPUs allocating
+ * in turns from one cache never get objects of one slab. Otherwise every
+ * allocation and free of each would flip live bits in a header line the
+ * other writes too. */
+Test(kmem_front, each_cpu_refills_from_slabs_of_its_own, .init = setup)
+{
+    static kmem_cache_t c;
+    cr_assert_eq(kmem_cache_init(&c, &heap, "own slabs", 64, 0, NULL, NULL), MM_OK);
+    enum { ROUNDS = 8, PER = 24 };
+    static void *obj[2][ROUNDS * PER];
+    for (int r = 0; r < ROUNDS; r++)
+        for (int cpu = 0; cpu < 2; cpu++) {
+            test_cpu_index = cpu;
+            for (int k = 0; k < PER; k++)
+                cr_assert_not_null(obj[cpu][r * PER + k] = kmem_cache_alloc(&c));
+        }
+    kmem_cache_stats_t s = cstats(&c);
+    cr_assert_gt(s.slabs, 2, "the objects fill several slabs (%zu per slab)", s.objects_per_slab);
+    for (int i = 0; i < ROUNDS * PER; i++)
+        for (int j = 0; j < ROUNDS * PER; j++)
+            cr_assert_neq(kh_index_find(c.index, (uintptr_t)obj[0][i]),
+                          kh_index_find(c.index, (uintptr_t)obj[1][j]),
+                          "CPU 0's object %d and CPU 1's object %d share a slab", i, j);
+    c_check(&c);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        test_cpu_index = cpu;
+        for (int i = 0; i < ROUNDS * PER; i++)
+            cr_assert_eq(kmem_cache_free(&c, obj[cpu][i]), MM_OK);
+    }
+    test_cpu_index = 0;
+    size_t live = 99;
+    cr_assert_eq(kmem_cache_destroy(&c, &live), MM_OK);
+    cr_assert_eq(live, 0);
+}
