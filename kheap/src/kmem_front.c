@@ -137,6 +137,24 @@ static void *kh_front_alloc(kmem_cache_t *c)
     return kh_cache_hand_out(c, e);
 }
 
+/* The cache of obj when it is a live slot of a sound slab of x (*slab,
+ * *slot), else NULL: anything unexpected is left to the locked paths,
+ * which tell a damaged header, a bad pointer and a double free apart. A
+ * live slot keeps its slab, so the header read here stays valid. Under
+ * this CPU's front lock (kh_index_find_unlocked). */
+static kmem_cache_t *kh_front_lookup(kmem_index_t *x, const void *obj, kh_slab_t **slab,
+                                     size_t *slot)
+{
+    uintptr_t base = kh_index_find_unlocked(x, (uintptr_t)obj);
+    kh_slab_t *s = (kh_slab_t *)base;
+    kmem_cache_t *c = base != 0 ? s->cache : NULL;
+    if (c == NULL || s->check != kh_slab_check(s, c) || !kh_slot_of(c, s, (uintptr_t)obj, slot) ||
+        !kh_slot_live(s, *slot))
+        return NULL;
+    *slab = s;
+    return c;
+}
+
 mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect,
                           size_t *usable)
 {
@@ -144,15 +162,12 @@ mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect
     kh_front_t *fr = kh_front_enter(x, false, &f);
     if (fr == NULL)
         return MM_ERR_NOT_MAPPED;
-    uintptr_t base = kh_index_find_unlocked(x, (uintptr_t)obj);
-    kh_slab_t *s = (kh_slab_t *)base;
-    kmem_cache_t *c = base != 0 ? s->cache : NULL;
+    kh_slab_t *s;
     size_t i;
-    /* Anything unexpected goes to the locked path, which tells a damaged
-     * header, a bad pointer and a double free apart. */
-    if (c == NULL || s->check != kh_slab_check(s, c) || (expect != NULL && c != expect) ||
-        !kh_slot_of(c, s, (uintptr_t)obj, &i) || !kh_slot_live(s, i))
+    kmem_cache_t *c = kh_front_lookup(x, obj, &s, &i);
+    if (c == NULL || (expect != NULL && c != expect))
         goto locked;
+    uintptr_t base = (uintptr_t)s;
 #if HADRON_MM_HEAP_REDZONES
     kh_debug_on_free(c, s, i); /* while live: guards checked, no poison yet */
 #endif
@@ -188,14 +203,9 @@ kmem_cache_t *kh_front_owner(kmem_index_t *x, const void *obj)
     kh_front_t *fr = kh_front_enter(x, false, &f);
     if (fr == NULL)
         return NULL;
-    uintptr_t base = kh_index_find_unlocked(x, (uintptr_t)obj);
-    kh_slab_t *s = (kh_slab_t *)base;
-    kmem_cache_t *c = base != 0 ? s->cache : NULL;
+    kh_slab_t *s;
     size_t i;
-    /* A live slot keeps its slab: the header read here stays valid. */
-    if (c != NULL && (s->check != kh_slab_check(s, c) || !kh_slot_of(c, s, (uintptr_t)obj, &i) ||
-                      !kh_slot_live(s, i)))
-        c = NULL;
+    kmem_cache_t *c = kh_front_lookup(x, obj, &s, &i);
     kh_front_leave(fr, f);
     return c;
 }
