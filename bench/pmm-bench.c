@@ -37,6 +37,7 @@
  */
 #include <limits.h>
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -639,7 +640,9 @@ static void bench_pcp_pair(const char *name, uint64_t bytes, uint64_t held, uint
 #define PCP_WORKING 64
 
 typedef struct pcp_thread {
-    pmm_t *pmm;
+    /* Each thread's own cache lines: the other thread's writes to its
+     * used[] must not invalidate what this one reads on every pair. */
+    alignas(64) pmm_t *pmm;
     bool locked;
     pthread_barrier_t *start, *ready;
     atomic_bool *stop;
