@@ -119,4 +119,35 @@ typedef struct cpu_features {
 extern cpu_features_t cpu_feat;
 void cpu_features_init(void);
 
+/* The 64-bit TSS, the operand of LGDT/LIDT, and the boot GDT (boot.S):
+ * null, code 0x08, data 0x10, the TSS's two slots at 0x18, user data and
+ * code. Every CPU's GDT is a copy with its own TSS. */
+typedef struct __attribute__((packed)) tss {
+    uint32_t reserved0;
+    uint64_t rsp[3];
+    uint64_t reserved1;
+    uint64_t ist[7];
+    uint64_t reserved2;
+    uint16_t reserved3;
+    uint16_t iomap_base;
+} tss_t;
+
+typedef struct __attribute__((packed)) desc_ptr {
+    uint16_t limit;
+    uint64_t base;
+} desc_ptr_t;
+
+#define GDT_ENTRIES 7u
+#define GDT_TSS_SELECTOR 0x18u
+extern uint64_t gdt[GDT_ENTRIES];
+
+/* Points gdt_table's TSS slots (3 and 4) at t: an available 64-bit TSS. */
+static inline void gdt_set_tss(uint64_t *gdt_table, const tss_t *t)
+{
+    uint64_t base = (uint64_t)(uintptr_t)t, limit = sizeof *t - 1;
+    gdt_table[3] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (UINT64_C(0x89) << 40) |
+                   (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
+    gdt_table[4] = base >> 32;
+}
+
 #endif /* KTEST_CPU_H */

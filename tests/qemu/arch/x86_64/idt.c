@@ -5,6 +5,7 @@
  * is the stack an exception from ring 3 (the user-mode checks) lands on.
  * The watchdog's NMI runs on IST2, so it works even on an overflowing stack.
  */
+#include "cpu.h"
 #include "smp.h"
 #include "kernel.h"
 
@@ -18,23 +19,7 @@ typedef struct __attribute__((packed)) idt_gate {
     uint32_t zero;
 } idt_gate_t;
 
-typedef struct __attribute__((packed)) tss {
-    uint32_t reserved0;
-    uint64_t rsp[3];
-    uint64_t reserved1;
-    uint64_t ist[7];
-    uint64_t reserved2;
-    uint16_t reserved3;
-    uint16_t iomap_base;
-} tss_t;
-
-typedef struct __attribute__((packed)) desc_ptr {
-    uint16_t limit;
-    uint64_t base;
-} desc_ptr_t;
-
 extern const uint64_t isr_stub_table[32];
-extern uint64_t gdt[7];
 
 static idt_gate_t idt[32] __attribute__((aligned(16)));
 static tss_t tss __attribute__((aligned(16)));
@@ -43,7 +28,6 @@ static uint8_t nmi_stack[16384] __attribute__((aligned(16)));
 /* Where the CPU switches to when an exception interrupts ring 3. */
 static uint8_t ring0_stack[16384] __attribute__((aligned(16)));
 
-#define GDT_TSS_SELECTOR 0x18
 #define IST_DOUBLE_FAULT 1
 #define IST_NMI 2
 
@@ -66,11 +50,7 @@ static void tss_init(void)
     tss.ist[IST_NMI - 1] = (uint64_t)(uintptr_t)(nmi_stack + sizeof nmi_stack);
     tss.rsp[0] = (uint64_t)(uintptr_t)(ring0_stack + sizeof ring0_stack);
     tss.iomap_base = sizeof tss;
-    uint64_t base = (uint64_t)(uintptr_t)&tss;
-    uint64_t limit = sizeof tss - 1;
-    gdt[3] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (UINT64_C(0x89) << 40) |
-             (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-    gdt[4] = base >> 32;
+    gdt_set_tss(gdt, &tss);
     __asm__ __volatile__("ltr %w0" : : "r"(GDT_TSS_SELECTOR));
 }
 

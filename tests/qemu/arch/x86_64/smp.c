@@ -241,31 +241,14 @@ void smp_wait_idle(unsigned cpu)
 
 /* ---- AP start ------------------------------------------------------------ */
 extern const uint8_t ap_tramp_start[], ap_tramp_end[], ap_tramp_params[];
-extern uint64_t gdt[7];
-
 typedef struct ap_params {
     uint64_t cr3, cr4, efer, stack, entry, arg;
 } ap_params_t;
 
-typedef struct __attribute__((packed)) tss {
-    uint32_t reserved0;
-    uint64_t rsp[3];
-    uint64_t reserved1;
-    uint64_t ist[7];
-    uint64_t reserved2;
-    uint16_t reserved3;
-    uint16_t iomap_base;
-} tss_t;
-
-typedef struct __attribute__((packed)) desc_ptr {
-    uint16_t limit;
-    uint64_t base;
-} desc_ptr_t;
-
 #define AP_IST_BYTES 8192u
 static uint8_t ap_ist[SMP_MAX_CPUS][3][AP_IST_BYTES] __attribute__((aligned(16)));
 static tss_t ap_tss[SMP_MAX_CPUS] __attribute__((aligned(16)));
-static uint64_t ap_gdt[SMP_MAX_CPUS][7] __attribute__((aligned(16)));
+static uint64_t ap_gdt[SMP_MAX_CPUS][GDT_ENTRIES] __attribute__((aligned(16)));
 static vmm_stack_t ap_stack[SMP_MAX_CPUS];
 static uint64_t bsp_cr0, bsp_cr4, bsp_efer, bsp_pat;
 static desc_ptr_t bsp_idtr;
@@ -307,19 +290,16 @@ __attribute__((noreturn, used)) static void ap_entry(percpu_t *pc)
     t->ist[1] = (uint64_t)(uintptr_t)(ap_ist[i][1] + AP_IST_BYTES); /* NMI */
     t->rsp[0] = (uint64_t)(uintptr_t)(ap_ist[i][2] + AP_IST_BYTES);
     t->iomap_base = sizeof *t;
-    for (unsigned k = 0; k < 7; k++)
+    for (unsigned k = 0; k < GDT_ENTRIES; k++)
         ap_gdt[i][k] = gdt[k];
-    uint64_t base = (uint64_t)(uintptr_t)t, limit = sizeof *t - 1;
-    ap_gdt[i][3] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (UINT64_C(0x89) << 40) |
-                   (((limit >> 16) & 0xf) << 48) | (((base >> 24) & 0xff) << 56);
-    ap_gdt[i][4] = base >> 32;
+    gdt_set_tss(ap_gdt[i], t);
     desc_ptr_t g = {sizeof ap_gdt[i] - 1, (uint64_t)(uintptr_t)ap_gdt[i]};
     __asm__ __volatile__("lgdt %0" : : "m"(g));
     /* CS 0x08 and SS/DS 0x10 mean the same in both GDTs. */
     __asm__ __volatile__("movw $0x10, %%ax; movw %%ax, %%ds; movw %%ax, %%es; movw %%ax, %%ss; "
                          "xorl %%eax, %%eax; movw %%ax, %%fs; movw %%ax, %%gs"
                          ::: "rax", "memory");
-    __asm__ __volatile__("ltr %w0" : : "r"(0x18));
+    __asm__ __volatile__("ltr %w0" : : "r"(GDT_TSS_SELECTOR));
     __asm__ __volatile__("lidt %0" : : "m"(bsp_idtr));
     wrmsr(MSR_GS_BASE, (uint64_t)(uintptr_t)pc);
     lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | 0x100u);
