@@ -6,14 +6,12 @@
  * report naming the lock and CPU 1. The panic is caught (panic_expect),
  * the holder released, and the test lock, whose abandoned ticket would
  * block it forever, initialised again.
- *
- * Needs only a way to run work on another CPU and wait for it, passed in
- * by the kernel: the SMP code is each kernel's own.
  */
 #include <hadron/mm/hooks.h>
 #include <hadron/mm/spinlock.h>
 
 #include "kernel.h"
+#include "smp.h"
 
 #if HADRON_MM_LOCK_ORDER
 
@@ -64,30 +62,29 @@ static void wait_for(volatile bool *flag)
         mm_cpu_relax();
 }
 
-static void start_holder(hold_t *h, void (*run_on)(unsigned, void (*)(void *), void *))
+static void start_holder(hold_t *h)
 {
     *h = (hold_t){.cpu = MM_LOCK_NO_CPU};
-    run_on(1, hold_until_told, h);
+    smp_run_on(1, hold_until_told, h);
     wait_for(&h->holding);
 }
 
-static void stop_holder(hold_t *h, void (*wait_idle)(unsigned))
+static void stop_holder(hold_t *h)
 {
     __atomic_store_n(&h->release, true, __ATOMIC_RELEASE);
-    wait_idle(1);
+    smp_wait_idle(1);
 }
 
 /* CPU 2 waits for the lock CPU 1 holds: both CPUs' snapshots say so. */
-static void check_snapshot(unsigned cpus, void (*run_on)(unsigned, void (*)(void *), void *),
-                           void (*wait_idle)(unsigned))
+static void check_snapshot(void)
 {
-    if (cpus < 3) {
+    if (smp_online < 3) {
         tap_skip("needs 3 CPUs", "lockup: a waiting CPU's snapshot names the lock and holder");
         return;
     }
     hold_t h;
-    start_holder(&h, run_on);
-    run_on(2, take_and_drop, 0);
+    start_holder(&h);
+    smp_run_on(2, take_and_drop, 0);
     mm_lock_cpu_snapshot_t w, o;
     do {
         mm_cpu_relax();
@@ -95,9 +92,9 @@ static void check_snapshot(unsigned cpus, void (*run_on)(unsigned, void (*)(void
     } while (w.waiting.lock == 0);
     mm_lock_debug_snapshot(1, &o);
     tap_diag("what a watchdog would print now:");
-    lock_state_print(cpus);
-    stop_holder(&h, wait_idle);
-    wait_idle(2);
+    lock_state_print(smp_online);
+    stop_holder(&h);
+    smp_wait_idle(2);
     tap_check(w.waiting.lock == &canary_lock && w.waiting.holder == 1 && w.held_count == 0 &&
                   o.waiting.lock == 0 && o.held_count == 1 && o.held[0].lock == &canary_lock &&
                   o.held[0].holder == 1 && mm_spin_holder(&canary_lock) == MM_LOCK_NO_CPU,
@@ -106,11 +103,10 @@ static void check_snapshot(unsigned cpus, void (*run_on)(unsigned, void (*)(void
               w.waiting.name ? w.waiting.name : "-", w.waiting.holder, o.held_count);
 }
 
-static void check_lockup_report(void (*run_on)(unsigned, void (*)(void *), void *),
-                                void (*wait_idle)(unsigned))
+static void check_lockup_report(void)
 {
     hold_t h;
-    start_holder(&h, run_on);
+    start_holder(&h);
     unsigned long budget = atomic_load(&mm_spin_lockup_polls);
     atomic_store(&mm_spin_lockup_polls, CANARY_POLLS);
     mm_report_t rep = {0};
@@ -118,7 +114,7 @@ static void check_lockup_report(void (*run_on)(unsigned, void (*)(void *), void 
     bool caught = panic_expect(take, &canary_lock, &rep);
     mm_hook_irq_restore(f);
     atomic_store(&mm_spin_lockup_polls, budget);
-    stop_holder(&h, wait_idle);
+    stop_holder(&h);
     /* The abandoned ticket blocks the lock for good: start it afresh. The
      * panic hook already forgot this CPU's wait; forgetting again is
      * harmless. */
@@ -135,22 +131,18 @@ static void check_lockup_report(void (*run_on)(unsigned, void (*)(void *), void 
 
 #endif
 
-void checks_lockup(unsigned cpus, void (*run_on)(unsigned, void (*)(void *), void *),
-                   void (*wait_idle)(unsigned))
+void checks_lockup(void)
 {
 #if HADRON_MM_LOCK_ORDER
     tap_diag("longest lock stall so far: %lu polls without a hand-over (lockup budget %lu)",
              mm_lock_debug_longest_stall(), (unsigned long)atomic_load(&mm_spin_lockup_polls));
-    if (cpus < 2 || run_on == 0 || wait_idle == 0) {
+    if (smp_online < 2) {
         tap_skip("needs 2 CPUs", "lockup: a lock held by another CPU is reported");
         return;
     }
-    check_snapshot(cpus, run_on, wait_idle);
-    check_lockup_report(run_on, wait_idle);
+    check_snapshot();
+    check_lockup_report();
 #else
-    (void)cpus;
-    (void)run_on;
-    (void)wait_idle;
     tap_skip("build without lock_order", "lockup: a lock held by another CPU is reported");
 #endif
 }

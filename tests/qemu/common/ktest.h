@@ -91,11 +91,9 @@ extern mm_report_t hook_last_warn;
  * the build records none (no lock_order). Lock-free: for a watchdog's NMI
  * or a panic, whatever the CPUs hold. */
 void lock_state_print(unsigned cpus);
-/* The lockup canary (lock_order builds, 2 CPUs or more; else TAP skips).
- * run_on(cpu, fn, arg) starts fn(arg) on another CPU and returns once it
- * started; wait_idle(cpu) returns once that CPU finished its work. */
-void checks_lockup(unsigned cpus, void (*run_on)(unsigned cpu, void (*fn)(void *), void *arg),
-                   void (*wait_idle)(unsigned cpu));
+/* The lockup canary (lock_order builds, 2 CPUs or more; else TAP skips),
+ * on the CPUs smp_start brought up. */
+void checks_lockup(void);
 
 /* ---- kmain.c: the kernel's layout ---------------------------------------- */
 extern layout_t kernel_layout;

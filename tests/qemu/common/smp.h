@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include <hadron/mm/cpuset.h>
+#include <hadron/mm/spinlock.h>
 #include <hadron/mm/status.h>
 #include <hadron/mm/types.h>
 
@@ -51,7 +52,13 @@ void smp_start(void);
  * started. */
 void smp_run_on(unsigned cpu, void (*fn)(void *), void *arg);
 /* Waits until CPU `cpu` finished its work. */
-void smp_wait_idle(unsigned cpu);
+static inline void smp_wait_idle(unsigned cpu)
+{
+    percpu_t *pc = &smp_percpu[cpu];
+    while (__atomic_load_n(&pc->work_done, __ATOMIC_ACQUIRE) !=
+           __atomic_load_n(&pc->work_seq, __ATOMIC_ACQUIRE))
+        mm_cpu_relax();
+}
 /* The caller's index (0 before per-CPU data exists). */
 unsigned smp_this_cpu(void);
 

@@ -113,14 +113,6 @@ void smp_run_on(unsigned cpu, void (*fn)(void *), void *arg)
         cpu_relax();
 }
 
-void smp_wait_idle(unsigned cpu)
-{
-    percpu_t *pc = &smp_percpu[cpu];
-    while (__atomic_load_n(&pc->work_done, __ATOMIC_ACQUIRE) !=
-           __atomic_load_n(&pc->work_seq, __ATOMIC_ACQUIRE))
-        cpu_relax();
-}
-
 /* A SEV between the look at work_seq and the WFE sets the event register,
  * so that WFE returns at once: no wake-up is lost. */
 static _Noreturn void cpu_idle(percpu_t *pc)

@@ -65,7 +65,7 @@ void kmain(uint32_t info_phys, uint32_t protocol)
     smp_start();
     checks_smp();
     checks_mix();
-    checks_lockup(smp_online, smp_run_on, smp_wait_idle);
+    checks_lockup();
 #if KTEST_HAVE_PAGING
     if (kernel_tables_ready)
         checks_paging_audit(kernel_root, "the kernel tables after every check");

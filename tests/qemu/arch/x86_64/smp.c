@@ -231,14 +231,6 @@ void smp_run_on(unsigned cpu, void (*fn)(void *), void *arg)
     }
 }
 
-void smp_wait_idle(unsigned cpu)
-{
-    percpu_t *pc = &smp_percpu[cpu];
-    while (__atomic_load_n(&pc->work_done, __ATOMIC_ACQUIRE) !=
-           __atomic_load_n(&pc->work_seq, __ATOMIC_ACQUIRE))
-        __builtin_ia32_pause();
-}
-
 /* ---- AP start ------------------------------------------------------------ */
 extern const uint8_t ap_tramp_start[], ap_tramp_end[], ap_tramp_params[];
 typedef struct ap_params {
