@@ -75,11 +75,10 @@ const char *smp_cpu_label(unsigned cpu, char *buf, size_t size);
 
 /* For checks_mix: a device register (4 bytes at a physical address) that
  * every CPU maps and reads, and whether a read value is plausible for it;
- * the kernel root's page-table count and its checker's verdict. */
+ * the kernel root's checker's verdict, with its page-table count. */
 uint64_t smp_mix_mmio_phys(void);
 bool smp_mix_mmio_plausible(uint32_t value);
-size_t smp_kernel_table_count(void);
-mm_status_t smp_kernel_tables_check(void);
+mm_status_t smp_kernel_tables_check(size_t *tables);
 
 void checks_smp(void);
 /* Every CPU at once: allocations of every kind, freed across CPUs. */

@@ -66,15 +66,10 @@ bool smp_mix_mmio_plausible(uint32_t value)
     return (value & 0xff) == 0x11;
 }
 
-size_t smp_kernel_table_count(void)
+mm_status_t smp_kernel_tables_check(size_t *tables)
 {
     a64pt_check_info_t info = {0};
-    a64pt_check(&kernel_pt, kernel_root, &info);
-    return info.kernel_tables + info.user_tables;
-}
-
-mm_status_t smp_kernel_tables_check(void)
-{
-    a64pt_check_info_t info = {0};
-    return a64pt_check(&kernel_pt, kernel_root, &info);
+    mm_status_t st = a64pt_check(&kernel_pt, kernel_root, &info);
+    *tables = info.kernel_tables + info.user_tables;
+    return st;
 }
