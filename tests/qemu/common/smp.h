@@ -51,6 +51,21 @@ void smp_start(void);
 /* Runs fn(arg) on CPU `cpu` (online, not the caller's); returns once it
  * started. */
 void smp_run_on(unsigned cpu, void (*fn)(void *), void *arg);
+/* On CPU pc, in its idle loop: runs the work smp_run_on gave it, if any,
+ * and reports it done. Whether there was some. */
+static inline bool smp_run_pending(percpu_t *pc)
+{
+    uint32_t seq = __atomic_load_n(&pc->work_seq, __ATOMIC_ACQUIRE);
+    if (seq == pc->work_done)
+        return false;
+    void (*fn)(void *) = pc->work;
+    void *arg = pc->work_arg;
+    pc->work = NULL;
+    fn(arg);
+    __atomic_store_n(&pc->work_done, seq, __ATOMIC_RELEASE);
+    return true;
+}
+
 /* Waits until CPU `cpu` finished its work. */
 static inline void smp_wait_idle(unsigned cpu)
 {

@@ -118,17 +118,10 @@ void smp_run_on(unsigned cpu, void (*fn)(void *), void *arg)
 static _Noreturn void cpu_idle(percpu_t *pc)
 {
     for (;;) {
-        uint32_t seq = __atomic_load_n(&pc->work_seq, __ATOMIC_ACQUIRE);
-        if (seq != pc->work_done) {
-            void (*fn)(void *) = pc->work;
-            void *arg = pc->work_arg;
-            pc->work = NULL;
-            fn(arg);
-            __atomic_store_n(&pc->work_done, seq, __ATOMIC_RELEASE);
+        if (smp_run_pending(pc))
             sev();
-            continue;
-        }
-        __asm__ __volatile__("wfe" ::: "memory");
+        else
+            __asm__ __volatile__("wfe" ::: "memory");
     }
 }
 

@@ -250,18 +250,9 @@ const char *smp_start_error;
 
 static void ap_idle(percpu_t *pc)
 {
-    for (;;) {
-        uint32_t seq = __atomic_load_n(&pc->work_seq, __ATOMIC_ACQUIRE);
-        if (seq != pc->work_done) {
-            void (*fn)(void *) = pc->work;
-            void *arg = pc->work_arg;
-            pc->work = NULL;
-            fn(arg);
-            __atomic_store_n(&pc->work_done, seq, __ATOMIC_RELEASE);
-            continue;
-        }
-        __asm__ __volatile__("hlt" ::: "memory"); /* interrupts off: an NMI wakes it */
-    }
+    for (;;)
+        if (!smp_run_pending(pc))
+            __asm__ __volatile__("hlt" ::: "memory"); /* interrupts off: an NMI wakes it */
 }
 
 __attribute__((noreturn, used)) static void ap_entry(percpu_t *pc)
