@@ -1,12 +1,15 @@
 /*
  * kmem_cache: object caches (see kmem_cache.h for the contract).
  *
- * Allocation takes, from the slab freed into last (else the head of the
- * partial list), the slot freed last if it is still free, else the lowest
- * free slot; a free sets the slot's bit again and makes its slab the
- * current one, so the next allocation gets back memory that is still in
- * the cache (LIFO, as glibc's tcache and SLUB's per-CPU freelist). A slab is made and given back with the lock dropped: the heap may
- * grow, and its growth callback may allocate from this very cache.
+ * An allocation without a front takes, from the slab freed into last
+ * (else the head of the partial list), the slot freed last if it is still
+ * free, else the lowest free slot; a free sets the slot's bit again and
+ * makes its slab the current one, so the next allocation gets back memory
+ * that is still in the cache (LIFO, as glibc's tcache and SLUB's per-CPU
+ * freelist). A front's refill takes from slabs of its own CPU instead
+ * (kh_refill_slab). A slab is made and given back with the lock dropped:
+ * the heap may grow, and its growth callback may allocate from this very
+ * cache.
  */
 #include "blocks_api.h"
 #include "kmem_internal.h"
