@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "host_barrier.h"
 #include "host_hooks.h"
 
 host_hook_counts_t host_hook_counts;
@@ -41,6 +42,11 @@ void mm_hook_irq_restore(mm_irqflags_t flags)
 void mm_hook_spin_yield(void)
 {
     sched_yield();
+}
+
+bool mm_hook_cpu_barrier(void)
+{
+    return host_membarrier();
 }
 
 void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,

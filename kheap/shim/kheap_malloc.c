@@ -31,6 +31,8 @@
 #include <hadron/mm/hooks.h>
 #include <hadron/mm/kheap.h>
 
+#include "host_barrier.h"
+
 #define EXPORT __attribute__((visibility("default")))
 
 /* Looked up by tests: its presence says the shim is loaded. */
@@ -106,6 +108,13 @@ void mm_hook_spin_yield(void)
     }
     struct timespec pause = {0, SLEEP_NS};
     nanosleep(&pause, NULL);
+}
+
+/* Each thread's front is entered with a compiler barrier only; draining
+ * them (kheap_drain, trim, fork) makes the other threads fence. */
+bool mm_hook_cpu_barrier(void)
+{
+    return host_membarrier();
 }
 
 /* ---- growth from mmap --------------------------------------------------- */

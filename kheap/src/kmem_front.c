@@ -3,15 +3,19 @@
  * kmem_cache.h for the contract).
  *
  * A front is a magazine per cache of an index: up to front_cap free
- * objects, taken and given back last in, first out, under a lock that only
- * its own CPU takes on the common path. An allocation pops one; a free
- * finds the object's slab in the index's table without the index lock and
- * pushes it. The index lock is taken once per batch, when a magazine is
+ * objects, taken and given back last in, first out. Its CPU uses it with
+ * interrupts disabled and no lock: entering sets `active`, and a context
+ * that must see or change fronts holds them all out of use first
+ * (kmem_percpu.c has the handshake), so the common path executes no locked
+ * instruction and touches no shared counter. An allocation pops one; a
+ * free finds the object's slab in the index's table without the index lock
+ * and pushes it. The index lock is taken once per batch, when a magazine is
  * empty (refilled with half its capacity) or full (its older half goes
- * back to the slabs), so the common path touches no shared lock or
- * counter. An object freed on another CPU than the one that allocated it
- * joins the freeing CPU's front: nothing is lost, and what each front
- * holds is bounded by its caches' front_cap.
+ * back to the slabs). An object freed on another CPU than the one that
+ * allocated it joins the freeing CPU's front: nothing is lost, and what
+ * each front holds is bounded by its caches' front_cap. A CPU that finds
+ * its front held, or that interrupted itself inside it, takes the locked
+ * paths, which are always correct.
  *
  * Whether an object is live is one atomic bit in its slab (kmem_internal.h),
  * so a double free is refused whether the first free left the object in a
@@ -19,6 +23,13 @@
  */
 #include "blocks_api.h"
 #include "kmem_internal.h"
+
+/* The entering CPU's half of the handshake (kmem_percpu.c). */
+#if HADRON_MM_ASYMMETRIC_BARRIER
+#define KH_OWNER_FENCE() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+#else
+#define KH_OWNER_FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#endif
 
 static kh_front_t *kh_front_of(kmem_index_t *x, unsigned cpu)
 {
@@ -61,11 +72,27 @@ static bool kh_front_create(kmem_index_t *x, unsigned cpu)
     return true;
 }
 
-/* This CPU's front of x, locked with interrupts disabled (*f to restore),
- * or NULL: no per-CPU state (a CPU index at or above HADRON_MM_MAX_CPUS),
- * no front yet and `create` false (a free: a CPU that never allocated
- * from x holds nothing of it, and a free of a large block must not make
- * one), or no memory for a front. */
+/* Enters fr, this CPU's front, with interrupts disabled: false when it
+ * is held (kh_fronts_hold) or already entered (the caller interrupted its
+ * own CPU inside it). */
+static bool kh_front_claim(kh_front_t *fr, const kmem_index_t *x)
+{
+    if (__atomic_load_n(&fr->active, __ATOMIC_RELAXED) != 0)
+        return false;
+    __atomic_store_n(&fr->active, 1, __ATOMIC_RELAXED);
+    KH_OWNER_FENCE();
+    if (__atomic_load_n(&x->holders, __ATOMIC_ACQUIRE) == 0)
+        return true;
+    __atomic_store_n(&fr->active, 0, __ATOMIC_RELEASE);
+    return false;
+}
+
+/* This CPU's front of x, entered with interrupts disabled (*f to
+ * restore), or NULL: no per-CPU state (a CPU index at or above
+ * HADRON_MM_MAX_CPUS), no front yet and `create` false (a free: a CPU that
+ * never allocated from x holds nothing of it, and a free of a large block
+ * must not make one), no memory for a front, or the front held or already
+ * entered (kh_front_claim). */
 static kh_front_t *kh_front_enter(kmem_index_t *x, bool create, mm_irqflags_t *f)
 {
     for (int tries = 0; tries < 2; tries++) {
@@ -75,8 +102,9 @@ static kh_front_t *kh_front_enter(kmem_index_t *x, bool create, mm_irqflags_t *f
             break;
         kh_front_t *fr = kh_front_of(x, cpu);
         if (fr != NULL) {
-            mm_spin_lock(&fr->lock);
-            return fr;
+            if (kh_front_claim(fr, x))
+                return fr;
+            break;
         }
         /* Made with interrupts on: it allocates from the heap, which may
          * grow. The CPU may differ afterwards: it is asked again. */
@@ -88,9 +116,11 @@ static kh_front_t *kh_front_enter(kmem_index_t *x, bool create, mm_irqflags_t *f
     return NULL;
 }
 
+/* Leaves: everything done inside is visible to a holder that sees
+ * active == 0. */
 static void kh_front_leave(kh_front_t *fr, mm_irqflags_t f)
 {
-    mm_spin_unlock(&fr->lock);
+    __atomic_store_n(&fr->active, 0, __ATOMIC_RELEASE);
     mm_hook_irq_restore(f);
 }
 
@@ -223,29 +253,67 @@ bool kh_front_owns(const kmem_index_t *x, const void *ptr)
     return false;
 }
 
+/* Takes magazine j's objects out of fr into held: how many. The caller
+ * has fr to itself: entered as its CPU, or held and locked. */
+static size_t kh_mag_take_all(kh_front_t *fr, uint32_t j, uintptr_t *held)
+{
+    size_t n = fr->mag[j].count;
+    __builtin_memcpy(held, fr->mag[j].entry, n * sizeof(held[0]));
+    __atomic_store_n(&fr->mag[j].count, 0, __ATOMIC_RELAXED);
+    return n;
+}
+
+/* This CPU's front only, entered as its owner: for when the fronts cannot
+ * be held. Each magazine's objects go back with the front left (slabs
+ * they empty go back to the heap). */
+static size_t kh_front_drain_own(kmem_index_t *x)
+{
+    size_t total = 0;
+    for (uint32_t j = 0;; j++) {
+        uintptr_t held[KH_FRONT_MAX];
+        mm_irqflags_t f;
+        kh_front_t *fr = kh_front_enter(x, false, &f);
+        if (fr == NULL)
+            return total;
+        bool more = j < fr->mags;
+        size_t n = more ? kh_mag_take_all(fr, j, held) : 0;
+        kh_front_leave(fr, f);
+        if (!more)
+            return total;
+        if (n != 0)
+            kh_cache_put(x, held, n);
+        total += n;
+    }
+}
+
 size_t kh_front_drain(kmem_index_t *x)
 {
+    if (!kh_fronts_hold(x))
+        return kh_front_drain_own(x);
     kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
     size_t total = 0;
     for (unsigned cpu = 0; all != NULL && cpu < HADRON_MM_MAX_CPUS; cpu++) {
         kh_front_t *fr = __atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE);
         for (uint32_t j = 0; fr != NULL && j < fr->mags; j++) {
             uintptr_t held[KH_FRONT_MAX];
+            /* The lock is against another drainer. */
             mm_irqflags_t f = mm_spin_lock_irqsave(&fr->lock);
-            size_t n = fr->mag[j].count;
-            __builtin_memcpy(held, fr->mag[j].entry, n * sizeof(held[0]));
-            __atomic_store_n(&fr->mag[j].count, 0, __ATOMIC_RELAXED);
+            size_t n = kh_mag_take_all(fr, j, held);
             mm_spin_unlock_irqrestore(&fr->lock, f);
             if (n != 0)
                 kh_cache_put(x, held, n);
             total += n;
         }
     }
+    kh_fronts_release(x);
     return total;
 }
 
 void kh_front_lock_all(kmem_index_t *x)
 {
+    /* Every front left and kept out of use, so a fork copies none
+     * half-changed. A hold refused (no barrier) leaves only the locks. */
+    x->fork_held = kh_fronts_hold(x);
     kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
     uintptr_t last = 0;
     for (;;) {
@@ -276,6 +344,9 @@ void kh_front_unlock_all(kmem_index_t *x)
             mm_spin_unlock(&fr->lock);
         }
     }
+    if (x->fork_held)
+        kh_fronts_release(x);
+    x->fork_held = false;
 }
 
 /* Frees every front of x and the array of them. The index is dead: no
@@ -358,6 +429,7 @@ mm_status_t kmem_cache_destroy(kmem_cache_t *cache, size_t *live)
     if (n != 0)
         return MM_ERR_STATE;
     kh_front_free_all(cache->index);
+    kh_index_free_retired(cache->index);
     if (cache->heap_descriptor)
         kh_blocks_free_inner(cache->heap, cache);
     return MM_OK;

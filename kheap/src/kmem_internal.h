@@ -5,7 +5,9 @@
  * Layers, pointing down only: kmem_front.c (the API: each CPU's front of
  * free objects) uses kmem_cache.c (slabs, the locked paths), which uses
  * kmem_table.c (the index's table of its slabs) and kmem_debug.c (guards
- * and fills); kmem_check.c (checker, walker) reads what the others write.
+ * and fills); kmem_percpu.c (holding every front out of use) is below
+ * both kmem_front.c and kmem_table.c; kmem_check.c (checker, walker) reads
+ * what the others write.
  * All of it reaches the heap only through blocks_api.h.
  */
 #ifndef KMEM_INTERNAL_H
@@ -81,14 +83,17 @@ typedef struct kh_mag {
     uintptr_t entry[KH_FRONT_MAX];
 } kh_mag_t;
 
-/* A CPU's front for one index: a magazine per cache of the index. Its lock
- * is taken by its own CPU on every allocation and free (uncontended), and
- * by a context draining every front or retiring a table array. */
+/* A CPU's front for one index: a magazine per cache of the index. Its own
+ * CPU uses it without a lock or a locked instruction, inside
+ * kh_front_claim .. kh_front_release (`active` set); any other context
+ * first keeps every front of the index out of use (kh_fronts_hold), then
+ * takes `lock` against other such contexts. */
 typedef struct kh_front {
-    mm_spinlock_t lock;
-    uint32_t tag;  /* 1 + its CPU's index: the owner of the slabs it refills from */
+    uint32_t active; /* 1 while its CPU is inside; written by that CPU only */
+    uint32_t tag;    /* 1 + its CPU's index: the owner of the slabs it refills from */
     uint32_t mags;
     bool held_for_fork; /* locked by kh_front_lock_all (written under the lock) */
+    mm_spinlock_t lock;
     kh_mag_t mag[];
 } kh_front_t;
 _Static_assert(((uint64_t)KMEM_SLAB_MAX << 17) <= ((uint64_t)1 << KH_RECIP_SHIFT),
@@ -201,7 +206,7 @@ static inline uintptr_t kh_index_find(const kmem_index_t *x, uintptr_t addr)
 /* Without the index lock, from a CPU's front: the slab holding addr, or 0
  * when it is in none or the table is being changed (the locked path then
  * decides). The table array cannot be freed meanwhile: whoever retires one
- * first waits for every front's lock (kh_front_sync). */
+ * first holds every front out of use (kh_index_retire). */
 static inline uintptr_t kh_index_find_unlocked(const kmem_index_t *x, uintptr_t addr)
 {
     const uintptr_t *t = __atomic_load_n(&x->table, __ATOMIC_ACQUIRE);
@@ -219,13 +224,17 @@ static inline uintptr_t kh_index_find_unlocked(const kmem_index_t *x, uintptr_t 
     return 0;
 }
 /* A table array of `cap` entries (its capacity stored in the word before
- * them), from `heap`; NULL when the heap has no room. Lock not held. */
+ * them, a link for the retired list before that), from `heap`; NULL when
+ * the heap has no room. Lock not held. */
 uintptr_t *kh_table_alloc(kheap_t *heap, size_t cap);
 /* Gives back a table array (NULL: nothing). Lock not held. */
 void kh_table_free(kheap_t *heap, uintptr_t *table);
 /* Frees a table array that was x's (NULL: nothing) once no front can be
- * reading it: takes and drops every front's lock first. No lock held. */
+ * reading it: after kh_fronts_hold, or later, at the first retirement of
+ * x whose hold succeeds (it waits on x's retired list). No lock held. */
 void kh_index_retire(kmem_index_t *x, uintptr_t *table);
+/* Frees the retired tables of an index no context uses any more. */
+void kh_index_free_retired(kmem_index_t *x);
 /* Whether `pages` more entries fit without a bigger table. */
 bool kh_index_has_room(const kmem_index_t *x, size_t pages);
 /* Smallest capacity that holds `entries` at the table's load factor. */
@@ -295,8 +304,20 @@ bool kh_front_owns(const kmem_index_t *x, const void *ptr);
  * front made meanwhile was never locked). For a fork handler. */
 void kh_front_lock_all(kmem_index_t *x);
 void kh_front_unlock_all(kmem_index_t *x);
-/* Every front's objects back into the slabs: how many. No lock held. */
+/* Every front's objects back into the slabs: how many. Only this CPU's
+ * front when the fronts cannot be held (kh_fronts_hold). No lock held. */
 size_t kh_front_drain(kmem_index_t *x);
+
+/* ---- kmem_percpu.c: the other side of each CPU's front ----------------- */
+
+/* Keeps every front of x out of use: true once no CPU is inside its front
+ * and none can enter one (each takes the locked paths instead) until
+ * kh_fronts_release. False, nothing changed, when it cannot: the caller
+ * runs inside its own CPU's front (an interrupting context), or
+ * mm_hook_cpu_barrier refused. Holds may overlap. No lock held; waits
+ * only for front sections, which wait for no lock held here. */
+bool kh_fronts_hold(kmem_index_t *x);
+void kh_fronts_release(kmem_index_t *x);
 
 /* ---- kmem_cache.c: what the heap's size classes use --------------------- */
 

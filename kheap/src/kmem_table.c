@@ -18,19 +18,25 @@ void kh_index_init(kmem_index_t *x, kheap_t *heap, const char *lock_name)
     x->heap = heap;
 }
 
+/* In front of a table's entries: the link of the retired list, then the
+ * capacity (read by kh_index_find_unlocked, so never reused as the link). */
+#define KH_TABLE_HEADER 2u
+#define KH_TABLE_LINK(t) ((t)[-2])
+
 uintptr_t *kh_table_alloc(kheap_t *heap, size_t cap)
 {
-    uintptr_t *words = kh_blocks_alloc_inner(heap, (cap + 1) * sizeof(uintptr_t), 0);
+    uintptr_t *words = kh_blocks_alloc_inner(heap, (cap + KH_TABLE_HEADER) * sizeof(uintptr_t), 0);
     if (words == NULL)
         return NULL;
-    words[0] = cap;
-    return words + 1;
+    words[0] = 0;
+    words[1] = cap;
+    return words + KH_TABLE_HEADER;
 }
 
 void kh_table_free(kheap_t *heap, uintptr_t *table)
 {
     if (table != NULL)
-        kh_blocks_free_inner(heap, table - 1);
+        kh_blocks_free_inner(heap, table - KH_TABLE_HEADER);
 }
 
 bool kh_index_has_room(const kmem_index_t *x, size_t pages)
@@ -129,18 +135,35 @@ uintptr_t *kh_index_drop(kmem_index_t *x)
 
 void kh_index_retire(kmem_index_t *x, uintptr_t *table)
 {
-    if (table == NULL)
-        return;
-    kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
-    for (unsigned cpu = 0; all != NULL && cpu < HADRON_MM_MAX_CPUS; cpu++) {
-        kh_front_t *fr = __atomic_load_n(&all[cpu], __ATOMIC_ACQUIRE);
-        if (fr == NULL)
-            continue;
-        /* A front reads the table only under its lock, and loads the
-         * table's address after taking it: once its holder lets go, it
-         * can no longer reach this array. */
-        mm_irqflags_t f = mm_spin_lock_irqsave(&fr->lock);
-        mm_spin_unlock_irqrestore(&fr->lock, f);
+    mm_irqflags_t f = mm_spin_lock_irqsave(&x->lock);
+    if (table != NULL) {
+        KH_TABLE_LINK(table) = (uintptr_t)x->retired;
+        x->retired = table;
     }
-    kh_table_free(x->heap, table);
+    bool waiting = x->retired != NULL;
+    mm_spin_unlock_irqrestore(&x->lock, f);
+    /* A front reads the table only while entered, and loads its address
+     * after entering: once the fronts are held, none can reach an array
+     * that was already off the index. */
+    if (!waiting || !kh_fronts_hold(x))
+        return;
+    f = mm_spin_lock_irqsave(&x->lock);
+    uintptr_t *list = x->retired;
+    x->retired = NULL;
+    mm_spin_unlock_irqrestore(&x->lock, f);
+    kh_fronts_release(x);
+    while (list != NULL) {
+        uintptr_t *next = (uintptr_t *)KH_TABLE_LINK(list);
+        kh_table_free(x->heap, list);
+        list = next;
+    }
+}
+
+void kh_index_free_retired(kmem_index_t *x)
+{
+    while (x->retired != NULL) {
+        uintptr_t *next = (uintptr_t *)KH_TABLE_LINK(x->retired);
+        kh_table_free(x->heap, x->retired);
+        x->retired = next;
+    }
 }

@@ -19,6 +19,7 @@ mm_irqflags_t mm_hook_irq_save(void) { return 0; }
 void mm_hook_irq_restore(mm_irqflags_t f) { (void)f; }
 void mm_hook_spin_yield(void) { sched_yield(); }
 unsigned mm_hook_cpu_index(void) { return 0; } /* one thread */
+bool mm_hook_cpu_barrier(void) { return true; } /* one thread: no other CPU to wait for */
 void mm_hook_tlb_flush_pages(mm_asid_t a, const mm_cpuset_t *c, const mm_vaddr_t *p, size_t n)
 {
     (void)a;

@@ -137,6 +137,10 @@ static void *run(void *arg)
                 release(&live[--n]);
             continue;
         }
+        if (x % 997 == 1) { /* every thread's front emptied while they run */
+            CHECK(kmem_cache_shrink(x & 0x100 ? &things : &objs, NULL) == MM_OK, "shrink");
+            continue;
+        }
         if (n < LIVE_MAX && (n == 0 || x % 100 < 52)) {
             item_t it = {.thing = (x >> 8) & 1, .pat = (uint8_t)(w->id * 37 + r)};
             it.p = kmem_cache_alloc(it.thing ? &things : &objs);

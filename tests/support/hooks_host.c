@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "host_barrier.h"
 #include "host_cpu_index.h"
 #include "mm_test.h"
 
@@ -49,8 +50,13 @@ void mm_hook_warn(const mm_report_t *report)
     pthread_mutex_unlock(&log_lock);
 }
 
+void (*volatile test_irq_save_observer)(void);
+
 mm_irqflags_t mm_hook_irq_save(void)
 {
+    void (*observer)(void) = test_irq_save_observer;
+    if (observer != NULL)
+        observer();
     return (mm_irqflags_t)irq_depth++;
 }
 
@@ -75,6 +81,17 @@ void mm_hook_spin_yield(void)
     if (observer != NULL)
         observer();
     sched_yield();
+}
+
+atomic_long test_cpu_barriers;
+volatile bool test_cpu_barrier_refused;
+
+bool mm_hook_cpu_barrier(void)
+{
+    if (test_cpu_barrier_refused)
+        return false;
+    atomic_fetch_add_explicit(&test_cpu_barriers, 1, memory_order_relaxed);
+    return host_membarrier();
 }
 
 test_tlb_log_t test_tlb;

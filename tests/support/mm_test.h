@@ -82,6 +82,9 @@ extern void (*test_on_retire)(mm_asid_t asid);
 /* Interrupt-disable nesting of the calling thread: 0 whenever no hadron-mm
  * lock is held, which tests assert after each call. */
 int test_irq_depth(void);
+/* Called (when set) by mm_hook_irq_save before it disables anything: where
+ * an interrupt could still come in, a test can run one there. */
+extern void (*volatile test_irq_save_observer)(void);
 
 /* Calls of mm_hook_spin_yield (spin_yield builds): a waiter that polled a
  * lock MM_SPIN_YIELD_SPINS times gave up the CPU (sched_yield). */
@@ -90,6 +93,11 @@ extern atomic_long test_spin_yields;
  * yields: a test can make a lock's queue move at known points of a wait
  * (every MM_SPIN_YIELD_SPINS polls), independent of the machine's speed. */
 extern void (*volatile test_spin_yield_observer)(void);
+/* Successful calls of mm_hook_cpu_barrier (membarrier), and a switch that
+ * makes it refuse, as a kernel's does when it cannot interrupt the other
+ * CPUs from where it is called. */
+extern atomic_long test_cpu_barriers;
+extern volatile bool test_cpu_barrier_refused;
 /* The CPU index mm_hook_cpu_index returns; -1 (the default): one per thread. */
 extern int test_cpu_index;
 

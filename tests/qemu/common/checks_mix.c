@@ -299,6 +299,9 @@ void checks_mix(void)
         return;
     vmm_stats_t v0, v1;
     vmm_stats(&kernel_vmm, &v0);
+#if HADRON_MM_ASYMMETRIC_BARRIER
+    unsigned long barriers0 = __atomic_load_n(&smp_barriers, __ATOMIC_RELAXED);
+#endif
     uint64_t used0 = used_frames();
     size_t tables0 = kernel_tables();
 
@@ -353,6 +356,13 @@ void checks_mix(void)
     tap_check(cache_check == MM_OK && cache_destroy == MM_OK && live == 0,
               "mix: the object cache checked (%s) and destroyed with no live object",
               mm_status_str(cache_check));
+#if HADRON_MM_ASYMMETRIC_BARRIER
+    /* The fronts are entered without a locked instruction; the destroy's
+     * drain and every table retirement made the other CPUs fence. */
+    unsigned long barriers = __atomic_load_n(&smp_barriers, __ATOMIC_RELAXED) - barriers0;
+    tap_check(barriers > 0, "mix: every CPU's front reached through %lu cross-CPU barriers",
+              barriers);
+#endif
 
     vmm_stats(&kernel_vmm, &v1);
     uint64_t used1 = used_frames();

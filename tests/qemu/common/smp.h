@@ -42,6 +42,9 @@ extern unsigned smp_online; /* CPUs running, the boot CPU included */
 extern bool smp_percpu_ready;
 /* Remote invalidations sent by the TLB hooks (one per target CPU). */
 extern volatile unsigned long smp_remote_sent;
+/* mm_hook_cpu_barrier calls that made every other CPU fence (an NMI each on
+ * x86_64; asymmetric_barrier builds only). */
+extern unsigned long smp_barriers;
 /* The skipped-shootdown twin: the hooks do their local part only. */
 extern volatile bool smp_skip_remote;
 

@@ -286,3 +286,129 @@ Test(kmem_front, each_cpu_refills_from_slabs_of_its_own, .init = setup)
     cr_assert_eq(kmem_cache_destroy(&c, &live), MM_OK);
     cr_assert_eq(live, 0);
 }
+
+/* While some context holds the fronts (a drain, a table retirement, a
+ * fork handler), a CPU neither takes from nor gives to its front: each
+ * call takes the slabs' locked path, and the front is used again once the
+ * hold ends. The hold made the other CPUs fence (mm_hook_cpu_barrier). */
+Test(kmem_front, while_the_fronts_are_held_every_cpu_takes_the_locked_path, .init = setup)
+{
+    static kmem_cache_t c;
+    cr_assert_eq(kmem_cache_init(&c, &heap, "held", 64, 0, NULL, NULL), MM_OK);
+    void *a = kmem_cache_alloc(&c);
+    cr_assert_not_null(a);
+    size_t held = cstats(&c).front_objects;
+    cr_assert_gt(held, 0);
+    long barriers = test_cpu_barriers;
+    cr_assert(kh_fronts_hold(c.index));
+#if HADRON_MM_ASYMMETRIC_BARRIER
+    cr_assert_eq(test_cpu_barriers, barriers + 1, "the other CPUs were made to fence");
+#else
+    cr_assert_eq(test_cpu_barriers, barriers, "full fences on both sides: no hook");
+#endif
+    void *b = kmem_cache_alloc(&c);
+    cr_assert(b != NULL && b != a);
+    cr_assert_eq(cstats(&c).front_objects, held, "taken from a slab, not the front");
+    cr_assert_eq(kmem_cache_free(&c, a), MM_OK);
+    cr_assert_eq(cstats(&c).front_objects, held, "given to its slab, not the front");
+    cr_assert_eq(kmem_cache_free(&c, a), MM_ERR_DOUBLE_FREE, "the locked path refuses it too");
+    c_check(&c);
+    kh_fronts_release(c.index);
+    cr_assert_eq(kmem_cache_free(&c, b), MM_OK);
+    cr_assert_eq(cstats(&c).front_objects, held + 1, "the front is used again");
+    size_t live = 99;
+    cr_assert_eq(kmem_cache_destroy(&c, &live), MM_OK);
+    cr_assert_eq(live, 0);
+}
+
+/* An interrupt that comes while its CPU is inside its front (here: at the
+ * interrupt-disable of the index lock in a refill) and allocates and frees
+ * from the same cache takes the slabs' locked path; the front it
+ * interrupted is left as it was, and both get distinct objects. */
+static kmem_cache_t nest_cache;
+static void *nested_obj;
+static int nested_calls;
+
+static kh_mag_t *nest_mag(void)
+{
+    return &nest_cache.index->fronts[0]->mag[nest_cache.front_slot];
+}
+
+static void interrupt_inside_the_front(void)
+{
+    if (nest_cache.index->fronts[0]->active == 0)
+        return; /* entering the front: not inside yet */
+    test_irq_save_observer = NULL;
+    nested_calls++;
+    cr_assert_eq(nest_mag()->count, 0, "the magazine being refilled");
+    void *gone = kmem_cache_alloc(&nest_cache);
+    nested_obj = kmem_cache_alloc(&nest_cache); /* keeps the slab */
+    cr_assert(gone != NULL && nested_obj != NULL);
+    cr_assert_eq(kmem_cache_free(&nest_cache, gone), MM_OK);
+    cr_assert_eq(kmem_cache_free(&nest_cache, gone), MM_ERR_DOUBLE_FREE);
+    cr_assert_eq(nest_mag()->count, 0, "the interrupted front untouched");
+}
+
+Test(kmem_front, an_interrupt_inside_the_front_takes_the_locked_path, .init = setup)
+{
+    cr_assert_eq(kmem_cache_init(&nest_cache, &heap, "nest", 64, 0, NULL, NULL), MM_OK);
+    void *first = kmem_cache_alloc(&nest_cache); /* makes the front */
+    cr_assert_eq(kmem_cache_free(&nest_cache, first), MM_OK);
+    cr_assert_eq(kmem_cache_shrink(&nest_cache, NULL), MM_OK);
+    cr_assert_eq(nest_mag()->count, 0, "drained: the next allocation refills");
+    test_irq_save_observer = interrupt_inside_the_front;
+    void *outer = kmem_cache_alloc(&nest_cache);
+    test_irq_save_observer = NULL;
+    cr_assert_eq(nested_calls, 1);
+    cr_assert(outer != NULL && nested_obj != NULL && outer != nested_obj);
+    cr_assert_eq(nest_cache.index->fronts[0]->active, 0);
+    cr_assert_eq(cstats(&nest_cache).live, 2);
+    c_check(&nest_cache);
+    cr_assert_eq(kmem_cache_free(&nest_cache, outer), MM_OK);
+    cr_assert_eq(kmem_cache_free(&nest_cache, nested_obj), MM_OK);
+    size_t live = 99;
+    cr_assert_eq(kmem_cache_destroy(&nest_cache, &live), MM_OK);
+    cr_assert_eq(live, 0);
+}
+
+#if HADRON_MM_ASYMMETRIC_BARRIER
+/* A kernel whose barrier hook refuses (it cannot interrupt the other CPUs
+ * from where it is called): a drain empties only the caller's own front,
+ * a destroy is refused while another CPU's front holds objects, and a
+ * table array taken off the index waits until a later retirement can hold
+ * the fronts. Nothing is lost meanwhile. */
+Test(kmem_front, without_a_barrier_only_the_own_front_drains_and_old_tables_wait, .init = setup)
+{
+    static kmem_cache_t c;
+    cr_assert_eq(kmem_cache_init(&c, &heap, "no barrier", 64, 0, NULL, NULL), MM_OK);
+    enum { N = 2000 };
+    static void *obj[N];
+    test_cpu_index = 1;
+    void *one = kmem_cache_alloc(&c);
+    cr_assert_eq(kmem_cache_free(&c, one), MM_OK);
+    size_t cpu1_holds = cstats(&c).front_objects;
+    cr_assert_gt(cpu1_holds, 0);
+    test_cpu_index = 0;
+    test_cpu_barrier_refused = true;
+    uintptr_t *table_before = c.index->table;
+    for (int i = 0; i < N; i++)
+        cr_assert_not_null(obj[i] = kmem_cache_alloc(&c));
+    cr_assert_neq(c.index->table, table_before, "the table grew");
+    cr_assert_not_null(c.index->retired, "the old arrays wait");
+    size_t cpu0_holds = cstats(&c).front_objects - cpu1_holds;
+    cr_assert_eq(kh_front_drain(c.index), cpu0_holds, "only this CPU's front");
+    cr_assert_eq(cstats(&c).front_objects, cpu1_holds);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(kmem_cache_free(&c, obj[i]), MM_OK);
+    c_check(&c);
+    size_t live = 0;
+    cr_assert_eq(kmem_cache_destroy(&c, &live), MM_ERR_STATE, "CPU 1's front cannot be reached");
+    cr_assert_eq(live, cpu1_holds);
+    test_cpu_barrier_refused = false;
+    kh_index_retire(c.index, NULL);
+    cr_assert_null(c.index->retired, "freed at the first hold that succeeds");
+    cr_assert_eq(kmem_cache_destroy(&c, &live), MM_OK);
+    cr_assert_eq(live, 0);
+    t_assert_all_free(&heap);
+}
+#endif

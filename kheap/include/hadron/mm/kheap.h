@@ -285,8 +285,10 @@ mm_status_t kheap_set_release(kheap_t *heap, kheap_release_fn release, void *ctx
  * CPU going offline, or to see the heap without what the fronts keep. The
  * heap drains itself when an allocation would fail and in kheap_trim.
  * Returns the number of objects given back (0 for a NULL or uninitialised
- * heap). Takes each front's lock, then the size-class lock, one at a time;
- * no hadron-mm lock may be held. O(CPUs * classes + objects).
+ * heap). Holds every front (mm_hook_cpu_barrier with asymmetric_barrier;
+ * when it refuses, only this CPU's front is drained), then takes each
+ * front's lock, then the size-class lock, one at a time; no hadron-mm lock
+ * may be held. O(CPUs * classes + objects).
  */
 size_t kheap_drain(kheap_t *heap);
 

@@ -52,11 +52,12 @@
  * when handed out. Without the option neither costs anything.
  *
  * Locking: each cache has its own spinlock (the heap's size-class caches
- * share one), and each CPU's front one of its own, taken with interrupts
- * disabled, the front's first (front -> cache -> heap). A free finds the
- * slab in the table without the cache lock, under its front's lock: a
- * table array replaced meanwhile is freed only after every front's lock
- * was taken and dropped. A double free racing with the free of the last
+ * share one), taken with interrupts disabled; a CPU uses its own front
+ * with interrupts disabled and no lock, and a drain holds every front out
+ * of use before it touches one (kmem_percpu.c; the asymmetric_barrier
+ * option and mm_hook_cpu_barrier). A free finds the slab in the table
+ * without the cache lock, inside its front: a table array replaced
+ * meanwhile is freed only while the fronts are held. A double free racing with the free of the last
  * other object of its slab on another CPU may go undetected: the slab can
  * be gone by the time the second free reads it.
  * A new slab is allocated, constructed and registered with the lock dropped,
@@ -144,6 +145,11 @@ typedef struct kmem_index {
      * of the index (kmem_front.c). */
     struct kh_front **fronts;
     uint32_t front_slots; /* caches sharing the index: magazines per front */
+    /* Contexts keeping every front out of use (kmem_percpu.c). */
+    uint32_t holders;
+    bool fork_held; /* kheap_lock_all holds the fronts */
+    /* Table arrays no longer current, freed once no front can read them. */
+    uintptr_t *retired;
 } kmem_index_t;
 
 /* A cache. Treat every field as private; the struct is public so a kernel
@@ -238,16 +244,20 @@ mm_status_t kmem_cache_free(kmem_cache_t *cache, void *obj);
  * slabs). *released (may be NULL) gets the bytes of slabs and table given
  * back to the heap. Errors: MM_ERR_INVALID, MM_ERR_STATE; MM_ERR_NOMEM (no
  * memory for the smaller table: the table unchanged, the fronts drained).
- * Takes each front's lock, then the cache lock (dropped around the heap
- * calls). O(CPUs + slabs). Any context in which kheap_block_free may be
- * called, with no hadron-mm lock held.
+ * Holds every front (mm_hook_cpu_barrier with asymmetric_barrier; when it
+ * refuses, only this CPU's front is drained), takes each front's lock,
+ * then the cache lock (dropped around the heap calls). O(CPUs + slabs).
+ * Any context in which kheap_block_free may be called, with no hadron-mm
+ * lock held.
  */
 mm_status_t kmem_cache_shrink(kmem_cache_t *cache, size_t *released);
 
 /*
  * Tear the cache down. First every CPU's front gives its objects back.
  * Refused while objects are live: MM_ERR_STATE with their number in *live
- * (may be NULL), nothing else changed. Otherwise the slab table and the
+ * (may be NULL), nothing else changed; objects that another CPU's front
+ * holds count as live when mm_hook_cpu_barrier refuses (call from where
+ * the kernel can interrupt the other CPUs). Otherwise the slab table and the
  * fronts go back to the heap, the cache becomes "not initialised" (every
  * later call refuses it), and a descriptor from kmem_cache_create is freed.
  * Errors: MM_ERR_INVALID (cache NULL), MM_ERR_STATE (not initialised, or

@@ -149,6 +149,13 @@ bool smp_nmi(void)
         return false;
     percpu_t *pc = &smp_percpu[smp_this_cpu()];
     bool credit = take_credit(pc);
+    uint32_t barrier = __atomic_load_n(&pc->arch.barrier_seq, __ATOMIC_ACQUIRE);
+    if (barrier != pc->arch.barrier_done) {
+        /* The NMI already serialised this CPU; the fence says so in C. */
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        __atomic_store_n(&pc->arch.barrier_done, barrier, __ATOMIC_RELEASE);
+        credit = true;
+    }
     if (!pc->shoot_pending)
         return credit; /* a wake-up, or a resent or coalesced NMI */
     /* Without PCIDs INVLPG reaches what the request names (a user space's
@@ -206,6 +213,43 @@ void smp_shootdown(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pa
             __builtin_ia32_pause();
         }
     atomic_flag_clear_explicit(&shoot_lock, memory_order_release);
+}
+
+/* ---- the cross-CPU barrier ------------------------------------------- */
+/* An NMI to every other online CPU, whose handler fences and answers: it
+ * answers with interrupts off too, so this never refuses and cannot
+ * deadlock with a CPU spinning on a lock the caller holds. Requests are
+ * counted per CPU, so concurrent callers need no lock. */
+unsigned long smp_barriers;
+
+bool mm_hook_cpu_barrier(void)
+{
+    __atomic_add_fetch(&smp_barriers, 1, __ATOMIC_RELAXED);
+    if (smp_online <= 1 || !smp_percpu_ready)
+        return true;
+    unsigned self = smp_this_cpu();
+    uint32_t want[SMP_MAX_CPUS] = {0};
+    bool sent[SMP_MAX_CPUS] = {false};
+    for (unsigned c = 0; c < SMP_MAX_CPUS; c++) {
+        percpu_t *pc = &smp_percpu[c];
+        if (c == self || !pc->online)
+            continue;
+        want[c] = __atomic_add_fetch(&pc->arch.barrier_seq, 1, __ATOMIC_SEQ_CST);
+        send_nmi(pc);
+        sent[c] = true;
+    }
+    for (unsigned c = 0; c < SMP_MAX_CPUS; c++)
+        for (unsigned long i = 1;
+             sent[c] && (int32_t)(__atomic_load_n(&smp_percpu[c].arch.barrier_done,
+                                                  __ATOMIC_ACQUIRE) - want[c]) < 0;
+             i++) {
+            if (i % 20000 == 0) /* see smp_shootdown */
+                send_nmi(&smp_percpu[c]);
+            if (i == 4000000000ul)
+                tap_bail("CPU %u never answered a barrier request", c);
+            __builtin_ia32_pause();
+        }
+    return true;
 }
 
 /* ---- work for other CPUs ---------------------------------------------- */

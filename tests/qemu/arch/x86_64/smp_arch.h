@@ -16,6 +16,9 @@
 typedef struct percpu_arch {
     uint32_t apic_id;
     uint32_t nmi_credit; /* NMIs sent to it not yet seen by its handler */
+    /* mm_hook_cpu_barrier: requests made of it, and the last one its NMI
+     * handler answered with a fence. */
+    uint32_t barrier_seq, barrier_done;
 } percpu_arch_t;
 
 typedef struct smp_regs {
