@@ -105,11 +105,11 @@ static size_t kh_take_slot(kmem_cache_t *c, kh_slab_t *s)
     return i;
 }
 
-void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry)
+void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry, uint32_t tag)
 {
     kh_slab_t *s = (kh_slab_t *)(entry & ~KH_TABLE_PAGE_MASK);
     size_t i = entry & KH_TABLE_PAGE_MASK;
-    bool fresh = kh_slot_mark_live(s, i);
+    bool fresh = kh_slot_mark_live(s, i, tag);
     MM_ASSERT(fresh);
     (void)fresh;
 #if HADRON_MM_HEAP_REDZONES
@@ -122,7 +122,7 @@ void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry)
 static void *kh_take(kmem_cache_t *c, kh_slab_t *s)
 {
     c->allocs++;
-    return kh_cache_hand_out(c, (uintptr_t)s | kh_take_slot(c, s));
+    return kh_cache_hand_out(c, (uintptr_t)s | kh_take_slot(c, s), 0);
 }
 
 void kh_cache_failed(kmem_cache_t *c)
@@ -142,8 +142,8 @@ void kh_cache_failed(kmem_cache_t *c)
  * long, else NULL: the caller adds a slab (kh_cache_grow), so a CPU takes
  * over another's slab only when enough partial slabs wait to be used.
  * Each CPU's objects then sit in slabs of its own, so the live bits its
- * allocations and frees flip (an atomic on the slab's header each) are in
- * cache lines no other CPU writes: with one shared cache, two threads
+ * allocations and frees flip (with plain stores: it is the live_owner of
+ * the slabs it refilled from first) are in cache lines no other CPU writes: with one shared cache, two threads
  * scaled 0.84 when their objects shared slabs (docs/measurements.md). The
  * hint is checked against the index before its header is read: the slab
  * may have gone back to the heap. Lock held. */
@@ -166,6 +166,8 @@ static kh_slab_t *kh_refill_slab(kmem_cache_t *c, uint32_t tag, uintptr_t *prefe
         s = c->partial;
     if (s != NULL) {
         s->owner = tag;
+        if (s->live_owner == 0) /* read without the lock by other CPUs */
+            __atomic_store_n(&s->live_owner, tag, __ATOMIC_RELAXED);
         *prefer = (uintptr_t)s;
     }
     return s;
@@ -366,7 +368,7 @@ static kh_slab_t *kh_release_slot(kmem_cache_t *c, kh_slab_t *s, size_t i, uintp
 #if HADRON_MM_HEAP_REDZONES
     kh_debug_on_free(c, s, i);
 #endif
-    bool was_live = kh_slot_clear_live(s, i);
+    bool was_live = kh_slot_clear_live(s, i, 0);
     MM_ASSERT(was_live);
     (void)was_live;
     c->frees++;

@@ -35,7 +35,7 @@ static bool kh_check_slab(const kmem_cache_t *c, const kh_slab_t *s, size_t *fre
         if (w < s->hint && s->free[w] != 0)
             KH_BAD("kmem_cache: free slot below the slab's hint", s, w, s->hint);
         bits += (size_t)__builtin_popcountll(s->free[w]);
-        uint64_t live = __atomic_load_n(&s->live[w], __ATOMIC_RELAXED);
+        uint64_t live = kh_live_word(s, w);
         if ((live & ~valid) != 0 || (live & s->free[w]) != 0)
             KH_BAD("kmem_cache: slot both free and handed out", s, live, s->free[w]);
     }

@@ -17,9 +17,12 @@
  * its front held, or that interrupted itself inside it, takes the locked
  * paths, which are always correct.
  *
- * Whether an object is live is one atomic bit in its slab (kmem_internal.h),
- * so a double free is refused whether the first free left the object in a
- * front or in its slab.
+ * Whether an object is live is one bit in its slab, flipped with a plain
+ * store by the slab's live_owner CPU from inside its front and atomically
+ * by everyone else (kh_slot_flip_live), so a double free is refused whether
+ * the first free left the object in a front or in its slab, and an
+ * allocation and free of a CPU's own objects execute no locked
+ * instruction.
  */
 #include "blocks_api.h"
 #include "kmem_internal.h"
@@ -162,9 +165,10 @@ static void *kh_front_alloc(kmem_cache_t *c)
     uint32_t n = m->count - 1;
     __atomic_store_n(&m->count, n, __ATOMIC_RELAXED);
     __atomic_store_n(&m->allocs, m->allocs + 1, __ATOMIC_RELAXED);
-    uintptr_t e = m->entry[n];
+    /* Inside: the live bit may be flipped with a plain store. */
+    void *obj = kh_cache_hand_out(c, m->entry[n], fr->tag);
     kh_front_leave(fr, f);
-    return kh_cache_hand_out(c, e);
+    return obj;
 }
 
 /* The cache of obj when it is a live slot of a sound slab of x (*slab,
@@ -201,7 +205,7 @@ mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect
 #if HADRON_MM_HEAP_REDZONES
     kh_debug_on_free(c, s, i); /* while live: guards checked, no poison yet */
 #endif
-    if (!kh_slot_clear_live(s, i))
+    if (!kh_slot_clear_live(s, i, fr->tag))
         goto locked; /* freed meanwhile on another CPU */
     kh_mag_t *m = &fr->mag[c->front_slot];
     uintptr_t spill[KH_FRONT_MAX];

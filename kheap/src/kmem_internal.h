@@ -61,13 +61,21 @@ typedef struct kh_slab {
     uint32_t hint;               /* lowest bitmap word that may have a free slot */
     uint32_t hot;                /* 1 + the slot freed last (taken first: cache-warm), or 0 */
     uint32_t owner;              /* the front whose refills take from it (its tag), or 0 */
+    /* The front (its tag) that first refilled from it, or 0; set once, by
+     * that front's CPU. Only that CPU, inside its front, changes `live`. */
+    uint32_t live_owner;
     uint64_t free[KH_BITMAP_WORDS]; /* bit i set: slot i free; bits >= objects never set */
-    /* Bit i set: slot i is handed out (allocated and not freed). Changed
-     * only by atomic operations, which is what lets a free decide "live or
-     * not" once, whichever path it takes: a second free of an object
+    /* Slot i is handed out (allocated and not freed) when bit i of
+     * live ^ remote is set (kh_slot_live). The live_owner's CPU flips its
+     * bits in `live` with plain stores from inside its front (no other
+     * context writes that word, and the CPU cannot interrupt itself there:
+     * an interrupting context takes the locked paths); everyone else, and
+     * every locked path, flips them in `remote` with an atomic XOR. Either
+     * way a free decides "live or not" once: a second free of an object
      * finds its bit clear and is refused as a double free. Neither free
      * nor live: the object is held by a CPU's front (kmem_front.c). */
     uint64_t live[KH_BITMAP_WORDS];
+    uint64_t remote[KH_BITMAP_WORDS];
 } kh_slab_t;
 
 _Static_assert(KMEM_SLAB_OBJECTS_MAX % 64u == 0, "whole bitmap words");
@@ -125,24 +133,53 @@ static inline bool kh_slot_free(const kh_slab_t *s, size_t i)
     return (s->free[i / 64] >> (i % 64)) & 1;
 }
 
+/* Word w of s's handed-out bitmap. */
+static inline uint64_t kh_live_word(const kh_slab_t *s, size_t w)
+{
+    return __atomic_load_n(&s->live[w], __ATOMIC_RELAXED) ^
+           __atomic_load_n(&s->remote[w], __ATOMIC_RELAXED);
+}
+
 static inline bool kh_slot_live(const kh_slab_t *s, size_t i)
 {
-    return (__atomic_load_n(&s->live[i / 64], __ATOMIC_RELAXED) >> (i % 64)) & 1;
+    return (kh_live_word(s, i / 64) >> (i % 64)) & 1;
+}
+
+/* Flips slot i between handed out and not, if it is `from` (true: handed
+ * out): false, nothing changed, if it is not. `tag` is the caller's front
+ * (inside it), 0 on a locked path. A plain store when the caller's CPU is
+ * the slab's live_owner; otherwise an atomic XOR on `remote`, undone if
+ * the slot was not in state `from` (only a double free racing with another
+ * free of the same object can see that window). */
+static inline bool kh_slot_flip_live(kh_slab_t *s, size_t i, uint32_t tag, bool from)
+{
+    size_t w = i / 64;
+    uint64_t bit = (uint64_t)1 << (i % 64), want = from ? bit : 0;
+    uint64_t live = __atomic_load_n(&s->live[w], __ATOMIC_RELAXED);
+    if (tag != 0 && __atomic_load_n(&s->live_owner, __ATOMIC_RELAXED) == tag) {
+        if (((live ^ __atomic_load_n(&s->remote[w], __ATOMIC_RELAXED)) & bit) != want)
+            return false;
+        __atomic_store_n(&s->live[w], live ^ bit, __ATOMIC_RELAXED);
+        return true;
+    }
+    uint64_t old = __atomic_fetch_xor(&s->remote[w], bit, __ATOMIC_RELAXED);
+    if (((live ^ old) & bit) == want)
+        return true;
+    __atomic_fetch_xor(&s->remote[w], bit, __ATOMIC_RELAXED);
+    return false;
 }
 
 /* Marks slot i handed out; false if it already was (a broken invariant). */
-static inline bool kh_slot_mark_live(kh_slab_t *s, size_t i)
+static inline bool kh_slot_mark_live(kh_slab_t *s, size_t i, uint32_t tag)
 {
-    uint64_t bit = (uint64_t)1 << (i % 64);
-    return (__atomic_fetch_or(&s->live[i / 64], bit, __ATOMIC_RELAXED) & bit) == 0;
+    return kh_slot_flip_live(s, i, tag, false);
 }
 
 /* Marks slot i no longer handed out; false if it was not (a double free,
  * or a free of an object some front holds). */
-static inline bool kh_slot_clear_live(kh_slab_t *s, size_t i)
+static inline bool kh_slot_clear_live(kh_slab_t *s, size_t i, uint32_t tag)
 {
-    uint64_t bit = (uint64_t)1 << (i % 64);
-    return (__atomic_fetch_and(&s->live[i / 64], ~bit, __ATOMIC_RELAXED) & bit) != 0;
+    return kh_slot_flip_live(s, i, tag, true);
 }
 
 /* Slot of obj in slab s of cache c; false when obj is not a slot start. */
@@ -271,8 +308,9 @@ size_t kh_cache_take(kmem_cache_t *c, uintptr_t *out, size_t n, uint32_t tag, ui
  * it may take from). False without memory. Takes the index lock; no other
  * hadron-mm lock held (the heap may grow). */
 bool kh_cache_grow(kmem_cache_t *c);
-/* Hands out a taken slot: marks it live (and debug fills); the object. */
-void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry);
+/* Hands out a taken slot: marks it live (and debug fills); the object.
+ * `tag`: the caller's front, entered (kh_slot_flip_live), or 0. */
+void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry, uint32_t tag);
 /* n taken slots (of caches of x) back into their slabs; slabs emptied go
  * back to the heap. Takes the index lock; no other hadron-mm lock held. */
 void kh_cache_put(kmem_index_t *x, const uintptr_t *entries, size_t n);

@@ -84,6 +84,68 @@ Test(kmem_front, a_double_free_of_a_held_object_is_refused, .init = setup)
     T_CHECK(&heap);
 }
 
+/* A slab's handed-out bits are flipped with plain stores by the CPU that
+ * owns them (its live_owner) and atomically by every other CPU and locked
+ * path; the second free of an object is refused in every order of the
+ * two: owner then other, other then owner, other then other, and locked
+ * path then front. Objects handed out by another CPU than the owner free
+ * on the owner, and the other way round. */
+Test(kmem_front, a_double_free_is_refused_whichever_cpus_free_it, .init = setup)
+{
+    static kmem_cache_t c;
+    cr_assert_eq(kmem_cache_init(&c, &heap, "owners", 64, 0, NULL, NULL), MM_OK);
+    void *o[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_not_null(o[i] = kmem_cache_alloc(&c)); /* CPU 0 owns the slab */
+    kh_slab_t *s = (kh_slab_t *)kh_index_find(c.index, (uintptr_t)o[0]);
+    cr_assert_eq(s->live_owner, 1, "CPU 0's front (tag 1) refilled from it first");
+    void *own[3] = {NULL, NULL, NULL}; /* CPUs 1 and 2 get fronts of their own */
+    for (int cpu = 1; cpu < 3; cpu++) {
+        test_cpu_index = cpu;
+        cr_assert_not_null(own[cpu] = kmem_cache_alloc(&c));
+        cr_assert_neq(kh_index_find(c.index, (uintptr_t)own[cpu]), (uintptr_t)s);
+    }
+    struct { unsigned first, second; } order[] = {{0, 1}, {1, 0}, {1, 2}, {0, 0}};
+    for (int k = 0; k < 4; k++) {
+        test_cpu_index = (int)order[k].first;
+        cr_assert_eq(kmem_cache_free(&c, o[k]), MM_OK);
+        test_cpu_index = (int)order[k].second;
+        cr_assert_eq(kmem_cache_free(&c, o[k]), MM_ERR_DOUBLE_FREE, "freed on CPU %u, then %u",
+                     order[k].first, order[k].second);
+        c_check(&c);
+    }
+    /* CPU 1 hands out an object of CPU 0's slab (its front holds it); CPU
+     * 0 frees it, then CPU 1 frees it again. */
+    test_cpu_index = 1;
+    void *back = kmem_cache_alloc(&c);
+    cr_assert(back == o[2], "CPU 1 freed it last");
+    test_cpu_index = 0;
+    cr_assert_eq(kmem_cache_free(&c, back), MM_OK);
+    test_cpu_index = 1;
+    cr_assert_eq(kmem_cache_free(&c, back), MM_ERR_DOUBLE_FREE);
+    /* A locked-path allocation (no per-CPU state) of a slot of the owner's
+     * slab, freed by the owner, then by the locked path. */
+    test_cpu_index = HADRON_MM_MAX_CPUS;
+    void *locked = kmem_cache_alloc(&c);
+    cr_assert_not_null(locked);
+    test_cpu_index = 0;
+    cr_assert_eq(kmem_cache_free(&c, locked), MM_OK);
+    test_cpu_index = HADRON_MM_MAX_CPUS;
+    cr_assert_eq(kmem_cache_free(&c, locked), MM_ERR_DOUBLE_FREE);
+    for (int cpu = 1; cpu < 3; cpu++) {
+        test_cpu_index = 0;
+        cr_assert_eq(kmem_cache_free(&c, own[cpu]), MM_OK, "CPU %d's object freed on CPU 0", cpu);
+        test_cpu_index = cpu;
+        cr_assert_eq(kmem_cache_free(&c, own[cpu]), MM_ERR_DOUBLE_FREE);
+    }
+    test_cpu_index = 0;
+    c_check(&c);
+    cr_assert_eq(cstats(&c).live, 0);
+    size_t live = 99;
+    cr_assert_eq(kmem_cache_destroy(&c, &live), MM_OK);
+    cr_assert_eq(live, 0);
+}
+
 Test(kmem_front, an_object_freed_on_another_cpu_joins_that_cpus_front, .init = setup)
 {
     static kmem_cache_t c;

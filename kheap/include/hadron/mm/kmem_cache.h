@@ -32,9 +32,11 @@
  * pointer: the cache keeps a table of its own slabs' pages (an
  * open-addressing hash of their addresses, itself a heap block), so a
  * pointer is first matched to a slab by the address of its page alone, then
- * to a slot by its offset, then to the slot's live bit, changed only
- * atomically (so a free decides once, whichever CPU frees and whether the
- * first free left the object in a front or in its slab). A pointer outside every slab of
+ * to a slot by its offset, then to the slot's live bit (flipped with a
+ * plain store by the one CPU that owns the slab's bits, from inside its
+ * front, and atomically by every other CPU: a free decides once, whichever
+ * CPU frees and whether the first free left the object in a front or in
+ * its slab). A pointer outside every slab of
  * the cache (never allocated, from another cache, from kmalloc, from the
  * stack) is MM_ERR_BAD_POINTER, a pointer inside a slot MM_ERR_BAD_POINTER,
  * a second free MM_ERR_DOUBLE_FREE; each is reported through mm_hook_warn
