@@ -21,23 +21,40 @@ static size_t kh_cache_align_up(size_t x, size_t a)
     return (x + a - 1) & ~(a - 1);
 }
 
+/* Offset of the first slot in a slab of `slab` bytes: the header with as
+ * many bitmap words as the slots it could hold need. */
+static size_t kh_first_offset(const kmem_cache_t *c, size_t slab)
+{
+    size_t span = slab - KH_SLAB_TAIL, least = kh_slab_header_bytes(1);
+    size_t most = span > least ? (span - least) / c->stride : 0;
+    if (most > KMEM_SLAB_OBJECTS_MAX)
+        most = KMEM_SLAB_OBJECTS_MAX;
+    size_t words = most > 64 ? (most + 63) / 64 : 1;
+    return kh_cache_align_up(kh_slab_header_bytes(words), c->align);
+}
+
+/* Slots a slab of `slab` bytes holds (before the KMEM_SLAB_OBJECTS_MAX cap). */
+static size_t kh_slots_in(const kmem_cache_t *c, size_t slab)
+{
+    size_t span = slab - KH_SLAB_TAIL, first = kh_first_offset(c, slab);
+    return span > first ? (span - first) / c->stride : 0;
+}
+
 /* Stride, slab size, objects per slab and first slot's offset. */
 static void kh_geometry(kmem_cache_t *c)
 {
     size_t guard = HADRON_MM_HEAP_REDZONES ? KHEAP_REDZONE : 0;
     c->stride = kh_cache_align_up(c->object_size + guard, c->align);
-    c->first_offset = (uint32_t)kh_cache_align_up(sizeof(kh_slab_t), c->align);
     size_t slab = KMEM_SLAB_MIN, n = 0;
     for (;; slab += KMEM_SLAB_MIN) {
-        size_t span = slab - KH_SLAB_TAIL;
-        n = span > c->first_offset ? (span - c->first_offset) / c->stride : 0;
+        n = kh_slots_in(c, slab);
         if (n >= KMEM_SLAB_OBJECTS_MIN || slab == KMEM_SLAB_MAX)
             break;
     }
     /* Among the next few page counts, the one that wastes the least. */
     size_t best = slab, best_n = n, limit = slab + slab / 2;
     for (size_t t = slab + KMEM_SLAB_MIN; t <= limit && t <= KMEM_SLAB_MAX; t += KMEM_SLAB_MIN) {
-        size_t tn = (t - KH_SLAB_TAIL - c->first_offset) / c->stride;
+        size_t tn = kh_slots_in(c, t);
         if ((t - tn * c->stride) * best < (best - best_n * c->stride) * t) {
             best = t;
             best_n = tn;
@@ -49,6 +66,7 @@ static void kh_geometry(kmem_cache_t *c)
         n = KMEM_SLAB_OBJECTS_MAX;
     MM_ASSERT(n >= 1);
     c->slab_bytes = slab;
+    c->first_offset = (uint32_t)kh_first_offset(c, slab);
     c->objects_per_slab = (uint32_t)n;
     c->recip = (((uint64_t)1 << KH_RECIP_SHIFT) + c->stride - 1) / c->stride;
 }
@@ -86,14 +104,14 @@ static size_t kh_take_slot(kmem_cache_t *c, kh_slab_t *s)
     size_t i;
     if (s->hot != 0 && kh_slot_free(s, s->hot - 1)) {
         i = s->hot - 1;
-        s->free[i / 64] &= ~((uint64_t)1 << (i % 64));
+        s->bits[i / 64].free &= ~((uint64_t)1 << (i % 64));
     } else {
         uint32_t w = s->hint;
-        while (s->free[w] == 0)
+        while (s->bits[w].free == 0)
             w++;
         MM_ASSERT(w < kh_bitmap_words(c));
-        unsigned bit = (unsigned)__builtin_ctzll(s->free[w]);
-        s->free[w] &= s->free[w] - 1;
+        unsigned bit = (unsigned)__builtin_ctzll(s->bits[w].free);
+        s->bits[w].free &= s->bits[w].free - 1;
         s->hint = w;
         i = (size_t)w * 64 + bit;
     }
@@ -238,12 +256,12 @@ static kh_slab_t *kh_slab_new(kmem_cache_t *c)
     kh_slab_t *s = kh_blocks_alloc_inner(c->heap, c->slab_bytes - KH_SLAB_TAIL, KH_TABLE_PAGE);
     if (s == NULL)
         return NULL;
-    __builtin_memset(s, 0, sizeof(*s));
+    __builtin_memset(s, 0, kh_slab_header_bytes(kh_bitmap_words(c)));
     s->check = kh_slab_check(s, c);
     s->cache = c;
     s->nfree = c->objects_per_slab;
     for (uint32_t i = 0; i < c->objects_per_slab; i++)
-        s->free[i / 64] |= (uint64_t)1 << (i % 64);
+        s->bits[i / 64].free |= (uint64_t)1 << (i % 64);
 #if HADRON_MM_HEAP_REDZONES
     kh_debug_slab_init(c, s);
 #endif
@@ -337,7 +355,7 @@ bool kh_cache_grow(kmem_cache_t *c)
  * likewise. Index lock held. */
 static kh_slab_t *kh_put_slot(kmem_cache_t *c, kh_slab_t *s, size_t i, uintptr_t **table)
 {
-    s->free[i / 64] |= (uint64_t)1 << (i % 64);
+    s->bits[i / 64].free |= (uint64_t)1 << (i % 64);
     if (i / 64 < s->hint)
         s->hint = (uint32_t)(i / 64);
     s->hot = (uint32_t)i + 1;

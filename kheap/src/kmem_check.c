@@ -26,18 +26,18 @@ static bool kh_check_slab(const kmem_cache_t *c, const kh_slab_t *s, size_t *fre
         KH_BAD("kmem_cache: slab header damaged", s, s->check, kh_slab_check(s, c));
     size_t bits = 0;
     uint32_t words = kh_bitmap_words(c);
-    for (uint32_t w = 0; w < KH_BITMAP_WORDS; w++) {
-        uint64_t valid = w < words ? ~(uint64_t)0 : 0;
+    for (uint32_t w = 0; w < words; w++) {
+        uint64_t valid = ~(uint64_t)0, free = s->bits[w].free;
         if (w + 1 == words && c->objects_per_slab % 64 != 0)
             valid = ((uint64_t)1 << (c->objects_per_slab % 64)) - 1;
-        if ((s->free[w] & ~valid) != 0)
-            KH_BAD("kmem_cache: free bit beyond the last slot", s, s->free[w], s->free[w] & valid);
-        if (w < s->hint && s->free[w] != 0)
+        if ((free & ~valid) != 0)
+            KH_BAD("kmem_cache: free bit beyond the last slot", s, free, free & valid);
+        if (w < s->hint && free != 0)
             KH_BAD("kmem_cache: free slot below the slab's hint", s, w, s->hint);
-        bits += (size_t)__builtin_popcountll(s->free[w]);
+        bits += (size_t)__builtin_popcountll(free);
         uint64_t live = kh_live_word(s, w);
-        if ((live & ~valid) != 0 || (live & s->free[w]) != 0)
-            KH_BAD("kmem_cache: slot both free and handed out", s, live, s->free[w]);
+        if ((live & ~valid) != 0 || (live & free) != 0)
+            KH_BAD("kmem_cache: slot both free and handed out", s, live, free);
     }
     if (s->hot > c->objects_per_slab)
         KH_BAD("kmem_cache: slab's last-freed slot out of range", s, s->hot, c->objects_per_slab);

@@ -25,7 +25,6 @@
 
 #define KH_MAGIC_CACHE 0x6b6d656du              /* "kmem" */
 #define KH_MAGIC_SLAB 0x736c616268656164ull     /* "slabhead" */
-#define KH_BITMAP_WORDS (KMEM_SLAB_OBJECTS_MAX / 64u)
 #define KH_TABLE_EMPTY ((uintptr_t)0)
 #define KH_TABLE_MIN 8u
 /* The table's unit: every page of a slab has an entry, page | its index in
@@ -64,21 +63,31 @@ typedef struct kh_slab {
     /* The front (its tag) that first refilled from it, or 0; set once, by
      * that front's CPU. Only that CPU, inside its front, changes `live`. */
     uint32_t live_owner;
-    uint64_t free[KH_BITMAP_WORDS]; /* bit i set: slot i free; bits >= objects never set */
-    /* Slot i is handed out (allocated and not freed) when bit i of
-     * live ^ remote is set (kh_slot_live). The live_owner's CPU flips its
-     * bits in `live` with plain stores from inside its front (no other
-     * context writes that word, and the CPU cannot interrupt itself there:
-     * an interrupting context takes the locked paths); everyone else, and
-     * every locked path, flips them in `remote` with an atomic XOR. Either
-     * way a free decides "live or not" once: a second free of an object
-     * finds its bit clear and is refused as a double free. Neither free
-     * nor live: the object is held by a CPU's front (kmem_front.c). */
-    uint64_t live[KH_BITMAP_WORDS];
-    uint64_t remote[KH_BITMAP_WORDS];
+    /* Bit i % 64 of word i / 64, as many words as the cache's slots need
+     * (kh_bitmap_words), so a small slab's header stays small. */
+    struct kh_bits {
+        uint64_t free; /* slot free in the slab; bits >= objects never set */
+        /* Slot handed out (allocated and not freed) when its bit of
+         * live ^ remote is set (kh_slot_live). The live_owner's CPU flips
+         * its bits in `live` with plain stores from inside its front (no
+         * other context writes that word, and the CPU cannot interrupt
+         * itself there: an interrupting context takes the locked paths);
+         * everyone else, and every locked path, flips them in `remote`
+         * with an atomic XOR. Either way a free decides "live or not"
+         * once: a second free of an object finds its bit clear and is
+         * refused as a double free. Neither free nor live: the object is
+         * held by a CPU's front (kmem_front.c). */
+        uint64_t live, remote;
+    } bits[];
 } kh_slab_t;
 
 _Static_assert(KMEM_SLAB_OBJECTS_MAX % 64u == 0, "whole bitmap words");
+
+/* Bytes of a slab header with `words` bitmap words. */
+static inline size_t kh_slab_header_bytes(size_t words)
+{
+    return sizeof(kh_slab_t) + words * sizeof(struct kh_bits);
+}
 _Static_assert(KMEM_SLAB_OBJECTS_MAX <= 4096u, "a slot index fits below a slab's page address");
 
 /* One cache's objects held by one CPU: free, neither in a slab nor handed
@@ -130,14 +139,14 @@ static inline uintptr_t kh_slot(const kmem_cache_t *c, const kh_slab_t *s, size_
 
 static inline bool kh_slot_free(const kh_slab_t *s, size_t i)
 {
-    return (s->free[i / 64] >> (i % 64)) & 1;
+    return (s->bits[i / 64].free >> (i % 64)) & 1;
 }
 
 /* Word w of s's handed-out bitmap. */
 static inline uint64_t kh_live_word(const kh_slab_t *s, size_t w)
 {
-    return __atomic_load_n(&s->live[w], __ATOMIC_RELAXED) ^
-           __atomic_load_n(&s->remote[w], __ATOMIC_RELAXED);
+    return __atomic_load_n(&s->bits[w].live, __ATOMIC_RELAXED) ^
+           __atomic_load_n(&s->bits[w].remote, __ATOMIC_RELAXED);
 }
 
 static inline bool kh_slot_live(const kh_slab_t *s, size_t i)
@@ -155,17 +164,17 @@ static inline bool kh_slot_flip_live(kh_slab_t *s, size_t i, uint32_t tag, bool 
 {
     size_t w = i / 64;
     uint64_t bit = (uint64_t)1 << (i % 64), want = from ? bit : 0;
-    uint64_t live = __atomic_load_n(&s->live[w], __ATOMIC_RELAXED);
+    uint64_t live = __atomic_load_n(&s->bits[w].live, __ATOMIC_RELAXED);
     if (tag != 0 && __atomic_load_n(&s->live_owner, __ATOMIC_RELAXED) == tag) {
-        if (((live ^ __atomic_load_n(&s->remote[w], __ATOMIC_RELAXED)) & bit) != want)
+        if (((live ^ __atomic_load_n(&s->bits[w].remote, __ATOMIC_RELAXED)) & bit) != want)
             return false;
-        __atomic_store_n(&s->live[w], live ^ bit, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->bits[w].live, live ^ bit, __ATOMIC_RELAXED);
         return true;
     }
-    uint64_t old = __atomic_fetch_xor(&s->remote[w], bit, __ATOMIC_RELAXED);
+    uint64_t old = __atomic_fetch_xor(&s->bits[w].remote, bit, __ATOMIC_RELAXED);
     if (((live ^ old) & bit) == want)
         return true;
-    __atomic_fetch_xor(&s->remote[w], bit, __ATOMIC_RELAXED);
+    __atomic_fetch_xor(&s->bits[w].remote, bit, __ATOMIC_RELAXED);
     return false;
 }
 

@@ -251,8 +251,9 @@ Test(kmem_cache, bad_frees_are_refused_and_change_nothing, .init = slab_setup)
         {"an address nobody maps", (uintptr_t)0x10, MM_ERR_BAD_POINTER},
         {"the top of the address space", UINTPTR_MAX - 7, MM_ERR_BAD_POINTER},
     };
-    uint8_t before[sizeof(kh_slab_t)];
-    memcpy(before, (void *)slab, sizeof(kh_slab_t));
+    uint8_t before[4096];
+    size_t header = c.first_offset;
+    memcpy(before, (void *)slab, header);
     for (size_t i = 0; i < FX_LEN(cases); i++) {
         int warned = test_warnings.count;
         mm_status_t st = kmem_cache_free(&c, (void *)cases[i].ptr);
@@ -269,7 +270,7 @@ Test(kmem_cache, bad_frees_are_refused_and_change_nothing, .init = slab_setup)
     cr_assert_eq(after.rejected_frees, FX_LEN(cases));
     after.rejected_frees = s.rejected_frees;
     cr_assert(memcmp(&after, &s, sizeof s) == 0, "statistics changed");
-    cr_assert(memcmp(before, (void *)slab, sizeof(kh_slab_t)) == 0, "slab header changed");
+    cr_assert(memcmp(before, (void *)slab, header) == 0, "slab header changed");
     cr_assert_eq(cstats(&other).live, 1, "the other cache's object is untouched");
     C_CHECK(&c);
     C_CHECK(&other);
@@ -541,11 +542,15 @@ Test(kmem_cache, check_reports_each_kind_of_damage, .init = heap_setup)
     /* A slab claiming another cache is not this cache's any more. */
     DAMAGE(s->cache, &(kmem_cache_t){0}, "kmem_cache: slab table counts wrong");
     DAMAGE(s->nfree, s->nfree + 1, "kmem_cache: slab free count does not match its bitmap");
-    DAMAGE(s->free[KH_BITMAP_WORDS - 1], s->free[KH_BITMAP_WORDS - 1] | (1ull << 63),
+    uint32_t last = kh_bitmap_words(&c) - 1;
+    cr_assert_neq(c.objects_per_slab % 64, 0, "bit 63 of the last word is past the last slot");
+    DAMAGE(s->bits[last].free, s->bits[last].free | (1ull << 63),
            "kmem_cache: free bit beyond the last slot");
-    DAMAGE(s->live[0], s->live[0] | (s->free[0] & (0 - s->free[0])),
+    DAMAGE(s->bits[0].live, s->bits[0].live | (s->bits[0].free & (0 - s->bits[0].free)),
            "kmem_cache: slot both free and handed out");
-    DAMAGE(s->live[KH_BITMAP_WORDS - 1], s->live[KH_BITMAP_WORDS - 1] | (1ull << 63),
+    DAMAGE(s->bits[0].remote, s->bits[0].remote | (s->bits[0].free & (0 - s->bits[0].free)),
+           "kmem_cache: slot both free and handed out");
+    DAMAGE(s->bits[last].live, s->bits[last].live | (1ull << 63),
            "kmem_cache: slot both free and handed out");
     DAMAGE(s->hint, 1, "kmem_cache: free slot below the slab's hint");
     DAMAGE(c.taken, c.taken + 1, "kmem_cache: live count does not match the slabs");

@@ -9,7 +9,8 @@
  * allocator; Linux SLUB and FreeBSD UMA are its descendants).
  *
  *   slab (KMEM_SLAB_MIN ... KMEM_SLAB_MAX bytes, page-aligned)
- *   | header: check, cache, list links, free count, free and live bitmaps | slot | slot | ...
+ *   | header: check, cache, list links, free count, free and live bitmaps
+ *   | (a word of each per 64 slots) | slot | slot | ...
  *
  * Each CPU has a front per cache: up to front_cap free objects (32, or
  * about 16 KiB of objects, at least 2), taken and given back last in, first
