@@ -69,7 +69,9 @@ static bool kh_front_create(kmem_index_t *x, unsigned cpu)
     fr->tag = cpu + 1;
     fr->mags = x->front_slots;
     kh_front_t *none = NULL;
-    if (!__atomic_compare_exchange_n(&all[cpu], &none, fr, false, __ATOMIC_ACQ_REL,
+    /* seq_cst: a full barrier before this CPU's first look at the index's
+     * holders (kmem_percpu.c). */
+    if (!__atomic_compare_exchange_n(&all[cpu], &none, fr, false, __ATOMIC_SEQ_CST,
                                      __ATOMIC_ACQUIRE))
         kh_blocks_free_inner(x->heap, fr);
     return true;
