@@ -19,7 +19,7 @@ cat >"$work/hash.pl" <<'PERL'
 my %h; for my $i (1..300000) { $h{"key$i"} = [$i, "v" x ($i % 50)]; }
 my $s = 0; $s += $h{$_}[0] for keys %h; delete $h{"key$_"} for 1..300000; print "$s\n";
 PERL
-cat >"$work/json.py" <<'PY'
+cat >"$work/json_roundtrip.py" <<'PY'
 import json
 d = [{"a": i, "b": str(i) * 10, "c": [i] * (i % 30)} for i in range(150000)]
 s = json.dumps(d); x = json.loads(s); print(len(s), len(x))
@@ -39,7 +39,7 @@ programs=(perl-hash python-json cc1 shim-rss)
 cmd() {
   case $1 in
     perl-hash) echo "perl $work/hash.pl" ;;
-    python-json) echo "python3 $work/json.py" ;;
+    python-json) echo "python3 $work/json_roundtrip.py" ;;
     cc1) echo "gcc -O2 -c $work/big.c -o $work/big.o" ;;
     shim-rss) echo "$rss_prog" ;;
   esac
@@ -52,7 +52,12 @@ for p in "${programs[@]}"; do
   for ((r = 0; r < runs; r++)); do
     for who in g k; do
       pre=""; [ "$who" = k ] && pre="$shim"
-      out=$(LD_PRELOAD=$pre /usr/bin/time -f "TIME %e %M" $c 2>&1 >"$work/out" | grep '^TIME') || true
+      out=$(LD_PRELOAD=$pre /usr/bin/time -f "TIME %e %M %x" $c 2>&1 >"$work/out" | grep '^TIME') || true
+      # A program that failed measured nothing (python-json once imported
+      # itself, its script being named json.py, and timed the error).
+      if [ "$(echo "$out" | awk '{print $4}')" != 0 ]; then
+        echo "shim-programs: $p failed under ${pre:-glibc}" >&2; exit 1
+      fi
       echo "$out" | awk '{print $2}' >>"$work/$who.t"
       echo "$out" | awk '{print $3}' >>"$work/$who.m"
       grep -o 'after_free_kib [0-9]*' "$work/out" | awk '{print $2}' >>"$work/$who.a" || true
