@@ -1,9 +1,14 @@
 /*
  * kmem_cache fronts: what a CPU's front holds, last in first out, bounded;
  * objects freed on another CPU; double frees of held objects refused;
- * draining when memory runs short, on request and before a destroy. CPUs
- * are simulated from one thread with test_cpu_index.
+ * draining when memory runs short, on request and before a destroy;
+ * holding every front against a CPU inside its own. CPUs are simulated
+ * from one thread with test_cpu_index, except where threads say so.
  */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
 #include "kmem_internal.h"
 #include "kheap_test.h"
 
@@ -472,5 +477,84 @@ Test(kmem_front, without_a_barrier_only_the_own_front_drains_and_old_tables_wait
     cr_assert_eq(kmem_cache_destroy(&c, &live), MM_OK);
     cr_assert_eq(live, 0);
     t_assert_all_free(&heap);
+}
+#endif
+
+#if HADRON_MM_SPIN_YIELD
+/* A hold waits for a CPU that is inside its front. Thread A stops inside
+ * its front (in a refill, where it is about to take the index lock); B
+ * then holds the fronts and is seen spinning (its wait yields every
+ * MM_SPIN_YIELD_SPINS polls); only then is A let go, and B's hold must
+ * return after that. No timing: each step waits for the one before. */
+static kmem_cache_t wait_cache;
+static _Thread_local bool is_inside_thread;
+static atomic_int stage; /* 1: A inside its front, 2: B waiting, 3: A may go on */
+static atomic_bool let_go;
+
+static void stay_inside(void)
+{
+    if (!is_inside_thread)
+        return;
+    unsigned cpu = mm_hook_cpu_index();
+    kh_front_t **all = wait_cache.index->fronts;
+    kh_front_t *fr = all != NULL && cpu < HADRON_MM_MAX_CPUS ? all[cpu] : NULL;
+    if (fr == NULL || __atomic_load_n(&fr->active, __ATOMIC_RELAXED) == 0)
+        return; /* not inside yet */
+    test_irq_save_observer = NULL;
+    atomic_store(&stage, 1);
+    while (atomic_load(&stage) != 3)
+        sched_yield();
+}
+
+static void *alloc_inside(void *arg)
+{
+    (void)arg;
+    is_inside_thread = true;
+    return kmem_cache_alloc(&wait_cache);
+}
+
+static void seen_waiting(void)
+{
+    int one = 1;
+    atomic_compare_exchange_strong(&stage, &one, 2);
+}
+
+static void *hold_fronts(void *arg)
+{
+    (void)arg;
+    bool held = kh_fronts_hold(wait_cache.index);
+    bool after = atomic_load(&let_go);
+    seen_waiting(); /* a hold that did not wait must not leave main waiting */
+    if (held)
+        kh_fronts_release(wait_cache.index);
+    return (void *)(uintptr_t)(held && after);
+}
+
+Test(kmem_front, a_hold_waits_for_a_cpu_inside_its_front, .init = setup)
+{
+    test_cpu_index = -1; /* a CPU per thread */
+    cr_assert_eq(kmem_cache_init(&wait_cache, &heap, "wait", 64, 0, NULL, NULL), MM_OK);
+    atomic_store(&stage, 0);
+    atomic_store(&let_go, false);
+    test_irq_save_observer = stay_inside;
+    pthread_t a, b;
+    cr_assert_eq(pthread_create(&a, NULL, alloc_inside, NULL), 0);
+    while (atomic_load(&stage) != 1)
+        sched_yield();
+    test_spin_yield_observer = seen_waiting;
+    cr_assert_eq(pthread_create(&b, NULL, hold_fronts, NULL), 0);
+    while (atomic_load(&stage) != 2)
+        sched_yield();
+    atomic_store(&let_go, true);
+    atomic_store(&stage, 3);
+    void *obj, *ok;
+    cr_assert_eq(pthread_join(a, &obj), 0);
+    cr_assert_eq(pthread_join(b, &ok), 0);
+    test_spin_yield_observer = NULL;
+    cr_assert_not_null(obj, "A's allocation finished once let go");
+    cr_assert_eq((uintptr_t)ok, 1, "B's hold returned only after A left its front");
+    cr_assert_eq(wait_cache.index->holders, 0);
+    cr_assert_eq(kmem_cache_free(&wait_cache, obj), MM_OK);
+    cr_assert_eq(kmem_cache_destroy(&wait_cache, NULL), MM_OK);
 }
 #endif
