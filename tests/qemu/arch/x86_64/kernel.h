@@ -139,6 +139,14 @@ void isr_dispatch(isr_frame_t *frame);
  * backtrace. */
 void watchdog_start(void);
 void watchdog_nmi(isr_frame_t *frame);
+/* Seconds without progress before the watchdog fails the run (10). */
+void watchdog_set_seconds(unsigned seconds);
+
+/* ---- hang.c ------------------------------------------------------------ */
+/* The "hang" command line (expect-hang.sh): CPU 1 keeps a hadron-mm lock and
+ * CPU 0 takes it with interrupts off, for good; the watchdog must stop the
+ * run naming the lock, its holder and its waiter. Never returns. */
+_Noreturn void hang_for_the_watchdog(void);
 
 #define PF_ERR_PRESENT 0x1u
 #define PF_ERR_WRITE 0x2u

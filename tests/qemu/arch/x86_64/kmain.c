@@ -63,6 +63,8 @@ void kmain(uint32_t info_phys, uint32_t protocol)
     checks_heap();
     checks_kmem();
     smp_start();
+    if (cmdline_has("hang"))
+        hang_for_the_watchdog();
     checks_smp();
     checks_mix();
     checks_lockup();

@@ -24,6 +24,7 @@
 #define IOAPIC_PIT_PIN 2u
 
 static volatile uint64_t wd_ticks, wd_progress_tick;
+static unsigned wd_seconds = WATCHDOG_SECONDS;
 static volatile unsigned wd_last_count;
 static bool wd_running;
 
@@ -50,6 +51,11 @@ void watchdog_start(void)
     wd_running = true;
 }
 
+void watchdog_set_seconds(unsigned seconds)
+{
+    wd_seconds = seconds;
+}
+
 void watchdog_nmi(isr_frame_t *frame)
 {
     if (!wd_running)
@@ -61,12 +67,12 @@ void watchdog_nmi(isr_frame_t *frame)
         wd_progress_tick = wd_ticks;
         return;
     }
-    if (wd_ticks - wd_progress_tick < (uint64_t)WATCHDOG_SECONDS * WATCHDOG_HZ)
+    if (wd_ticks - wd_progress_tick < (uint64_t)wd_seconds * WATCHDOG_HZ)
         return;
     wd_running = false;
     kprintf("\n# WATCHDOG: no progress for %u s after check %u (a hang: deadlock or "
             "endless loop)\n",
-            WATCHDOG_SECONDS, count);
+            wd_seconds, count);
     kprintf("#   rip=%016lx rsp=%016lx rflags=%#lx (interrupts %s)\n", frame->rip, frame->rsp,
             frame->rflags, (frame->rflags & RFLAGS_IF) ? "on" : "off");
     backtrace_print(frame->rip, frame->rbp);
