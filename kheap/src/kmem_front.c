@@ -149,8 +149,8 @@ static void *kh_front_alloc(kmem_cache_t *c)
     kh_mag_t *m = &fr->mag[c->front_slot];
     if (m->count == 0 && kh_front_refill(c, fr, m) == 0) {
         /* No slab of this CPU's or of nobody's: a new one, made with the
-         * front's lock dropped (the heap may grow, and its growth callback
-         * may allocate from this cache on this CPU). The CPU may differ
+         * front left and interrupts on (the heap may grow, and its growth
+         * callback may allocate from this cache on this CPU). The CPU may differ
          * afterwards: the front is entered again. */
         kh_front_leave(fr, f);
         if (!kh_cache_grow(c) || (fr = kh_front_enter(c->index, true, &f)) == NULL)

@@ -346,9 +346,11 @@ mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect
 kmem_cache_t *kh_front_owner(kmem_index_t *x, const void *obj);
 /* Whether ptr is one of x's fronts or the array of them. */
 bool kh_front_owns(const kmem_index_t *x, const void *ptr);
-/* Takes every front's lock of x, in ascending address order; the next
- * call on x must be kh_front_unlock_all, which drops exactly those (a
- * front made meanwhile was never locked). For a fork handler. */
+/* Holds every front of x out of use (kh_fronts_hold; remembered in
+ * x->fork_held) and takes every front's lock, in ascending address order;
+ * the next call on x must be kh_front_unlock_all, which drops exactly
+ * those (a front made meanwhile was never locked) and the hold. For a fork
+ * handler. */
 void kh_front_lock_all(kmem_index_t *x);
 void kh_front_unlock_all(kmem_index_t *x);
 /* Every front's objects back into the slabs: how many. Only this CPU's
