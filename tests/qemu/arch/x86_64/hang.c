@@ -35,10 +35,11 @@ _Noreturn void hang_for_the_watchdog(void)
 #if HADRON_MM_LOCK_ORDER
     atomic_store(&mm_spin_lockup_polls, ULONG_MAX);
 #endif
-    watchdog_set_seconds(1);
     smp_run_on(1, keep_the_lock, NULL);
     while (!__atomic_load_n(&holding, __ATOMIC_ACQUIRE))
         mm_cpu_relax();
+    /* Short only from here: waiting for CPU 1 is not the hang. */
+    watchdog_set_seconds(1);
     tap_diag("hang: CPU 1 holds \"hang canary\"; CPU 0 takes it with interrupts off");
     mm_hook_irq_save();
     mm_spin_lock(&hang_lock);
