@@ -176,8 +176,8 @@ static void *kh_front_alloc(kmem_cache_t *c)
 /* The cache of obj when it is a live slot of a sound slab of x (*slab,
  * *slot), else NULL: anything unexpected is left to the locked paths,
  * which tell a damaged header, a bad pointer and a double free apart. A
- * live slot keeps its slab, so the header read here stays valid. Under
- * this CPU's front lock (kh_index_find_unlocked). */
+ * live slot keeps its slab, so the header read here stays valid. Inside
+ * this CPU's front (kh_index_find_unlocked). */
 static kmem_cache_t *kh_front_lookup(kmem_index_t *x, const void *obj, kh_slab_t **slab,
                                      size_t *slot)
 {
@@ -448,7 +448,7 @@ mm_status_t kmem_cache_get_stats(kmem_cache_t *cache, kmem_cache_stats_t *out)
     if (!kh_cache_ready(cache))
         return MM_ERR_STATE;
     kh_cache_stats(cache, out);
-    /* Read without the fronts' locks: exact when no CPU is allocating or
+    /* Read without holding the fronts: exact when no CPU is allocating or
      * freeing from this cache, a close estimate otherwise. */
     kh_front_t **all = __atomic_load_n(&cache->index->fronts, __ATOMIC_ACQUIRE);
     for (unsigned cpu = 0; all != NULL && cpu < HADRON_MM_MAX_CPUS; cpu++) {
