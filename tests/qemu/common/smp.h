@@ -54,6 +54,16 @@ void smp_start(void);
 /* Runs fn(arg) on CPU `cpu` (online, not the caller's); returns once it
  * started. */
 void smp_run_on(unsigned cpu, void (*fn)(void *), void *arg);
+/* Gives CPU pc fn(arg) as its next work (its idle loop runs it: the arch's
+ * smp_run_on then wakes it); the sequence number it will report done. */
+static inline uint32_t smp_post_work(percpu_t *pc, void (*fn)(void *), void *arg)
+{
+    pc->work = fn;
+    pc->work_arg = arg;
+    uint32_t seq = pc->work_seq + 1;
+    __atomic_store_n(&pc->work_seq, seq, __ATOMIC_RELEASE);
+    return seq;
+}
 /* On CPU pc, in its idle loop: runs the work smp_run_on gave it, if any,
  * and reports it done. Whether there was some. */
 static inline bool smp_run_pending(percpu_t *pc)

@@ -104,10 +104,7 @@ static void sev(void)
 void smp_run_on(unsigned cpu, void (*fn)(void *), void *arg)
 {
     percpu_t *pc = &smp_percpu[cpu];
-    pc->work = fn;
-    pc->work_arg = arg;
-    uint32_t seq = pc->work_seq + 1;
-    __atomic_store_n(&pc->work_seq, seq, __ATOMIC_RELEASE);
+    uint32_t seq = smp_post_work(pc, fn, arg);
     sev();
     while (pc->work != NULL && __atomic_load_n(&pc->work_done, __ATOMIC_ACQUIRE) != seq)
         cpu_relax();

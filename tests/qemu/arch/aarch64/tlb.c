@@ -42,54 +42,62 @@ static uint64_t tlbi_operand(mm_asid_t asid, mm_vaddr_t va)
     return ((uint64_t)asid << 48) | ((va >> 12) & ((UINT64_C(1) << 44) - 1));
 }
 
+/* Around a batch of TLBIs, for the inner-shareable domain (every CPU) or
+ * this CPU alone: table stores visible to the walkers first, then the
+ * invalidations complete, then this CPU's instruction stream resynced. */
+static void tlbi_begin(bool broadcast)
+{
+    if (broadcast)
+        dsb_ishst();
+    else
+        __asm__ __volatile__("dsb nshst" : : : "memory");
+}
+
+static void tlbi_end(bool broadcast)
+{
+    if (broadcast)
+        dsb_ish();
+    else
+        __asm__ __volatile__("dsb nsh" : : : "memory");
+    isb();
+}
+
 void mm_hook_tlb_flush_pages(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
                              size_t count)
 {
     hook_tlb_page_calls++;
-    if (smp_flush_is_remote(cpus)) {
-        dsb_ishst();
-        for (size_t i = 0; i < count; i++) {
-            uint64_t op = tlbi_operand(asid, pages[i]);
-            if (asid == MM_ASID_KERNEL)
-                __asm__ __volatile__("tlbi vaae1is, %0" : : "r"(op) : "memory");
-            else
-                __asm__ __volatile__("tlbi vae1is, %0" : : "r"(op) : "memory");
-        }
-        dsb_ish();
-    } else {
-        __asm__ __volatile__("dsb nshst" : : : "memory");
-        for (size_t i = 0; i < count; i++) {
-            uint64_t op = tlbi_operand(asid, pages[i]);
-            if (asid == MM_ASID_KERNEL)
-                __asm__ __volatile__("tlbi vaae1, %0" : : "r"(op) : "memory");
-            else
-                __asm__ __volatile__("tlbi vae1, %0" : : "r"(op) : "memory");
-        }
-        __asm__ __volatile__("dsb nsh" : : : "memory");
+    bool is = smp_flush_is_remote(cpus);
+    tlbi_begin(is);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t op = tlbi_operand(asid, pages[i]);
+        if (asid == MM_ASID_KERNEL && is)
+            __asm__ __volatile__("tlbi vaae1is, %0" : : "r"(op) : "memory");
+        else if (asid == MM_ASID_KERNEL)
+            __asm__ __volatile__("tlbi vaae1, %0" : : "r"(op) : "memory");
+        else if (is)
+            __asm__ __volatile__("tlbi vae1is, %0" : : "r"(op) : "memory");
+        else
+            __asm__ __volatile__("tlbi vae1, %0" : : "r"(op) : "memory");
     }
-    isb();
+    tlbi_end(is);
 }
 
 void mm_hook_tlb_flush_all(mm_asid_t asid, const mm_cpuset_t *cpus, bool include_global)
 {
     hook_tlb_all_calls++;
     bool every = include_global || asid == MM_ASID_KERNEL;
-    if (smp_flush_is_remote(cpus)) {
-        dsb_ishst();
-        if (every)
-            __asm__ __volatile__("tlbi vmalle1is" : : : "memory");
-        else
-            __asm__ __volatile__("tlbi aside1is, %0" : : "r"((uint64_t)asid << 48) : "memory");
-        dsb_ish();
-    } else {
-        __asm__ __volatile__("dsb nshst" : : : "memory");
-        if (every)
-            __asm__ __volatile__("tlbi vmalle1" : : : "memory");
-        else
-            __asm__ __volatile__("tlbi aside1, %0" : : "r"((uint64_t)asid << 48) : "memory");
-        __asm__ __volatile__("dsb nsh" : : : "memory");
-    }
-    isb();
+    bool is = smp_flush_is_remote(cpus);
+    uint64_t op = (uint64_t)asid << 48;
+    tlbi_begin(is);
+    if (every && is)
+        __asm__ __volatile__("tlbi vmalle1is" : : : "memory");
+    else if (every)
+        __asm__ __volatile__("tlbi vmalle1" : : : "memory");
+    else if (is)
+        __asm__ __volatile__("tlbi aside1is, %0" : : "r"(op) : "memory");
+    else
+        __asm__ __volatile__("tlbi aside1, %0" : : "r"(op) : "memory");
+    tlbi_end(is);
 }
 
 /* Root 0 means "no user half" (vmm_switch_to_kernel beside a separate
@@ -122,8 +130,7 @@ void mm_hook_switch_root(mm_paddr_t root, mm_asid_t asid)
 void mm_hook_asid_retire(mm_asid_t asid)
 {
     hook_asid_retires++;
-    dsb_ishst();
+    tlbi_begin(true);
     __asm__ __volatile__("tlbi aside1is, %0" : : "r"((uint64_t)asid << 48) : "memory");
-    dsb_ish();
-    isb();
+    tlbi_end(true);
 }

@@ -123,6 +123,26 @@ static bool take_credit(percpu_t *pc)
     return false;
 }
 
+/* Waits until CPU c's handler answered a request (answered(pc, want)),
+ * sending the NMI again now and then. Under TCG an NMI that finds the
+ * target's NMIs blocked can stay undelivered after the blocking ends,
+ * until the vCPU next looks at its interrupts: a new NMI makes it look.
+ * Handlers run a request once, however many NMIs come. */
+static void await_answer(unsigned c, bool (*answered)(const percpu_t *pc, uint32_t want),
+                         uint32_t want, const char *request)
+{
+    percpu_t *pc = &smp_percpu[c];
+    for (unsigned long i = 1; !answered(pc, want); i++) {
+        if (i % 20000 == 0)
+            send_nmi(pc);
+        /* The watchdog catches a CPU that never answers; this bound is a
+         * last resort far beyond it. */
+        if (i == 4000000000ul)
+            tap_bail("CPU %u never answered a %s", c, request);
+        __builtin_ia32_pause();
+    }
+}
+
 /* ---- the shootdown ----------------------------------------------------- */
 static atomic_flag shoot_lock = ATOMIC_FLAG_INIT;
 static struct {
@@ -172,6 +192,12 @@ bool smp_nmi(void)
     return true;
 }
 
+static bool shootdown_done(const percpu_t *pc, uint32_t unused)
+{
+    (void)unused;
+    return __atomic_load_n(&pc->shoot_pending, __ATOMIC_ACQUIRE) == 0;
+}
+
 void smp_shootdown(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pages,
                    size_t count, bool all, bool global)
 {
@@ -197,21 +223,8 @@ void smp_shootdown(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pa
         smp_remote_sent++;
     }
     for (unsigned c = 0; c < SMP_MAX_CPUS; c++)
-        for (unsigned long i = 1; sent[c] && __atomic_load_n(&smp_percpu[c].shoot_pending,
-                                                             __ATOMIC_ACQUIRE);
-             i++) {
-            /* Under TCG an NMI that finds the target's NMIs blocked can
-             * stay undelivered after the blocking ends, until the vCPU
-             * next looks at its interrupts: a new NMI makes it look. The
-             * handler runs a request once, however many NMIs come. */
-            if (i % 20000 == 0)
-                send_nmi(&smp_percpu[c]);
-            /* The watchdog catches a CPU that never answers; this bound
-             * is a last resort far beyond it. */
-            if (i == 4000000000ul)
-                tap_bail("CPU %u never acknowledged a TLB shootdown", c);
-            __builtin_ia32_pause();
-        }
+        if (sent[c])
+            await_answer(c, shootdown_done, 0, "TLB shootdown");
     atomic_flag_clear_explicit(&shoot_lock, memory_order_release);
 }
 
@@ -221,6 +234,11 @@ void smp_shootdown(mm_asid_t asid, const mm_cpuset_t *cpus, const mm_vaddr_t *pa
  * deadlock with a CPU spinning on a lock the caller holds. Requests are
  * counted per CPU, so concurrent callers need no lock. */
 unsigned long smp_barriers;
+
+static bool barrier_done(const percpu_t *pc, uint32_t want)
+{
+    return (int32_t)(__atomic_load_n(&pc->arch.barrier_done, __ATOMIC_ACQUIRE) - want) >= 0;
+}
 
 bool mm_hook_cpu_barrier(void)
 {
@@ -239,16 +257,8 @@ bool mm_hook_cpu_barrier(void)
         sent[c] = true;
     }
     for (unsigned c = 0; c < SMP_MAX_CPUS; c++)
-        for (unsigned long i = 1;
-             sent[c] && (int32_t)(__atomic_load_n(&smp_percpu[c].arch.barrier_done,
-                                                  __ATOMIC_ACQUIRE) - want[c]) < 0;
-             i++) {
-            if (i % 20000 == 0) /* see smp_shootdown */
-                send_nmi(&smp_percpu[c]);
-            if (i == 4000000000ul)
-                tap_bail("CPU %u never answered a barrier request", c);
-            __builtin_ia32_pause();
-        }
+        if (sent[c])
+            await_answer(c, barrier_done, want[c], "barrier request");
     return true;
 }
 
@@ -256,10 +266,7 @@ bool mm_hook_cpu_barrier(void)
 void smp_run_on(unsigned cpu, void (*fn)(void *), void *arg)
 {
     percpu_t *pc = &smp_percpu[cpu];
-    pc->work = fn;
-    pc->work_arg = arg;
-    uint32_t seq = pc->work_seq + 1;
-    __atomic_store_n(&pc->work_seq, seq, __ATOMIC_RELEASE);
+    uint32_t seq = smp_post_work(pc, fn, arg);
     /* An NMI that lands between the CPU's look at work_seq and its HLT is
      * lost: send again until the work is taken. */
     for (;;) {
