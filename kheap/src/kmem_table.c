@@ -135,10 +135,15 @@ uintptr_t *kh_index_drop(kmem_index_t *x)
 
 void kh_index_retire(kmem_index_t *x, uintptr_t *table)
 {
+    /* Every locked free and every spill comes here, almost always with
+     * nothing to do: no lock for that. The list is read without the lock;
+     * whoever adds to it tries a hold itself. */
+    if (table == NULL && __atomic_load_n(&x->retired, __ATOMIC_RELAXED) == NULL)
+        return;
     mm_irqflags_t f = mm_spin_lock_irqsave(&x->lock);
     if (table != NULL) {
         KH_TABLE_LINK(table) = (uintptr_t)x->retired;
-        x->retired = table;
+        __atomic_store_n(&x->retired, table, __ATOMIC_RELAXED);
     }
     bool waiting = x->retired != NULL;
     mm_spin_unlock_irqrestore(&x->lock, f);
@@ -149,7 +154,7 @@ void kh_index_retire(kmem_index_t *x, uintptr_t *table)
         return;
     f = mm_spin_lock_irqsave(&x->lock);
     uintptr_t *list = x->retired;
-    x->retired = NULL;
+    __atomic_store_n(&x->retired, NULL, __ATOMIC_RELAXED);
     mm_spin_unlock_irqrestore(&x->lock, f);
     kh_fronts_release(x);
     while (list != NULL) {
