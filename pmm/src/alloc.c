@@ -1,7 +1,7 @@
 /*
  * hadron-mm pmm: single-frame allocation.
  */
-#include "pmm_internal.h"
+#include "pcp_fast.h"
 
 mm_status_t pmm_alloc_one_locked(pmm_t *p, uint64_t hi, uint64_t *frame)
 {
@@ -27,7 +27,7 @@ mm_status_t pmm_alloc_one_locked(pmm_t *p, uint64_t hi, uint64_t *frame)
             return MM_ERR_NOMEM;
     }
     pmm_set_used_locked(p, f);
-    pmm_held_mark(p, f);
+    pmm_held_mark(p, f, 0);
     p->free_frames--;
 #if HADRON_MM_PMM_POISON
     pmm_poison_verify_locked(p, f, f + 1);
@@ -36,20 +36,17 @@ mm_status_t pmm_alloc_one_locked(pmm_t *p, uint64_t hi, uint64_t *frame)
     return MM_OK;
 }
 
-/* Interrupts off, no lock held: one frame from the bitmap; when it has
- * none, every cache is drained into it first (all cache locks held, so
- * "no memory" means no CPU held a free frame at that moment). */
-static mm_status_t alloc_locked_path(pmm_t *p, uint64_t *f)
+/* No lock held, interrupts as the caller left them: the bitmap had no
+ * frame, so every cache is drained into it first (the caches held, so "no
+ * memory" means no CPU held a free frame at that moment). */
+static mm_status_t alloc_after_draining(pmm_t *p, uint64_t *f)
 {
-    mm_spin_lock(&p->lock);
-    mm_status_t st = pmm_alloc_one_locked(p, PMM_NONE, f);
-    mm_spin_unlock(&p->lock);
-    if (st != MM_ERR_NOMEM || pmm_pcp_total(p) == 0)
-        return st;
-    pmm_pcp_lock_all(p);
+    mm_irqflags_t flags;
+    if (pmm_pcp_total(p) == 0 || !pmm_pcp_lock_all(p, &flags))
+        return MM_ERR_NOMEM;
     pmm_pcp_drain_all_locked(p, 0, p->span_frames);
-    st = pmm_alloc_one_locked(p, PMM_NONE, f);
-    pmm_pcp_unlock_all(p);
+    mm_status_t st = pmm_alloc_one_locked(p, PMM_NONE, f);
+    pmm_pcp_unlock_all(p, flags);
     return st;
 }
 
@@ -63,9 +60,14 @@ mm_status_t pmm_alloc(pmm_t *pmm, mm_paddr_t *out)
     mm_status_t st = MM_OK;
     mm_irqflags_t flags = mm_hook_irq_save();
     pmm_pcp_t *c = pmm_pcp_mine(pmm);
-    if (c == NULL || !pmm_pcp_alloc(pmm, c, &f))
-        st = alloc_locked_path(pmm, &f);
+    if (c == NULL || !pmm_pcp_alloc(pmm, c, &f)) {
+        mm_spin_lock(&pmm->lock);
+        st = pmm_alloc_one_locked(pmm, PMM_NONE, &f);
+        mm_spin_unlock(&pmm->lock);
+    }
     mm_hook_irq_restore(flags);
+    if (st == MM_ERR_NOMEM)
+        st = alloc_after_draining(pmm, &f);
     if (st == MM_OK)
         *out = f << MM_PAGE_SHIFT;
     return st;

@@ -23,8 +23,6 @@ static const char *check_tree(const pmm_tree_t *t, const char *what)
     return NULL;
 }
 
-static const char cached_mismatch[] = "the caches do not hold exactly the cached frames";
-
 /* Every cache entry is a cached frame (managed, neither free nor held),
  * no cache repeats one, and together they hold exactly the frames in that
  * state: so no cached frame is lost and none is in two caches unless one
@@ -52,7 +50,7 @@ static const char *check_caches(const pmm_t *p, uint64_t cached_n)
         }
     }
     if (total != cached_n)
-        return cached_mismatch;
+        return "the caches do not hold exactly the cached frames";
     return NULL;
 }
 
@@ -68,6 +66,8 @@ static const char *check_locked(const pmm_t *p)
         if (he & fr)
             return "a frame is both free and allocated";
         cached_n += (uint64_t)__builtin_popcountll(us & ~fr & ~he);
+        if (pmm_group_owner(p, w << 6) == 0 && *pmm_held_own(p, w) != 0)
+            return "a held word's owner half is written in a group no CPU owns";
 #if HADRON_MM_PMM_POISON
         if (p->poison_bm[w] & ~fr)
             return "a poisoned frame is not free";
@@ -144,23 +144,13 @@ mm_status_t pmm_check(pmm_t *pmm, const char **why)
         return MM_ERR_INVALID;
     if (!pmm_ready(pmm))
         return MM_ERR_STATE;
-    /* Every cache locked too: the check compares the caches with the
-     * bitmaps, so no frame may move between them meanwhile. */
-    mm_irqflags_t flags = mm_hook_irq_save();
-    pmm_pcp_lock_all(pmm);
+    /* The caches held too: the check compares them with the bitmaps, so no
+     * frame may move between them meanwhile. */
+    mm_irqflags_t flags;
+    if (!pmm_pcp_lock_all(pmm, &flags))
+        return MM_ERR_UNSUPPORTED;
     const char *broken = check_locked(pmm);
-    /* A frame whose lock-free free lost the race with this lock_all is in
-     * no cache while its held bit is briefly clear: it counts as cached
-     * and the totals differ. Each CPU can do that once per lock_all, so
-     * wait for it to finish and look again; only a frame that stays
-     * "cached in no cache" is damage. */
-    for (unsigned tries = 0;
-         broken == cached_mismatch && tries < HADRON_MM_MAX_CPUS; tries++) {
-        pmm_pcp_wait_idle(pmm);
-        broken = check_locked(pmm);
-    }
-    pmm_pcp_unlock_all(pmm);
-    mm_hook_irq_restore(flags);
+    pmm_pcp_unlock_all(pmm, flags);
     if (why != NULL)
         *why = broken;
     return broken == NULL ? MM_OK : MM_ERR_CORRUPT;

@@ -145,19 +145,16 @@ mm_status_t pmm_alloc_contig(pmm_t *pmm, size_t count, size_t align_frames, mm_p
         return pmm_alloc(pmm, out);
 
     uint64_t f = PMM_NONE;
-    mm_irqflags_t flags = mm_hook_irq_save();
-    mm_spin_lock(&pmm->lock);
+    mm_irqflags_t flags = mm_spin_lock_irqsave(&pmm->lock);
     mm_status_t st = contig_locked(pmm, count, align_frames, hi, &f);
-    mm_spin_unlock(&pmm->lock);
-    if (st == MM_ERR_NOMEM && pmm_pcp_total(pmm) != 0) {
+    mm_spin_unlock_irqrestore(&pmm->lock, flags);
+    if (st == MM_ERR_NOMEM && pmm_pcp_total(pmm) != 0 && pmm_pcp_lock_all(pmm, &flags)) {
         /* Cached frames may complete a run: drain every cache, then search
          * again under the same hold. */
-        pmm_pcp_lock_all(pmm);
         pmm_pcp_drain_all_locked(pmm, 0, pmm->span_frames);
         st = contig_locked(pmm, count, align_frames, hi, &f);
-        pmm_pcp_unlock_all(pmm);
+        pmm_pcp_unlock_all(pmm, flags);
     }
-    mm_hook_irq_restore(flags);
     if (st == MM_OK)
         *out = f << MM_PAGE_SHIFT;
     return st;

@@ -6,7 +6,7 @@
  * contract asks): a bad free is a memory-safety bug in the caller even
  * though the allocator survives it.
  */
-#include "pmm_internal.h"
+#include "pcp_fast.h"
 
 static void warn(mm_status_t st, uint64_t addr)
 {
@@ -71,10 +71,12 @@ mm_status_t pmm_free(pmm_t *pmm, mm_paddr_t frame)
     }
     /* The frame's held word is usually a cache miss; start it now so it
      * overlaps taking the lock. */
-    __builtin_prefetch(&pmm->held_bm[f >> 6], 1);
+    __builtin_prefetch(&pmm->held_bm[2 * (f >> 6)], 1);
     mm_irqflags_t flags = mm_hook_irq_save();
     pmm_pcp_t *c = pmm_pcp_mine(pmm);
-    mm_status_t st = c != NULL ? pmm_pcp_free(pmm, c, f) : free_locked_path(pmm, f);
+    mm_status_t st;
+    if (c == NULL || !pmm_pcp_free(pmm, c, f, &st))
+        st = free_locked_path(pmm, f);
     mm_hook_irq_restore(flags);
     if (st != MM_OK)
         warn(st, frame);

@@ -1,6 +1,8 @@
 /*
  * hadron-mm pmm: range operations on the held bitmap (see pmm_internal.h
- * for what "held" means and why its bits change only atomically).
+ * for what "held" means and who may write which half of a held word). A
+ * range is only ever taken from or given to the bitmap, never a cache, so
+ * its bits all change in the remote half.
  */
 #include "pmm_internal.h"
 
@@ -17,8 +19,8 @@ void pmm_held_mark_range(pmm_t *p, uint64_t f0, uint64_t f1)
 {
     for (uint64_t w = f0 >> 6; w <= (f1 - 1) >> 6; w++) {
         uint64_t m = word_mask(w, f0, f1);
-        uint64_t old = __atomic_fetch_or(&p->held_bm[w], m, __ATOMIC_RELAXED);
-        MM_ASSERT((old & m) == 0);
+        uint64_t old = __atomic_fetch_xor(pmm_held_remote(p, w), m, __ATOMIC_RELAXED);
+        MM_ASSERT(((old ^ __atomic_load_n(pmm_held_own(p, w), __ATOMIC_RELAXED)) & m) == 0);
         (void)old;
     }
 }
@@ -38,16 +40,22 @@ bool pmm_held_take_range(pmm_t *p, uint64_t f0, uint64_t f1)
 {
     for (uint64_t w = f0 >> 6; w <= (f1 - 1) >> 6; w++) {
         uint64_t m = word_mask(w, f0, f1);
-        uint64_t old = __atomic_fetch_and(&p->held_bm[w], ~m, __ATOMIC_RELAXED);
-        if ((old & m) != m) {
-            /* Another CPU freed one of these frames between the caller's
-             * validation and here: put back what this call cleared, so the
-             * frames stay held by whoever the other free left them to. */
-            __atomic_fetch_or(&p->held_bm[w], old & m, __ATOMIC_RELAXED);
-            for (uint64_t v = f0 >> 6; v < w; v++)
-                __atomic_fetch_or(&p->held_bm[v], word_mask(v, f0, f1), __ATOMIC_RELAXED);
-            return false;
-        }
+        uint64_t *remote = pmm_held_remote(p, w);
+        uint64_t o = __atomic_load_n(pmm_held_own(p, w), __ATOMIC_RELAXED);
+        uint64_t r = __atomic_load_n(remote, __ATOMIC_RELAXED);
+        do {
+            if (((o ^ r) & m) != m) {
+                /* Another CPU freed one of these frames between the
+                 * caller's validation and here: the words already cleared
+                 * become held again, so the frames stay held by whoever
+                 * the other free left them to. */
+                for (uint64_t v = f0 >> 6; v < w; v++)
+                    __atomic_fetch_xor(pmm_held_remote(p, v), word_mask(v, f0, f1),
+                                       __ATOMIC_RELAXED);
+                return false;
+            }
+        } while (!__atomic_compare_exchange_n(remote, &r, r ^ m, true, __ATOMIC_RELAXED,
+                                              __ATOMIC_RELAXED));
     }
     return true;
 }

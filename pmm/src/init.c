@@ -148,13 +148,15 @@ static uint64_t *carve(uint64_t va, uint64_t *off, uint64_t words)
 typedef struct pmm_shape {
     uint64_t span_frames, words, chunks;
     uint64_t *bm, *poison_bm, *held_bm;
+    _Atomic uint16_t *held_owner;
     pmm_tree_t any, full;
     uint16_t *chunk_run;
 } pmm_shape_t;
 
 /* Carves the metadata of a span into arrays at `va` (0: sizes only) and
- * returns its size in bytes. Order: free, usable, [poison], held bitmaps,
- * the free-summary levels, the full-word levels, the chunk bounds. */
+ * returns its size in bytes. Order: free, usable, [poison], held bitmaps
+ * (own and remote word pairs), the held groups' owners, the free-summary
+ * levels, the full-word levels, the chunk bounds. */
 static uint64_t layout(pmm_shape_t *n, uint64_t span, uint64_t va)
 {
     uint64_t off = 0;
@@ -167,7 +169,9 @@ static uint64_t layout(pmm_shape_t *n, uint64_t span, uint64_t va)
 #else
     n->poison_bm = NULL;
 #endif
-    n->held_bm = carve(va, &off, n->words);
+    n->held_bm = carve(va, &off, 2 * n->words);
+    uint64_t groups = (span + (1u << PMM_GROUP_SHIFT) - 1) >> PMM_GROUP_SHIFT;
+    n->held_owner = (_Atomic uint16_t *)carve(va, &off, (groups + 3) / 4);
 
     n->any.lvl[0] = n->bm;
     n->any.words[0] = n->words;
@@ -314,6 +318,7 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pm
     n->bm = sh.bm;
     n->poison_bm = sh.poison_bm;
     n->held_bm = sh.held_bm;
+    n->held_owner = sh.held_owner;
     n->any = sh.any;
     n->full = sh.full;
     n->chunk_run = sh.chunk_run;

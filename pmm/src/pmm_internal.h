@@ -249,35 +249,95 @@ static inline void pmm_set_used_locked(pmm_t *p, uint64_t f)
  *     cached     usable 1  free 0  held 0  in some CPU's cache
  *     held       usable 1  free 0  held 1  allocated to a caller
  *
- * Only a held frame may be freed, and clearing its held bit with one atomic
- * read-modify-write is what decides it: of two frees of one frame (a double
- * free, on one CPU or two, through a cache or the locked path) exactly one
- * sees the bit set. (A lock-free cached free that loses a race with a
- * drainer clears the bit and sets it back: pcp.c.) So a frame sitting in a cache is caught on its second
- * free without looking at any cache. Free bits keep their plain, locked
- * accesses; held bits are only touched atomically because the cached fast
- * paths change them under a CPU's cache lock, not the instance lock. */
+ * Only a held frame may be freed, and one atomic compare-and-swap that
+ * finds the bit set and clears it is what decides it: of two frees of one
+ * frame (a double free, on one CPU or two, through a cache or the locked
+ * path) exactly one succeeds, and the refused one writes nothing. So a
+ * frame sitting in a cache is caught on its second free without looking at
+ * any cache.
+ *
+ * Each held word is a pair. held_bm[2w] ("own") is written with plain
+ * stores, and only by the CPU owning the word's group of 512 frames
+ * (held_owner: set once, by the first CPU to allocate one of the group's
+ * frames from its cache), from inside its cache, when it allocates
+ * one of the group's frames from its cache. held_bm[2w+1] ("remote") is
+ * changed by atomic operations only, by everything else: every free, an
+ * allocation on the locked path or of another group's frame. A frame is
+ * held when its bits in the two differ. The owner's store cannot undo a
+ * remote change (different words), and while a frame is cached nobody may
+ * change its bits but the CPU allocating it, so a CPU's allocation of its
+ * own frames executes no locked instruction, and each free exactly one. */
+
+#define PMM_GROUP_SHIFT 9 /* frames per owner group: a cache line of held words */
+
+static inline uint64_t *pmm_held_own(const pmm_t *p, uint64_t w)
+{
+    return &p->held_bm[2 * w];
+}
+
+static inline uint64_t *pmm_held_remote(const pmm_t *p, uint64_t w)
+{
+    return &p->held_bm[2 * w + 1];
+}
 
 static inline uint64_t pmm_held_word(const pmm_t *p, uint64_t w)
 {
-    return __atomic_load_n(&p->held_bm[w], __ATOMIC_RELAXED);
+    return __atomic_load_n(pmm_held_own(p, w), __ATOMIC_RELAXED) ^
+           __atomic_load_n(pmm_held_remote(p, w), __ATOMIC_RELAXED);
 }
 
-/* Frame f (free or cached, so its bit is clear) goes to a caller. */
-static inline void pmm_held_mark(pmm_t *p, uint64_t f)
+static inline unsigned pmm_group_owner(const pmm_t *p, uint64_t f)
 {
-    uint64_t old = __atomic_fetch_or(&p->held_bm[f >> 6], pmm_bit(f), __ATOMIC_RELAXED);
-    MM_ASSERT((old & pmm_bit(f)) == 0);
-    (void)old;
+    return atomic_load_explicit(&p->held_owner[f >> PMM_GROUP_SHIFT], memory_order_relaxed);
 }
 
-/* The caller gives frame f back: true when it was held (the bit is now
- * clear), false when it was not (nothing changed: a double free, or never
+/* Whether the CPU tagged `tag` (inside its cache) owns f's group, taking
+ * it when nobody does: one compare-and-swap per group in the instance's
+ * lifetime, after which that CPU alone writes the group's own halves. */
+static inline bool pmm_group_mine(pmm_t *p, uint64_t f, unsigned tag)
+{
+    _Atomic uint16_t *owner = &p->held_owner[f >> PMM_GROUP_SHIFT];
+    uint16_t o = atomic_load_explicit(owner, memory_order_relaxed);
+    if (o == 0 && atomic_compare_exchange_strong_explicit(owner, &o, (uint16_t)tag,
+                                                          memory_order_relaxed,
+                                                          memory_order_relaxed))
+        return true;
+    return o == tag;
+}
+
+/* Frame f (free or cached, so not held) goes to a caller. `tag`: the
+ * calling CPU's cache tag when it runs inside its cache, else 0. */
+static inline void pmm_held_mark(pmm_t *p, uint64_t f, unsigned tag)
+{
+    uint64_t w = f >> 6, bit = pmm_bit(f);
+    uint64_t *own = pmm_held_own(p, w);
+    if (tag != 0 && pmm_group_mine(p, f, tag)) {
+        uint64_t o = __atomic_load_n(own, __ATOMIC_RELAXED);
+        MM_ASSERT(((o ^ __atomic_load_n(pmm_held_remote(p, w), __ATOMIC_RELAXED)) & bit) == 0);
+        __atomic_store_n(own, o ^ bit, __ATOMIC_RELAXED);
+        return;
+    }
+    uint64_t r = __atomic_fetch_xor(pmm_held_remote(p, w), bit, __ATOMIC_RELAXED);
+    MM_ASSERT(((r ^ __atomic_load_n(own, __ATOMIC_RELAXED)) & bit) == 0);
+    (void)r;
+}
+
+/* The caller gives frame f back: true when it was held (now it is not),
+ * false when it was not (nothing written: a double free, or never
  * allocated). */
 static inline bool pmm_held_take(pmm_t *p, uint64_t f)
 {
-    uint64_t old = __atomic_fetch_and(&p->held_bm[f >> 6], ~pmm_bit(f), __ATOMIC_RELAXED);
-    return (old & pmm_bit(f)) != 0;
+    uint64_t w = f >> 6, bit = pmm_bit(f);
+    uint64_t *remote = pmm_held_remote(p, w);
+    /* A held frame's own bit is constant: only a cached frame's changes. */
+    uint64_t o = __atomic_load_n(pmm_held_own(p, w), __ATOMIC_RELAXED);
+    uint64_t r = __atomic_load_n(remote, __ATOMIC_RELAXED);
+    do {
+        if (((o ^ r) & bit) == 0)
+            return false;
+    } while (!__atomic_compare_exchange_n(remote, &r, r ^ bit, true, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
+    return true;
 }
 
 /* Frames [f0, f1) (just taken from the bitmap) go to a caller. */
@@ -362,10 +422,11 @@ uint64_t pmm_find_run_locked(pmm_t *p, const pmm_req_t *rq);
 
 /* ---- per-CPU caches (pcp.c) --------------------------------------------- */
 
-/* Lock order: one CPU's cache lock, then the instance lock. A path that
- * needs several cache locks (pmm_pcp_lock_all) takes them in ascending CPU
- * order, then the instance lock; nobody takes a cache lock while holding
- * the instance lock. */
+/* A CPU uses its own cache with no lock; a context that must see or change
+ * caches holds them all first (pmm_pcp_lock_all), then takes the instance
+ * lock. Inside its cache a CPU may take the instance lock (a batch); a
+ * holder waits for the CPUs before it takes the instance lock, and nobody
+ * holds the caches while holding the instance lock. */
 
 /* The cache of the CPU running with interrupts off, or NULL when the CPU
  * index is out of range (the locked path). */
@@ -380,35 +441,24 @@ static inline uint32_t pmm_pcp_count(const pmm_pcp_t *c)
     return atomic_load_explicit(&c->count, memory_order_relaxed);
 }
 
-/* Frames in all caches; exact when every cache lock is held, otherwise a
- * sum of per-CPU snapshots (each exact at its own read). O(CPUs). */
+/* Frames in all caches; exact while the caches are held, otherwise a sum
+ * of per-CPU snapshots (each exact at its own read). O(CPUs). */
 uint64_t pmm_pcp_total(const pmm_t *p);
 
 /* Sets up every cache of a new instance (empty, refills spread over the
  * span so CPUs start on different bitmap words). */
 void pmm_pcp_init(pmm_t *p);
 
-/* Cached allocation on cache c (interrupts off): pops a frame, refilling
- * from the bitmap first when empty. False when the bitmap had nothing to
- * refill from either (then the caller drains every cache). */
-bool pmm_pcp_alloc(pmm_t *p, pmm_pcp_t *c, uint64_t *frame);
+/* pmm_pcp_alloc and pmm_pcp_free, the common path: pcp_fast.h. */
 
-/* Cached free of frame f (< span) on cache c, c being the calling CPU's
- * (interrupts off); no lock unless a drainer holds the cache or it is
- * full. MM_OK, or MM_ERR_DOUBLE_FREE / MM_ERR_NOT_USABLE with nothing
- * changed. */
-mm_status_t pmm_pcp_free(pmm_t *p, pmm_pcp_t *c, uint64_t f);
-
-/* Every cache lock in ascending order, then the instance lock (interrupts
- * already off); the reverse. While they are held no frame moves. */
-void pmm_pcp_lock_all(pmm_t *p);
-void pmm_pcp_unlock_all(pmm_t *p);
-
-/* Under pmm_pcp_lock_all, after reading a held bit that may have been
- * cleared by a lock-free free still in flight (a frame that looks cached
- * but is in no cache): returns once every such free is over, its frame
- * back to held. At most one per CPU per pmm_pcp_lock_all (pcp.c). */
-void pmm_pcp_wait_idle(pmm_t *p);
+/* Holds every cache out of use (waiting for each CPU to leave its own),
+ * then disables interrupts into *flags and takes the instance lock: no
+ * frame moves until pmm_pcp_unlock_all. Called with no hadron-mm lock
+ * held, interrupts as the PMM's caller left them. False, with nothing
+ * held, when the caches cannot be held from here: the barrier hook
+ * refused, or the caller interrupted its CPU inside that CPU's cache. */
+bool pmm_pcp_lock_all(pmm_t *p, mm_irqflags_t *flags);
+void pmm_pcp_unlock_all(pmm_t *p, mm_irqflags_t flags);
 
 /* Under pmm_pcp_lock_all: gives every cached frame (only those in
  * [f0, f1)) back to the bitmap. Returns how many. */

@@ -61,37 +61,25 @@ mm_status_t pmm_reserve(pmm_t *pmm, mm_paddr_t base, uint64_t length)
     /* Outward: reserving a byte reserves its frame. */
     uint64_t f0 = base >> MM_PAGE_SHIFT, f1 = (last >> MM_PAGE_SHIFT) + 1;
 
-    mm_irqflags_t flags = mm_hook_irq_save();
-    mm_spin_lock(&pmm->lock);
+    mm_irqflags_t flags = mm_spin_lock_irqsave(&pmm->lock);
     mm_status_t st = reserve_refusal(pmm, f0, f1);
     bool cached = st == MM_OK && any_cached(pmm, f0, f1);
     if (st == MM_OK && !cached)
         reserve_locked(pmm, f0, f1);
-    mm_spin_unlock(&pmm->lock);
-    if (cached) {
-        /* Cached frames are free memory: take them out of their caches,
-         * with every cache locked so none comes back, and decide again
-         * (another CPU may have allocated in the range meanwhile). */
-        pmm_pcp_lock_all(pmm);
-        for (unsigned tries = 0;; tries++) {
-            st = reserve_refusal(pmm, f0, f1);
-            if (st != MM_OK)
-                break;
-            pmm_pcp_drain_all_locked(pmm, f0, f1);
-            /* Drained, a frame can still look cached: one whose lock-free
-             * free is losing its race with this lock_all (pcp.c). It goes
-             * back to held; once every such free is over, decide again.
-             * That happens at most once per CPU; past that it is damage,
-             * which reserve_locked's assertion reports. */
-            if (tries == HADRON_MM_MAX_CPUS || !any_cached(pmm, f0, f1)) {
-                reserve_locked(pmm, f0, f1);
-                break;
-            }
-            pmm_pcp_wait_idle(pmm);
-        }
-        pmm_pcp_unlock_all(pmm);
+    mm_spin_unlock_irqrestore(&pmm->lock, flags);
+    if (!cached)
+        return st;
+    /* Cached frames are free memory: take them out of their caches, with
+     * the caches held so none comes back, and decide again (another CPU
+     * may have allocated in the range meanwhile). */
+    if (!pmm_pcp_lock_all(pmm, &flags))
+        return MM_ERR_UNSUPPORTED;
+    st = reserve_refusal(pmm, f0, f1);
+    if (st == MM_OK) {
+        pmm_pcp_drain_all_locked(pmm, f0, f1);
+        reserve_locked(pmm, f0, f1);
     }
-    mm_hook_irq_restore(flags);
+    pmm_pcp_unlock_all(pmm, flags);
     return st;
 }
 

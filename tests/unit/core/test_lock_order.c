@@ -77,20 +77,20 @@ Test(lock_order, a_family_nests_upwards_in_address_only)
 {
     static mm_spinlock_t cache[3];
     for (int i = 0; i < 3; i++)
-        mm_spin_init_ranked(&cache[i], MM_LOCK_RANK_PMM_CACHE, "pmm cpu cache");
+        mm_spin_init_ranked(&cache[i], MM_LOCK_RANK_KHEAP_FRONT, "kheap front");
     mm_irqflags_t f = mm_spin_lock_irqsave(&cache[0]);
     mm_spin_lock(&cache[2]);
     mm_spin_lock(&pmm_lock);
     cr_assert_eq(test_panics.count, 0, "ascending, then the PMM lock");
     mm_spin_unlock(&pmm_lock);
     cr_assert(TEST_CATCH_PANIC(mm_spin_lock(&cache[1])), "below a held member");
-    assert_report("pmm cpu cache", "pmm cpu cache", &cache[1]);
+    assert_report("kheap front", "kheap front", &cache[1]);
     mm_spin_unlock(&cache[2]);
     mm_spin_unlock_irqrestore(&cache[0], f);
     test_panics.count = 0;
     f = mm_spin_lock_irqsave(&pmm_lock);
     cr_assert(TEST_CATCH_PANIC(mm_spin_lock(&cache[0])), "a member under the PMM lock");
-    assert_report("pmm cpu cache", "pmm", &cache[0]);
+    assert_report("kheap front", "pmm", &cache[0]);
     mm_spin_unlock_irqrestore(&pmm_lock, f);
 }
 

@@ -32,9 +32,9 @@ Test(pmm, check_detects_damage)
     /* An allocated frame marked free: caught as such before the count. */
     FREE_WORD(p, f / 64) |= 1ull << (f % 64);
     expect_corrupt(&p, "both free and allocated");
-    p.held_bm[f / 64] &= ~(1ull << (f % 64));
+    p.held_bm[2 * (f / 64) + 1] ^= 1ull << (f % 64);
     expect_corrupt(&p, "free count");
-    p.held_bm[f / 64] |= 1ull << (f % 64);
+    p.held_bm[2 * (f / 64) + 1] ^= 1ull << (f % 64);
     FREE_WORD(p, f / 64) &= ~(1ull << (f % 64));
 
     p.free_frames++;

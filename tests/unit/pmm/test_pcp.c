@@ -5,6 +5,7 @@
  * cache. Several CPUs are simulated from one thread with test_cpu_index.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <time.h>
 
@@ -348,12 +349,21 @@ Test(pmm, pcp_check_detects_cache_damage)
     c->frames[0] = saved;
 #endif
     uint64_t f = a / FX_PG;
-    p.held_bm[f / 64] &= ~(1ull << (f % 64)); /* a: neither held, free, nor cached */
+    p.held_bm[2 * (f / 64) + 1] ^= 1ull << (f % 64); /* a: neither held, free, nor cached */
     expect_corrupt(&p, "exactly the cached frames");
-    p.held_bm[f / 64] |= 1ull << (f % 64);
-    p.held_bm[0] |= 1; /* frame 0 "allocated" */
+    p.held_bm[2 * (f / 64) + 1] ^= 1ull << (f % 64);
+    p.held_bm[1] |= 1; /* frame 0 "allocated" */
     expect_corrupt(&p, "not managed");
-    p.held_bm[0] &= ~1ull;
+    p.held_bm[1] &= ~1ull;
+    /* Only a group's owner writes the own half: the last group has none.
+     * Both halves set leave the frame's state as it was. */
+    uint64_t top = p.span_frames - 1, w = top / 64, bit = 1ull << (top % 64);
+    cr_assert_eq(atomic_load(&p.held_owner[top >> 9]), 0);
+    p.held_bm[2 * w] |= bit;
+    p.held_bm[2 * w + 1] |= bit;
+    expect_corrupt(&p, "no CPU owns");
+    p.held_bm[2 * w] &= ~bit;
+    p.held_bm[2 * w + 1] &= ~bit;
     fx_check(&p);
 }
 
@@ -395,117 +405,247 @@ Test(pmm, pcp_reserve_takes_cached_frames_out_of_their_caches)
     fx_check(&p);
 }
 
-/* A free on the owning CPU takes no lock, unless a drainer holds the cache
- * (its drain sequence odd): then it waits for the cache lock, and every
- * outcome is as on the lock-free path. */
-Test(pmm, pcp_free_while_a_drainer_holds_the_cache_takes_the_lock)
+/* While some context holds the caches (pcp_holders), every CPU takes the
+ * locked path: a free goes to the bitmap, an allocation comes from it, and
+ * every outcome is as through the cache. */
+Test(pmm, pcp_while_the_caches_are_held_every_cpu_takes_the_locked_path)
 {
     pmm_t p;
     fx_init_simple(&p, 0, 64 * FX_MIB);
     on_cpu(0);
     mm_paddr_t a = alloc1(&p), b = alloc1(&p);
-    pmm_pcp_t *c = &p.pcp[0];
     unsigned n = cached(&p, 0);
-    atomic_store(&c->drain_seq, 1); /* as if a drainer were inside */
+    atomic_store(&p.pcp_holders, 1); /* as if a holder were draining */
     free1(&p, a);
-    cr_assert_eq(cached(&p, 0), n + 1, "the frame went to the cache, under its lock");
-    cr_assert_eq(c->frames[n] >> 1, a / FX_PG);
+    cr_assert_eq(cached(&p, 0), n, "the frame went to the bitmap");
+    cr_assert_eq(pmm_frame_state(&p, a), PMM_FRAME_FREE);
     int warned = test_warnings.count;
     fx_snap_t snap;
     fx_snap(&p, &snap);
     cr_assert_eq(pmm_free(&p, a), MM_ERR_DOUBLE_FREE);
     cr_assert_eq(pmm_free(&p, 0), MM_ERR_NOT_USABLE);
     cr_assert_eq(test_warnings.count, warned + 2);
-    fx_assert_unchanged(&p, &snap, "refused frees while a drainer holds the cache");
-    cr_assert_eq(atomic_load(&c->busy), 0);
-    atomic_store(&c->drain_seq, 2);
-    /* Back on the lock-free path: the same outcomes. */
+    fx_assert_unchanged(&p, &snap, "refused frees while the caches are held");
+    mm_paddr_t c = alloc1(&p);
+    cr_assert_eq(c, a, "the locked path reuses the frame freed last");
+    cr_assert_eq(cached(&p, 0), n, "the cache was not touched");
+    cr_assert_eq(atomic_load(&p.pcp[0].active), 0);
+    atomic_store(&p.pcp_holders, 0);
+    /* Back through the cache: the same outcomes. */
     free1(&p, b);
-    cr_assert_eq(cached(&p, 0), n + 2);
+    cr_assert_eq(cached(&p, 0), n + 1);
     fx_snap(&p, &snap);
     cr_assert_eq(pmm_free(&p, b), MM_ERR_DOUBLE_FREE);
-    fx_assert_unchanged(&p, &snap, "a double free on the lock-free path");
-    cr_assert_eq(atomic_load(&c->busy), 0);
+    fx_assert_unchanged(&p, &snap, "a double free through the cache");
+    free1(&p, c);
     fx_check(&p);
 }
 
-/* A free in flight on the lock-free path that loses its race with a
- * drainer: its frame is, for a moment, in no cache and not held. Played
- * by a thread on CPU 2's flags while the main thread's pmm_check (or
- * pmm_reserve) is held up in pmm_pcp_lock_all on CPU 5's busy flag: the
- * held bit is cleared before the drainer starts, as by a free whose
- * busy = 1 the drainer did not see yet, and set back once the drainer has
- * passed CPU 2. */
-typedef struct in_flight {
-    pmm_t *p;
-    uint64_t frame;
-    atomic_bool cleared;
-} in_flight_t;
-
-static void sleep_ms(long ms)
-{
-    struct timespec d = {0, ms * 1000000};
-    nanosleep(&d, NULL);
-}
-
-enum { HOLDUP_CPU = 5 };
-
-static void *lose_a_race(void *arg)
-{
-    in_flight_t *t = arg;
-    pmm_pcp_t *hold = &t->p->pcp[HOLDUP_CPU], *mine = &t->p->pcp[2];
-    uint64_t *word = &t->p->held_bm[t->frame / 64], bit = 1ull << (t->frame % 64);
-    __atomic_fetch_and(word, ~bit, __ATOMIC_SEQ_CST);
-    atomic_store(&t->cleared, true);
-    while ((atomic_load(&hold->drain_seq) & 1) == 0)
-        sleep_ms(1);
-    atomic_store(&mine->busy, 1);
-    atomic_store(&hold->busy, 0);
-    sleep_ms(30); /* the drainer looks meanwhile */
-    __atomic_fetch_or(word, bit, __ATOMIC_SEQ_CST);
-    atomic_store(&mine->busy, 0);
-    return NULL;
-}
-
-static pthread_t start_losing_a_race(in_flight_t *t, pmm_t *p, mm_paddr_t frame)
-{
-    t->p = p;
-    t->frame = frame / FX_PG;
-    atomic_store(&t->cleared, false);
-    atomic_store(&p->pcp[HOLDUP_CPU].busy, 1);
-    pthread_t th;
-    cr_assert_eq(pthread_create(&th, NULL, lose_a_race, t), 0);
-    while (!atomic_load(&t->cleared))
-        sleep_ms(1);
-    return th;
-}
-
-Test(pmm, pcp_check_and_reserve_wait_for_a_free_that_loses_its_race)
+/* A context that interrupted its CPU inside the cache (an NMI handler)
+ * finds the cache entered: it takes the locked path and never touches the
+ * cache, and whatever would have to wait for that CPU to leave (drain,
+ * check, reserve over a cached frame) is refused with nothing changed. */
+Test(pmm, pcp_an_interrupt_inside_the_cache_takes_the_locked_path)
 {
     pmm_t p;
     fx_init_simple(&p, 0, 64 * FX_MIB);
     on_cpu(0);
     mm_paddr_t a = alloc1(&p), b = alloc1(&p);
-    free1(&p, b); /* b cached on CPU 0, next to the held a */
-    cr_assert_eq(b, a + FX_PG);
-    in_flight_t t;
-    pthread_t th = start_losing_a_race(&t, &p, a);
-    const char *why = NULL;
-    mm_status_t st = pmm_check(&p, &why);
-    cr_assert_eq(st, MM_OK, "pmm_check: %s", why ? why : "");
-    pthread_join(th, NULL);
-
-    /* pmm_reserve over [a, b]: a looks cached, so every cache is locked,
-     * b drained, and a found "cached" still: once the free is over, a is
-     * held and the reserve refused. */
-    th = start_losing_a_race(&t, &p, a);
-    cr_assert_eq(pmm_reserve(&p, a, 2 * FX_PG), MM_ERR_STATE);
-    pthread_join(th, NULL);
-    cr_assert_eq(pmm_frame_state(&p, a), PMM_FRAME_USED);
-    cr_assert_eq(pmm_frame_state(&p, b), PMM_FRAME_FREE);
+    free1(&p, b); /* b cached */
+    unsigned n = cached(&p, 0);
+    atomic_store(&p.pcp[0].active, 1); /* the interrupted context is inside */
+    fx_snap_t snap;
+    fx_snap(&p, &snap);
+    cr_assert_eq(pmm_drain(&p), MM_ERR_UNSUPPORTED);
+    cr_assert_eq(pmm_check(&p, NULL), MM_ERR_UNSUPPORTED);
+    cr_assert_eq(pmm_reserve(&p, b, FX_PG), MM_ERR_UNSUPPORTED);
+    cr_assert_eq(atomic_load(&p.pcp_holders), 0, "no hold left behind");
+    atomic_store(&p.pcp[0].active, 0); /* (the comparison runs pmm_check) */
+    fx_assert_unchanged(&p, &snap, "refused while inside the own cache");
+    atomic_store(&p.pcp[0].active, 1);
+    mm_paddr_t c = alloc1(&p);
+    cr_assert_neq(c, b, "not from the cache");
     free1(&p, a);
+    cr_assert_eq(pmm_free(&p, b), MM_ERR_DOUBLE_FREE, "a cached frame, seen from outside");
+    cr_assert_eq(cached(&p, 0), n, "the cache was not touched");
+    cr_assert_eq(pmm_frame_state(&p, a), PMM_FRAME_FREE);
+    atomic_store(&p.pcp[0].active, 0);
+    free1(&p, c);
+    cr_assert_eq(pmm_drain(&p), MM_OK);
+    cr_assert_eq(fx_stats(&p).cached_frames, 0);
     fx_check(&p);
 }
+
+/* A CPU's cached allocation writes only the own half of its frame's held
+ * word, once its CPU owns the frame's group (the first CPU to allocate
+ * from the group through its cache); everyone else changes the remote half
+ * atomically. Either way the frame's state is the two halves' XOR. */
+Test(pmm, pcp_a_cached_allocation_writes_only_its_groups_own_half)
+{
+    pmm_t p;
+    fx_init_simple(&p, 0, 64 * FX_MIB);
+    on_cpu(0);
+    mm_paddr_t a = alloc1(&p);
+    uint64_t f = a / FX_PG, w = f / 64, bit = 1ull << (f % 64);
+    cr_assert_eq(atomic_load(&p.held_owner[f >> 9]), 1, "CPU 0 owns the group now");
+    cr_assert_eq(p.held_bm[2 * w] & bit, bit, "own half");
+    cr_assert_eq(p.held_bm[2 * w + 1] & bit, 0, "remote half");
+    on_cpu(1);
+    free1(&p, a); /* into CPU 1's cache: the remote half */
+    cr_assert_eq(p.held_bm[2 * w] & bit, bit);
+    cr_assert_eq(p.held_bm[2 * w + 1] & bit, bit);
+    cr_assert_eq(pmm_frame_state(&p, a), PMM_FRAME_FREE);
+    cr_assert_eq(pmm_free(&p, a), MM_ERR_DOUBLE_FREE);
+    mm_paddr_t again = alloc1(&p); /* CPU 1 allocates a frame of CPU 0's group */
+    cr_assert_eq(again, a);
+    cr_assert_eq(atomic_load(&p.held_owner[f >> 9]), 1, "the owner stays");
+    cr_assert_eq(p.held_bm[2 * w] & bit, bit, "CPU 1 never writes the own half");
+    cr_assert_eq(p.held_bm[2 * w + 1] & bit, 0);
+    cr_assert_eq(pmm_frame_state(&p, a), PMM_FRAME_USED);
+    on_cpu(0);
+    free1(&p, a);
+    cr_assert_eq(pmm_free(&p, a), MM_ERR_DOUBLE_FREE);
+    /* The locked path changes only the remote half, whoever owns the group. */
+    on_cpu(FX_NO_CPU);
+    mm_paddr_t l = alloc1(&p);
+    uint64_t lf = l / FX_PG, lw = lf / 64, lbit = 1ull << (lf % 64);
+    cr_assert_eq(p.held_bm[2 * lw + 1] & lbit, lbit ^ (p.held_bm[2 * lw] & lbit));
+    uint64_t own = p.held_bm[2 * lw];
+    free1(&p, l);
+    cr_assert_eq(p.held_bm[2 * lw], own);
+    cr_assert_eq(pmm_frame_state(&p, l), PMM_FRAME_FREE);
+    fx_check(&p);
+}
+
+#if HADRON_MM_ASYMMETRIC_BARRIER
+/* With the asymmetric barrier, holding the caches asks every other CPU for
+ * a barrier; when the hook refuses, nothing is held: drain, check and a
+ * reserve over a cached frame are refused with nothing changed, and an
+ * allocation that would need another CPU's cached frames fails. */
+Test(pmm, pcp_a_refused_barrier_holds_nothing)
+{
+    pmm_t p;
+    fx_init_simple(&p, 0, 64 * FX_MIB);
+    on_cpu(1);
+    mm_paddr_t b = alloc1(&p);
+    free1(&p, b); /* CPU 1's cache holds frames */
+    long barriers = atomic_load(&test_cpu_barriers);
+    cr_assert_eq(pmm_check(&p, NULL), MM_OK);
+    cr_assert_gt(atomic_load(&test_cpu_barriers), barriers, "a hold asks for the barrier");
+    test_cpu_barrier_refused = true;
+    fx_snap_t snap;
+    fx_snap(&p, &snap);
+    on_cpu(0);
+    cr_assert_eq(pmm_drain(&p), MM_ERR_UNSUPPORTED);
+    cr_assert_eq(pmm_check(&p, NULL), MM_ERR_UNSUPPORTED);
+    cr_assert_eq(pmm_reserve(&p, b, FX_PG), MM_ERR_UNSUPPORTED);
+    cr_assert_eq(atomic_load(&p.pcp_holders), 0);
+    test_cpu_barrier_refused = false; /* (the comparison runs pmm_check) */
+    fx_assert_unchanged(&p, &snap, "refused holds");
+    test_cpu_barrier_refused = true;
+    /* CPU 0 takes everything the bitmap and its own cache have. */
+    uint64_t n = 0;
+    mm_paddr_t pa;
+    while (pmm_alloc(&p, &pa) == MM_OK)
+        n++;
+    unsigned left = cached(&p, 1);
+    cr_assert_gt(left, 0);
+    cr_assert_eq(fx_stats(&p).free_frames, left, "only CPU 1's cache holds free frames");
+    test_cpu_barrier_refused = false;
+    cr_assert_eq(pmm_alloc(&p, &pa), MM_OK, "held, CPU 1's frames are reached");
+    cr_assert_eq(cached(&p, 1), 0);
+    (void)n;
+}
+#endif
+
+#if HADRON_MM_SPIN_YIELD
+/* A hold waits for a CPU inside its cache. Thread A stops inside its cache
+ * (in a refill, spinning on the instance lock the main thread holds); B
+ * then drains and is seen spinning (its wait yields every
+ * MM_SPIN_YIELD_SPINS polls) while not queued for the instance lock; only
+ * then is A let go, and B's drain must return after that. No timing: each
+ * step waits for the one before. */
+static pmm_t wait_pmm;
+static atomic_int wait_stage; /* 1: A inside its cache, 2: B waiting */
+static atomic_bool wait_let_go;
+static _Thread_local int wait_role; /* 1: A, 2: B */
+
+/* Contexts holding or waiting for wait_pmm's instance lock. */
+static unsigned queued_on_lock(void)
+{
+    return atomic_load(&wait_pmm.lock.next_ticket) - atomic_load(&wait_pmm.lock.now_serving);
+}
+
+static void wait_observer(void)
+{
+    if (wait_role == 1) {
+        unsigned cpu = mm_hook_cpu_index();
+        if (cpu < HADRON_MM_MAX_CPUS && atomic_load(&wait_pmm.pcp[cpu].active) != 0) {
+            int zero = 0;
+            atomic_compare_exchange_strong(&wait_stage, &zero, 1);
+        }
+    } else if (wait_role == 2 && queued_on_lock() == 2) {
+        /* B spins, and not in the line for the instance lock (main, A). */
+        int one = 1;
+        atomic_compare_exchange_strong(&wait_stage, &one, 2);
+    }
+}
+
+static void *alloc_inside(void *arg)
+{
+    (void)arg;
+    wait_role = 1;
+    mm_paddr_t pa = 0;
+    mm_status_t st = pmm_alloc(&wait_pmm, &pa);
+    return (void *)(uintptr_t)(st == MM_OK ? pa : 0);
+}
+
+static void *drain_all(void *arg)
+{
+    (void)arg;
+    wait_role = 2;
+    mm_status_t st = pmm_drain(&wait_pmm);
+    bool after = atomic_load(&wait_let_go);
+    return (void *)(uintptr_t)(st == MM_OK && after);
+}
+
+Test(pmm, pcp_a_hold_waits_for_a_cpu_inside_its_cache)
+{
+    fx_init_simple(&wait_pmm, 0, 64 * FX_MIB);
+    test_cpu_index = -1; /* a CPU per thread */
+    atomic_store(&wait_stage, 0);
+    atomic_store(&wait_let_go, false);
+    test_spin_yield_observer = wait_observer;
+    mm_irqflags_t f = mm_spin_lock_irqsave(&wait_pmm.lock);
+    pthread_t a, b;
+    cr_assert_eq(pthread_create(&a, NULL, alloc_inside, NULL), 0);
+    while (atomic_load(&wait_stage) != 1)
+        sched_yield();
+    cr_assert_eq(pthread_create(&b, NULL, drain_all, NULL), 0);
+    while (atomic_load(&wait_stage) != 2) {
+        /* A drain that did not wait for A would queue on the lock. */
+        if (queued_on_lock() > 2) {
+            atomic_store(&wait_let_go, true);
+            mm_spin_unlock_irqrestore(&wait_pmm.lock, f);
+            cr_assert_fail("B went for the instance lock while A was inside its cache");
+        }
+        sched_yield();
+    }
+    atomic_store(&wait_let_go, true);
+    mm_spin_unlock_irqrestore(&wait_pmm.lock, f);
+    void *frame, *ok;
+    cr_assert_eq(pthread_join(a, &frame), 0);
+    cr_assert_eq(pthread_join(b, &ok), 0);
+    test_spin_yield_observer = NULL;
+    cr_assert_neq((uintptr_t)frame, 0, "A's allocation finished once let go");
+    cr_assert_eq((uintptr_t)ok, 1, "B's drain returned only after A left its cache");
+    cr_assert_eq(atomic_load(&wait_pmm.pcp_holders), 0);
+    cr_assert_eq(fx_stats(&wait_pmm).cached_frames, 0, "A's refill was drained");
+    test_cpu_index = 0;
+    free1(&wait_pmm, (mm_paddr_t)(uintptr_t)frame);
+    fx_check(&wait_pmm);
+}
+#endif
 
 Test(pmm, pcp_cpu_index_out_of_range_takes_the_locked_path)
 {

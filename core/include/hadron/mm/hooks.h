@@ -69,22 +69,24 @@ unsigned mm_hook_cpu_index(void);
  * the call returns (the sys_membarrier contract). A CPU not running (a
  * descheduled host thread) counts as done: switching it out was a barrier.
  *
- * Why: each CPU's kmem_cache front is entered with a compiler barrier only
- * (Dekker's handshake with the barrier on the rare side); the other side
- * (draining every front, retiring a lookup table, a fork handler) calls
- * this and then waits for the CPU to leave its front. A front section is
- * short, runs with interrupts disabled and waits for no lock another CPU
- * can hold while it calls this, so the wait always ends.
+ * Why: each CPU's kmem_cache front and PMM frame cache are entered with a
+ * compiler barrier only (Dekker's handshake with the barrier on the rare
+ * side); the other side (draining every front or cache, retiring a lookup
+ * table, a fork handler, pmm_check, pmm_reserve over a cached frame) calls
+ * this and then waits for the CPU to leave. Such a section is short, runs
+ * with interrupts disabled and waits for no lock another CPU can hold
+ * while it calls this, so the wait always ends.
  *
  * A kernel: an NMI to each other online CPU whose handler acknowledges
  * (answers even with interrupts off, so it may always return true), or an
  * ordinary IPI, returning false when the caller has interrupts disabled (a
  * CPU spinning with interrupts off would never answer). A host:
  * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED). Called with no hadron-mm
- * lock held, interrupts as the kheap or kmem_cache caller left them; must
- * not take hadron-mm locks or allocate. On false the caller drains only
+ * lock held, interrupts as the kheap, kmem_cache or PMM caller left them;
+ * must not take hadron-mm locks or allocate. On false the heap drains only
  * its own CPU's front and keeps a retired table until a later call
- * succeeds. */
+ * succeeds; the PMM refuses what needs other CPUs' caches (pmm.h,
+ * "Holding the caches"). */
 bool mm_hook_cpu_barrier(void);
 
 /* TLB hooks and address-space identities (types.h: mm_asid_t).

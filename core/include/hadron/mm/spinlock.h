@@ -43,9 +43,9 @@
 /* Ranks in the documented order; a CPU takes locks in increasing rank.
  * MM_LOCK_RANK_NONE (MM_SPINLOCK_INIT, mm_spin_init) is outside the order:
  * only taking such a lock again while holding it is caught. The per-CPU
- * ranks are families: one lock per CPU, several of which a drain or a fork
- * handler holds at once, always taken in ascending address order (each
- * family is an array indexed by CPU, or locks taken in CPU order), which
+ * rank is a family: one lock per CPU, several of which a drain or a fork
+ * handler holds at once, always taken in ascending address order (the
+ * fronts of an index, taken in CPU order), which
  * the checker enforces in place of the rank rule between them. */
 typedef enum mm_lock_rank {
     MM_LOCK_RANK_NONE = 0,
@@ -55,14 +55,13 @@ typedef enum mm_lock_rank {
     MM_LOCK_RANK_KHEAP_BLOCK,  /* one heap's block layer */
     MM_LOCK_RANK_ASPACE,       /* one user address space */
     MM_LOCK_RANK_VMM,          /* the kernel VMM */
-    MM_LOCK_RANK_PMM_CACHE,    /* a CPU's frame cache (family) */
     MM_LOCK_RANK_PMM,          /* one frame allocator */
 } mm_lock_rank_t;
 
 /* Whether locks of `rank` form a per-CPU family (see mm_lock_rank_t). */
 static inline int mm_lock_rank_is_family(unsigned rank)
 {
-    return rank == MM_LOCK_RANK_KHEAP_FRONT || rank == MM_LOCK_RANK_PMM_CACHE;
+    return rank == MM_LOCK_RANK_KHEAP_FRONT;
 }
 
 typedef struct mm_spinlock {

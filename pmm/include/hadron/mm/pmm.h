@@ -21,26 +21,43 @@
  *
  * Frame 0 is never handed out (a zero physical address reads as "none" too
  * often). Every public function runs with interrupts disabled and takes the
- * instance lock, or, for single frames, the calling CPU's cache lock (or,
- * freeing one, no lock: see below), so one instance can be shared by every
- * CPU and by interrupt handlers. Caller
+ * instance lock, or, for single frames, no lock at all (the calling CPU's
+ * cache: see below), so one instance can be shared by every CPU and by
+ * interrupt handlers. Caller
  * mistakes return a status and leave the allocator exactly as it was;
  * broken internal invariants and poisoned frames that were written after
  * free go to the panic hook.
  *
  * Per-CPU caches: pmm_alloc and pmm_free of single frames go through a
- * small stack of frames owned by the calling CPU (mm_hook_cpu_index):
- * allocation under that CPU's own cache lock, a free with no lock (a
- * handshake keeps it apart from a remote CPU draining the cache), so CPUs
- * do not meet on a shared lock or counter. The bitmap is visited once per PMM_PCP_BATCH frames, to refill
+ * small stack of frames owned by the calling CPU (mm_hook_cpu_index), with
+ * no lock: the CPU marks itself inside its cache, and anything that must
+ * see or change caches first holds them all out of use (a handshake, like
+ * kmem_cache's fronts: pcp.c), so CPUs do not meet on a shared lock or
+ * counter. The bitmap is visited once per PMM_PCP_BATCH frames, to refill
  * an empty cache or to take the coldest frames off one at its high-water
  * mark. Cached frames are free memory (pmm_get_stats, pmm_frame_state);
  * whatever needs them (an allocation that would fail, a contiguous request,
  * pmm_reserve, pmm_drain) drains the caches first, so MM_ERR_NOMEM means no
- * CPU held a free frame. A CPU index >= HADRON_MM_MAX_CPUS takes the locked
- * path. A double free is caught whether the frame is free in the bitmap or
- * sitting in any cache: a third bitmap says which frames are allocated, and
- * freeing clears that bit with one atomic operation.
+ * CPU held a free frame (one exception: "Holding the caches" below). A CPU
+ * index >= HADRON_MM_MAX_CPUS takes the locked path. A double free is caught
+ * whether the frame is free in the bitmap or sitting in any cache: a third
+ * bitmap says which frames are allocated, and freeing clears that bit with
+ * one atomic operation, so of two frees of one frame, even racing on two
+ * CPUs, exactly one succeeds.
+ *
+ * Holding the caches: with the asymmetric_barrier option a CPU enters its
+ * cache with a compiler barrier only, and a context that must reach every
+ * cache (a drain, pmm_check, pmm_reserve over a cached frame) calls
+ * mm_hook_cpu_barrier first. When the hook refuses (a kernel that cannot
+ * interrupt the other CPUs from the caller's context), or when the caller
+ * interrupted its own CPU inside that CPU's cache (an NMI handler), the
+ * caches cannot be reached: pmm_drain, pmm_check and such a pmm_reserve
+ * return MM_ERR_UNSUPPORTED with nothing changed, and an allocation that
+ * needed the caches fails with MM_ERR_NOMEM although other CPUs may still
+ * hold up to PMM_PCP_HIGH free frames each. The hook is called with
+ * interrupts as the caller of the PMM left them; a kernel whose hook never
+ * refuses (NMIs), or a build without the option (full fences instead), has
+ * no exception.
  *
  * Poisoning (option pmm_poison, HADRON_MM_PMM_POISON): a freed frame is
  * filled with 0xDEADDEAD and marked "poisoned" in a third bitmap; allocating
@@ -167,21 +184,17 @@ typedef struct pmm_tree {
 #define PMM_PCP_BATCH 16u
 
 /* One CPU's cache: a stack of frames, newest (cache-hot) on top. Aligned to
- * its own cache lines so CPUs never share one. `lock` is taken by the owner
- * on every cached allocation and on a free that cannot take the lock-free
- * path, and held by a remote CPU for the whole of a drain (when memory
- * runs short, pmm_drain, pmm_check, a pmm_reserve covering a cached
- * frame). A free on the owner takes no lock: `drain_seq` (odd while a
- * drainer holds the cache) and `busy` (the owner is inside such a free)
- * keep it and a drainer apart (pcp.c). `count` is written by the owner or
- * a drainer and read without a lock by pmm_get_stats; `hint` (where this
- * CPU's refills search) is written under both `lock` and the instance lock.
- * Internal: exposed only so pmm_t has a known size. */
+ * its own cache lines so CPUs never share one. `active` is set by the owner
+ * while it is inside the cache (interrupts off); everything else is written
+ * by the owner while active, or by a context holding every cache
+ * (pmm_t.pcp_holders, pcp.c) under the instance lock. `count` is also read
+ * without a lock by pmm_get_stats; `hint` (where this CPU's refills
+ * search) is written under the instance lock. Internal: exposed only so
+ * pmm_t has a known size. */
 typedef struct pmm_pcp {
-    alignas(64) mm_spinlock_t lock;
+    alignas(64) atomic_uint active;
     atomic_uint count;
-    atomic_uint drain_seq;
-    atomic_uint busy;
+    uint32_t tag; /* CPU index + 1: the owner mark of the held words it owns */
     uint64_t hint;
     uint64_t frames[PMM_PCP_HIGH]; /* frame number << 1 | "poisoned" */
 } pmm_pcp_t;
@@ -200,11 +213,12 @@ typedef struct pmm {
     uint64_t *bm;         /* word pairs: bm[2w] bit i set: frame 64w+i free;
                              bm[2w+1] bit i set: it is managed (free or used) */
     uint64_t *poison_bm;  /* bit set: free and filled with the pattern (poison builds) */
-    uint64_t *held_bm;    /* bit set: allocated to a caller (neither free in the
-                             bitmap nor in a per-CPU cache); changed only by
-                             atomic read-modify-writes, under the instance
-                             lock or the cache lock of the path that moves
-                             the frame */
+    uint64_t *held_bm;    /* word pairs: held_bm[2w] ^ held_bm[2w+1] bit i
+                             set: frame 64w+i is allocated to a caller
+                             (neither free in the bitmap nor in a per-CPU
+                             cache); [2w] written plainly by its group's
+                             owner CPU, [2w+1] by atomic XOR (pmm_internal.h) */
+    _Atomic uint16_t *held_owner; /* per 512 frames: the owner's tag, or 0 */
     pmm_tree_t any;       /* summary of the free words (lvl[0] == bm, stride 2) */
     pmm_tree_t full;      /* lvl[0] bit w: free word w is all free */
     uint16_t *chunk_run;  /* per chunk: >= its longest free run */
@@ -215,6 +229,7 @@ typedef struct pmm {
     mm_paddr_t meta_base;
     uint64_t meta_frames;
     uint64_t meta_bytes;
+    atomic_uint pcp_holders; /* contexts holding every cache out of use */
     pmm_pcp_t pcp[HADRON_MM_MAX_CPUS]; /* indexed by mm_hook_cpu_index() */
 } pmm_t;
 
@@ -266,8 +281,9 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pm
  * frame this CPU freed last comes back first (LIFO); an empty cache first
  * takes PMM_PCP_BATCH frames from the bitmap under the instance lock (next
  * fit from a per-CPU hint; CPUs start on different parts of memory). O(1),
- * plus O(BATCH log64 span) once per batch. Takes only this CPU's cache lock
- * on the common path.
+ * plus O(BATCH log64 span) once per batch. Takes no lock and executes no
+ * locked instruction on the common path (with asymmetric_barrier); while
+ * another context holds the caches it takes the locked path.
  *
  * On the locked path: the frame last given back by pmm_free comes back
  * first while it is still free (it is likely cache-hot, and its bitmap word
@@ -276,8 +292,9 @@ mm_status_t pmm_init(pmm_t *pmm, const pmm_region_t *map, size_t count, const pm
  * span) whatever the fill. Takes the instance lock.
  *
  * When the bitmap has no free frame, every CPU's cache is drained into it
- * (every cache lock held) and the allocation is retried: MM_ERR_NOMEM means
- * no CPU held a free frame either. Errors: MM_ERR_INVALID (NULL),
+ * (the caches held) and the allocation is retried: MM_ERR_NOMEM means no
+ * CPU held a free frame either (except where the caches cannot be held:
+ * "Holding the caches" above). Errors: MM_ERR_INVALID (NULL),
  * MM_ERR_STATE (not initialised), MM_ERR_NOMEM. Panics (MM_REPORT_POISON)
  * when a poisoned frame was written after it was freed. Any context but
  * NMI, interrupt handlers included (every lock is taken with interrupts
@@ -303,8 +320,9 @@ mm_status_t pmm_alloc_zeroed(pmm_t *pmm, mm_paddr_t *out);
  * scanned (64 words each). Marking the run costs O(count/64).
  *
  * Runs come from the bitmap only; when none fits and some CPU's cache holds
- * frames, every cache is drained (every cache lock held) and the search
- * runs once more, so a failure means no run exists among all free frames.
+ * frames, every cache is drained (the caches held) and the search runs
+ * once more, so a failure means no run exists among all free frames
+ * (except where the caches cannot be held: "Holding the caches" above).
  * Count 1, align 1 without a limit goes through the CPU's cache like
  * pmm_alloc. Errors: MM_ERR_INVALID (NULL, count 0, align 0 or not a power
  * of two), MM_ERR_STATE (not initialised), MM_ERR_NOMEM (no such run; the
@@ -326,7 +344,7 @@ mm_status_t pmm_alloc_contig_zeroed(pmm_t *pmm, size_t count, size_t align_frame
  * bitmap when it is at PMM_PCP_HIGH), or, on the locked path, into the
  * bitmap. Double-free detection is always on, whichever CPU's cache holds
  * the frame, and exact even for two frees of one frame racing on two CPUs
- * (one succeeds). Errors, each leaving the allocator unchanged and (except
+ * (one succeeds): the one locked instruction of a cached free. Errors, each leaving the allocator unchanged and (except
  * for MM_ERR_INVALID/MM_ERR_STATE) reported to mm_hook_warn after every
  * lock is dropped: MM_ERR_ALIGN (not 4 KiB aligned), MM_ERR_RANGE (beyond
  * the span), MM_ERR_NOT_USABLE (never managed: hole, firmware, frame 0, the
@@ -334,10 +352,10 @@ mm_status_t pmm_alloc_contig_zeroed(pmm_t *pmm, size_t count, size_t align_frame
  * Also MM_ERR_INVALID (NULL), MM_ERR_STATE (not initialised). In poison
  * builds the frame is filled with the pattern. O(1) (plus 4 KiB when
  * poisoning, plus a batch once per PMM_PCP_BATCH frees). On a CPU with a
- * cache takes no lock, unless another CPU is draining that cache or it is
- * full (then this CPU's cache lock); otherwise the instance lock. A
- * rejected cached free takes the instance lock to tell the two mistakes
- * apart. */
+ * cache takes no lock, unless its cache is full (the instance lock, for
+ * the batch); while another context holds the caches, and on a CPU without
+ * a cache, the instance lock. A rejected free takes the instance lock to
+ * tell the two mistakes apart. */
 mm_status_t pmm_free(pmm_t *pmm, mm_paddr_t frame);
 
 /* Frees `count` frames from `base` (any sub-run of what pmm_alloc_contig
@@ -363,10 +381,12 @@ mm_status_t pmm_free_contig(pmm_t *pmm, mm_paddr_t base, size_t count);
  * span), MM_ERR_OVERLAP (the range touches the allocator's own metadata:
  * whatever the caller meant to protect there was already written over),
  * MM_ERR_STATE (some frame in the range is allocated: it is in use and
- * cannot be taken away). Frames of the range sitting in CPUs' caches are
- * free memory: they are taken out of their caches (every cache lock held,
- * only on success). O(frames/64), plus O(CPUs * PMM_PCP_HIGH) when the
- * range holds a cached frame. Takes the instance lock. */
+ * cannot be taken away), MM_ERR_UNSUPPORTED (the range holds a cached frame
+ * and the caches cannot be held from here: "Holding the caches" above).
+ * Frames of the range sitting in CPUs' caches are free memory: they are
+ * taken out of their caches (the caches held, only on success).
+ * O(frames/64), plus O(CPUs * PMM_PCP_HIGH) when the range holds a cached
+ * frame. Takes the instance lock. */
 mm_status_t pmm_reserve(pmm_t *pmm, mm_paddr_t base, uint64_t length);
 
 /* Hands [base, base + length), rounded inward to whole frames, to the
@@ -389,7 +409,9 @@ mm_status_t pmm_release(pmm_t *pmm, mm_paddr_t base, uint64_t length);
  * out of circulation until memory runs short), or before measuring memory.
  * Nothing else needs it: allocations that would fail, contiguous requests
  * and pmm_reserve drain by themselves. Errors: MM_ERR_INVALID (NULL),
- * MM_ERR_STATE (not initialised). Takes every cache lock, then the instance
+ * MM_ERR_STATE (not initialised), MM_ERR_UNSUPPORTED (the caches cannot be
+ * held from here: "Holding the caches" above; nothing drained). Holds the
+ * caches (waiting for each CPU to leave its own), then takes the instance
  * lock, interrupts off; any context a pmm_alloc may run in. O(CPUs *
  * PMM_PCP_HIGH). */
 mm_status_t pmm_drain(pmm_t *pmm);
@@ -419,13 +441,13 @@ pmm_frame_state_t pmm_frame_state(pmm_t *pmm, mm_paddr_t frame);
  * hint is inside the span; allocated frames are managed and not free; every
  * cache entry is a cached frame (managed, neither free nor allocated), no
  * cache holds one twice, and the caches hold exactly as many frames as are
- * in that state. Returns MM_OK, or MM_ERR_CORRUPT with a static
- * description of the first broken invariant in *why (may be NULL);
- * MM_ERR_INVALID (NULL pmm), MM_ERR_STATE (not initialised). Does not read
- * frame contents. O(span/64 + CPUs * PMM_PCP_HIGH^2), repeated up to CPUs
- * times when the caches hold fewer frames than are in the cached state (a
- * free in flight on another CPU, waited for; or damage). Takes every cache
- * lock, then the instance lock. */
+ * in that state; the owner-written half of the held bitmap is zero in
+ * every group no CPU owns. Returns MM_OK, or MM_ERR_CORRUPT with a static description of the
+ * first broken invariant in *why (may be NULL); MM_ERR_INVALID (NULL pmm),
+ * MM_ERR_STATE (not initialised), MM_ERR_UNSUPPORTED (the caches cannot be
+ * held from here: "Holding the caches" above). Does not read frame
+ * contents. O(span/64 + CPUs * PMM_PCP_HIGH^2). Holds the caches, then
+ * takes the instance lock. */
 mm_status_t pmm_check(pmm_t *pmm, const char **why);
 
 /* Static name of a region type ("usable", "acpi-reclaimable", ...); never
