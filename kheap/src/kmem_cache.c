@@ -150,6 +150,16 @@ void kh_cache_failed(kmem_cache_t *c)
     kh_cache_unlock(c, f);
 }
 
+/* Slab s becomes the front tagged `tag`'s (its live_owner too when it has
+ * none yet) and where its next refill starts. Lock held. */
+static void kh_slab_adopt(kh_slab_t *s, uint32_t tag, uintptr_t *prefer)
+{
+    s->owner = tag;
+    if (s->live_owner == 0) /* read without the lock by other CPUs */
+        __atomic_store_n(&s->live_owner, tag, __ATOMIC_RELAXED);
+    *prefer = (uintptr_t)s;
+}
+
 /* Partial slabs a refill looks through for one of its front's own. */
 #define KH_OWN_SCAN 8u
 
@@ -157,7 +167,7 @@ void kh_cache_failed(kmem_cache_t *c)
  * it is still a slab of c with a free slot, else among the first
  * KH_OWN_SCAN partial slabs one this front owns, else one no front owns;
  * with none such, the head (taken over) when the list is at least that
- * long, else NULL: the caller adds a slab (kh_cache_grow), so a CPU takes
+ * long, else NULL: the caller adds a slab (kh_cache_grow_take), so a CPU takes
  * over another's slab only when enough partial slabs wait to be used.
  * Each CPU's objects then sit in slabs of its own, so the live bits its
  * allocations and frees flip (with plain stores: it is the live_owner of
@@ -182,12 +192,8 @@ static kh_slab_t *kh_refill_slab(kmem_cache_t *c, uint32_t tag, uintptr_t *prefe
     s = own != NULL ? own : unowned;
     if (s == NULL && c->partial_slabs >= KH_OWN_SCAN)
         s = c->partial;
-    if (s != NULL) {
-        s->owner = tag;
-        if (s->live_owner == 0) /* read without the lock by other CPUs */
-            __atomic_store_n(&s->live_owner, tag, __ATOMIC_RELAXED);
-        *prefer = (uintptr_t)s;
-    }
+    if (s != NULL)
+        kh_slab_adopt(s, tag, prefer);
     return s;
 }
 
@@ -340,13 +346,19 @@ static __attribute__((noinline)) void *kh_cache_alloc_slow(kmem_cache_t *c)
     return obj;
 }
 
-bool kh_cache_grow(kmem_cache_t *c)
+size_t kh_cache_grow_take(kmem_cache_t *c, uintptr_t *out, size_t n, uint32_t tag,
+                          uintptr_t *prefer)
 {
     mm_irqflags_t f;
-    if (kh_slab_add(c, &f) == NULL)
-        return false;
+    kh_slab_t *s = kh_slab_add(c, &f);
+    if (s == NULL)
+        return 0;
+    kh_slab_adopt(s, tag, prefer);
+    size_t got = 0;
+    while (got < n && s->nfree != 0)
+        out[got++] = (uintptr_t)s | kh_take_slot(c, s);
     kh_cache_unlock(c, f);
-    return true;
+    return got;
 }
 
 /* Slot i of slab s (taken, not handed out) back in its slab. Returns the

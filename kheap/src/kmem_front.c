@@ -137,6 +137,38 @@ static uint32_t kh_front_refill(kmem_cache_t *c, kh_front_t *fr, kh_mag_t *m)
     return n;
 }
 
+/* c's magazine in the front tagged `tag` was empty and no slab that front
+ * may take from had a free slot: a new slab, made with the front left and
+ * interrupts on (the heap may grow, and its growth callback may allocate
+ * from this cache on this CPU), its slots taken in the same lock hold that
+ * made it. The front is entered again (the CPU may differ afterwards) and
+ * they fill its magazine: returns it entered (*f to restore), or NULL
+ * without memory, or when no front with an empty magazine for c could be
+ * entered (an interrupt refilled it meanwhile): the slots then go back and
+ * the slab with them. */
+static kh_front_t *kh_front_grow(kmem_cache_t *c, uint32_t tag, mm_irqflags_t *f)
+{
+    uintptr_t got[KH_FRONT_MAX];
+    uintptr_t slab = 0;
+    size_t n = kh_cache_grow_take(c, got, (c->front_cap + 1) / 2, tag, &slab);
+    if (n == 0)
+        return NULL;
+    kh_front_t *fr = kh_front_enter(c->index, true, f);
+    if (fr != NULL) {
+        kh_mag_t *m = &fr->mag[c->front_slot];
+        if (m->count == 0) {
+            __builtin_memcpy(m->entry, got, n * sizeof(got[0]));
+            __atomic_store_n(&m->count, (uint32_t)n, __ATOMIC_RELAXED);
+            if (fr->tag == tag)
+                m->slab = slab;
+            return fr;
+        }
+        kh_front_leave(fr, *f);
+    }
+    kh_cache_put(c->index, got, n);
+    return NULL;
+}
+
 /* An object from this CPU's magazine for c, refilled from the slabs when
  * empty; NULL when there is no front or no slab it may take from could be
  * made. */
@@ -148,20 +180,11 @@ static void *kh_front_alloc(kmem_cache_t *c)
         return NULL;
     kh_mag_t *m = &fr->mag[c->front_slot];
     if (m->count == 0 && kh_front_refill(c, fr, m) == 0) {
-        /* No slab of this CPU's or of nobody's: a new one, made with the
-         * front left and interrupts on (the heap may grow, and its growth
-         * callback may allocate from this cache on this CPU). The CPU may differ
-         * afterwards: the front is entered again. */
         kh_front_leave(fr, f);
-        if (!kh_cache_grow(c) || (fr = kh_front_enter(c->index, true, &f)) == NULL)
+        fr = kh_front_grow(c, fr->tag, &f);
+        if (fr == NULL)
             return NULL;
         m = &fr->mag[c->front_slot];
-        if (m->count == 0)
-            kh_front_refill(c, fr, m);
-    }
-    if (m->count == 0) {
-        kh_front_leave(fr, f);
-        return NULL;
     }
     /* Stored atomically: kmem_cache_get_stats reads them without the lock. */
     uint32_t n = m->count - 1;

@@ -313,10 +313,14 @@ mm_status_t kh_cache_free(kmem_cache_t *cache, void *obj);
  * `tag` (non-zero) where it has some, starting at *prefer, which is updated
  * (kmem_cache.c, kh_refill_slab). Takes the index lock. */
 size_t kh_cache_take(kmem_cache_t *c, uintptr_t *out, size_t n, uint32_t tag, uintptr_t *prefer);
-/* A new slab for c, none of the fronts' (for a refill that found no slab
- * it may take from). False without memory. Takes the index lock; no other
- * hadron-mm lock held (the heap may grow). */
-bool kh_cache_grow(kmem_cache_t *c);
+/* A new slab for c (for a refill that found no slab it may take from), and
+ * up to n of its slots taken into out for the front tagged `tag`, whose
+ * slab it becomes (*prefer), in the same hold of the index lock: a slab
+ * is never left empty for another path to pass over. How many; 0 without
+ * memory. Takes the index lock; no other hadron-mm lock held (the heap may
+ * grow). */
+size_t kh_cache_grow_take(kmem_cache_t *c, uintptr_t *out, size_t n, uint32_t tag,
+                          uintptr_t *prefer);
 /* Hands out a taken slot: marks it live (and debug fills); the object.
  * `tag`: the caller's front, entered (kh_slot_flip_live), or 0. */
 void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry, uint32_t tag);

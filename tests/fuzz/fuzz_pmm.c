@@ -292,7 +292,10 @@ static uint64_t words_for(uint64_t bits)
 static uint64_t meta_bytes_for(uint64_t span)
 {
     uint64_t words = words_for(span);
-    uint64_t bytes = words * 8 * (HADRON_MM_PMM_POISON ? 4 : 3); /* + held */
+    /* free+usable pairs, poison, held pairs (own, remote), held groups'
+     * owners (16 bits per 512 frames, in whole words) */
+    uint64_t bytes = words * 8 * (HADRON_MM_PMM_POISON ? 5 : 4);
+    bytes += ((span + 511) / 512 + 3) / 4 * 8;
     for (uint64_t w = words; w > 1;) {
         w = words_for(w);
         bytes += w * 8;

@@ -386,6 +386,13 @@ void checks_mix(void)
     mm_status_t hc = kheap_check(kheap_default(), &hr);
     size_t tables;
     mm_status_t xc = smp_kernel_tables_check(&tables);
+    if (pc != MM_OK)
+        tap_diag("mix: pmm_check: %s", why != NULL ? why : "");
+    if (hc != MM_OK)
+        tap_diag("mix: kheap_check: %s at %s:%d, address %#lx, offset %lu, found %#lx, "
+                 "expected %#lx", hr.message != NULL ? hr.message : "", hr.file != NULL ? hr.file : "",
+                 hr.line, (unsigned long)hr.address, (unsigned long)hr.offset,
+                 (unsigned long)hr.found, (unsigned long)hr.expected);
     tap_check(pc == MM_OK && vc == MM_OK && hc == MM_OK && xc == MM_OK,
               "mix: pmm_check %s, vmm_check %s, kheap_check %s, " SMP_PT_CHECK_NAME " %s",
               mm_status_str(pc), mm_status_str(vc), mm_status_str(hc), mm_status_str(xc));

@@ -354,6 +354,61 @@ Test(kmem_front, each_cpu_refills_from_slabs_of_its_own, .init = setup)
     cr_assert_eq(live, 0);
 }
 
+/* A refill that finds no slab it may take from makes one, with the front
+ * left. Meanwhile (played here from the irq hook, as another CPU would)
+ * frees through the locked path give the front's previous slab free slots
+ * again. The new slab's slots go to the front in the same lock hold that
+ * made it, so it is not passed over and left empty on the partial list
+ * (kheap_check: "an empty slab was kept"), as when the refill ran again
+ * after re-entering the front and took the freed slots instead. */
+static kmem_cache_t grow_cache;
+static void *grow_victims[16];
+static size_t grow_slabs_before;
+
+static void free_into_the_previous_slab(void)
+{
+    if (grow_cache.slabs != grow_slabs_before + 1)
+        return;
+    test_irq_save_observer = NULL;
+    int cpu = test_cpu_index;
+    test_cpu_index = HADRON_MM_MAX_CPUS; /* another CPU, on the locked path */
+    for (size_t i = 0; i < 16; i++)
+        cr_assert_eq(kmem_cache_free(&grow_cache, grow_victims[i]), MM_OK);
+    test_cpu_index = cpu;
+}
+
+Test(kmem_front, a_new_slab_goes_to_the_front_that_made_it, .init = setup)
+{
+    cr_assert_eq(kmem_cache_init(&grow_cache, &heap, "grow", 64, 0, NULL, NULL), MM_OK);
+    test_cpu_index = 0;
+    size_t per = cstats(&grow_cache).objects_per_slab;
+    cr_assert_gt(per, 16);
+    cr_assert_eq((grow_cache.front_cap + 1) / 2, 16, "a refill takes 16");
+    void **obj = calloc(per + 1, sizeof *obj);
+    for (size_t i = 0; i < per; i++)
+        cr_assert_not_null(obj[i] = kmem_cache_alloc(&grow_cache));
+    kmem_cache_stats_t s = cstats(&grow_cache);
+    cr_assert_eq(s.slabs, 1, "the first slab, all of it handed out");
+    cr_assert_eq(s.front_objects, 0);
+    for (size_t i = 0; i < 16; i++)
+        grow_victims[i] = obj[i];
+    grow_slabs_before = 1;
+    test_irq_save_observer = free_into_the_previous_slab;
+    cr_assert_not_null(obj[per] = kmem_cache_alloc(&grow_cache));
+    test_irq_save_observer = NULL;
+    s = cstats(&grow_cache);
+    cr_assert_eq(s.slabs, 2);
+    cr_assert_eq(s.free_slots, 16 + (per - 16), "16 freed into the first slab, the rest of the "
+                                                "second still free");
+    c_check(&grow_cache);
+    for (size_t i = 16; i <= per; i++)
+        cr_assert_eq(kmem_cache_free(&grow_cache, obj[i]), MM_OK);
+    free(obj);
+    size_t live = 99;
+    cr_assert_eq(kmem_cache_destroy(&grow_cache, &live), MM_OK);
+    cr_assert_eq(live, 0);
+}
+
 /* While some context holds the fronts (a drain, a table retirement, a
  * fork handler), a CPU neither takes from nor gives to its front: each
  * call takes the slabs' locked path, and the front is used again once the
