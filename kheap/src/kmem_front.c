@@ -6,7 +6,7 @@
  * objects, taken and given back last in, first out. Its CPU uses it with
  * interrupts disabled and no lock: entering sets `active`, and a context
  * that must see or change fronts holds them all out of use first
- * (kmem_percpu.c has the handshake), so the common path executes no locked
+ * (a per-CPU gate: gate.h, kmem_percpu.c), so the common path executes no locked
  * instruction and touches no shared counter. An allocation pops one; a
  * free finds the object's slab in the index's table without the index lock
  * and pushes it. The index lock is taken once per batch, when a magazine is
@@ -24,15 +24,11 @@
  * allocation and free of a CPU's own objects execute no locked
  * instruction.
  */
+#include <hadron/mm/gate.h>
+
 #include "blocks_api.h"
 #include "kmem_internal.h"
 
-/* The entering CPU's half of the handshake (kmem_percpu.c). */
-#if HADRON_MM_ASYMMETRIC_BARRIER
-#define KH_OWNER_FENCE() __atomic_signal_fence(__ATOMIC_SEQ_CST)
-#else
-#define KH_OWNER_FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
-#endif
 
 static kh_front_t *kh_front_of(kmem_index_t *x, unsigned cpu)
 {
@@ -82,14 +78,7 @@ static bool kh_front_create(kmem_index_t *x, unsigned cpu)
  * own CPU inside it). */
 static bool kh_front_claim(kh_front_t *fr, const kmem_index_t *x)
 {
-    if (__atomic_load_n(&fr->active, __ATOMIC_RELAXED) != 0)
-        return false;
-    __atomic_store_n(&fr->active, 1, __ATOMIC_RELAXED);
-    KH_OWNER_FENCE();
-    if (__atomic_load_n(&x->holders, __ATOMIC_ACQUIRE) == 0)
-        return true;
-    __atomic_store_n(&fr->active, 0, __ATOMIC_RELEASE);
-    return false;
+    return mm_gate_enter(&fr->active, &x->holders);
 }
 
 /* This CPU's front of x, entered with interrupts disabled (*f to
@@ -125,7 +114,7 @@ static kh_front_t *kh_front_enter(kmem_index_t *x, bool create, mm_irqflags_t *f
  * active == 0. */
 static void kh_front_leave(kh_front_t *fr, mm_irqflags_t f)
 {
-    __atomic_store_n(&fr->active, 0, __ATOMIC_RELEASE);
+    mm_gate_leave(&fr->active);
     mm_hook_irq_restore(f);
 }
 

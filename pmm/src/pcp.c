@@ -15,29 +15,16 @@
  * every cache out of use (pmm_pcp_lock_all), then works on them under the
  * instance lock.
  *
- * Holding the caches is Dekker's handshake, with the expensive barrier on
- * the rare side, as for kmem_cache's fronts (kheap/src/kmem_percpu.c):
+ * Holding the caches is a per-CPU gate (hadron/mm/gate.h: Dekker's
+ * handshake with the expensive barrier on the rare side): each cache's
+ * `active` word, the instance's `pcp_holders`. A holder that finds the
+ * barrier hook refusing, or that runs on top of its own CPU inside its
+ * cache (an NMI), holds nothing: pmm.h, "Holding the caches".
  *
- *   a CPU entering its cache             a holder
- *   active = 1                           holders++ (seq_cst RMW)
- *   barrier (PCP_OWNER_FENCE)            barrier (cross_barrier)
- *   holders != 0? leave: locked path     wait until every active == 0
- *
- * With the asymmetric_barrier option the entering CPU's barrier is a
- * compiler barrier and the holder's is mm_hook_cpu_barrier, which makes
- * every other CPU execute a full barrier: the entering CPU's store of
- * active then reaches memory before its load of holders, or after the
- * holder's increment is visible to that load. Either the holder sees
- * active == 1 and waits for the CPU to leave (its release store of active
- * = 0 publishes everything it did inside), or the CPU sees holders != 0
- * and takes the locked path. Without the option both barriers are full
- * fences. A holder that finds the hook refusing, or that runs on top of
- * its own CPU inside its cache (an NMI), holds nothing: pmm.h, "Holding
- * the caches".
- *
- * So a cached allocation executes no locked instruction (its frame's held
- * bit is in a word its CPU alone writes: pmm_internal.h), and a cached
- * free one, the compare-and-swap that decides a double free. A context
+ * So a cached allocation of a frame of its CPU's own group executes no
+ * locked instruction (the frame's held bit is in a word that CPU alone
+ * writes: pmm_internal.h), and a cached free one, the compare-and-swap
+ * that decides a double free. A context
  * that interrupted its CPU inside the cache finds active set and takes the
  * locked path, which never touches a cache.
  *
@@ -65,10 +52,10 @@ void pmm_pcp_init(pmm_t *p)
     /* CPUs refill from different parts of memory while they can, so two
      * CPUs' frames rarely share a held-bitmap cache line (512 frames). */
     uint64_t stride = (p->span_frames / HADRON_MM_MAX_CPUS) & ~511ull;
-    atomic_init(&p->pcp_holders, 0);
+    p->pcp_holders = 0;
     for (unsigned i = 0; i < HADRON_MM_MAX_CPUS; i++) {
         pmm_pcp_t *c = &p->pcp[i];
-        atomic_init(&c->active, 0);
+        c->active = 0;
         atomic_init(&c->count, 0);
         c->tag = i + 1;
         c->hint = stride * i;
@@ -146,59 +133,23 @@ mm_status_t pmm_pcp_refused(pmm_t *p, uint64_t f)
 
 /* ---- holding every cache ------------------------------------------------ */
 
-/* The holder's half of the handshake. */
-static bool cross_barrier(void)
-{
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-#if HADRON_MM_ASYMMETRIC_BARRIER
-    return mm_hook_cpu_barrier();
-#else
-    return true;
-#endif
-}
-
 /* Whether the caller runs on top of its own CPU inside that CPU's cache (an
  * interrupt that came in there): waiting for it to leave would never end. */
 static bool inside_own_cache(pmm_t *p)
 {
     mm_irqflags_t f = mm_hook_irq_save();
     pmm_pcp_t *mine = pmm_pcp_mine(p);
-    bool inside = mine != NULL && atomic_load_explicit(&mine->active, memory_order_relaxed) != 0;
+    bool inside = mine != NULL && mm_gate_entered(&mine->active);
     mm_hook_irq_restore(f);
     return inside;
 }
 
-static void wait_left(const pmm_pcp_t *c)
-{
-    unsigned spins = 0;
-    while (atomic_load_explicit(&c->active, memory_order_acquire) != 0) {
-        mm_cpu_relax();
-#if HADRON_MM_SPIN_YIELD
-        if (++spins % MM_SPIN_YIELD_SPINS == 0)
-            mm_hook_spin_yield();
-#endif
-    }
-    (void)spins;
-}
-
-static void release_hold(pmm_t *p)
-{
-    unsigned was = atomic_fetch_sub_explicit(&p->pcp_holders, 1, memory_order_release);
-    MM_ASSERT(was != 0);
-    (void)was;
-}
-
 bool pmm_pcp_lock_all(pmm_t *p, mm_irqflags_t *flags)
 {
-    if (inside_own_cache(p))
+    if (inside_own_cache(p) || !mm_gate_hold(&p->pcp_holders))
         return false;
-    atomic_fetch_add_explicit(&p->pcp_holders, 1, memory_order_seq_cst);
-    if (!cross_barrier()) {
-        release_hold(p);
-        return false;
-    }
     for (unsigned i = 0; i < HADRON_MM_MAX_CPUS; i++)
-        wait_left(&p->pcp[i]);
+        mm_gate_wait_left(&p->pcp[i].active);
     *flags = mm_hook_irq_save();
     mm_spin_lock(&p->lock);
     return true;
@@ -208,7 +159,7 @@ void pmm_pcp_unlock_all(pmm_t *p, mm_irqflags_t flags)
 {
     mm_spin_unlock(&p->lock);
     mm_hook_irq_restore(flags);
-    release_hold(p);
+    mm_gate_release(&p->pcp_holders);
 }
 
 uint64_t pmm_pcp_drain_all_locked(pmm_t *p, uint64_t f0, uint64_t f1)

@@ -7,17 +7,12 @@
 #ifndef HADRON_MM_PMM_PCP_FAST_H
 #define HADRON_MM_PMM_PCP_FAST_H
 
+#include <hadron/mm/gate.h>
+
 #include "pmm_internal.h"
 
 /* Low bit of a cache entry: the frame is filled with the poison pattern. */
 #define PCP_POISONED 1u
-
-/* The entering CPU's half of the handshake. */
-#if HADRON_MM_ASYMMETRIC_BARRIER
-#define PCP_OWNER_FENCE() __atomic_signal_fence(__ATOMIC_SEQ_CST)
-#else
-#define PCP_OWNER_FENCE() __atomic_thread_fence(__ATOMIC_SEQ_CST)
-#endif
 
 static inline uint64_t pmm_pcp_entry_frame(uint64_t e)
 {
@@ -49,19 +44,12 @@ mm_status_t pmm_pcp_refused(pmm_t *p, uint64_t f);
  * inside its cache; then the caller takes the locked path. */
 static inline bool pmm_pcp_enter(pmm_t *p, pmm_pcp_t *c)
 {
-    if (atomic_load_explicit(&c->active, memory_order_relaxed) != 0)
-        return false;
-    atomic_store_explicit(&c->active, 1, memory_order_relaxed);
-    PCP_OWNER_FENCE();
-    if (atomic_load_explicit(&p->pcp_holders, memory_order_acquire) == 0)
-        return true;
-    atomic_store_explicit(&c->active, 0, memory_order_release);
-    return false;
+    return mm_gate_enter(&c->active, &p->pcp_holders);
 }
 
 static inline void pmm_pcp_leave(pmm_pcp_t *c)
 {
-    atomic_store_explicit(&c->active, 0, memory_order_release);
+    mm_gate_leave(&c->active);
 }
 
 /* Cached allocation on cache c, the calling CPU's (interrupts off): pops a

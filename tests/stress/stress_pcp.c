@@ -190,8 +190,9 @@ static void settle(const pmm_stats_t *s0, int threads)
     CHECK(pmm_check(&pmm, &why) == MM_OK, "pmm_check after drain: %s", why);
     CHECK(!mm_spin_is_locked(&pmm.lock), "lock left held");
     for (unsigned c = 0; c < HADRON_MM_MAX_CPUS; c++)
-        CHECK(atomic_load(&pmm.pcp[c].active) == 0, "cache %u left entered", c);
-    CHECK(atomic_load(&pmm.pcp_holders) == 0, "caches left held");
+        CHECK(__atomic_load_n(&pmm.pcp[c].active, __ATOMIC_SEQ_CST) == 0, "cache %u left entered",
+              c);
+    CHECK(__atomic_load_n(&pmm.pcp_holders, __ATOMIC_SEQ_CST) == 0, "caches left held");
 }
 
 int main(int argc, char **argv)

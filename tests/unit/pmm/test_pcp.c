@@ -415,7 +415,7 @@ Test(pmm, pcp_while_the_caches_are_held_every_cpu_takes_the_locked_path)
     on_cpu(0);
     mm_paddr_t a = alloc1(&p), b = alloc1(&p);
     unsigned n = cached(&p, 0);
-    atomic_store(&p.pcp_holders, 1); /* as if a holder were draining */
+    __atomic_store_n(&p.pcp_holders, 1, __ATOMIC_SEQ_CST); /* as if a holder were draining */
     free1(&p, a);
     cr_assert_eq(cached(&p, 0), n, "the frame went to the bitmap");
     cr_assert_eq(pmm_frame_state(&p, a), PMM_FRAME_FREE);
@@ -429,8 +429,8 @@ Test(pmm, pcp_while_the_caches_are_held_every_cpu_takes_the_locked_path)
     mm_paddr_t c = alloc1(&p);
     cr_assert_eq(c, a, "the locked path reuses the frame freed last");
     cr_assert_eq(cached(&p, 0), n, "the cache was not touched");
-    cr_assert_eq(atomic_load(&p.pcp[0].active), 0);
-    atomic_store(&p.pcp_holders, 0);
+    cr_assert_eq(__atomic_load_n(&p.pcp[0].active, __ATOMIC_SEQ_CST), 0);
+    __atomic_store_n(&p.pcp_holders, 0, __ATOMIC_SEQ_CST);
     /* Back through the cache: the same outcomes. */
     free1(&p, b);
     cr_assert_eq(cached(&p, 0), n + 1);
@@ -453,23 +453,24 @@ Test(pmm, pcp_an_interrupt_inside_the_cache_takes_the_locked_path)
     mm_paddr_t a = alloc1(&p), b = alloc1(&p);
     free1(&p, b); /* b cached */
     unsigned n = cached(&p, 0);
-    atomic_store(&p.pcp[0].active, 1); /* the interrupted context is inside */
+    /* The interrupted context is inside. */
+    __atomic_store_n(&p.pcp[0].active, 1, __ATOMIC_SEQ_CST);
     fx_snap_t snap;
     fx_snap(&p, &snap);
     cr_assert_eq(pmm_drain(&p), MM_ERR_UNSUPPORTED);
     cr_assert_eq(pmm_check(&p, NULL), MM_ERR_UNSUPPORTED);
     cr_assert_eq(pmm_reserve(&p, b, FX_PG), MM_ERR_UNSUPPORTED);
-    cr_assert_eq(atomic_load(&p.pcp_holders), 0, "no hold left behind");
-    atomic_store(&p.pcp[0].active, 0); /* (the comparison runs pmm_check) */
+    cr_assert_eq(__atomic_load_n(&p.pcp_holders, __ATOMIC_SEQ_CST), 0, "no hold left behind");
+    __atomic_store_n(&p.pcp[0].active, 0, __ATOMIC_SEQ_CST); /* (the comparison runs pmm_check) */
     fx_assert_unchanged(&p, &snap, "refused while inside the own cache");
-    atomic_store(&p.pcp[0].active, 1);
+    __atomic_store_n(&p.pcp[0].active, 1, __ATOMIC_SEQ_CST);
     mm_paddr_t c = alloc1(&p);
     cr_assert_neq(c, b, "not from the cache");
     free1(&p, a);
     cr_assert_eq(pmm_free(&p, b), MM_ERR_DOUBLE_FREE, "a cached frame, seen from outside");
     cr_assert_eq(cached(&p, 0), n, "the cache was not touched");
     cr_assert_eq(pmm_frame_state(&p, a), PMM_FRAME_FREE);
-    atomic_store(&p.pcp[0].active, 0);
+    __atomic_store_n(&p.pcp[0].active, 0, __ATOMIC_SEQ_CST);
     free1(&p, c);
     cr_assert_eq(pmm_drain(&p), MM_OK);
     cr_assert_eq(fx_stats(&p).cached_frames, 0);
@@ -539,7 +540,7 @@ Test(pmm, pcp_a_refused_barrier_holds_nothing)
     cr_assert_eq(pmm_drain(&p), MM_ERR_UNSUPPORTED);
     cr_assert_eq(pmm_check(&p, NULL), MM_ERR_UNSUPPORTED);
     cr_assert_eq(pmm_reserve(&p, b, FX_PG), MM_ERR_UNSUPPORTED);
-    cr_assert_eq(atomic_load(&p.pcp_holders), 0);
+    cr_assert_eq(__atomic_load_n(&p.pcp_holders, __ATOMIC_SEQ_CST), 0);
     test_cpu_barrier_refused = false; /* (the comparison runs pmm_check) */
     fx_assert_unchanged(&p, &snap, "refused holds");
     test_cpu_barrier_refused = true;
@@ -580,7 +581,8 @@ static void wait_observer(void)
 {
     if (wait_role == 1) {
         unsigned cpu = mm_hook_cpu_index();
-        if (cpu < HADRON_MM_MAX_CPUS && atomic_load(&wait_pmm.pcp[cpu].active) != 0) {
+        if (cpu < HADRON_MM_MAX_CPUS &&
+            __atomic_load_n(&wait_pmm.pcp[cpu].active, __ATOMIC_SEQ_CST) != 0) {
             int zero = 0;
             atomic_compare_exchange_strong(&wait_stage, &zero, 1);
         }
@@ -639,7 +641,7 @@ Test(pmm, pcp_a_hold_waits_for_a_cpu_inside_its_cache)
     test_spin_yield_observer = NULL;
     cr_assert_neq((uintptr_t)frame, 0, "A's allocation finished once let go");
     cr_assert_eq((uintptr_t)ok, 1, "B's drain returned only after A left its cache");
-    cr_assert_eq(atomic_load(&wait_pmm.pcp_holders), 0);
+    cr_assert_eq(__atomic_load_n(&wait_pmm.pcp_holders, __ATOMIC_SEQ_CST), 0);
     cr_assert_eq(fx_stats(&wait_pmm).cached_frames, 0, "A's refill was drained");
     test_cpu_index = 0;
     free1(&wait_pmm, (mm_paddr_t)(uintptr_t)frame);

@@ -192,7 +192,7 @@ typedef struct pmm_tree {
  * search) is written under the instance lock. Internal: exposed only so
  * pmm_t has a known size. */
 typedef struct pmm_pcp {
-    alignas(64) atomic_uint active;
+    alignas(64) unsigned active; /* its gate (gate.h) */
     atomic_uint count;
     uint32_t tag; /* CPU index + 1: the owner mark of the held words it owns */
     uint64_t hint;
@@ -229,7 +229,7 @@ typedef struct pmm {
     mm_paddr_t meta_base;
     uint64_t meta_frames;
     uint64_t meta_bytes;
-    atomic_uint pcp_holders; /* contexts holding every cache out of use */
+    unsigned pcp_holders; /* contexts holding every cache out of use (gate.h) */
     pmm_pcp_t pcp[HADRON_MM_MAX_CPUS]; /* indexed by mm_hook_cpu_index() */
 } pmm_t;
 
