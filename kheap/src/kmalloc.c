@@ -126,11 +126,9 @@ static mm_status_t kh_free(kheap_t *heap, void *ptr, size_t *usable)
     mm_status_t st = kh_front_free(&heap->class_index, ptr, NULL, usable);
     if (st == MM_OK)
         return st;
-    if (st != MM_ERR_NOT_MAPPED) {
-        st = kh_index_free(&heap->class_index, ptr, usable);
-        if (st != MM_ERR_NOT_MAPPED)
-            return st;
-    }
+    st = kh_index_free(&heap->class_index, ptr, usable);
+    if (st != MM_ERR_NOT_MAPPED)
+        return st;
     *usable = kh_track_block_usable(heap, ptr);
     return kheap_block_free(heap, ptr);
 }

@@ -188,12 +188,12 @@ static void *kh_front_alloc(kmem_cache_t *c)
 /* The cache of obj when it is a live slot of a sound slab of x (*slab,
  * *slot), else NULL: anything unexpected is left to the locked paths,
  * which tell a damaged header, a bad pointer and a double free apart. A
- * live slot keeps its slab, so the header read here stays valid. `base`:
- * obj's slab by the table, or 0. Inside this CPU's front
- * (kh_index_find_unlocked). */
-static kmem_cache_t *kh_front_lookup(uintptr_t base, const void *obj, kh_slab_t **slab,
+ * live slot keeps its slab, so the header read here stays valid. Inside
+ * this CPU's front (kh_index_find_unlocked). */
+static kmem_cache_t *kh_front_lookup(kmem_index_t *x, const void *obj, kh_slab_t **slab,
                                      size_t *slot)
 {
+    uintptr_t base = kh_index_find_unlocked(x, (uintptr_t)obj);
     kh_slab_t *s = (kh_slab_t *)base;
     kmem_cache_t *c = base != 0 ? s->cache : NULL;
     if (c == NULL || s->check != kh_slab_check(s, c) || !kh_slot_of(c, s, (uintptr_t)obj, slot) ||
@@ -209,17 +209,10 @@ mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect
     mm_irqflags_t f;
     kh_front_t *fr = kh_front_enter(x, false, &f);
     if (fr == NULL)
-        return MM_ERR_STATE;
-    uintptr_t found = kh_index_find_unlocked(x, (uintptr_t)obj);
-    if (found == 0) {
-        /* Inside the front the table is current for every live object:
-         * obj is none of these caches' (a block, or no heap pointer). */
-        kh_front_leave(fr, f);
         return MM_ERR_NOT_MAPPED;
-    }
     kh_slab_t *s;
     size_t i;
-    kmem_cache_t *c = kh_front_lookup(found, obj, &s, &i);
+    kmem_cache_t *c = kh_front_lookup(x, obj, &s, &i);
     if (c == NULL || (expect != NULL && c != expect))
         goto locked;
     uintptr_t base = (uintptr_t)s;
@@ -249,7 +242,7 @@ mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect
     return MM_OK;
 locked:
     kh_front_leave(fr, f);
-    return MM_ERR_STATE;
+    return MM_ERR_NOT_MAPPED;
 }
 
 kmem_cache_t *kh_front_owner(kmem_index_t *x, const void *obj)
@@ -260,7 +253,7 @@ kmem_cache_t *kh_front_owner(kmem_index_t *x, const void *obj)
         return NULL;
     kh_slab_t *s;
     size_t i;
-    kmem_cache_t *c = kh_front_lookup(kh_index_find_unlocked(x, (uintptr_t)obj), obj, &s, &i);
+    kmem_cache_t *c = kh_front_lookup(x, obj, &s, &i);
     kh_front_leave(fr, f);
     return c;
 }

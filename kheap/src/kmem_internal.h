@@ -339,11 +339,8 @@ void kh_cache_stats(kmem_cache_t *cache, kmem_cache_stats_t *out);
 
 /* Free obj through this CPU's front when it is a live object of a cache
  * sharing x (of `expect` if not NULL): MM_OK with its size in *usable (may
- * be NULL). Otherwise nothing done: MM_ERR_NOT_MAPPED when obj is in none
- * of x's slabs (decided inside the front, where the table knows every
- * live object's slab: a kmalloc free goes straight to the blocks), else
- * MM_ERR_STATE: the locked path decides (no front, not live, bad pointer,
- * another cache's). */
+ * be NULL). MM_ERR_NOT_MAPPED otherwise, nothing done: the locked path
+ * decides (no front, not found, not live, bad pointer). */
 mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect,
                           size_t *usable);
 /* The cache of obj when it is a live object of a cache sharing x, found

@@ -354,35 +354,6 @@ Test(kmem_front, each_cpu_refills_from_slabs_of_its_own, .init = setup)
     cr_assert_eq(live, 0);
 }
 
-#if !HADRON_MM_HEAP_REDZONES
-/* Inside its front a CPU sees every live class object's slab in the table,
- * so a kheap_free of a block goes straight to the blocks: the size
- * classes' lock is not taken (its ticket does not move), and the block
- * layer still refuses what it must. */
-Test(kmem_front, a_block_free_does_not_take_the_size_classes_lock, .init = setup)
-{
-    void *small = kheap_alloc(&heap, 64, 0); /* this CPU's front exists */
-    void *big = kheap_alloc(&heap, 3 * KHEAP_CLASS_MAX, 0);
-    cr_assert_not_null(small);
-    cr_assert_not_null(big);
-    unsigned tickets = atomic_load(&heap.class_index.lock.next_ticket);
-    cr_assert_eq(kheap_free(&heap, big), MM_OK);
-    cr_assert_eq(atomic_load(&heap.class_index.lock.next_ticket), tickets);
-    cr_assert_eq(kheap_free(&heap, big), MM_ERR_DOUBLE_FREE);
-    cr_assert_eq(kheap_free(&heap, (char *)small + 8), MM_ERR_BAD_POINTER,
-                 "inside a slab: the locked path decides");
-    cr_assert_eq(kheap_free(&heap, small), MM_OK);
-    /* Without a front the size classes decide under their lock first. */
-    test_cpu_index = HADRON_MM_MAX_CPUS;
-    big = kheap_alloc(&heap, 3 * KHEAP_CLASS_MAX, 0);
-    tickets = atomic_load(&heap.class_index.lock.next_ticket);
-    cr_assert_eq(kheap_free(&heap, big), MM_OK);
-    cr_assert_eq(atomic_load(&heap.class_index.lock.next_ticket), tickets + 1);
-    mm_report_t r;
-    cr_assert_eq(kheap_check(&heap, &r), MM_OK, "%s", r.message);
-}
-#endif
-
 /* A refill that finds no slab it may take from makes one, with the front
  * left. Meanwhile (played here from the irq hook, as another CPU would)
  * frees through the locked path give the front's previous slab free slots
