@@ -29,7 +29,6 @@
 #include "blocks_api.h"
 #include "kmem_internal.h"
 
-
 static kh_front_t *kh_front_of(kmem_index_t *x, unsigned cpu)
 {
     kh_front_t **all = __atomic_load_n(&x->fronts, __ATOMIC_ACQUIRE);
@@ -73,20 +72,13 @@ static bool kh_front_create(kmem_index_t *x, unsigned cpu)
     return true;
 }
 
-/* Enters fr, this CPU's front, with interrupts disabled: false when it
- * is held (kh_fronts_hold) or already entered (the caller interrupted its
- * own CPU inside it). */
-static bool kh_front_claim(kh_front_t *fr, const kmem_index_t *x)
-{
-    return mm_gate_enter(&fr->active, &x->holders);
-}
-
 /* This CPU's front of x, entered with interrupts disabled (*f to
  * restore), or NULL: no per-CPU state (a CPU index at or above
  * HADRON_MM_MAX_CPUS), no front yet and `create` false (a free: a CPU that
  * never allocated from x holds nothing of it, and a free of a large block
- * must not make one), no memory for a front, or the front held or already
- * entered (kh_front_claim). */
+ * must not make one), no memory for a front, or the front held
+ * (kh_fronts_hold) or already entered (the caller interrupted its own CPU
+ * inside it). */
 static kh_front_t *kh_front_enter(kmem_index_t *x, bool create, mm_irqflags_t *f)
 {
     for (int tries = 0; tries < 2; tries++) {
@@ -96,7 +88,7 @@ static kh_front_t *kh_front_enter(kmem_index_t *x, bool create, mm_irqflags_t *f
             break;
         kh_front_t *fr = kh_front_of(x, cpu);
         if (fr != NULL) {
-            if (kh_front_claim(fr, x))
+            if (mm_gate_enter(&fr->active, &x->holders))
                 return fr;
             break;
         }

@@ -102,7 +102,7 @@ typedef struct kh_mag {
 
 /* A CPU's front for one index: a magazine per cache of the index. Its own
  * CPU uses it without a lock or a locked instruction, inside
- * kh_front_claim .. kh_front_release (`active` set); any other context
+ * kh_front_enter .. kh_front_leave (`active` set); any other context
  * first keeps every front of the index out of use (kh_fronts_hold), then
  * takes `lock` against other such contexts. */
 typedef struct kh_front {

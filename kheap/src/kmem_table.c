@@ -133,6 +133,16 @@ uintptr_t *kh_index_drop(kmem_index_t *x)
     return old;
 }
 
+/* Frees a list of retired tables (linked through KH_TABLE_LINK). */
+static void kh_table_free_list(kheap_t *heap, uintptr_t *list)
+{
+    while (list != NULL) {
+        uintptr_t *next = (uintptr_t *)KH_TABLE_LINK(list);
+        kh_table_free(heap, list);
+        list = next;
+    }
+}
+
 void kh_index_retire(kmem_index_t *x, uintptr_t *table)
 {
     /* Every locked free and every spill comes here, almost always with
@@ -157,18 +167,11 @@ void kh_index_retire(kmem_index_t *x, uintptr_t *table)
     __atomic_store_n(&x->retired, NULL, __ATOMIC_RELAXED);
     mm_spin_unlock_irqrestore(&x->lock, f);
     kh_fronts_release(x);
-    while (list != NULL) {
-        uintptr_t *next = (uintptr_t *)KH_TABLE_LINK(list);
-        kh_table_free(x->heap, list);
-        list = next;
-    }
+    kh_table_free_list(x->heap, list);
 }
 
 void kh_index_free_retired(kmem_index_t *x)
 {
-    while (x->retired != NULL) {
-        uintptr_t *next = (uintptr_t *)KH_TABLE_LINK(x->retired);
-        kh_table_free(x->heap, x->retired);
-        x->retired = next;
-    }
+    kh_table_free_list(x->heap, x->retired);
+    x->retired = NULL;
 }

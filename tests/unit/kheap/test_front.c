@@ -35,6 +35,14 @@ static void c_check(kmem_cache_t *c)
     cr_assert_eq(kmem_cache_check(c, &r), MM_OK, "%s", r.message);
 }
 
+/* Destroys c, which must have no live object left. */
+static void destroy_empty(kmem_cache_t *c)
+{
+    size_t live = 99;
+    cr_assert_eq(kmem_cache_destroy(c, &live), MM_OK);
+    cr_assert_eq(live, 0);
+}
+
 Test(kmem_front, a_free_goes_to_the_front_and_comes_back_first, .init = setup)
 {
     static kmem_cache_t c;
@@ -146,9 +154,7 @@ Test(kmem_front, a_double_free_is_refused_whichever_cpus_free_it, .init = setup)
     test_cpu_index = 0;
     c_check(&c);
     cr_assert_eq(cstats(&c).live, 0);
-    size_t live = 99;
-    cr_assert_eq(kmem_cache_destroy(&c, &live), MM_OK);
-    cr_assert_eq(live, 0);
+    destroy_empty(&c);
 }
 
 Test(kmem_front, an_object_freed_on_another_cpu_joins_that_cpus_front, .init = setup)
@@ -349,9 +355,7 @@ Test(kmem_front, each_cpu_refills_from_slabs_of_its_own, .init = setup)
             cr_assert_eq(kmem_cache_free(&c, obj[cpu][i]), MM_OK);
     }
     test_cpu_index = 0;
-    size_t live = 99;
-    cr_assert_eq(kmem_cache_destroy(&c, &live), MM_OK);
-    cr_assert_eq(live, 0);
+    destroy_empty(&c);
 }
 
 /* A refill that finds no slab it may take from makes one, with the front
@@ -404,9 +408,7 @@ Test(kmem_front, a_new_slab_goes_to_the_front_that_made_it, .init = setup)
     for (size_t i = 16; i <= per; i++)
         cr_assert_eq(kmem_cache_free(&grow_cache, obj[i]), MM_OK);
     free(obj);
-    size_t live = 99;
-    cr_assert_eq(kmem_cache_destroy(&grow_cache, &live), MM_OK);
-    cr_assert_eq(live, 0);
+    destroy_empty(&grow_cache);
 }
 
 /* While some context holds the fronts (a drain, a table retirement, a
@@ -438,9 +440,7 @@ Test(kmem_front, while_the_fronts_are_held_every_cpu_takes_the_locked_path, .ini
     kh_fronts_release(c.index);
     cr_assert_eq(kmem_cache_free(&c, b), MM_OK);
     cr_assert_eq(cstats(&c).front_objects, held + 1, "the front is used again");
-    size_t live = 99;
-    cr_assert_eq(kmem_cache_destroy(&c, &live), MM_OK);
-    cr_assert_eq(live, 0);
+    destroy_empty(&c);
 }
 
 /* An interrupt that comes while its CPU is inside its front (here: at the
@@ -488,9 +488,7 @@ Test(kmem_front, an_interrupt_inside_the_front_takes_the_locked_path, .init = se
     c_check(&nest_cache);
     cr_assert_eq(kmem_cache_free(&nest_cache, outer), MM_OK);
     cr_assert_eq(kmem_cache_free(&nest_cache, nested_obj), MM_OK);
-    size_t live = 99;
-    cr_assert_eq(kmem_cache_destroy(&nest_cache, &live), MM_OK);
-    cr_assert_eq(live, 0);
+    destroy_empty(&nest_cache);
 }
 
 #if HADRON_MM_ASYMMETRIC_BARRIER

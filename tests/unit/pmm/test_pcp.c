@@ -6,6 +6,7 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -506,15 +507,24 @@ Test(pmm, pcp_a_cached_allocation_writes_only_its_groups_own_half)
     on_cpu(0);
     free1(&p, a);
     cr_assert_eq(pmm_free(&p, a), MM_ERR_DOUBLE_FREE);
-    /* The locked path changes only the remote half, whoever owns the group. */
+    /* The locked path changes only remote halves, whoever owns the group. */
     on_cpu(FX_NO_CPU);
+    uint64_t *own = malloc(p.words * sizeof *own);
+    for (uint64_t k = 0; k < p.words; k++)
+        own[k] = p.held_bm[2 * k];
     mm_paddr_t l = alloc1(&p);
-    uint64_t lf = l / FX_PG, lw = lf / 64, lbit = 1ull << (lf % 64);
-    cr_assert_eq(p.held_bm[2 * lw + 1] & lbit, lbit ^ (p.held_bm[2 * lw] & lbit));
-    uint64_t own = p.held_bm[2 * lw];
+    uint64_t lw = (l / FX_PG) / 64, lbit = 1ull << ((l / FX_PG) % 64);
+    cr_assert_eq(pmm_frame_state(&p, l), PMM_FRAME_USED);
+    cr_assert_eq((p.held_bm[2 * lw] ^ p.held_bm[2 * lw + 1]) & lbit, lbit);
+    for (uint64_t k = 0; k < p.words; k++)
+        cr_assert_eq(p.held_bm[2 * k], own[k], "own half of word %llu written",
+                     (unsigned long long)k);
     free1(&p, l);
-    cr_assert_eq(p.held_bm[2 * lw], own);
+    for (uint64_t k = 0; k < p.words; k++)
+        cr_assert_eq(p.held_bm[2 * k], own[k], "own half of word %llu written",
+                     (unsigned long long)k);
     cr_assert_eq(pmm_frame_state(&p, l), PMM_FRAME_FREE);
+    free(own);
     fx_check(&p);
 }
 
