@@ -123,19 +123,6 @@ static size_t kh_take_slot(kmem_cache_t *c, kh_slab_t *s)
     return i;
 }
 
-void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry, uint32_t tag)
-{
-    kh_slab_t *s = (kh_slab_t *)(entry & ~KH_TABLE_PAGE_MASK);
-    size_t i = entry & KH_TABLE_PAGE_MASK;
-    bool fresh = kh_slot_mark_live(s, i, tag);
-    MM_ASSERT(fresh);
-    (void)fresh;
-#if HADRON_MM_HEAP_REDZONES
-    kh_debug_on_alloc(c, s, i);
-#endif
-    return (void *)kh_slot(c, s, i);
-}
-
 /* A slot of partial slab s handed out. Lock held. */
 static void *kh_take(kmem_cache_t *c, kh_slab_t *s)
 {

@@ -321,9 +321,6 @@ size_t kh_cache_take(kmem_cache_t *c, uintptr_t *out, size_t n, uint32_t tag, ui
  * grow). */
 size_t kh_cache_grow_take(kmem_cache_t *c, uintptr_t *out, size_t n, uint32_t tag,
                           uintptr_t *prefer);
-/* Hands out a taken slot: marks it live (and debug fills); the object.
- * `tag`: the caller's front, entered (kh_slot_flip_live), or 0. */
-void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry, uint32_t tag);
 /* n taken slots (of caches of x) back into their slabs; slabs emptied go
  * back to the heap. Takes the index lock; no other hadron-mm lock held. */
 void kh_cache_put(kmem_index_t *x, const uintptr_t *entries, size_t n);
@@ -341,8 +338,7 @@ void kh_cache_stats(kmem_cache_t *cache, kmem_cache_stats_t *out);
  * sharing x (of `expect` if not NULL): MM_OK with its size in *usable (may
  * be NULL). MM_ERR_NOT_MAPPED otherwise, nothing done: the locked path
  * decides (no front, not found, not live, bad pointer). */
-mm_status_t kh_front_free(kmem_index_t *x, void *obj, const kmem_cache_t *expect,
-                          size_t *usable);
+mm_status_t kh_front_free(kmem_index_t *x, void *obj, kmem_cache_t *expect, size_t *usable);
 /* The cache of obj when it is a live object of a cache sharing x, found
  * without the index lock under this CPU's front (as kh_front_free finds
  * it); NULL otherwise, when the locked kh_index_owner decides (no front,
@@ -404,5 +400,21 @@ void kh_debug_on_free(const kmem_cache_t *c, const kh_slab_t *s, size_t i);
 /* The same checks without panicking: false with *report filled. */
 bool kh_debug_slot_ok(const kmem_cache_t *c, const kh_slab_t *s, size_t i, mm_report_t *report);
 #endif
+
+/* Hands out a taken slot: marks it live (and debug fills); the object.
+ * `tag`: the caller's front, entered (kh_slot_flip_live), or 0. Inline:
+ * it is half of a front's allocation. */
+static inline void *kh_cache_hand_out(kmem_cache_t *c, uintptr_t entry, uint32_t tag)
+{
+    kh_slab_t *s = (kh_slab_t *)(entry & ~KH_TABLE_PAGE_MASK);
+    size_t i = entry & KH_TABLE_PAGE_MASK;
+    bool fresh = kh_slot_mark_live(s, i, tag);
+    MM_ASSERT(fresh);
+    (void)fresh;
+#if HADRON_MM_HEAP_REDZONES
+    kh_debug_on_alloc(c, s, i);
+#endif
+    return (void *)kh_slot(c, s, i);
+}
 
 #endif /* KMEM_INTERNAL_H */
