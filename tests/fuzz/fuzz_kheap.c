@@ -11,9 +11,7 @@
  *    contents up to the smaller size);
  *  - address-ordered first fit: no free block below a new block's own free
  *    block could surely have held it (with slack for headers and padding;
- *    what is left of its own free block lies right below it), a request at
- *    granule alignment took the top of its free block (no free block right
- *    above it), and a
+ *    what is left of its own free block lies right below it), and a
  *    valid request fails only when no free block could surely hold it and
  *    growth could not help;
  *  - freeing a live pointer succeeds; freeing anything else (a stale
@@ -219,9 +217,6 @@ typedef struct walk_sum {
     size_t live_found;
     uintptr_t below_limit;   /* first-fit check: the new allocation's pointer */
     uintptr_t below_start;   /* its block's start, from a first walk */
-    const void *target_region; /* the new allocation's region, once walked */
-    bool after_target;       /* the next block walked is the one above it */
-    bool free_above;         /* ... and it is free, in the same region */
     size_t need;             /* size that surely fits */
     bool fit_below;          /* a free block below `below_limit` surely fit */
     bool fit_anywhere;
@@ -234,15 +229,6 @@ static bool walk_cb(void *arg, const kheap_block_info_t *b)
         fprintf(stderr, "    block %p size %zu used %d slab %d ptr %p usable %zu\n", b->block,
                 b->size, b->used, b->slab, b->ptr, b->usable);
     FZ_CHECK(in_regions((uintptr_t)b->block), "walker block %p outside the regions", b->block);
-    if (w->after_target) {
-        w->after_target = false;
-        w->free_above = !b->used && b->region == w->target_region;
-    }
-    if (w->below_limit != 0 && (uintptr_t)b->ptr == w->below_limit) {
-        w->below_start = (uintptr_t)b->block;
-        w->target_region = b->region;
-        w->after_target = true;
-    }
     if (!b->used) {
         w->free_bytes += b->size;
         w->free_blocks++;
@@ -265,6 +251,8 @@ static bool walk_cb(void *arg, const kheap_block_info_t *b)
         w->front_blocks++;
         w->front_bytes += b->size;
     }
+    if ((uintptr_t)b->ptr == w->below_limit)
+        w->below_start = (uintptr_t)b->block;
     if (b->internal)
         return true;
     w->used_blocks++;
@@ -429,9 +417,6 @@ static void do_alloc(size_t req, size_t align)
     take_alloc(p, req, align, "alloc");
     if (!run_request(req, align)) {
         walk_sum_t w = walk((uintptr_t)p, need);
-        FZ_CHECK(a != 0 || !w.free_above,
-                 "alloc(%zu, %zu) = %p, but it is not at the top of its free block", req, align,
-                 p);
         FZ_CHECK(!w.fit_below, "alloc(%zu, %zu) = %p, but a lower free block surely fit", req,
                  align, p);
     }
