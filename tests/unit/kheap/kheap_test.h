@@ -198,19 +198,6 @@ static inline void tm_add_region(t_model_t *m, void *base, size_t size)
     tm_insert_free(m, b + T_DESC, e - T_END);
 }
 
-/* Allocates all of h's one free block (a block taken from the top of the
- * free block leaves the rest below it; tests that reuse a freed block take
- * the rest first); the pointer. */
-static inline void *t_take_rest(kheap_t *h)
-{
-    kheap_stats_t st;
-    cr_assert_eq(kheap_get_stats(h, &st), MM_OK);
-    cr_assert_eq(st.free_blocks, 1);
-    void *p = kheap_block_alloc(h, st.free_bytes - T_USER_OFF - T_BACK, 0);
-    cr_assert_not_null(p);
-    return p;
-}
-
 /* Where the documented rule places n bytes aligned for `align` in [s, e):
  * granule-aligned requests at the top, unless what would stay below is
  * smaller than a block; aligned ones at the lowest aligned place. */

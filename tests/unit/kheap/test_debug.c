@@ -106,7 +106,6 @@ Test(kheap_poison, write_after_free_is_caught_on_reuse, .init = setup)
 {
     uint8_t *p = kheap_block_alloc(&heap, 200, 0);
     (void)kheap_block_alloc(&heap, 16, 0);
-    (void)t_take_rest(&heap);
     cr_assert_eq(kheap_block_free(&heap, p), MM_OK);
     p[150] = 0x99;
     bool panicked = TEST_CATCH_PANIC((void)kheap_block_alloc(&heap, 200, 0));
@@ -121,25 +120,20 @@ Test(kheap_poison, write_after_free_is_caught_on_reuse, .init = setup)
 
 Test(kheap_poison, write_after_free_caught_after_merging, .init = setup)
 {
-    /* Each at the top of what is left: b below a. */
     uint8_t *a = kheap_block_alloc(&heap, 200, 0), *b = kheap_block_alloc(&heap, 200, 0);
     (void)kheap_block_alloc(&heap, 16, 0);
-    (void)t_take_rest(&heap);
     cr_assert_eq(kheap_block_free(&heap, a), MM_OK);
     cr_assert_eq(kheap_block_free(&heap, b), MM_OK);
     T_CHECK(&heap);
-    /* b's last user byte, now in the middle of a free block, inside what a
-     * 400-byte request takes from its top. */
-    b[199] = 0;
+    b[0] = 0; /* b's old first user byte, now in the middle of a free block */
     mm_report_t r;
     cr_assert_eq(kheap_check(&heap, &r), MM_ERR_CORRUPT);
     cr_assert_eq(r.kind, MM_REPORT_POISON);
-    cr_assert_eq(r.address + r.offset, (uint64_t)(uintptr_t)(b + 199));
+    cr_assert_eq(r.address + r.offset, (uint64_t)(uintptr_t)b);
     bool panicked = TEST_CATCH_PANIC((void)kheap_block_alloc(&heap, 400, 0));
     cr_assert(panicked);
     cr_assert_eq(test_panics.last.kind, MM_REPORT_POISON);
-    cr_assert_eq(test_panics.last.address + test_panics.last.offset,
-                 (uint64_t)(uintptr_t)(b + 199));
+    cr_assert_eq(test_panics.last.address + test_panics.last.offset, (uint64_t)(uintptr_t)b);
 }
 
 Test(kheap_poison, untouched_freed_memory_is_reused_quietly, .init = setup)
@@ -166,7 +160,9 @@ Test(kheap_redzone, off_no_guards_no_fill, .init = setup)
     cr_assert_eq(usable, t_block_size(100) - 16, "the whole block is usable");
     memset(p, 0x33, usable); /* writing the slack is legal without guards */
     (void)kheap_block_alloc(&heap, 16, 0);
-    (void)t_take_rest(&heap);
+    kheap_stats_t st;
+    cr_assert_eq(kheap_get_stats(&heap, &st), MM_OK);
+    cr_assert_not_null(kheap_block_alloc(&heap, st.free_bytes - 16, 0), "the rest, below");
     cr_assert_eq(kheap_block_free(&heap, p), MM_OK);
     cr_assert_eq(test_panics.count, 0);
     /* Freed memory keeps its contents beyond the links (no fill). */
