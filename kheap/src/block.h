@@ -385,10 +385,8 @@ static inline size_t kh_usable(const kh_block_t *b)
 /* ---- carve.c: placement (lock held) ------------------------------------- */
 
 /* First fit: carve a used block of n bytes (header written) whose user
- * pointer is aligned for `align` from the lowest free block where it fits,
- * at its top, or with alignment above the granule at its lowest aligned
- * place (the rule for aligned requests is in kheap.h); NULL when nothing
- * fits. */
+ * pointer is aligned for `align` at the lowest address where it fits (the
+ * rule for aligned requests is in kheap.h); NULL when nothing fits. */
 KH_HOT kh_block_t *kh_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align);
 /* kh_carve_locked plus the debug arming: the user pointer, or NULL. */
 KH_HOT void *kh_alloc_locked(kheap_t *heap, size_t req, uintptr_t n, uintptr_t align);

@@ -1,44 +1,33 @@
 /*
- * kheap blocks: placement. The one rule: the lowest free block where the
- * request, with its alignment, fits; within it, at granule alignment, the
- * top, and with more alignment the lowest aligned place. The top leaves the
- * free rest where the block began, in the same tree node; page-aligned
- * slabs from the bottom and large blocks from the top fill a free block
- * from opposite ends (the fragmentation figures are in docs/kheap.md).
+ * kheap blocks: placement. The one rule: the lowest address where the
+ * request, with its alignment, fits.
  */
 #include "block.h"
 
-/* Start of the used block for n bytes in free block f, its user pointer
- * aligned to align, or 0 when it does not fit. What stays free below the
- * used block must be nothing or a whole free block: a sliver smaller than
- * a block could never be merged again. */
 static uintptr_t kh_place(const kh_block_t *f, uintptr_t n, uintptr_t align)
 {
     uintptr_t fa = kh_addr(f), end = fa + kh_size(f), b = fa;
-    if (align <= KH_GRAN) {
-        if (end - fa < n)
-            return 0;
-        /* Less than a block would stay below: the whole block. */
-        return end - n - fa < KH_MIN_BLOCK ? fa : end - n;
-    }
-    uintptr_t u;
-    if (__builtin_add_overflow(fa, KH_USER_OFF + align - 1, &u))
-        return 0;
-    b = (u & ~(align - 1)) - KH_USER_OFF;
-    if (b != fa && b - fa < KH_MIN_BLOCK) {
-        if (__builtin_add_overflow(fa, KH_MIN_BLOCK + KH_USER_OFF + align - 1, &u))
+    if (align > KH_GRAN) {
+        /* Padding must be nothing or a whole free block: a sliver smaller
+         * than a block could never be merged again. */
+        uintptr_t u;
+        if (__builtin_add_overflow(fa, KH_USER_OFF + align - 1, &u))
             return 0;
         b = (u & ~(align - 1)) - KH_USER_OFF;
+        if (b != fa && b - fa < KH_MIN_BLOCK) {
+            if (__builtin_add_overflow(fa, KH_MIN_BLOCK + KH_USER_OFF + align - 1, &u))
+                return 0;
+            b = (u & ~(align - 1)) - KH_USER_OFF;
+        }
     }
     return (b < end && end - b >= n) ? b : 0;
 }
 
 /*
  * Take [b, b + n) out of free block f (b from kh_place). The remainders
- * below (the rest under a top placement, or alignment padding) and above
- * (tail) stay free blocks when they are big enough to be one; a tail that
- * is not goes with the allocation, so nothing is dropped. Returns the used
- * block, header written.
+ * below (padding) and above (tail) stay free blocks when they are big enough
+ * to be one; a tail that is not goes with the allocation, so nothing is
+ * dropped. Returns the used block, header written.
  */
 static kh_block_t *kh_carve(kheap_t *heap, kh_block_t *f, uintptr_t b, uintptr_t n)
 {
@@ -59,9 +48,8 @@ static kh_block_t *kh_carve(kheap_t *heap, kh_block_t *f, uintptr_t b, uintptr_t
     if (pad == 0 && tail == 0) {
         kh_hole_del(heap, f);
     } else if (pad == 0) {
-        /* An aligned request at the block's start: the free block's start
-         * moves up past the allocation; no other free block lies in
-         * between, so it keeps its place in the tree. */
+        /* The free block's start moves up past the allocation; no other
+         * free block lies in between, so it keeps its place in the tree. */
         kh_hole_set(heap, f, b + n, tail);
     } else {
         kh_hole_set(heap, f, fa, pad);
@@ -84,7 +72,7 @@ kh_block_t *kh_carve_locked(kheap_t *heap, uintptr_t n, uintptr_t align)
     if (align <= KH_GRAN) {
         if (f == NULL)
             return NULL;
-        b = kh_place(f, n, align);
+        b = kh_addr(f);
     } else {
         /* Whether a block big enough before padding fits once aligned
          * depends on its address, which the tree cannot search by. Try the

@@ -9,9 +9,8 @@
  *    heap_redzones); every allocation is filled with its own pattern, which
  *    must be intact when it is freed or reallocated (realloc keeps the
  *    contents up to the smaller size);
- *  - address-ordered first fit: no free block below a new block's own free
- *    block could surely have held it (with slack for headers and padding;
- *    what is left of its own free block lies right below it), and a
+ *  - address-ordered first fit: no free block below a new (non-run) block
+ *    could surely have held it (with slack for headers and padding), and a
  *    valid request fails only when no free block could surely hold it and
  *    growth could not help;
  *  - freeing a live pointer succeeds; freeing anything else (a stale
@@ -215,8 +214,7 @@ static uintptr_t self_cb(void *ctx)
 typedef struct walk_sum {
     size_t free_bytes, free_blocks, largest, slabs, used_blocks, front_blocks, front_bytes;
     size_t live_found;
-    uintptr_t below_limit;   /* first-fit check: the new allocation's pointer */
-    uintptr_t below_start;   /* its block's start, from a first walk */
+    uintptr_t below_limit;   /* first-fit check: block address */
     size_t need;             /* size that surely fits */
     bool fit_below;          /* a free block below `below_limit` surely fit */
     bool fit_anywhere;
@@ -236,9 +234,7 @@ static bool walk_cb(void *arg, const kheap_block_info_t *b)
             w->largest = b->size;
         if (w->need != 0 && b->size >= w->need) {
             w->fit_anywhere = true;
-            /* Ending right at the new block: what its free block left. */
-            if ((uintptr_t)b->block < w->below_limit &&
-                (uintptr_t)b->block + b->size != w->below_start)
+            if ((uintptr_t)b->block < w->below_limit)
                 w->fit_below = true;
         }
         return true;
@@ -251,8 +247,6 @@ static bool walk_cb(void *arg, const kheap_block_info_t *b)
         w->front_blocks++;
         w->front_bytes += b->size;
     }
-    if ((uintptr_t)b->ptr == w->below_limit)
-        w->below_start = (uintptr_t)b->block;
     if (b->internal)
         return true;
     w->used_blocks++;
@@ -269,14 +263,6 @@ static walk_sum_t walk(uintptr_t below, size_t need)
 {
     walk_sum_t w = {0};
     w.below_limit = below;
-    if (below != 0) {
-        FZ_CHECK(kheap_walk(&K.h, walk_cb, &w) == MM_OK, "kheap_walk");
-        FZ_CHECK(w.below_start != 0, "walker: no block holds %#lx", (unsigned long)below);
-        uintptr_t start = w.below_start;
-        w = (walk_sum_t){0};
-        w.below_limit = below;
-        w.below_start = start;
-    }
     w.need = need;
     FZ_CHECK(kheap_walk(&K.h, walk_cb, &w) == MM_OK, "kheap_walk");
     return w;

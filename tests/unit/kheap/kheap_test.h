@@ -198,14 +198,10 @@ static inline void tm_add_region(t_model_t *m, void *base, size_t size)
     tm_insert_free(m, b + T_DESC, e - T_END);
 }
 
-/* Where the documented rule places n bytes aligned for `align` in [s, e):
- * granule-aligned requests at the top, unless what would stay below is
- * smaller than a block; aligned ones at the lowest aligned place. */
+/* Where the documented rule places n bytes aligned for `align` in [s, e). */
 static inline uintptr_t tm_place(uintptr_t s, uintptr_t e, size_t n, size_t align)
 {
     uintptr_t b = s;
-    if (align <= 16 && e - s >= n)
-        return e - s - n < T_MIN_BLOCK ? s : e - n;
     if (align > 16) {
         b = ((s + T_USER_OFF + align - 1) & ~(uintptr_t)(align - 1)) - T_USER_OFF;
         if (b != s && b - s < T_MIN_BLOCK)

@@ -156,11 +156,10 @@ Test(kheap_bad, realloc_rejects_foreign_pointers, .init = setup)
  * every field is known. In every build (not an assertion). */
 Test(kheap_bad, damaged_footer_panics_corrupt_on_free, .init = setup)
 {
-    /* Each at the top of what is left: allocated from the highest down. */
-    (void)kheap_block_alloc(&heap, 100, 0); /* b's upper neighbour stays used */
-    uint8_t *b = kheap_block_alloc(&heap, 100, 0);
-    uint8_t *a = kheap_block_alloc(&heap, 100, 0);
     uint8_t *l = kheap_block_alloc(&heap, 200, 0);
+    uint8_t *a = kheap_block_alloc(&heap, 100, 0);
+    uint8_t *b = kheap_block_alloc(&heap, 100, 0);
+    (void)kheap_block_alloc(&heap, 100, 0); /* b's upper neighbour stays used */
     cr_assert_eq(kheap_block_free(&heap, a), MM_OK);
     T_CHECK(&heap);
     uintptr_t lb = (uintptr_t)l - T_USER_OFF, ab = (uintptr_t)a - T_USER_OFF;
@@ -188,9 +187,9 @@ Test(kheap_bad, damaged_footer_panics_corrupt_on_free, .init = setup)
 /* A footer too small to be a block is rejected before it is followed. */
 Test(kheap_bad, footer_below_minimum_block_panics_corrupt, .init = setup)
 {
-    (void)kheap_block_alloc(&heap, 100, 0);
-    uint8_t *b = kheap_block_alloc(&heap, 100, 0);
     uint8_t *a = kheap_block_alloc(&heap, 100, 0);
+    uint8_t *b = kheap_block_alloc(&heap, 100, 0);
+    (void)kheap_block_alloc(&heap, 100, 0);
     cr_assert_eq(kheap_block_free(&heap, a), MM_OK);
     uintptr_t bb = (uintptr_t)b - T_USER_OFF;
     *(uint64_t *)(bb - 8) = 16;

@@ -4,11 +4,7 @@
  * Three layers, each using only the ones below it:
  *
  *  1. Blocks (kheap_block_*): address-ordered first fit. An allocation gets
- *     the lowest-address free block in which it fits with its alignment:
- *     at granule alignment its top end (the rest stays one free block below
- *     it, unless less than a block would stay: then all of it), above that
- *     its lowest aligned place, so object-cache slabs and large blocks fill
- *     a free block from opposite ends. A
+ *     the lowest-address free block in which it fits with its alignment; a
  *     freed block merges with both free neighbours at once. Free blocks live
  *     in a balanced search tree keyed by address in which every node also
  *     knows the largest block below it, so the lowest fitting block is found
@@ -328,11 +324,9 @@ mm_status_t kheap_trim(kheap_t *heap, size_t *released);
  * memory even after growth. Takes the lock; on a miss calls the growth
  * callback without it.
  *
- * Placement at granule alignment: the lowest free block that fits, at its
- * top. With alignment above the granule, whether a block fits depends on
- * its address too, which no tree can search by. The request
- * takes the lowest aligned place in the lowest of the first
- * KHEAP_ALIGN_CANDIDATES blocks (in address
+ * Placement with alignment above the granule: whether a block fits then
+ * depends on its address too, which no tree can search by. The request
+ * takes the lowest of the first KHEAP_ALIGN_CANDIDATES blocks (in address
  * order, big enough before padding) where it fits aligned; failing those,
  * the lowest block big enough to hold it at any address (size + align +
  * one minimal block). So it is exact first fit unless more than that many
