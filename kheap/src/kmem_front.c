@@ -72,30 +72,27 @@ static bool kh_front_create(kmem_index_t *x, unsigned cpu)
     return true;
 }
 
-/* kh_front_enter's rare half: no front yet for this CPU (made here when
- * `create`), or none to be had. Called with interrupts disabled (*f) and
- * cpu the caller's; returns like kh_front_enter. */
-static __attribute__((noinline)) kh_front_t *kh_front_enter_slow(kmem_index_t *x, bool create,
-                                                                 unsigned cpu, mm_irqflags_t *f)
+/* kh_front_enter's rare half: cpu (below HADRON_MM_MAX_CPUS) has no
+ * front of x yet. Makes it with interrupts on (it allocates from the heap,
+ * which may grow), then asks for the CPU again, which may differ: that
+ * CPU's front, made once more if missing, or NULL (no memory, no per-CPU
+ * state). Returns with interrupts disabled again (*f to restore). */
+static __attribute__((noinline)) kh_front_t *kh_front_make(kmem_index_t *x, unsigned cpu,
+                                                           mm_irqflags_t *f)
 {
     for (int tries = 0; tries < 2; tries++) {
-        if (cpu >= HADRON_MM_MAX_CPUS)
-            break;
-        kh_front_t *fr = kh_front_of(x, cpu);
-        if (fr != NULL) {
-            if (mm_gate_enter(&fr->active, &x->holders))
-                return fr;
-            break;
-        }
-        /* Made with interrupts on: it allocates from the heap, which may
-         * grow. The CPU may differ afterwards: it is asked again. */
         mm_hook_irq_restore(*f);
-        if (!create || !kh_front_create(x, cpu))
-            return NULL;
+        bool made = kh_front_create(x, cpu);
         *f = mm_hook_irq_save();
+        if (!made)
+            return NULL;
         cpu = mm_hook_cpu_index();
+        if (cpu >= HADRON_MM_MAX_CPUS)
+            return NULL;
+        kh_front_t *fr = kh_front_of(x, cpu);
+        if (fr != NULL)
+            return fr;
     }
-    mm_hook_irq_restore(*f);
     return NULL;
 }
 
@@ -112,14 +109,17 @@ static inline __attribute__((always_inline)) kh_front_t *kh_front_enter(kmem_ind
 {
     *f = mm_hook_irq_save();
     unsigned cpu = mm_hook_cpu_index();
-    kh_front_t *fr = cpu < HADRON_MM_MAX_CPUS ? kh_front_of(x, cpu) : NULL;
-    if (fr != NULL && mm_gate_enter(&fr->active, &x->holders))
-        return fr;
-    if (fr != NULL) {
+    if (cpu >= HADRON_MM_MAX_CPUS) {
         mm_hook_irq_restore(*f);
         return NULL;
     }
-    return kh_front_enter_slow(x, create, cpu, f);
+    kh_front_t *fr = kh_front_of(x, cpu);
+    if (fr == NULL && create)
+        fr = kh_front_make(x, cpu, f);
+    if (fr != NULL && mm_gate_enter(&fr->active, &x->holders))
+        return fr;
+    mm_hook_irq_restore(*f);
+    return NULL;
 }
 
 /* Leaves: everything done inside is visible to a holder that sees
